@@ -1,0 +1,197 @@
+// One validated configuration for workers and scripts: environment in, typed config out.
+// Every problem is collected and reported together, each naming its variable; values of secrets
+// are never echoed.
+
+export interface DatabaseConfig {
+  url: string;
+  poolSize: number;
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Web UI base address, for links printed by scripts. */
+  uiUrl: string;
+  apiKey?: string;
+  tls?: { serverName?: string; caPath?: string; certPath?: string; keyPath?: string };
+}
+
+export interface SmsConfig {
+  accountSid: string;
+  authToken: string;
+  from?: string;
+  messagingServiceSid?: string;
+  apiUrl?: string;
+  statusCallbackUrl?: string;
+}
+
+export interface EmailConfig {
+  url: string;
+  from: string;
+}
+
+export interface MessageConfig {
+  carrierName: string;
+  /** Where a customer sets a new PIN (shown in SMS and email). */
+  resetUrl: string;
+  /** Domain of deterministic email Message-IDs. */
+  messageIdDomain: string;
+}
+
+export interface WorkerConfig {
+  /** Notify activities run at once on one worker. */
+  maxConcurrentActivities: number;
+  /** Sends in flight inside one notify activity. */
+  sendConcurrency: number;
+  /** Prometheus metrics port; 0 = off. */
+  metricsPort: number;
+  /** Prebuilt workflow bundle (production); unset = bundle at start. */
+  workflowBundlePath?: string;
+  /** Ceiling on PIN resets per second across the run, to protect a production database; 0 = none. */
+  resetMaxPerSecond: number;
+}
+
+export interface Config {
+  database: DatabaseConfig;
+  temporal: TemporalConfig;
+  sms: SmsConfig;
+  email: EmailConfig;
+  message: MessageConfig;
+  worker: WorkerConfig;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export type Section = 'database' | 'temporal' | 'sms' | 'email';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  optional(name: string): string | undefined {
+    const v = this.env[name]?.trim();
+    return v ? v : undefined;
+  }
+
+  required(name: string, required: boolean, hint: string): string {
+    const v = this.optional(name);
+    if (v === undefined && required) this.problems.push(`${name} is missing (${hint})`);
+    return v ?? '';
+  }
+
+  url(name: string, required: boolean, protocols: string[], fallback?: string): string {
+    const v = this.optional(name) ?? fallback;
+    if (v === undefined) {
+      if (required) this.problems.push(`${name} is missing (expected a ${protocols.join(' or ')} URL)`);
+      return '';
+    }
+    let parsed: URL;
+    try {
+      parsed = new URL(v);
+    } catch {
+      this.problems.push(`${name} is not a valid URL`);
+      return '';
+    }
+    if (!protocols.includes(parsed.protocol.replace(/:$/, ''))) {
+      this.problems.push(`${name} must use ${protocols.join(' or ')}, got ${parsed.protocol.replace(/:$/, '')}`);
+    }
+    return v;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const v = this.optional(name);
+    if (v === undefined) return fallback;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got "${v}"`);
+      return fallback;
+    }
+    return Number(v);
+  }
+
+  pattern(name: string, value: string | undefined, re: RegExp, what: string): void {
+    if (value !== undefined && value !== '' && !re.test(value)) this.problems.push(`${name} must be ${what}`);
+  }
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+/**
+ * Reads the configuration. `need` names the sections whose variables must be present: scripts
+ * that only read the database need not carry Twilio credentials.
+ */
+export function loadConfig(env: Env = process.env, need: Section[] = ['database', 'temporal', 'sms', 'email']): Config {
+  const r = new Reader(env);
+  const needs = (s: Section) => need.includes(s);
+
+  const database: DatabaseConfig = {
+    url: r.url('DATABASE_URL', needs('database'), ['postgres', 'postgresql']),
+    poolSize: r.int('DATABASE_POOL_SIZE', 10, 1, 200),
+  };
+
+  const address = r.required('TEMPORAL_ADDRESS', needs('temporal'), 'host:port of the Temporal frontend, e.g. 127.0.0.1:7233');
+  r.pattern('TEMPORAL_ADDRESS', address, /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7233');
+  const tlsCert = r.optional('TEMPORAL_TLS_CERT');
+  const tlsKey = r.optional('TEMPORAL_TLS_KEY');
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) r.problems.push('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS)');
+  const tlsOn = r.optional('TEMPORAL_TLS') === 'true' || Boolean(tlsCert) || Boolean(r.optional('TEMPORAL_TLS_CA'));
+  const temporal: TemporalConfig = {
+    address,
+    namespace: r.optional('TEMPORAL_NAMESPACE') ?? 'default',
+    taskQueue: r.optional('TEMPORAL_TASK_QUEUE') ?? 'pinreset',
+    uiUrl: r.url('TEMPORAL_UI_URL', false, ['http', 'https'], 'http://127.0.0.1:8233'),
+    apiKey: r.optional('TEMPORAL_API_KEY'),
+    tls: tlsOn
+      ? { serverName: r.optional('TEMPORAL_TLS_SERVER_NAME'), caPath: r.optional('TEMPORAL_TLS_CA'), certPath: tlsCert, keyPath: tlsKey }
+      : undefined,
+  };
+
+  const sms: SmsConfig = {
+    accountSid: r.required('TWILIO_ACCOUNT_SID', needs('sms'), 'Twilio account SID, AC followed by 32 hex digits'),
+    authToken: r.required('TWILIO_AUTH_TOKEN', needs('sms'), 'Twilio auth token'),
+    from: r.optional('TWILIO_FROM'),
+    messagingServiceSid: r.optional('TWILIO_MESSAGING_SERVICE_SID'),
+    apiUrl: r.optional('TWILIO_API_URL') ? r.url('TWILIO_API_URL', false, ['http', 'https']) : undefined,
+    statusCallbackUrl: r.optional('TWILIO_STATUS_CALLBACK_URL') ? r.url('TWILIO_STATUS_CALLBACK_URL', false, ['http', 'https']) : undefined,
+  };
+  r.pattern('TWILIO_ACCOUNT_SID', sms.accountSid, /^AC[0-9a-fA-F]{32}$/, 'AC followed by 32 hex digits');
+  r.pattern('TWILIO_MESSAGING_SERVICE_SID', sms.messagingServiceSid, /^MG[0-9a-fA-F]{32}$/, 'MG followed by 32 hex digits');
+  r.pattern('TWILIO_FROM', sms.from, /^\+[1-9]\d{1,14}$|^\d{5,6}$/, 'an E.164 number (+15551234567) or a short code');
+  if (needs('sms') && !sms.from && !sms.messagingServiceSid) {
+    r.problems.push('TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is missing (the SMS sender)');
+  }
+
+  const email: EmailConfig = {
+    url: r.url('SMTP_URL', needs('email'), ['smtp', 'smtps']),
+    from: r.required('EMAIL_FROM', needs('email'), 'sender address, e.g. "Carrier Security <security@example.com>"'),
+  };
+  r.pattern('EMAIL_FROM', email.from, /^(.*<)?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?$/, 'an email address, optionally "Name <addr>"');
+
+  const message: MessageConfig = {
+    carrierName: r.optional('CARRIER_NAME') ?? 'Your carrier',
+    resetUrl: r.url('RESET_URL', false, ['https', 'http'], 'https://example.com/pin'),
+    messageIdDomain: r.optional('MESSAGE_ID_DOMAIN') ?? 'pinreset.invalid',
+  };
+
+  const worker: WorkerConfig = {
+    maxConcurrentActivities: r.int('WORKER_MAX_ACTIVITIES', 16, 1, 1000),
+    sendConcurrency: r.int('SEND_CONCURRENCY', 48, 1, 1000),
+    metricsPort: r.int('METRICS_PORT', 0, 0, 65535),
+    workflowBundlePath: r.optional('WORKFLOW_BUNDLE_PATH'),
+    resetMaxPerSecond: r.int('RESET_MAX_PER_SECOND', 0, 0, 10_000_000),
+  };
+
+  const level = r.optional('LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) r.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return { database, temporal, sms, email, message, worker, logLevel: level as Config['logLevel'] };
+}

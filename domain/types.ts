@@ -1,0 +1,101 @@
+// Shared types for pinreset. Workflow-facing types carry only opaque ids, ranges and counts:
+// never a phone number, email address, name or PIN.
+
+/** Opaque account id (accounts.id). Plain number: ids stay far below 2^53. */
+export type AccountId = number;
+
+export type ChannelPolicy = 'sms_then_email' | 'sms_only' | 'email_only';
+export const CHANNEL_POLICIES: readonly ChannelPolicy[] = ['sms_then_email', 'sms_only', 'email_only'];
+
+export type Channel = 'sms' | 'email';
+
+/** Where a ledger row stands on the reset side. */
+export type ResetState = 'pending' | 'reset' | 'skipped';
+/** Where a ledger row stands on the notification side. */
+export type NotifyState = 'pending' | 'sending' | 'sent' | 'unreachable' | 'failed' | 'skipped';
+
+/** A batch is a keyset range of account ids, both ends inclusive. */
+export interface BatchRange {
+  first: AccountId;
+  last: AccountId;
+}
+
+/** Outcome counts of a run, a batch or a checkpoint. */
+export interface Counts {
+  planned: number;
+  reset: number;
+  skipped: number;
+  sentSms: number;
+  sentEmail: number;
+  fellBack: number;
+  unreachable: number;
+  failed: number;
+  /** Accounts whose notification is not settled yet. */
+  pending: number;
+}
+
+export function zeroCounts(): Counts {
+  return { planned: 0, reset: 0, skipped: 0, sentSms: 0, sentEmail: 0, fellBack: 0, unreachable: 0, failed: 0, pending: 0 };
+}
+
+// ---- Providers -------------------------------------------------------------------------------
+
+/** How a provider failure must be handled. */
+export type FailureKind =
+  /** The provider will never accept this recipient (invalid number, opted out, landline...). */
+  | 'permanent'
+  /** Throttled (HTTP 429 / Twilio 20429): not processed, safe to retry after a pause. */
+  | 'rate_limited'
+  /** Refused before processing (e.g. SMTP 4xx): safe to retry. */
+  | 'transient'
+  /** The request may have been processed (timeout, reset, 5xx after sending): reconcile before resending. */
+  | 'ambiguous';
+
+export interface ClassifiedFailure {
+  kind: FailureKind;
+  /** Provider error code, e.g. '21211', 'http_503', 'smtp_450', 'ECONNRESET'. Never contains customer data. */
+  code: string;
+}
+
+export interface SmsMessage {
+  to: string;
+  body: string;
+}
+
+export interface SentSms {
+  sid: string;
+}
+
+export interface SmsRecord {
+  sid: string;
+  to: string;
+  body: string;
+  dateCreated: Date;
+}
+
+export interface SmsSender {
+  send(message: SmsMessage): Promise<SentSms>;
+  /** Messages sent to `to` created at or after `since` (for reconciling ambiguous attempts). */
+  listSentSince(to: string, since: Date): Promise<SmsRecord[]>;
+  /** Classify an error thrown by send/listSentSince. */
+  classify(error: unknown): ClassifiedFailure;
+}
+
+export interface EmailMessage {
+  to: string;
+  subject: string;
+  text: string;
+  html?: string;
+  /** Deterministic per run and account, so a resend after an ambiguous failure is deduplicated downstream. */
+  messageId: string;
+}
+
+export interface SentEmail {
+  messageId: string;
+}
+
+export interface EmailSender {
+  send(message: EmailMessage): Promise<SentEmail>;
+  classify(error: unknown): ClassifiedFailure;
+  close(): Promise<void>;
+}

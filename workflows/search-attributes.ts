@@ -1,0 +1,15 @@
+// Custom search attributes, registered on the dev server by the local stack and in production by
+// `temporal operator search-attribute create`. Values are stored unencrypted: ids and states only.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const SEARCH_ATTRIBUTES = {
+  PinresetRunId: 'Keyword',
+  PinresetPhase: 'Keyword',
+  PinresetReason: 'Keyword',
+  PinresetOperator: 'Keyword',
+} as const;
+
+export const RUN_ID = defineSearchAttributeKey('PinresetRunId', SearchAttributeType.KEYWORD);
+export const PHASE = defineSearchAttributeKey('PinresetPhase', SearchAttributeType.KEYWORD);
+export const REASON = defineSearchAttributeKey('PinresetReason', SearchAttributeType.KEYWORD);
+export const OPERATOR = defineSearchAttributeKey('PinresetOperator', SearchAttributeType.KEYWORD);

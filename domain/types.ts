@@ -30,12 +30,14 @@ export interface Counts {
   fellBack: number;
   unreachable: number;
   failed: number;
+  /** Reset, but closed or deleted before its notification: not notified, with the reason. */
+  notifySkipped: number;
   /** Accounts whose notification is not settled yet. */
   pending: number;
 }
 
 export function zeroCounts(): Counts {
-  return { planned: 0, reset: 0, skipped: 0, sentSms: 0, sentEmail: 0, fellBack: 0, unreachable: 0, failed: 0, pending: 0 };
+  return { planned: 0, reset: 0, skipped: 0, sentSms: 0, sentEmail: 0, fellBack: 0, unreachable: 0, failed: 0, notifySkipped: 0, pending: 0 };
 }
 
 // ---- Providers -------------------------------------------------------------------------------

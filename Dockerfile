@@ -1,0 +1,26 @@
+# pinreset worker / scripts image (used by docker-compose.yml for `migrate` and `worker`).
+# glibc-based slim image: the Temporal worker's native core-bridge ships prebuilt glibc binaries.
+FROM node:20-bookworm-slim
+
+WORKDIR /app
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
+
+# Dependencies first, so source edits reuse this layer.
+# All dependencies, dev included (no --omit=dev): the worker and scripts run TypeScript through
+# `tsx`, a devDependency, and the workflow bundle is built from source at worker start.
+COPY package.json package-lock.json ./
+RUN npm ci && npm cache clean --force
+
+COPY . .
+
+# Set after `npm ci`, which would otherwise skip devDependencies.
+ENV NODE_ENV=production
+
+# Unprivileged at run time; the files stay root-owned and read-only to the app.
+USER node
+
+# Overridden per service in docker-compose.yml (`npm run migrate`, `npm run worker`). npm
+# forwards SIGTERM to the worker, which then drains; run under an init (compose `init: true`).
+CMD ["npm", "run", "worker"]

@@ -1,0 +1,34 @@
+import type { Db } from '../db/pool';
+import type { EmailSender, SmsSender } from '../domain/types';
+import type { MessageConfig } from '../config';
+
+export interface Clock {
+  now(): Date;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => new Date(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/** What activities need from the outside world; tests wire real or local servers. */
+export interface ActivityDeps {
+  db: Db;
+  sms: SmsSender;
+  email: EmailSender;
+  clock?: Clock;
+  message: MessageConfig;
+  /** Sends in flight on this worker, across all its notify activities. */
+  sendConcurrency?: number;
+  /** Observes each provider call (metrics); must not throw. */
+  onSend?: (event: SendEvent) => void;
+  random?: () => number;
+}
+
+export interface SendEvent {
+  channel: 'sms' | 'email';
+  result: 'ok' | 'permanent' | 'rate_limited' | 'transient' | 'ambiguous' | 'reconciled';
+  code?: string;
+  latencyMs: number;
+}

@@ -1,0 +1,12 @@
+import type { Channel, NotifyState } from './types';
+
+/** The settled notification outcome of one account, as written to the ledger. */
+export interface Outcome {
+  accountId: number;
+  state: Extract<NotifyState, 'sent' | 'unreachable' | 'failed' | 'skipped'>;
+  channel?: Channel;
+  fellBack: boolean;
+  messageId?: string;
+  /** Provider error code or reason; never customer data. */
+  errorCode?: string;
+}

@@ -1,0 +1,75 @@
+// Run parameters and their validation: shared by the CLI, the workflow's update validators and
+// the activities. Pure: safe to import from workflow code.
+import { CHANNEL_POLICIES, type ChannelPolicy } from './types';
+
+export type CohortKind = 'all_active' | 'file' | 'redrive';
+export type RunStatus = 'created' | 'running' | 'paused' | 'completed' | 'cancelled' | 'failed';
+
+export interface RunParams {
+  cohort: CohortKind;
+  /** Accounts per batch: one reset transaction and one notify activity each. */
+  batchSize: number;
+  /** Notify batches in flight at once (the sliding window). */
+  batchConcurrency: number;
+  /** Reset batches in flight at once. */
+  resetConcurrency: number;
+  /** Global notification ceiling for all workers together, messages/s; 0 = unlimited. */
+  ratePerSecond: number;
+  /** Ceiling on PIN resets/s to protect a production database; 0 = unlimited. */
+  resetMaxPerSecond: number;
+  policy: ChannelPolicy;
+  dryRun: boolean;
+}
+
+export const DEFAULT_PARAMS: RunParams = {
+  cohort: 'all_active',
+  batchSize: 1000,
+  batchConcurrency: 8,
+  resetConcurrency: 4,
+  ratePerSecond: 100,
+  resetMaxPerSecond: 0,
+  policy: 'sms_then_email',
+  dryRun: false,
+};
+
+export const LIMITS = {
+  batchSize: { min: 1, max: 10_000 },
+  batchConcurrency: { min: 1, max: 200 },
+  resetConcurrency: { min: 1, max: 64 },
+  ratePerSecond: { min: 0, max: 100_000 },
+  resetMaxPerSecond: { min: 0, max: 10_000_000 },
+} as const;
+
+function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unknown, integer: boolean): void {
+  const { min, max } = LIMITS[name];
+  if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+    problems.push(`${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+}
+
+/** Problems with a rate value, as messages; empty when valid. */
+export function rateProblems(rate: unknown): string[] {
+  const problems: string[] = [];
+  checkNumber(problems, 'ratePerSecond', rate, false);
+  return problems;
+}
+
+/** Problems with run parameters, each naming the parameter; empty when valid. */
+export function paramProblems(p: RunParams): string[] {
+  const problems: string[] = [];
+  checkNumber(problems, 'batchSize', p.batchSize, true);
+  checkNumber(problems, 'batchConcurrency', p.batchConcurrency, true);
+  checkNumber(problems, 'resetConcurrency', p.resetConcurrency, true);
+  checkNumber(problems, 'ratePerSecond', p.ratePerSecond, false);
+  checkNumber(problems, 'resetMaxPerSecond', p.resetMaxPerSecond, false);
+  if (!CHANNEL_POLICIES.includes(p.policy)) problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
+  if (!['all_active', 'file', 'redrive'].includes(p.cohort)) problems.push(`cohort must be all_active, file or redrive`);
+  return problems;
+}
+
+/** Run ids become workflow ids: keep them to a safe, documented alphabet. */
+export const RUN_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,62}$/;
+
+export function workflowIdForRun(runId: string): string {
+  return `pinreset-run-${runId}`;
+}

@@ -1,0 +1,16 @@
+import type { MessageConfig } from '../config';
+import { smsSegments, smsText } from './templates';
+
+/** The longest reference messageRef produces; the check uses it so every real body fits too. */
+const SAMPLE_REF = 'ABCDEFGH';
+
+/** Throws when the configured SMS would not be one GSM-7 segment: a bad template must not reach customers. */
+export function assertTemplatesFit(message: MessageConfig): void {
+  const seg = smsSegments(smsText(message, SAMPLE_REF));
+  if (seg.encoding !== 'GSM-7' || seg.segments !== 1) {
+    throw new Error(
+      `the SMS template is ${seg.units} ${seg.encoding === 'GSM-7' ? 'GSM-7 characters' : 'UCS-2 units'} (${seg.segments} segments): ` +
+        'shorten CARRIER_NAME or RESET_URL, or remove characters outside GSM-7, so it fits one segment',
+    );
+  }
+}

@@ -1,0 +1,545 @@
+// A local, Twilio-compatible Messages API for tests and load runs. Plain node:http, no framework:
+// it has to take ~3,000 requests/s on a small box next to the pipeline itself. The real twilio
+// client talks to it (see providers/sms.ts), so shapes follow Twilio's 2010-04-01 API.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+
+export type LatencySpec = number | [min: number, max: number];
+
+export interface PermanentRule {
+  /** E.164 prefix of `To`, e.g. "+1555010". */
+  prefix: string;
+  /** Twilio error code answered with HTTP 400, e.g. 21211, 21610, 21614, 21635. */
+  code: number;
+}
+
+export interface TwilioFaults {
+  /** Share (0..1) answered 429 / 20429; not recorded. */
+  rate429: number;
+  /** Share answered 500 or 503; not recorded (rejected before processing). */
+  rate5xx: number;
+  /** Share recorded and then cut off with no response: the ambiguous case. */
+  rateDropAfterAccept: number;
+  /** Added before answering: fixed, or uniform in [min, max]. */
+  latencyMs: LatencySpec;
+  /** Matching `To` gets 400 with the rule's code; first match wins; beats the random faults. */
+  permanent: PermanentRule[];
+}
+
+export interface FakeTwilioOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  host?: string;
+  accountSid: string;
+  authToken: string;
+  faults?: Partial<TwilioFaults>;
+  /** Seed of the fault PRNG, for repeatable fault sequences. */
+  seed?: number;
+}
+
+export interface FakeTwilioMessage {
+  sid: string;
+  to: string;
+  from: string | null;
+  messagingServiceSid: string | null;
+  body: string;
+  statusCallback: string | null;
+  numSegments: number;
+  encoding: 'GSM-7' | 'UCS-2';
+  /** Creation time, truncated to the second like Twilio's RFC 2822 dates. */
+  dateCreated: Date;
+  /** Insertion order; page tokens are built on it so paging is stable under concurrent sends. */
+  seq: number;
+}
+
+export interface FakeTwilioStats {
+  accepted: number;
+  rejected429: number;
+  rejected5xx: number;
+  dropped: number;
+  permanent: number;
+  /** List (GET Messages.json) requests served. */
+  listed: number;
+  /** 400s for missing parameters. */
+  invalid: number;
+  unauthorized: number;
+}
+
+export interface FakeTwilio {
+  readonly url: string;
+  readonly port: number;
+  messages(): ReadonlyArray<FakeTwilioMessage>;
+  countsByRecipient(): Map<string, number>;
+  duplicates(): Array<{ to: string; count: number }>;
+  stats(): FakeTwilioStats;
+  faults(): TwilioFaults;
+  setFaults(partial: Partial<TwilioFaults>): TwilioFaults;
+  /** Forget all records and zero the stats (faults stay). */
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+// ---- SMS segments ------------------------------------------------------------------------------
+
+const GSM_BASIC =
+  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' +
+  '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
+/** Extension table characters take an escape plus the character: two septets. */
+const GSM_EXTENDED = '\f^{}\\[~]|€';
+/** Septets per UTF-16 code unit; 0 = not in GSM-7. A flat table keeps the hot path a plain loop. */
+const GSM_WIDTH = new Uint8Array(65536);
+for (const ch of GSM_BASIC) GSM_WIDTH[ch.charCodeAt(0)] = 1;
+for (const ch of GSM_EXTENDED) GSM_WIDTH[ch.charCodeAt(0)] = 2;
+
+/**
+ * Segments as Twilio bills them: GSM-7 160 single / 153 per part, otherwise UCS-2 70 / 67
+ * (UTF-16 code units, so an emoji counts 2). Ignores the rule that an escape or surrogate pair
+ * is never split across parts, which can add a part at exact boundaries.
+ */
+export function countSegments(body: string): { encoding: 'GSM-7' | 'UCS-2'; segments: number } {
+  let septets = 0;
+  for (let i = 0; i < body.length; i++) {
+    const w = GSM_WIDTH[body.charCodeAt(i)];
+    if (w === 0) {
+      const units = body.length;
+      return { encoding: 'UCS-2', segments: units <= 70 ? 1 : Math.ceil(units / 67) };
+    }
+    septets += w;
+  }
+  return { encoding: 'GSM-7', segments: septets <= 160 ? 1 : Math.ceil(septets / 153) };
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+/** mulberry32: tiny, fast, seedable; plenty for fault dice. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ERROR_TEXT: Record<number, string> = {
+  20003: 'Authenticate',
+  20404: 'The requested resource was not found',
+  20429: 'Too Many Requests',
+  20500: 'An internal server error has occurred',
+  20503: 'Service is unavailable. Please try again',
+  21211: "The 'To' number is not a valid phone number.",
+  21602: 'Message body is required.',
+  21603: "A 'From' phone number is required.",
+  21604: "A 'To' phone number is required.",
+  21610: 'Attempt to send to unsubscribed recipient',
+  21614: "'To' number is not a valid mobile number",
+  21635: "'To' number cannot be a landline.",
+};
+
+/** Twilio's error body. Messages never echo the number or body (unlike the real Twilio). */
+function errorJson(status: number, code: number, message = ERROR_TEXT[code] ?? `Error ${code}`): string {
+  return JSON.stringify({ code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status });
+}
+
+let rfcSecond = -1;
+let rfcText = '';
+/** RFC 2822 like Twilio ("Tue, 04 Nov 2025 10:00:00 +0000"), cached per second for the hot path. */
+function rfc2822(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s === rfcSecond) return rfcText;
+  const text = new Date(s * 1000).toUTCString().replace('GMT', '+0000');
+  rfcSecond = s;
+  rfcText = text;
+  return text;
+}
+
+const DAY_MS = 86_400_000;
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * Inclusive [lo, hi] bounds (ms) of a DateSent filter. `op` is '' for DateSent=, '>' for
+ * DateSent>= (twilio-node's dateSentAfter), '<' for DateSent<=. Accepts YYYY-MM-DD (whole UTC
+ * day) or an ISO datetime (twilio-node sends YYYY-MM-DDTHH:mm:ssZ, whole-second precision).
+ */
+function dateBounds(value: string, op: '' | '>' | '<'): [number, number] | null {
+  let lo: number;
+  let hi: number;
+  if (DATE_ONLY.test(value)) {
+    lo = Date.parse(`${value}T00:00:00Z`);
+    hi = lo + DAY_MS - 1;
+  } else {
+    const t = Date.parse(value);
+    lo = Math.floor(t / 1000) * 1000;
+    hi = lo + 999;
+  }
+  if (Number.isNaN(lo)) return null;
+  if (op === '>') return [lo, Infinity];
+  if (op === '<') return [-Infinity, hi];
+  return [lo, hi];
+}
+
+function validateFaults(f: TwilioFaults): void {
+  for (const k of ['rate429', 'rate5xx', 'rateDropAfterAccept'] as const) {
+    const v = f[k];
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`fault ${k} must be a number in 0..1`);
+  }
+  const l = f.latencyMs;
+  const ok = typeof l === 'number' ? l >= 0 : Array.isArray(l) && l.length === 2 && l[0] >= 0 && l[1] >= l[0];
+  if (!ok) throw new Error('fault latencyMs must be >= 0 or [min, max]');
+  if (!Array.isArray(f.permanent) || !f.permanent.every((r) => typeof r.prefix === 'string' && Number.isInteger(r.code))) {
+    throw new Error('fault permanent must be an array of { prefix, code }');
+  }
+}
+
+function zeroStats(): FakeTwilioStats {
+  return { accepted: 0, rejected429: 0, rejected5xx: 0, dropped: 0, permanent: 0, listed: 0, invalid: 0, unauthorized: 0 };
+}
+
+/** Index of the first element with seq >= target (arrays are in seq order). */
+function lowerBound(arr: ReadonlyArray<FakeTwilioMessage>, target: number): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid].seq < target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// ---- server ------------------------------------------------------------------------------------
+
+export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
+  const { accountSid, authToken } = opts;
+  const expectedAuth = 'Basic ' + Buffer.from(`${accountSid}:${authToken}`).toString('base64');
+  const accountPath = `/2010-04-01/Accounts/${accountSid}`;
+  const messagesPath = `${accountPath}/Messages.json`;
+  const messagePrefix = `${accountPath}/Messages/`;
+
+  let faults: TwilioFaults = {
+    rate429: 0, rate5xx: 0, rateDropAfterAccept: 0, latencyMs: 0, permanent: [], ...opts.faults,
+  };
+  validateFaults(faults);
+  const random = prng(opts.seed ?? 0x5eed);
+
+  let all: FakeTwilioMessage[] = [];
+  let byTo = new Map<string, FakeTwilioMessage[]>();
+  let bySid = new Map<string, FakeTwilioMessage>();
+  let stats = zeroStats();
+  // Unique, cheap SIDs: a random per-server prefix plus a counter (no crypto call per request).
+  const sidPrefix = 'SM' + randomBytes(8).toString('hex');
+  let sidCounter = 0;
+  // Identical bodies (a template) share one string instead of one copy per message.
+  const interned = new Map<string, string>();
+  const intern = (s: string): string => {
+    const hit = interned.get(s);
+    if (hit !== undefined) return hit;
+    if (interned.size < 10_000) interned.set(s, s);
+    return s;
+  };
+  const timers = new Set<NodeJS.Timeout>();
+
+  function latency(): number {
+    const l = faults.latencyMs;
+    if (typeof l === 'number') return l;
+    return l[0] + random() * (l[1] - l[0]);
+  }
+
+  /** Runs `fn` after the configured latency (synchronously when there is none). */
+  function later(fn: () => void): void {
+    const ms = latency();
+    if (ms <= 0) return fn();
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+  }
+
+  function send(res: http.ServerResponse, status: number, json: string): void {
+    res.writeHead(status, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(json),
+    });
+    res.end(json);
+  }
+
+  function messageJson(m: FakeTwilioMessage): Record<string, unknown> {
+    const date = rfc2822(m.dateCreated.getTime());
+    return {
+      account_sid: accountSid,
+      api_version: '2010-04-01',
+      body: m.body,
+      date_created: date,
+      date_sent: date,
+      date_updated: date,
+      direction: 'outbound-api',
+      error_code: null,
+      error_message: null,
+      from: m.from,
+      messaging_service_sid: m.messagingServiceSid,
+      num_media: '0',
+      num_segments: String(m.numSegments),
+      price: null,
+      price_unit: 'USD',
+      sid: m.sid,
+      status: 'queued',
+      subresource_uris: { media: `${messagePrefix}${m.sid}/Media.json` },
+      to: m.to,
+      uri: `${messagePrefix}${m.sid}.json`,
+    };
+  }
+
+  function create(form: URLSearchParams, res: http.ServerResponse): void {
+    const to = form.get('To');
+    const body = form.get('Body');
+    const from = form.get('From');
+    const mss = form.get('MessagingServiceSid');
+    if (!to || !body || (!from && !mss)) {
+      stats.invalid++;
+      const code = !to ? 21604 : !body ? 21602 : 21603;
+      return later(() => send(res, 400, errorJson(400, code)));
+    }
+    for (const rule of faults.permanent) {
+      if (to.startsWith(rule.prefix)) {
+        stats.permanent++;
+        return later(() => send(res, 400, errorJson(400, rule.code)));
+      }
+    }
+    // One die per request decides the random fault, so a seed gives a repeatable sequence.
+    const r = random();
+    if (r < faults.rate429) {
+      stats.rejected429++;
+      return later(() => send(res, 429, errorJson(429, 20429)));
+    }
+    if (r < faults.rate429 + faults.rate5xx) {
+      stats.rejected5xx++;
+      const status = random() < 0.5 ? 500 : 503;
+      return later(() => send(res, status, errorJson(status, status === 500 ? 20500 : 20503)));
+    }
+    const { encoding, segments } = countSegments(body);
+    const now = Date.now();
+    const m: FakeTwilioMessage = {
+      sid: sidPrefix + (sidCounter++).toString(16).padStart(16, '0'),
+      to,
+      from: from ? intern(from) : null,
+      messagingServiceSid: mss ? intern(mss) : null,
+      body: intern(body),
+      statusCallback: form.get('StatusCallback'),
+      numSegments: segments,
+      encoding,
+      dateCreated: new Date(now - (now % 1000)),
+      seq: all.length,
+    };
+    all.push(m);
+    bySid.set(m.sid, m);
+    const list = byTo.get(to);
+    if (list) list.push(m);
+    else byTo.set(to, [m]);
+    stats.accepted++;
+    if (r < faults.rate429 + faults.rate5xx + faults.rateDropAfterAccept) {
+      stats.dropped++;
+      // Processed, but the caller never learns it: no status line, the connection just dies.
+      return later(() => res.socket?.destroy());
+    }
+    later(() => send(res, 201, JSON.stringify(messageJson(m))));
+  }
+
+  function list(query: URLSearchParams, res: http.ServerResponse): void {
+    stats.listed++;
+    const to = query.get('To');
+    const from = query.get('From');
+    let lo = -Infinity;
+    let hi = Infinity;
+    for (const [key, op] of [['DateSent', ''], ['DateSent>', '>'], ['DateSent<', '<']] as const) {
+      const v = query.get(key);
+      if (v === null) continue;
+      const b = dateBounds(v, op);
+      if (!b) return send(res, 400, errorJson(400, 20001, `Invalid ${key} value`));
+      lo = Math.max(lo, b[0]);
+      hi = Math.min(hi, b[1]);
+    }
+    const pageSize = Math.min(1000, Math.max(1, Number.parseInt(query.get('PageSize') ?? '50', 10) || 50));
+    const pageNo = Math.max(0, Number.parseInt(query.get('Page') ?? '0', 10) || 0);
+    const token = query.get('PageToken') ?? '';
+
+    const source = to !== null ? (byTo.get(to) ?? []) : all;
+    const matches = (m: FakeTwilioMessage): boolean => {
+      const t = m.dateCreated.getTime();
+      return t >= lo && t <= hi && (from === null || m.from === from);
+    };
+    // Newest first, like Twilio. "PA<seq>" = older than seq (next), "PB<seq>" = newer (previous).
+    const page: FakeTwilioMessage[] = [];
+    let more = false;
+    if (token.startsWith('PB')) {
+      for (let i = lowerBound(source, Number(token.slice(2)) + 1); i < source.length; i++) {
+        if (!matches(source[i])) continue;
+        if (page.length === pageSize) break;
+        page.push(source[i]);
+      }
+      page.reverse();
+      more = true; // we came from a newer page, so an older one exists
+    } else {
+      const below = token.startsWith('PA') ? Number(token.slice(2)) : Infinity;
+      for (let i = (below === Infinity ? source.length : lowerBound(source, below)) - 1; i >= 0; i--) {
+        if (!matches(source[i])) continue;
+        if (page.length === pageSize) {
+          more = true;
+          break;
+        }
+        page.push(source[i]);
+      }
+    }
+
+    const base = new URLSearchParams();
+    for (const k of ['To', 'From', 'DateSent', 'DateSent>', 'DateSent<']) {
+      const v = query.get(k);
+      if (v !== null) base.set(k, v);
+    }
+    base.set('PageSize', String(pageSize));
+    const uriFor = (n: number, tok?: string): string => {
+      const q = new URLSearchParams(base);
+      q.set('Page', String(n));
+      if (tok) q.set('PageToken', tok);
+      return `${messagesPath}?${q}`;
+    };
+    const start = pageNo * pageSize;
+    const json = {
+      messages: page.map(messageJson),
+      uri: uriFor(pageNo, token || undefined),
+      first_page_uri: uriFor(0),
+      next_page_uri: more && page.length > 0 ? uriFor(pageNo + 1, `PA${page[page.length - 1].seq}`) : null,
+      previous_page_uri: pageNo > 0 && page.length > 0 ? uriFor(pageNo - 1, `PB${page[0].seq}`) : null,
+      page: pageNo,
+      page_size: pageSize,
+      start,
+      end: start + Math.max(page.length - 1, 0),
+    };
+    later(() => send(res, 200, JSON.stringify(json)));
+  }
+
+  function control(req: http.IncomingMessage, path: string, raw: string, res: http.ServerResponse): void {
+    const ok = (v: unknown): void => send(res, 200, JSON.stringify(v));
+    if (path === '/__control/faults' && req.method === 'POST') {
+      try {
+        return ok(api.setFaults(JSON.parse(raw || '{}') as Partial<TwilioFaults>));
+      } catch (e) {
+        return send(res, 400, JSON.stringify({ error: (e as Error).message }));
+      }
+    }
+    if (path === '/__control/faults' && req.method === 'GET') return ok(faults);
+    if (path === '/__control/stats' && req.method === 'GET') return ok(stats);
+    if (path === '/__control/duplicates' && req.method === 'GET') return ok(api.duplicates());
+    if (path === '/__control/reset' && req.method === 'POST') {
+      api.reset();
+      return ok({ ok: true });
+    }
+    send(res, 404, JSON.stringify({ error: 'unknown control endpoint' }));
+  }
+
+  function handle(req: http.IncomingMessage, res: http.ServerResponse, raw: string): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path.startsWith('/__control/')) return control(req, path, raw, res);
+
+    if (req.headers.authorization !== expectedAuth || !path.startsWith(accountPath + '/')) {
+      stats.unauthorized++;
+      return later(() => send(res, 401, errorJson(401, 20003)));
+    }
+    if (path === messagesPath) {
+      if (req.method === 'POST') return create(new URLSearchParams(raw), res);
+      if (req.method === 'GET') return list(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), res);
+    } else if (req.method === 'GET' && path.startsWith(messagePrefix) && path.endsWith('.json')) {
+      const m = bySid.get(path.slice(messagePrefix.length, -'.json'.length));
+      if (m) return later(() => send(res, 200, JSON.stringify(messageJson(m))));
+    }
+    later(() => send(res, 404, errorJson(404, 20404)));
+  }
+
+  const server = http.createServer({ noDelay: true }, (req, res) => {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      // No body expected; resume() so keep-alive parsing moves on.
+      req.resume();
+      return handle(req, res, '');
+    }
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      raw += chunk;
+    });
+    req.on('end', () => handle(req, res, raw));
+  });
+  // Outlive the client's idle keep-alive sockets, so the client never reuses a socket we are closing.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  const api: FakeTwilio = {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    messages: () => all,
+    countsByRecipient() {
+      const counts = new Map<string, number>();
+      for (const [to, ms] of byTo) counts.set(to, ms.length);
+      return counts;
+    },
+    duplicates() {
+      const out: Array<{ to: string; count: number }> = [];
+      for (const [to, ms] of byTo) if (ms.length > 1) out.push({ to, count: ms.length });
+      return out;
+    },
+    stats: () => ({ ...stats }),
+    faults: () => structuredClone(faults),
+    setFaults(partial) {
+      const next = { ...faults, ...partial };
+      validateFaults(next);
+      faults = next;
+      return structuredClone(faults);
+    },
+    reset() {
+      all = [];
+      byTo = new Map();
+      bySid = new Map();
+      stats = zeroStats();
+    },
+    stop() {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+  return api;
+}
+
+// Standalone: `npx tsx stack/fake-twilio.ts` (env FAKE_TWILIO_PORT, TWILIO_ACCOUNT_SID,
+// TWILIO_AUTH_TOKEN, FAKE_TWILIO_SEED). Steer it over /__control/*.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const fake = await startFakeTwilio({
+    port: Number(process.env.FAKE_TWILIO_PORT ?? 0),
+    host: process.env.FAKE_TWILIO_HOST ?? '127.0.0.1',
+    accountSid: process.env.TWILIO_ACCOUNT_SID ?? 'AC00000000000000000000000000000000',
+    authToken: process.env.TWILIO_AUTH_TOKEN ?? 'test-token',
+    seed: process.env.FAKE_TWILIO_SEED ? Number(process.env.FAKE_TWILIO_SEED) : undefined,
+  });
+  console.log(JSON.stringify({ fakeTwilio: fake.url }));
+  const shutdown = (): void => void fake.stop().then(() => process.exit(0));
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}

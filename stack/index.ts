@@ -1,0 +1,103 @@
+// The local stack: real Temporal (dev server + Web UI), real PostgreSQL, and local servers that
+// speak the Twilio REST API and SMTP. One module for the demo, the tests and the benchmarks.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { migrate } from '../db/migrate';
+import { startPostgres, type LocalPostgres } from './postgres';
+import { startTemporal, type LocalTemporal } from './temporal';
+import { startFakeTwilio, type FakeTwilio, type TwilioFaults } from './fake-twilio';
+import { startFakeSmtp, type FakeSmtp, type SmtpFaults } from './fake-smtp';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Credentials of the local Twilio server: fake values in the real formats. */
+export const LOCAL_TWILIO = {
+  accountSid: 'AC00000000000000000000000000000001',
+  authToken: 'local-auth-token',
+  from: '+15550000000',
+} as const;
+
+export interface StackOptions {
+  /** Where the stack keeps its data (PostgreSQL cluster, Temporal SQLite file). */
+  dataDir: string;
+  keepData?: boolean;
+  twilioFaults?: Partial<TwilioFaults>;
+  smtpFaults?: Partial<SmtpFaults>;
+  temporalDynamicConfig?: Record<string, string | number | boolean>;
+  /** Start only some parts (tests that need no Temporal, say). */
+  parts?: { temporal?: boolean; postgres?: boolean; providers?: boolean };
+}
+
+export interface Stack {
+  temporal?: LocalTemporal;
+  postgres?: LocalPostgres;
+  twilio?: FakeTwilio;
+  smtp?: FakeSmtp;
+  /** Environment for worker and script processes pointed at this stack (see config/index.ts). */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const parts = { temporal: true, postgres: true, providers: true, ...opts.parts };
+  const dataDir = path.resolve(opts.dataDir);
+  const started: Array<{ stop(): Promise<void> }> = [];
+  const stop = async () => {
+    await Promise.allSettled(started.reverse().map((p) => p.stop()));
+  };
+  try {
+    const [temporal, postgres, twilio, smtp] = await Promise.all([
+      parts.temporal ? startTemporal({ dbFile: path.join(dataDir, 'temporal.sqlite'), dynamicConfig: opts.temporalDynamicConfig }).then(keep) : undefined,
+      parts.postgres ? startPostgres({ dataDir: path.join(dataDir, 'postgres'), keepData: opts.keepData }).then(keep) : undefined,
+      parts.providers ? startFakeTwilio({ ...LOCAL_TWILIO, faults: opts.twilioFaults }).then(keep) : undefined,
+      parts.providers ? startFakeSmtp({ faults: opts.smtpFaults }).then(keep) : undefined,
+    ]);
+    if (postgres) {
+      const pool = new pg.Pool({ connectionString: postgres.url, max: 1 });
+      try {
+        await migrate(pool);
+      } finally {
+        await pool.end();
+      }
+    }
+    const env: Record<string, string> = {};
+    if (postgres) env.DATABASE_URL = postgres.url;
+    if (temporal) {
+      env.TEMPORAL_ADDRESS = temporal.address;
+      env.TEMPORAL_NAMESPACE = temporal.namespace;
+      if (temporal.uiUrl) env.TEMPORAL_UI_URL = temporal.uiUrl;
+    }
+    if (twilio) {
+      Object.assign(env, {
+        TWILIO_ACCOUNT_SID: LOCAL_TWILIO.accountSid,
+        TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken,
+        TWILIO_FROM: LOCAL_TWILIO.from,
+        TWILIO_API_URL: twilio.url,
+      });
+    }
+    if (smtp) Object.assign(env, { SMTP_URL: smtp.url, EMAIL_FROM: 'Carrier Security <security@carrier.example>' });
+    return { temporal, postgres, twilio, smtp, env, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  function keep<T extends { stop(): Promise<void> }>(part: T): T {
+    started.push(part);
+    return part;
+  }
+}
+
+/** Stops the stack on Ctrl-C / SIGTERM, then exits. */
+export function stopOnSignals(stack: Stack): void {
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      console.error(`\n${signal}: stopping the local stack...`);
+      stack.stop().finally(() => process.exit(130));
+    });
+  }
+}

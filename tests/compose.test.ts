@@ -1,0 +1,301 @@
+// Validates docker-compose.yml without a Docker engine: `docker-compose config` (Debian package
+// docker-compose 1.29) checks the schema, interpolation and depends_on targets; the normalized
+// output is then checked against what the app needs (config/index.ts, search attributes).
+//
+// `docker-compose config` prints YAML only (1.29 has no --format json) and no YAML library is a
+// project dependency, so the output is converted to JSON by the Python that runs docker-compose
+// itself: it always has PyYAML, which docker-compose imports.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../config/index';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
+const INSTALL_HINT = 'install it with: apt-get update && apt-get install -y --no-install-recommends docker-compose';
+
+/** Dummy values for the variables the compose file marks required (${VAR:?...}). */
+const DUMMY_ENV = {
+  TWILIO_ACCOUNT_SID: `AC${'0123456789abcdef'.repeat(2)}`,
+  TWILIO_AUTH_TOKEN: 'dummy-auth-token',
+  TWILIO_FROM: '+15005550006',
+};
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  container_name?: string;
+  ports?: unknown[];
+  environment?: Record<string, string | null> | string[];
+  depends_on?: Record<string, { condition?: string }> | string[];
+  healthcheck?: { test?: string[] | string; disable?: boolean };
+  deploy?: { replicas?: number };
+  stop_signal?: string;
+  stop_grace_period?: string;
+  command?: string[] | string;
+  entrypoint?: string[] | string;
+}
+interface ComposeConfig {
+  services: Record<string, Service>;
+}
+
+let composeBin: string | undefined;
+let python = 'python3';
+let work: string;
+let emptyEnvFile: string;
+
+function findOnPath(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, bin))) return path.join(dir, bin);
+  }
+  return undefined;
+}
+
+function requireCompose(): string {
+  if (!composeBin) throw new Error(`docker-compose is not installed (needed to validate docker-compose.yml); ${INSTALL_HINT}`);
+  return composeBin;
+}
+
+/**
+ * Runs docker-compose hermetically: only PATH/HOME from this process plus `env`, and an empty
+ * --env-file, so neither the developer's shell nor a local .env changes the result.
+ */
+function compose(args: string[], env: Record<string, string> = DUMMY_ENV, file = COMPOSE_FILE) {
+  const r = spawnSync(requireCompose(), ['--env-file', emptyEnvFile, '-f', file, ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function yamlToJson(yaml: string): unknown {
+  const r = spawnSync(python, ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
+    input: yaml,
+    encoding: 'utf8',
+  });
+  if (r.error || r.status !== 0) {
+    throw new Error(`cannot convert docker-compose config output to JSON with ${python} (PyYAML missing?): ${r.error?.message ?? r.stderr}`);
+  }
+  return JSON.parse(r.stdout);
+}
+
+function envOf(service: Service): Record<string, string> {
+  const out: Record<string, string> = {};
+  const env = service.environment ?? {};
+  const entries: [string, string | null][] = Array.isArray(env)
+    ? env.map((e) => (e.includes('=') ? [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] : [e, null]))
+    : Object.entries(env);
+  // A null value is "pass through from the host if set": unset here, as in the container.
+  for (const [k, v] of entries) if (v !== null && v !== undefined) out[k] = String(v);
+  return out;
+}
+
+function dependsOn(service: Service): Record<string, string> {
+  const d = service.depends_on ?? {};
+  if (Array.isArray(d)) return Object.fromEntries(d.map((name) => [name, 'service_started']));
+  return Object.fromEntries(Object.entries(d).map(([name, v]) => [name, v?.condition ?? 'service_started']));
+}
+
+/** "60s", "1m0s", "1m30s" -> seconds. */
+function seconds(duration: string | undefined): number {
+  let total = 0;
+  for (const [, n, unit] of (duration ?? '').matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us)/g)) {
+    total += Number(n) * ({ h: 3600, m: 60, s: 1, ms: 0.001, us: 0.000001 } as Record<string, number>)[unit];
+  }
+  return total;
+}
+
+beforeAll(() => {
+  work = mkdtempSync(path.join(tmpdir(), 'pinreset-compose-'));
+  emptyEnvFile = path.join(work, 'empty.env');
+  writeFileSync(emptyEnvFile, '');
+  composeBin = findOnPath('docker-compose');
+  if (composeBin) {
+    // Python-packaged docker-compose: reuse its interpreter, which can import yaml.
+    const first = readFileSync(composeBin, { encoding: 'latin1' }).slice(0, 200).split('\n')[0];
+    const m = /^#!\s*(\S*python\S*)/.exec(first);
+    if (m && existsSync(m[1])) python = m[1];
+  }
+});
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('docker-compose.yml', () => {
+  let config: ComposeConfig;
+  const svc = (name: string): Service => {
+    const s = config.services[name];
+    if (!s) throw new Error(`service ${name} is missing from docker-compose.yml`);
+    return s;
+  };
+
+  beforeAll(() => {
+    requireCompose();
+    const r = compose(['config']);
+    if (r.status !== 0) throw new Error(`docker-compose config failed (${r.status}):\n${r.stderr}`);
+    config = yamlToJson(r.stdout) as ComposeConfig;
+  }, 60_000);
+
+  it('validates with `docker-compose config -q`', () => {
+    const r = compose(['config', '-q']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  }, 30_000);
+
+  it('refuses to run without the required Twilio credentials', () => {
+    const r = compose(['config', '-q'], {});
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/TWILIO_(ACCOUNT_SID|AUTH_TOKEN)/);
+  }, 30_000);
+
+  it('has the whole stack', () => {
+    expect(Object.keys(config.services).sort()).toEqual(
+      ['accounts-db', 'mailpit', 'migrate', 'temporal', 'temporal-create-search-attributes', 'temporal-db', 'temporal-ui', 'worker'].sort(),
+    );
+  });
+
+  it('lets the worker scale: no container_name, no published ports, replicas, graceful stop', () => {
+    const worker = svc('worker');
+    expect(worker.container_name).toBeUndefined();
+    expect(worker.ports ?? []).toEqual([]);
+    expect(worker.deploy?.replicas).toBe(2);
+    expect(worker.stop_signal).toBe('SIGTERM');
+    expect(seconds(worker.stop_grace_period)).toBe(60);
+    expect(worker.command).toEqual(['npm', 'run', 'worker']);
+    expect(svc('migrate').command).toEqual(['npm', 'run', 'migrate']);
+  });
+
+  it('depends only on services that exist, waiting for health only where a healthcheck exists', () => {
+    const names = new Set(Object.keys(config.services));
+    for (const [name, service] of Object.entries(config.services)) {
+      for (const [dep, condition] of Object.entries(dependsOn(service))) {
+        expect(names.has(dep), `${name} depends on unknown service ${dep}`).toBe(true);
+        expect(['service_started', 'service_healthy', 'service_completed_successfully']).toContain(condition);
+        if (condition === 'service_healthy') {
+          const hc = config.services[dep]?.healthcheck;
+          expect(hc && !hc.disable && hc.test, `${name} waits for ${dep} to be healthy, but ${dep} has no healthcheck`).toBeTruthy();
+        }
+      }
+    }
+  });
+
+  it('starts the worker only after migrations, a healthy Temporal and the search attributes', () => {
+    expect(dependsOn(svc('worker'))).toMatchObject({
+      migrate: 'service_completed_successfully',
+      temporal: 'service_healthy',
+      'temporal-create-search-attributes': 'service_completed_successfully',
+    });
+    expect(dependsOn(svc('migrate'))).toMatchObject({ 'accounts-db': 'service_healthy' });
+    expect(dependsOn(svc('temporal-create-search-attributes'))).toMatchObject({ temporal: 'service_healthy' });
+    expect(dependsOn(svc('temporal'))).toMatchObject({ 'temporal-db': 'service_healthy' });
+  });
+
+  it('persists Temporal to its own PostgreSQL, not the accounts database', () => {
+    const temporal = svc('temporal');
+    expect(temporal.image).toMatch(/^temporalio\/auto-setup:1\.2\d\.\d+$/);
+    const env = envOf(temporal);
+    expect(env.DB).toMatch(/^postgres12(_pgx)?$/);
+    expect(env.POSTGRES_SEEDS).toBe('temporal-db');
+    expect(env.POSTGRES_USER).toBeTruthy();
+    expect(env.POSTGRES_PWD).toBeTruthy();
+    const db = svc('temporal-db');
+    expect(db.image).toMatch(/^postgres:/);
+    expect(envOf(db).POSTGRES_USER).toBe(env.POSTGRES_USER);
+    expect(envOf(db).POSTGRES_PASSWORD).toBe(env.POSTGRES_PWD);
+    expect(String(db.healthcheck?.test)).toContain('pg_isready');
+    expect(svc('accounts-db').image).toMatch(/^postgres:16/);
+    expect(String(svc('accounts-db').healthcheck?.test)).toContain('pg_isready');
+    expect(svc('temporal-ui').image).toMatch(/^temporalio\/ui:\d+\.\d+\.\d+$/);
+    expect(svc('temporal-create-search-attributes').image).toMatch(/^temporalio\/admin-tools:1\.2\d\.\d+/);
+  });
+
+  it('gives the worker every variable config/index.ts requires, and they pass its validation', () => {
+    const env = envOf(svc('worker'));
+    for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'SMTP_URL', 'EMAIL_FROM', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN']) {
+      expect(env[name], `worker env ${name}`).toBeTruthy();
+    }
+    expect(env.TWILIO_FROM || env.TWILIO_MESSAGING_SERVICE_SID, 'TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID').toBeTruthy();
+    expect(env.TEMPORAL_ADDRESS).toBe('temporal:7233');
+    expect(env.SMTP_URL).toBe('smtp://mailpit:1025');
+    expect(env.TEMPORAL_NAMESPACE).toBe(envOf(svc('temporal')).DEFAULT_NAMESPACE);
+
+    const cfg = loadConfig(env); // throws ConfigError listing every problem
+    expect(cfg.worker.metricsPort).toBeGreaterThan(0);
+
+    // The URL matches the accounts-db credentials and database.
+    const url = new URL(env.DATABASE_URL);
+    const db = envOf(svc('accounts-db'));
+    expect(url.hostname).toBe('accounts-db');
+    expect(decodeURIComponent(url.username)).toBe(db.POSTGRES_USER);
+    expect(decodeURIComponent(url.password)).toBe(db.POSTGRES_PASSWORD);
+    expect(url.pathname).toBe(`/${db.POSTGRES_DB}`);
+
+    expect(() => loadConfig(envOf(svc('migrate')), ['database'])).not.toThrow();
+    expect(envOf(svc('migrate')).DATABASE_URL).toBe(env.DATABASE_URL);
+  });
+
+  it('registers exactly the search attributes of workflows/search-attributes.ts', () => {
+    const job = svc('temporal-create-search-attributes');
+    const pairs = (envOf(job).SEARCH_ATTRIBUTES ?? '').trim().split(/\s+/).map((p) => p.split('='));
+    expect(Object.fromEntries(pairs)).toEqual({ ...SEARCH_ATTRIBUTES });
+    expect(String(job.command)).toContain('temporal operator search-attribute create');
+    expect(String(job.command)).toContain('already exists');
+  });
+});
+
+describe('a broken docker-compose.yml', () => {
+  it('fails `docker-compose config -q` when depends_on names an unknown service', () => {
+    requireCompose();
+    const source = readFileSync(COMPOSE_FILE, 'utf8');
+    const broken = source.replace(
+      /(\n {2}worker:\n[\s\S]*?\n {4}depends_on:\n)/,
+      '$1      no-such-service:\n        condition: service_started\n',
+    );
+    expect(broken, 'could not find the worker depends_on block to break').not.toBe(source);
+    // The unmodified copy in the same place validates, so the failure below is the broken depends_on.
+    const good = path.join(work, 'good.yml');
+    const bad = path.join(work, 'broken.yml');
+    writeFileSync(good, source);
+    writeFileSync(bad, broken);
+    expect(compose(['config', '-q'], DUMMY_ENV, good).status).toBe(0);
+    const r = compose(['config', '-q'], DUMMY_ENV, bad);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('no-such-service');
+  }, 30_000);
+});
+
+describe('.env.example', () => {
+  it('documents every variable config/index.ts reads, and the local-stack ones', () => {
+    const source = readFileSync(path.join(ROOT, 'config/index.ts'), 'utf8');
+    const read = new Set([...source.matchAll(/\br\.(?:optional|required|url|int)\(\s*'([A-Z0-9_]+)'/g)].map((m) => m[1]));
+    expect(read.size).toBeGreaterThan(20);
+    const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+    const documented = new Set([...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
+    for (const name of [...read, 'TEMPORAL_CLI_PATH', 'PIN_PEPPER', 'PIN_PEPPER_ID']) {
+      expect(documented.has(name), `${name} is not in .env.example`).toBe(true);
+    }
+  });
+
+  it('holds no credentials', () => {
+    const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+    expect(example).toMatch(/^TWILIO_AUTH_TOKEN=$/m);
+    expect(example).toMatch(/^PIN_PEPPER=$/m);
+    expect(example).not.toMatch(/^TWILIO_ACCOUNT_SID=AC[0-9a-fA-F]{32}/m);
+  });
+
+  it('as a compose .env file, still makes compose demand the Twilio credentials', () => {
+    const r = spawnSync(requireCompose(), ['--env-file', path.join(ROOT, '.env.example'), '-f', COMPOSE_FILE, 'config', '-q'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() },
+      encoding: 'utf8',
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('set TWILIO_ACCOUNT_SID');
+  }, 30_000);
+});

@@ -1,0 +1,24 @@
+// Prebuilds the workflow bundle for production workers (WORKFLOW_BUNDLE_PATH): no webpack at
+// worker start, and the exact code that was tested is the code that runs.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOWS_PATH } from './create-worker';
+
+export async function buildBundle(outFile: string): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  await mkdir(path.dirname(outFile), { recursive: true });
+  await writeFile(outFile, code);
+  return outFile;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  const out = path.resolve(process.argv[2] ?? 'dist/workflow-bundle.js');
+  buildBundle(out).then(
+    (f) => console.log(`workflow bundle written to ${f}`),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

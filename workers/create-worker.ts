@@ -1,0 +1,37 @@
+// Builds a pinreset worker: the workflow code (prebuilt bundle in production, bundled at start
+// otherwise) plus activities wired to the given dependencies.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities';
+
+export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
+
+export interface PinresetWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  deps: ActivityDeps;
+  /** Path of a prebuilt workflow bundle (see workers/build-bundle.ts). */
+  workflowBundlePath?: string;
+  maxConcurrentActivities?: number;
+  /** How long SIGTERM waits for activities in flight before cancelling them. */
+  shutdownGraceTime?: string;
+  identity?: string;
+  extra?: Partial<WorkerOptions>;
+}
+
+export async function createPinresetWorker(o: PinresetWorkerOptions): Promise<Worker> {
+  const workflowSource = o.workflowBundlePath ? { workflowBundle: { codePath: o.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH };
+  return Worker.create({
+    connection: o.connection,
+    namespace: o.namespace,
+    taskQueue: o.taskQueue,
+    ...workflowSource,
+    activities: createActivities(o.deps),
+    maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities ?? 16,
+    shutdownGraceTime: (o.shutdownGraceTime ?? '20s') as WorkerOptions['shutdownGraceTime'],
+    identity: o.identity,
+    ...o.extra,
+  });
+}

@@ -1,0 +1,67 @@
+// The run workflow's public interface: shared by the workflow, the CLI and tests.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { RunParams } from '../domain/run';
+import type { BatchRange, Counts } from '../domain/types';
+
+export interface RunInput {
+  runId: string;
+  /** Incident or ticket id: recorded on every reset account and shown in the Web UI. */
+  reason: string;
+  operator: string;
+  params: RunParams;
+  /** Set only by continue-as-new. */
+  carried?: CarriedState;
+}
+
+export type Phase = 'preparing' | 'resetting' | 'notifying' | 'draining' | 'completed' | 'cancelled';
+
+export interface Progress {
+  runId: string;
+  phase: Phase;
+  counts: Counts;
+  paused: boolean;
+  pauseReason?: string;
+  cancelRequested: boolean;
+  ratePerSecond: number;
+  batches: { planned: number; reset: number; notified: number; inFlight: number };
+  startedAtMs: number;
+  resetsDoneAtMs?: number;
+  exposureWindowMs?: number;
+  continuedAsNew: number;
+}
+
+/** State handed over through continue-as-new: ids, ranges and counts only. */
+export interface CarriedState {
+  planned: number;
+  planCursor: number;
+  planningDone: boolean;
+  toReset: BatchRange[];
+  toNotify: BatchRange[];
+  batchesPlanned: number;
+  batchesReset: number;
+  batchesNotified: number;
+  counts: Counts;
+  paused: boolean;
+  pauseReason?: string;
+  ratePerSecond: number;
+  startedAtMs: number;
+  resetsDoneAtMs?: number;
+  exposureWindowMs?: number;
+  checkpointSeq: number;
+  continuedAsNew: number;
+}
+
+export interface RunResult {
+  runId: string;
+  status: 'completed' | 'cancelled';
+  counts: Counts;
+  exposureWindowMs?: number;
+  wallTimeMs: number;
+  continuedAsNew: number;
+}
+
+export const pauseSignal = defineSignal<[{ reason?: string }?]>('pause');
+export const resumeSignal = defineSignal<[]>('resume');
+export const cancelSignal = defineSignal<[{ reason?: string }?]>('cancel');
+export const progressQuery = defineQuery<Progress>('progress');
+export const setRateUpdate = defineUpdate<{ previous: number; current: number }, [number]>('setRate');

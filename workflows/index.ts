@@ -1,0 +1,3 @@
+// Every workflow the worker registers.
+export { pinResetRun } from './pin-reset-run';
+export { rerunBatch } from './rerun-batch';

@@ -1,0 +1,254 @@
+// One PIN-reset run: freeze the cohort, invalidate every PIN at database speed, then notify every
+// customer at the provider rate, batch by batch in sliding windows. Deterministic and free of
+// I/O; it carries only ids, ranges and counts. Activities are idempotent, so a batch dispatched
+// twice (after a crash or continue-as-new) changes nothing the first dispatch already did.
+import * as wf from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { PlannedBatch } from '../db/sql/plan-batches';
+import { rateProblems } from '../domain/run';
+import { zeroCounts, type BatchRange, type Counts } from '../domain/types';
+import {
+  cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
+  type CarriedState, type Phase, type Progress, type RunInput, type RunResult,
+} from './api';
+import { progressMarkdown } from './progress-markdown';
+import { OPERATOR, PHASE, REASON, RUN_ID } from './search-attributes';
+
+/** Database-only steps: retried until the database answers (an outage stalls, never fails, a run). */
+const DB_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' } as const;
+
+const lifecycle = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: DB_RETRY });
+
+/** Batches planned per planning call. */
+const PLAN_PAGE = 200;
+/** Persist a checkpoint at most this often (only when something changed). */
+const CHECKPOINT_EVERY_MS = 5_000;
+
+type Batch = PlannedBatch;
+
+function batchActivities(kind: 'reset' | 'notify', b: BatchRange) {
+  // Deterministic ids: the same batch always has the same activity id, in every run of the chain.
+  const activityId = `${kind}-${b.first}-${b.last}`;
+  return kind === 'reset'
+    ? wf.proxyActivities<Activities>({ activityId, startToCloseTimeout: '5 minutes', retry: DB_RETRY, summary: `reset PINs of accounts ${b.first}..${b.last}` })
+    : wf.proxyActivities<Activities>({
+        activityId,
+        // Long at low rates; a dead worker is noticed by the heartbeat timeout instead.
+        startToCloseTimeout: '4 hours',
+        heartbeatTimeout: '30s',
+        retry: DB_RETRY,
+        summary: `notify accounts ${b.first}..${b.last}`,
+      });
+}
+
+function freshState(ratePerSecond: number, nowMs: number): CarriedState {
+  return {
+    planned: 0, planCursor: 0, planningDone: false, toReset: [], toNotify: [],
+    batchesPlanned: 0, batchesReset: 0, batchesNotified: 0, counts: zeroCounts(),
+    paused: false, ratePerSecond, startedAtMs: nowMs, checkpointSeq: 0, continuedAsNew: 0,
+  };
+}
+
+function settled(c: Counts): number {
+  return c.skipped + c.sentSms + c.sentEmail + c.unreachable + c.failed + c.notifySkipped;
+}
+
+export async function pinResetRun(input: RunInput): Promise<RunResult> {
+  const { runId, params } = input;
+  const s: CarriedState = input.carried ?? freshState(params.ratePerSecond, Date.now());
+  let phase: Phase = input.carried ? (s.resetsDoneAtMs !== undefined ? 'notifying' : 'resetting') : 'preparing';
+  let cancelRequested = false;
+  let cancelReason: string | undefined;
+  let version = 0;
+  const bump = () => void version++;
+  let failure: unknown;
+  const inFlight = { reset: new Map<string, Promise<void>>(), notify: new Map<string, Promise<void>>() };
+  const background = new Set<Promise<unknown>>();
+  let lastCheckpointMs = 0;
+  let statusInDb: 'running' | 'paused' = 'running';
+
+  const progress = (): Progress => ({
+    runId, phase, counts: { ...s.counts, pending: Math.max(0, s.counts.planned - settled(s.counts)) },
+    paused: s.paused, pauseReason: s.pauseReason, cancelRequested, ratePerSecond: s.ratePerSecond,
+    batches: { planned: s.batchesPlanned, reset: s.batchesReset, notified: s.batchesNotified, inFlight: inFlight.reset.size + inFlight.notify.size },
+    startedAtMs: s.startedAtMs, resetsDoneAtMs: s.resetsDoneAtMs, exposureWindowMs: s.exposureWindowMs, continuedAsNew: s.continuedAsNew,
+  });
+
+  wf.setHandler(progressQuery, progress, { description: 'Live progress: counts by outcome, batches, rate, pause state, exposure window.' });
+  wf.setHandler(pauseSignal, (arg) => {
+    s.paused = true;
+    s.pauseReason = arg?.reason ?? 'paused by operator';
+    bump();
+  }, { description: 'Dispatch no new batches; batches in flight finish. Optional { reason }.' });
+  wf.setHandler(resumeSignal, () => {
+    s.paused = false;
+    s.pauseReason = undefined;
+    bump();
+  }, { description: 'Resume dispatching batches after a pause.' });
+  wf.setHandler(cancelSignal, (arg) => {
+    cancelRequested = true;
+    cancelReason = arg?.reason ?? 'cancelled by operator';
+    bump();
+  }, { description: 'Stop gracefully: no new batches, batches in flight finish, the run records where it stopped.' });
+  wf.setHandler(setRateUpdate, async (rate) => {
+    const previous = s.ratePerSecond;
+    await lifecycle.setSendRate({ runId, ratePerSecond: rate });
+    s.ratePerSecond = rate;
+    bump();
+    return { previous, current: rate };
+  }, {
+    description: 'Change the global notification rate (messages/s for all workers together; 0 = unlimited). Takes effect within seconds.',
+    validator: (rate) => {
+      const problems = rateProblems(rate);
+      if (problems.length) throw new Error(problems.join('; '));
+    },
+  });
+
+  const showDetails = () => wf.setCurrentDetails(progressMarkdown(progress(), Date.now()));
+  const setPhase = (next: Phase) => {
+    phase = next;
+    wf.upsertSearchAttributes([{ key: PHASE, value: next }]);
+  };
+
+  const track = (kind: 'reset' | 'notify', key: string, p: Promise<void>) => {
+    const wrapped = p.catch((err) => {
+      failure ??= err;
+    }).finally(() => {
+      inFlight[kind].delete(key);
+      bump();
+    });
+    inFlight[kind].set(key, wrapped);
+  };
+
+  const dispatchReset = (b: Batch) => {
+    // Not cancellable: a cancelled run still lets the batches in flight finish cleanly.
+    const p = wf.CancellationScope.nonCancellable(() =>
+      batchActivities('reset', b).resetBatch({ runId, first: b.first, last: b.last, size: b.size, reason: input.reason }),
+    ).then((c) => {
+      s.counts.reset += c.reset;
+      s.counts.skipped += c.skipped;
+      s.batchesReset++;
+      if (c.reset > 0) s.toNotify.push(b);
+      else s.batchesNotified++;
+    });
+    track('reset', `${b.first}`, p);
+  };
+
+  const dispatchNotify = (b: Batch) => {
+    const p = wf.CancellationScope.nonCancellable(() =>
+      batchActivities('notify', b).notifyBatch({ runId, first: b.first, last: b.last, policy: params.policy }),
+    ).then((c) => {
+      s.counts.sentSms += c.sentSms;
+      s.counts.sentEmail += c.sentEmail;
+      s.counts.fellBack += c.fellBack;
+      s.counts.unreachable += c.unreachable;
+      s.counts.failed += c.failed;
+      s.counts.notifySkipped += c.notifySkipped;
+      s.batchesNotified++;
+    });
+    track('notify', `${b.first}`, p);
+  };
+
+  const checkpoint = (note?: string) => {
+    lastCheckpointMs = Date.now();
+    const seq = ++s.checkpointSeq;
+    const p = wf.CancellationScope.nonCancellable(() =>
+      lifecycle.saveCheckpoint({ runId, seq, phase, counts: progress().counts, note }),
+    );
+    background.add(p);
+    void p.finally(() => background.delete(p));
+    return p;
+  };
+
+  const drain = async () => {
+    await wf.condition(() => inFlight.reset.size === 0 && inFlight.notify.size === 0);
+    await Promise.all([...background]);
+  };
+
+  const syncPauseStatus = async () => {
+    const want = s.paused ? 'paused' : 'running';
+    if (want === statusInDb) return;
+    statusInDb = want;
+    await lifecycle.setRunStatus({ runId, status: want, reason: s.paused ? s.pauseReason : undefined });
+    checkpoint(s.paused ? `paused: ${s.pauseReason}` : 'resumed');
+  };
+
+  try {
+    if (!input.carried) {
+      wf.upsertSearchAttributes([
+        { key: RUN_ID, value: runId }, { key: PHASE, value: phase },
+        { key: REASON, value: input.reason }, { key: OPERATOR, value: input.operator },
+      ]);
+      showDetails();
+      const { planned } = await lifecycle.prepareRun({ runId });
+      s.planned = planned;
+      s.counts.planned = planned;
+      if (s.ratePerSecond !== params.ratePerSecond) await lifecycle.setSendRate({ runId, ratePerSecond: s.ratePerSecond });
+      setPhase('resetting');
+      checkpoint('cohort frozen');
+    } else {
+      statusInDb = s.paused ? 'paused' : 'running';
+    }
+
+    for (;;) {
+      if (failure) throw failure;
+      await syncPauseStatus();
+      if (!cancelRequested && !s.paused) {
+        if (!s.planningDone && s.toReset.length < params.resetConcurrency * 2) {
+          const next = await lifecycle.planBatches({ runId, after: s.planCursor, batchSize: params.batchSize, max: PLAN_PAGE });
+          s.toReset.push(...next);
+          s.batchesPlanned += next.length;
+          if (next.length > 0) s.planCursor = next[next.length - 1].last;
+          if (next.length < PLAN_PAGE) s.planningDone = true;
+        }
+        while (inFlight.reset.size < params.resetConcurrency && s.toReset.length) dispatchReset(s.toReset.shift() as Batch);
+        while (inFlight.notify.size < params.batchConcurrency && s.toNotify.length) dispatchNotify(s.toNotify.shift() as Batch);
+      }
+
+      const resetsDone = s.planningDone && s.toReset.length === 0 && inFlight.reset.size === 0;
+      if (resetsDone && s.resetsDoneAtMs === undefined) {
+        const { exposureWindowMs } = await lifecycle.markResetsDone({ runId });
+        s.resetsDoneAtMs = Date.now();
+        s.exposureWindowMs = exposureWindowMs;
+        setPhase('notifying');
+        checkpoint('every PIN of the cohort invalidated');
+      }
+      const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
+      if (idle && (cancelRequested || (resetsDone && s.toNotify.length === 0))) break;
+
+      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS) checkpoint();
+      showDetails();
+
+      if (wf.workflowInfo().continueAsNewSuggested && !cancelRequested) {
+        // Hand over before history limits: finish what is in flight, then start afresh with the state.
+        setPhase('draining');
+        await drain();
+        await wf.condition(wf.allHandlersFinished);
+        s.continuedAsNew++;
+        await wf.continueAsNew<typeof pinResetRun>({ ...input, carried: s });
+      }
+      const seen = version;
+      await wf.condition(() => version !== seen);
+    }
+  } catch (err) {
+    if (!wf.isCancellation(err)) throw err;
+    // Cancelled from Temporal: stop as gracefully as a cancel signal would.
+    cancelRequested = true;
+    cancelReason ??= 'workflow cancelled';
+  }
+
+  return wf.CancellationScope.nonCancellable(async () => {
+    await drain();
+    const status = cancelRequested ? 'cancelled' : 'completed';
+    s.counts = { ...(await lifecycle.readRunCounts({ runId })) };
+    setPhase(status);
+    await lifecycle.setRunStatus({ runId, status, reason: cancelReason });
+    await checkpoint(cancelRequested ? `cancelled: ${cancelReason}` : 'run complete');
+    await wf.condition(wf.allHandlersFinished);
+    showDetails();
+    return {
+      runId, status, counts: s.counts, exposureWindowMs: s.exposureWindowMs,
+      wallTimeMs: Date.now() - s.startedAtMs, continuedAsNew: s.continuedAsNew,
+    };
+  });
+}

@@ -10,8 +10,11 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
 # Dependencies first, so source edits reuse this layer.
 # All dependencies, dev included (no --omit=dev): the worker and scripts run TypeScript through
 # `tsx`, a devDependency, and the workflow bundle is built from source at worker start.
+# --ignore-scripts + rebuild: the dependencies' install scripts run, the project's own "prepare"
+# does not (it installs the Temporal CLI for the local stack, which the image doesn't need, and
+# its source isn't copied yet, so a plain `npm ci` would fail here).
 COPY package.json package-lock.json ./
-RUN npm ci && npm cache clean --force
+RUN npm ci --ignore-scripts && npm rebuild && npm cache clean --force
 
 COPY . .
 

@@ -145,13 +145,20 @@ export async function* readCsvRecords(input: AsyncIterable<Buffer | string>): As
     }
   };
 
+  let started = false;
   const decode = (chunk: Buffer | string | undefined): string => {
-    if (typeof chunk === 'string') return chunk;
+    let text: string;
     try {
-      return chunk === undefined ? decoder.decode() : decoder.decode(chunk, { stream: true });
+      text = typeof chunk === 'string' ? chunk : chunk === undefined ? decoder.decode() : decoder.decode(chunk, { stream: true });
     } catch {
       throw new CsvFileError(`not valid UTF-8 (near line ${line})`);
     }
+    // The decoder drops a byte-order mark; text handed in as strings may still start with one.
+    if (!started && text !== '') {
+      started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    return text;
   };
 
   for await (const chunk of input) {
@@ -160,7 +167,7 @@ export async function* readCsvRecords(input: AsyncIterable<Buffer | string>): As
     out.length = 0;
   }
   feed(decode(undefined));
-  if (state === S.Quoted) throw new CsvFileError(`line ${recordLine}: a quoted field is never closed`);
-  if (state !== S.FieldStart || fields.length > 0) endRecord();
+  if ((state as S) === S.Quoted) throw new CsvFileError(`line ${recordLine}: a quoted field is never closed`);
+  if ((state as S) !== S.FieldStart || fields.length > 0) endRecord();
   yield* out;
 }

@@ -188,6 +188,7 @@ class PinHasher {
       this.ready.push(encodeStagingRow(row, v));
     });
     const tracked = job.finally(() => this.inflight.delete(tracked));
+    tracked.catch(() => undefined); // observed by race/all below; this only stops an unhandled-rejection crash
     this.inflight.add(tracked);
     while (this.inflight.size >= this.limit) await Promise.race(this.inflight);
     return this.take();

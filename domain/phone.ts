@@ -27,8 +27,9 @@ export function normalizePhone(raw: string | null | undefined, opts: PhoneOption
   let digits = withoutTrunk.replace(/[\s\-.()]/g, '');
   let international = digits.startsWith('+');
   if (international) digits = digits.slice(1);
-  else if (digits.startsWith('00')) {
-    // International call prefix used in most of the world ("00 1 212 ...").
+  else if (digits.startsWith('00') && digits.length > 10) {
+    // International call prefix used in most of the world ("00 1 212 ..."); ten digits are a
+    // North American national number (however malformed) instead.
     digits = digits.slice(2);
     international = true;
   } else if (digits.startsWith('011') && digits.length > 11) {

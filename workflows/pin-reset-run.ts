@@ -35,7 +35,7 @@ function batchActivities(kind: 'reset' | 'notify', b: BatchRange) {
         activityId,
         // Long at low rates; a dead worker is noticed by the heartbeat timeout instead.
         startToCloseTimeout: '4 hours',
-        heartbeatTimeout: '30s',
+        heartbeatTimeout: '15s',
         retry: DB_RETRY,
         summary: `notify accounts ${b.first}..${b.last}`,
       });

@@ -6,7 +6,7 @@ import type { ChannelPolicy, Counts } from '../domain/types';
 
 const acts = wf.proxyActivities<Activities>({
   startToCloseTimeout: '4 hours',
-  heartbeatTimeout: '30s',
+  heartbeatTimeout: '15s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 

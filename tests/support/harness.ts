@@ -55,8 +55,8 @@ export async function startProviders(faults: { twilio?: Partial<TwilioFaults>; s
   };
 }
 
-export async function temporalClient(): Promise<{ client: Client; close(): Promise<void> }> {
-  const connection = await Connection.connect({ address: inject('temporalAddress') });
+export async function temporalClient(address = inject('temporalAddress')): Promise<{ client: Client; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address });
   return { client: new Client({ connection, namespace: 'default' }), close: () => connection.close() };
 }
 
@@ -67,8 +67,8 @@ export interface RunningWorker {
 }
 
 /** Starts an in-process worker on a fresh task queue and returns once it polls. */
-export async function startWorker(deps: ActivityDeps, taskQueue = `tq-${randomUUID()}`): Promise<RunningWorker> {
-  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+export async function startWorker(deps: ActivityDeps, taskQueue = `tq-${randomUUID()}`, address = inject('temporalAddress')): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address });
   const worker = await createPinresetWorker({
     connection, namespace: 'default', taskQueue, deps, workflowBundlePath: inject('workflowBundlePath'), shutdownGraceTime: '5s',
   });

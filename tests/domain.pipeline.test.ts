@@ -1,0 +1,98 @@
+// Pure domain logic: channel choice, message templates, backoff, run parameters.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { chooseChannel, type Contact } from '../domain/channel';
+import { emailMessageId, emailText, messageRef, smsSegments, smsText } from '../domain/templates';
+import { assertTemplatesFit } from '../domain/template-check';
+import { backoffMs, THROTTLE_BACKOFF } from '../domain/retry';
+import { DEFAULT_PARAMS, paramProblems, rateProblems } from '../domain/run';
+import { blockSize } from '../activities/send-gate';
+
+const mobile: Contact = { status: 'active', phone: '+14155550123', phoneType: 'mobile', smsOptOut: false, email: 'a@b.example', emailOptOut: false };
+const sha = (s: string) => createHash('sha256').update(s).digest();
+
+describe('chooseChannel', () => {
+  it('prefers SMS to a valid mobile number', () => {
+    expect(chooseChannel(mobile, 'sms_then_email')).toEqual({ channel: 'sms' });
+  });
+  it('falls back to email for landlines, opt-outs, missing or invalid numbers', () => {
+    expect(chooseChannel({ ...mobile, phoneType: 'landline' }, 'sms_then_email')).toEqual({ channel: 'email' });
+    expect(chooseChannel({ ...mobile, smsOptOut: true }, 'sms_then_email')).toEqual({ channel: 'email' });
+    expect(chooseChannel({ ...mobile, phone: null }, 'sms_then_email')).toEqual({ channel: 'email' });
+    expect(chooseChannel({ ...mobile, phone: '555-0123' }, 'sms_then_email')).toEqual({ channel: 'email' });
+    expect(chooseChannel(mobile, 'sms_then_email', true)).toEqual({ channel: 'email' });
+  });
+  it('records why nobody can be reached', () => {
+    expect(chooseChannel({ ...mobile, phone: null, email: null }, 'sms_then_email')).toEqual({ unreachable: 'no_reachable_contact' });
+    expect(chooseChannel({ ...mobile, email: 'not-an-email' }, 'sms_then_email', true)).toEqual({ unreachable: 'sms_failed_no_email' });
+    expect(chooseChannel({ ...mobile, emailOptOut: true }, 'email_only')).toEqual({ unreachable: 'email_opted_out' });
+    expect(chooseChannel({ ...mobile, smsOptOut: true }, 'sms_only')).toEqual({ unreachable: 'sms_opted_out' });
+    expect(chooseChannel({ ...mobile, phoneType: 'landline' }, 'sms_only')).toEqual({ unreachable: 'landline_only' });
+  });
+  it('honours the policy', () => {
+    expect(chooseChannel(mobile, 'email_only')).toEqual({ channel: 'email' });
+    expect(chooseChannel({ ...mobile, phone: null }, 'sms_only')).toEqual({ unreachable: 'no_valid_mobile' });
+  });
+});
+
+describe('templates', () => {
+  const ctx = { carrierName: 'T-Mobile', resetUrl: 'https://t-mobile.com/pin', messageIdDomain: 'x' };
+  it('the SMS fits one GSM-7 segment, names the reset link, never carries a PIN', () => {
+    const text = smsText(ctx, messageRef('run-1', 42, sha));
+    expect(smsSegments(text)).toMatchObject({ encoding: 'GSM-7', segments: 1 });
+    expect(text).toContain(ctx.resetUrl);
+    expect(text).toMatch(/never ask for your PIN by text/);
+    expect(text).not.toMatch(/\d{4,}/);
+  });
+  it('counts segments like carriers do', () => {
+    expect(smsSegments('a'.repeat(160))).toMatchObject({ encoding: 'GSM-7', segments: 1 });
+    expect(smsSegments('a'.repeat(161))).toMatchObject({ encoding: 'GSM-7', segments: 2 });
+    expect(smsSegments('€'.repeat(80))).toMatchObject({ encoding: 'GSM-7', units: 160, segments: 1 });
+    expect(smsSegments('a'.repeat(60) + '✓')).toMatchObject({ encoding: 'UCS-2', segments: 1 });
+    expect(smsSegments('a'.repeat(70) + '✓')).toMatchObject({ encoding: 'UCS-2', segments: 2 });
+  });
+  it('rejects a configuration whose SMS would not fit one segment', () => {
+    expect(() => assertTemplatesFit(ctx)).not.toThrow();
+    expect(() => assertTemplatesFit({ ...ctx, resetUrl: `https://example.com/${'x'.repeat(80)}` })).toThrow(/segments/);
+    expect(() => assertTemplatesFit({ ...ctx, carrierName: 'Carrier ✓' })).toThrow(/UCS-2/);
+  });
+  it('gives each run and account a stable reference and Message-ID', () => {
+    expect(messageRef('r', 1, sha)).toBe(messageRef('r', 1, sha));
+    expect(messageRef('r', 1, sha)).not.toBe(messageRef('r', 2, sha));
+    expect(messageRef('r', 1, sha)).toMatch(/^[A-Z2-9]{8}$/);
+    expect(emailMessageId('r', 7, 'd.example')).toBe('<pinreset.r.7@d.example>');
+    expect(emailText(ctx, 'REF')).toContain('Reference: REF');
+  });
+});
+
+describe('backoff', () => {
+  it('grows exponentially with full jitter and a cap', () => {
+    expect(backoffMs(THROTTLE_BACKOFF, 1, () => 1)).toBe(500);
+    expect(backoffMs(THROTTLE_BACKOFF, 3, () => 1)).toBe(2000);
+    expect(backoffMs(THROTTLE_BACKOFF, 20, () => 1)).toBe(10_000);
+    expect(backoffMs(THROTTLE_BACKOFF, 3, () => 0)).toBe(0);
+  });
+});
+
+describe('run parameters', () => {
+  it('accepts the defaults', () => expect(paramProblems(DEFAULT_PARAMS)).toEqual([]));
+  it('names each bad parameter', () => {
+    const problems = paramProblems({ ...DEFAULT_PARAMS, batchSize: 0, ratePerSecond: -1, policy: 'fax' as never, batchConcurrency: 1.5 });
+    expect(problems.join('\n')).toMatch(/batchSize/);
+    expect(problems.join('\n')).toMatch(/ratePerSecond/);
+    expect(problems.join('\n')).toMatch(/policy/);
+    expect(problems.join('\n')).toMatch(/batchConcurrency/);
+  });
+  it('validates rate updates', () => {
+    expect(rateProblems(250)).toEqual([]);
+    expect(rateProblems(0)).toEqual([]);
+    expect(rateProblems(-1)).toHaveLength(1);
+    expect(rateProblems(Infinity)).toHaveLength(1);
+    expect(rateProblems('100')).toHaveLength(1);
+  });
+  it('sizes limiter reservations to ~50 ms of traffic', () => {
+    expect(blockSize(1)).toBe(1);
+    expect(blockSize(200)).toBe(10);
+    expect(blockSize(100_000)).toBe(50);
+  });
+});

@@ -1,0 +1,49 @@
+// A real worker process (`workers/main.ts`), as `npm run worker` starts it, for crash tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../stack';
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** Everything the process wrote, for assertions on logs. */
+  output(): string;
+  ready: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function spawnWorker(env: Record<string, string>): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let markReady: () => void;
+  let failReady: (e: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    failReady = reject;
+  });
+  const onData = (b: Buffer) => {
+    out += b.toString();
+    if (out.includes('"worker started"')) markReady();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      failReady(new Error(`worker exited before it was ready (code ${code}, signal ${signal}):\n${out.slice(-2000)}`));
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    child,
+    output: () => out,
+    ready,
+    exited,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}

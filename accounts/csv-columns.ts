@@ -1,4 +1,15 @@
 // The account CSV's header: which columns exist, which must be present, in any order.
+//
+// Header: all ten REQUIRED_COLUMNS, `pin` optional; names trimmed, case-insensitive, any order.
+// Values (trimmed; see validate-row.ts):
+//   id              required: positive integer (no sign, no leading zero), unique in file and DB
+//   account_number  required: 1-64 characters, unique in file and DB
+//   full_name       required: 1-200 characters (code points), any Unicode
+//   status          required: active | suspended | closed | deleted (case-insensitive)
+//   plan            optional: up to 64 characters, empty = 'prepaid'
+//   sms_opt_out, email_opt_out  optional: true/false, t/f, yes/no, y/n, 1/0; empty = false
+//   phone, phone_type, email, pin  optional contact data: an invalid value is stored empty and
+//                   reported as a warning; the account is still imported
 
 export const REQUIRED_COLUMNS = [
   'id',

@@ -10,6 +10,7 @@ export const REPORT_HEADER = 'line,id,severity,field,reason\n';
 
 export class ErrorReport {
   private pending: string[] = [];
+  private finished = false;
   private constructor(
     readonly path: string,
     private readonly tmpPath: string,
@@ -32,9 +33,12 @@ export class ErrorReport {
     await this.flush();
     await this.file.close();
     await rename(this.tmpPath, this.path);
+    this.finished = true;
   }
 
+  /** Drops an unfinished report; after finish() it does nothing. */
   async abandon(): Promise<void> {
+    if (this.finished) return;
     await this.file.close().catch(() => undefined);
     await unlink(this.tmpPath).catch(() => undefined);
   }

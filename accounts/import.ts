@@ -69,11 +69,12 @@ export async function importAccounts(db: Db, opts: ImportOptions): Promise<Impor
       throw new ImportFileError('the file has a pin column: set PIN_PEPPER to hash it, or ignore the column (--ignore-pins)');
     }
     const errorsPath = opts.errorsPath ?? `${opts.file}.errors.csv`;
-    const report = await ErrorReport.create(errorsPath);
     const tally = new Tally();
     const client = await db.connect();
+    let report: ErrorReport | undefined;
     let released = false;
     try {
+      report = await ErrorReport.create(errorsPath);
       await client.query('BEGIN');
       await createImportStaging(client);
       await copyIntoImportStaging(client, stagingText(records, columns, pins, opts, report, tally));
@@ -82,8 +83,9 @@ export async function importAccounts(db: Db, opts: ImportOptions): Promise<Impor
       const { inserted, lost } = await insertStagedAccounts(client);
       for (const r of lost) await tally.reject(report, r.line, r.id, [{ field: 'id', reason: 'already exists in the database (inserted concurrently)' }]);
       const aborted = Boolean(opts.strict) && tally.rejected > 0;
-      await client.query(aborted ? 'ROLLBACK' : 'COMMIT');
+      // The report is complete before the outcome is decided: it is true either way.
       await report.finish();
+      await client.query(aborted ? 'ROLLBACK' : 'COMMIT');
       return {
         read: tally.read,
         imported: aborted ? 0 : inserted,
@@ -97,7 +99,7 @@ export async function importAccounts(db: Db, opts: ImportOptions): Promise<Impor
       };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
-      await report.abandon();
+      await report?.abandon();
       // A COPY cut short can leave the connection in an unknown state: do not return it to the pool.
       client.release(err as Error);
       released = true;

@@ -65,7 +65,8 @@ export function validateRow(fields: string[], columns: ColumnMap, line: number, 
 
   const fullName = get(columns.full_name).normalize('NFC');
   if (fullName === '') errors.push({ field: 'full_name', reason: 'missing' });
-  else if ([...fullName].length > MAX_NAME_CHARS) errors.push({ field: 'full_name', reason: `longer than ${MAX_NAME_CHARS} characters` });
+  // UTF-16 length bounds the code point count from above: count only when it might matter.
+  else if (fullName.length > MAX_NAME_CHARS && [...fullName].length > MAX_NAME_CHARS) errors.push({ field: 'full_name', reason: `longer than ${MAX_NAME_CHARS} characters` });
 
   const plan = get(columns.plan) || DEFAULT_PLAN;
   if (plan.length > MAX_PLAN_CHARS) errors.push({ field: 'plan', reason: `longer than ${MAX_PLAN_CHARS} characters` });

@@ -7,6 +7,8 @@ import { backoffMs, THROTTLE_BACKOFF, TRANSIENT_BACKOFF } from '../domain/retry'
 import { emailMessageId, emailSubject, emailText, smsText } from '../domain/templates';
 import type { ChannelPolicy, ClassifiedFailure, EmailSender, SmsSender } from '../domain/types';
 import type { MessageConfig } from '../config';
+import { isSmsConfigError } from '../domain/sms-errors';
+import { isEmailConfigError } from '../domain/email-errors';
 import type { Clock, SendEvent } from './deps';
 import type { SendGate } from './send-gate';
 
@@ -23,12 +25,26 @@ export interface NotifyContext {
   onSend: (e: SendEvent) => void;
 }
 
+/** The provider refused our account or sender, not the recipient. Carries only the code. */
+export class ProviderConfigError extends Error {
+  constructor(readonly channel: 'sms' | 'email', readonly code: string) {
+    super(`${channel} provider rejected the configuration (${code}): check credentials and sender`);
+    this.name = 'ProviderConfigError';
+  }
+}
+
 type SendResult = { ok: true; id: string } | { ok: false; permanent: boolean; code: string };
 
 /** Clock skew allowed between us and the provider when looking for an earlier send. */
 const RECONCILE_SKEW_MS = 5_000;
 
-export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow): Promise<Outcome> {
+/** Thrown when this attempt was cancelled or timed out: it must not send anything more. */
+function stopIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('notify attempt cancelled');
+}
+
+export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal): Promise<Outcome> {
+  stopIfCancelled(signal);
   const base = { accountId: row.accountId, fellBack: false };
   if (row.status === null) return { ...base, state: 'skipped', errorCode: 'account_deleted' };
   if (row.status === 'closed' || row.status === 'deleted') return { ...base, state: 'skipped', errorCode: `account_${row.status}` };
@@ -38,23 +54,23 @@ export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow): Promis
 
   const ref = ctx.ref(row.accountId);
   if (choice.channel === 'email') {
-    const r = await sendEmail(ctx, row.email!, row.accountId, ref);
+    const r = await sendEmail(ctx, row.email!, row.accountId, ref, signal);
     return r.ok ? { ...base, state: 'sent', channel: 'email', messageId: r.id } : { ...base, state: 'failed', channel: 'email', errorCode: r.code };
   }
 
-  const sms = await sendSms(ctx, row.phone!, ref, row.wasSending ? row.attemptStartedAt : null);
+  const sms = await sendSms(ctx, row.phone!, ref, row.wasSending ? row.attemptStartedAt : null, signal);
   if (sms.ok) return { ...base, state: 'sent', channel: 'sms', messageId: sms.id };
   if (!sms.permanent) return { ...base, state: 'failed', channel: 'sms', errorCode: sms.code };
 
   const fallback = chooseChannel(row, ctx.policy, true);
   if ('unreachable' in fallback) return { ...base, state: 'failed', channel: 'sms', errorCode: sms.code };
-  const mail = await sendEmail(ctx, row.email!, row.accountId, ref);
+  const mail = await sendEmail(ctx, row.email!, row.accountId, ref, signal);
   return mail.ok
     ? { accountId: row.accountId, fellBack: true, state: 'sent', channel: 'email', messageId: mail.id, errorCode: sms.code }
     : { accountId: row.accountId, fellBack: true, state: 'failed', channel: 'email', errorCode: mail.code };
 }
 
-async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSince: Date | null): Promise<SendResult> {
+async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSince: Date | null, signal: AbortSignal): Promise<SendResult> {
   const body = smsText(ctx.message, ref);
   let throttled = 0;
   let failures = 0;
@@ -66,6 +82,8 @@ async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSin
       if (found) return { ok: true, id: found };
     }
     await ctx.gate.take();
+    // A timed-out attempt (a zombie) must never send: its retry may already be sending.
+    stopIfCancelled(signal);
     const started = ctx.clock.now();
     try {
       const sent = await ctx.sms.send({ to, body });
@@ -74,6 +92,9 @@ async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSin
     } catch (err) {
       const f = ctx.sms.classify(err);
       ctx.onSend({ channel: 'sms', result: f.kind, code: f.code, latencyMs: ctx.clock.now().getTime() - started.getTime() });
+      // Revoked credentials or a bad sender say nothing about this customer: fail the attempt
+      // (the run stalls visibly and retries) instead of marking every customer failed.
+      if (isSmsConfigError(f)) throw new ProviderConfigError('sms', f.code);
       lastCode = f.code;
       if (f.kind === 'permanent') return { ok: false, permanent: true, code: f.code };
       if (f.kind === 'rate_limited') {
@@ -105,7 +126,7 @@ async function reconcileSms(ctx: NotifyContext, to: string, body: string, since:
   return match?.sid;
 }
 
-async function sendEmail(ctx: NotifyContext, to: string, accountId: number, ref: string): Promise<SendResult> {
+async function sendEmail(ctx: NotifyContext, to: string, accountId: number, ref: string, signal: AbortSignal): Promise<SendResult> {
   // The Message-ID is the same on every attempt, so a resend after an ambiguous failure is one
   // message to the recipient's mail store.
   const messageId = emailMessageId(ctx.runId, accountId, ctx.message.messageIdDomain);
@@ -113,6 +134,7 @@ async function sendEmail(ctx: NotifyContext, to: string, accountId: number, ref:
   let failures = 0;
   for (;;) {
     await ctx.gate.take();
+    stopIfCancelled(signal);
     const started = ctx.clock.now();
     try {
       await ctx.email.send({ to, messageId, subject: emailSubject(ctx.message), text: emailText(ctx.message, ref) });
@@ -121,6 +143,7 @@ async function sendEmail(ctx: NotifyContext, to: string, accountId: number, ref:
     } catch (err) {
       const f: ClassifiedFailure = ctx.email.classify(err);
       ctx.onSend({ channel: 'email', result: f.kind, code: f.code, latencyMs: ctx.clock.now().getTime() - started.getTime() });
+      if (isEmailConfigError(f)) throw new ProviderConfigError('email', f.code);
       if (f.kind === 'permanent') return { ok: false, permanent: true, code: f.code };
       if (f.kind === 'rate_limited') {
         if (++throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };

@@ -24,6 +24,11 @@ export interface NotifyProgress {
 
 /** Accounts claimed and recorded together: two statements per chunk instead of two per account. */
 const CHUNK = 250;
+/**
+ * Heartbeat this often while alive, whatever the sends are doing: a chunk slowed by throttling
+ * must not look like a dead worker, or a second attempt would start beside the first.
+ */
+const HEARTBEAT_EVERY_MS = 2_000;
 
 export function makeNotifyBatch(deps: ActivityDeps) {
   const clock = deps.clock ?? systemClock;
@@ -47,15 +52,18 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       ref: (accountId: number) => messageRef(runId, accountId, (s) => createHash('sha256').update(s).digest()),
     };
     const signal = Context.current().cancellationSignal;
-    for (;;) {
-      const rows = await claimNotifyChunk(deps.db, runId, cursor, last, CHUNK);
-      if (rows.length === 0) break;
-      const outcomes = await Promise.all(rows.map((row) => sendLimit(() => notifyAccount(ctx, row))));
-      await recordOutcomes(deps.db, runId, outcomes);
-      cursor = rows[rows.length - 1].accountId;
-      heartbeat({ cursor } satisfies NotifyProgress);
-      // Worker shutting down or activity cancelled: stop at a chunk boundary; a retry resumes here.
-      if (signal.aborted) throw signal.reason ?? new Error('notify batch cancelled');
+    const beat = setInterval(() => heartbeat({ cursor } satisfies NotifyProgress), HEARTBEAT_EVERY_MS);
+    try {
+      for (;;) {
+        const rows = await claimNotifyChunk(deps.db, runId, cursor, last, CHUNK);
+        if (rows.length === 0) break;
+        const outcomes = await Promise.all(rows.map((row) => sendLimit(() => notifyAccount(ctx, row, signal))));
+        await recordOutcomes(deps.db, runId, outcomes);
+        cursor = rows[rows.length - 1].accountId;
+        heartbeat({ cursor } satisfies NotifyProgress);
+      }
+    } finally {
+      clearInterval(beat);
     }
     return readCounts(deps.db, runId, { first, last });
   };

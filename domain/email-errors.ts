@@ -11,14 +11,18 @@ export interface EmailErrorFields {
   originalCode?: string;
 }
 
-/** System errors raised before a connection existed: nothing can have been delivered. */
-const NOT_CONNECTED: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
+/** Failures before a connection existed (refused, DNS): nothing can have been delivered. */
+const NOT_CONNECTED: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS']);
+
+/** nodemailer errors about our own setup (credentials, options): retrying cannot help. */
+const CONFIG_ERRORS: ReadonlySet<string> = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ECONFIG']);
 
 /**
- * Reply codes that mean our own relay configuration is wrong (authentication), not the recipient.
- * They classify as 'permanent' like any 5xx; a caller should stop the run on them.
+ * Failures that mean our relay configuration is wrong (authentication), not the recipient.
+ * They classify as 'permanent' (FailureKind has nothing better); a caller should stop the run on
+ * them instead of marking every remaining customer unreachable.
  */
-export const CONFIG_SMTP_CODES: ReadonlySet<string> = new Set(['smtp_530', 'smtp_535', 'smtp_534', 'EAUTH']);
+export const CONFIG_SMTP_CODES: ReadonlySet<string> = new Set(['smtp_530', 'smtp_534', 'smtp_535', ...CONFIG_ERRORS]);
 
 export function classifyEmailError(f: EmailErrorFields): ClassifiedFailure {
   const { responseCode, code, originalCode } = f;
@@ -28,6 +32,7 @@ export function classifyEmailError(f: EmailErrorFields): ClassifiedFailure {
   }
   if (originalCode !== undefined && NOT_CONNECTED.has(originalCode)) return { kind: 'transient', code: originalCode };
   if (code !== undefined && NOT_CONNECTED.has(code)) return { kind: 'transient', code };
+  if (code !== undefined && CONFIG_ERRORS.has(code)) return { kind: 'permanent', code };
   // Connection lost, timed out or a protocol surprise without a reply code: the message may
   // have been accepted. Resending with the same Message-ID is deduplicated by mail stores.
   return { kind: 'ambiguous', code: code ?? 'unknown' };

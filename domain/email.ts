@@ -30,15 +30,35 @@ export function validateEmail(raw: string | null | undefined): EmailResult {
 
   if (domain === '') return { error: 'empty domain' };
   if (domain.startsWith('.') || domain.endsWith('.') || domain.includes('..')) return { error: 'misplaced or double dot' };
-  // The WHATWG IDNA mapping lower-cases and punycodes; it returns '' for a domain it cannot map.
-  const ascii = domainToASCII(domain);
-  if (ascii === '') return { error: 'invalid domain' };
-  const labels = ascii.split('.');
-  if (labels.length < 2) return { error: 'domain has no top-level domain' };
-  if (!labels.every((l) => LABEL.test(l))) return { error: 'invalid domain' };
-  const tld = labels[labels.length - 1];
-  if (!/^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/.test(tld)) return { error: 'invalid top-level domain' };
+  const domainError = checkDomain(domain);
+  if (domainError) return { error: domainError };
 
   // Domains are case-insensitive: store them lower-case (in their Unicode form, as written).
   return { email: `${local}@${domain.toLowerCase()}` };
+}
+
+/** Verdicts on recent domains: a customer file repeats a few thousand domains many times over. */
+const domainVerdicts = new Map<string, string>();
+const DOMAIN_CACHE_MAX = 10_000;
+
+/** '' when the domain is valid, else the reason. */
+function checkDomain(domain: string): string {
+  const cached = domainVerdicts.get(domain);
+  if (cached !== undefined) return cached;
+  const verdict = judgeDomain(domain);
+  if (domainVerdicts.size >= DOMAIN_CACHE_MAX) domainVerdicts.clear();
+  domainVerdicts.set(domain, verdict);
+  return verdict;
+}
+
+function judgeDomain(domain: string): string {
+  // The WHATWG IDNA mapping lower-cases and punycodes; it returns '' for a domain it cannot map.
+  const ascii = domainToASCII(domain);
+  if (ascii === '') return 'invalid domain';
+  const labels = ascii.split('.');
+  if (labels.length < 2) return 'domain has no top-level domain';
+  if (!labels.every((l) => LABEL.test(l))) return 'invalid domain';
+  const tld = labels[labels.length - 1];
+  if (!/^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/.test(tld)) return 'invalid top-level domain';
+  return '';
 }

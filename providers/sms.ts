@@ -81,16 +81,20 @@ function errorFields(error: unknown): SmsErrorFields {
  * neither leaves this module as is.
  */
 function sanitize(error: unknown, message: SmsMessage | { to: string }): Error {
-  if (error instanceof twilio.RestException) {
-    error.message = `Twilio error ${error.code ?? 'unknown'} (HTTP ${error.status})`;
-    error.details = undefined;
+  const { status, twilioCode, errno } = errorFields(error);
+  if (error instanceof Error && (status !== undefined || twilioCode !== undefined)) {
+    // RestException (or the RFC 9457 TwilioServiceException): keep the type, status and code.
+    error.message = `Twilio error ${twilioCode ?? 'unknown'} (HTTP ${status ?? 'unknown'})`;
+    for (const key of ['details', 'detail', 'errors', 'instance']) {
+      if (key in error) Reflect.set(error, key, undefined);
+    }
     return error;
   }
-  const { errno } = errorFields(error);
   if (errno) return new SmsTransportError(errno);
   if (error instanceof Error) {
     // twilio-node's own argument errors: keep the text, minus anything customer-specific.
-    let text = error.message.split(message.to).join('[to]');
+    let text = error.message;
+    if (message.to) text = text.split(message.to).join('[to]');
     if ('body' in message && message.body) text = text.split(message.body).join('[body]');
     const clean = new Error(`Twilio client error: ${text}`);
     clean.name = error.name;
@@ -120,9 +124,13 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
 
     async listSentSince(to: string, since: Date): Promise<SmsRecord[]> {
       try {
-        // twilio-node sends this as DateSent>=YYYY-MM-DDTHH:mm:ssZ (whole seconds, rounded down).
-        const found = await client.messages.list({ to, dateSentAfter: since, limit: 50 });
-        return found.map((m) => ({ sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated }));
+        // Not filtered by DateSent: a message still queued at Twilio has no date_sent yet, and
+        // it is exactly the kind an ambiguous attempt leaves behind. The list is newest first, so
+        // the recent page filtered on date_created covers the attempt.
+        const found = await client.messages.list({ to, limit: 50 });
+        return found
+          .filter((m) => m.dateCreated.getTime() >= since.getTime() - 1000) // dates are whole seconds
+          .map((m) => ({ sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated }));
       } catch (error) {
         throw sanitize(error, { to });
       }

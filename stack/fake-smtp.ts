@@ -1,5 +1,6 @@
 // A local SMTP sink for tests and load runs, on smtp-server. Records the envelope and the
 // Message-ID of each accepted mail; only the header block is kept, the body is discarded.
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerError, type SMTPServerSession } from 'smtp-server';
@@ -27,6 +28,11 @@ export interface FakeSmtpOptions {
   faults?: Partial<SmtpFaults>;
   /** Seed of the fault PRNG, for repeatable fault sequences. */
   seed?: number;
+  /**
+   * Also serve an HTTP control API on this port (0 = free port), so another process can steer
+   * the sink: POST /__control/faults, GET /__control/stats, GET /__control/duplicates, POST /__control/reset.
+   */
+  controlPort?: number;
 }
 
 export interface FakeSmtpMessage {
@@ -50,6 +56,8 @@ export interface FakeSmtpStats {
 export interface FakeSmtp {
   readonly url: string;
   readonly port: number;
+  /** http://host:port of the control API, when controlPort was given. */
+  readonly controlUrl: string | undefined;
   messages(): ReadonlyArray<FakeSmtpMessage>;
   /** Raw deliveries per recipient. */
   countsByRecipient(): Map<string, number>;
@@ -173,6 +181,9 @@ export async function startFakeSmtp(opts: FakeSmtpOptions = {}): Promise<FakeSmt
     banner: 'pinreset fake SMTP',
     size: 10 * 1024 * 1024,
     maxClients: 1000,
+    // Pooled clients idle between bursts; closing them after the default 60 s would turn the next
+    // send on that connection into a spurious ambiguous failure in long tests.
+    socketTimeout: 10 * 60_000,
     onConnect(_session, callback) {
       stats.connections++;
       callback();
@@ -222,9 +233,11 @@ export async function startFakeSmtp(opts: FakeSmtpOptions = {}): Promise<FakeSmt
     return out;
   };
 
-  return {
+  const control = opts.controlPort === undefined ? undefined : await startControl(() => api, opts.controlPort, opts.host);
+  const api: FakeSmtp = {
     url: `smtp://${host}:${address.port}`,
     port: address.port,
+    controlUrl: control?.url,
     messages: () => records,
     countsByRecipient: () => collect(records.flatMap((m) => m.to)),
     countsByMessageId: () => collect(records.map((m) => m.messageId)),
@@ -242,24 +255,71 @@ export async function startFakeSmtp(opts: FakeSmtpOptions = {}): Promise<FakeSmt
       records = [];
       stats = { accepted: 0, rejected4xx: 0, rejected5xx: 0, rejectedRecipients: 0, connections: 0 };
     },
-    stop() {
-      return new Promise<void>((resolve) => {
+    async stop() {
+      await control?.stop();
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // close() waits up to closeTimeout for clients to say QUIT; pooled clients never do.
         for (const conn of server.connections) conn.close();
       });
     },
   };
+  return api;
 }
 
-// Standalone: `npx tsx stack/fake-smtp.ts` (env FAKE_SMTP_PORT, FAKE_SMTP_HOST, FAKE_SMTP_SEED).
+/** The cross-process control API (plain JSON over HTTP). */
+async function startControl(
+  fake: () => FakeSmtp,
+  port: number,
+  host = '127.0.0.1',
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (raw += c));
+    req.on('end', () => {
+      const reply = (status: number, v: unknown): void => {
+        res.writeHead(status, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify(v));
+      };
+      const route = `${req.method} ${req.url}`;
+      try {
+        if (route === 'POST /__control/faults') return reply(200, fake().setFaults(JSON.parse(raw || '{}') as Partial<SmtpFaults>));
+        if (route === 'GET /__control/faults') return reply(200, fake().faults());
+        if (route === 'GET /__control/stats') return reply(200, fake().stats());
+        if (route === 'GET /__control/duplicates') return reply(200, { duplicates: fake().duplicates(), raw: fake().rawDuplicates() });
+        if (route === 'POST /__control/reset') {
+          fake().reset();
+          return reply(200, { ok: true });
+        }
+        reply(404, { error: 'unknown control endpoint' });
+      } catch (e) {
+        reply(400, { error: (e as Error).message });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const a = server.address() as AddressInfo;
+  return {
+    url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+// Standalone: `npx tsx stack/fake-smtp.ts` (env FAKE_SMTP_PORT, FAKE_SMTP_HOST, FAKE_SMTP_SEED,
+// FAKE_SMTP_CONTROL_PORT; the control API is always on in this mode).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const fake = await startFakeSmtp({
     port: Number(process.env.FAKE_SMTP_PORT ?? 0),
     host: process.env.FAKE_SMTP_HOST ?? '127.0.0.1',
     seed: process.env.FAKE_SMTP_SEED ? Number(process.env.FAKE_SMTP_SEED) : undefined,
+    controlPort: Number(process.env.FAKE_SMTP_CONTROL_PORT ?? 0),
   });
-  console.log(JSON.stringify({ fakeSmtp: fake.url }));
+  console.log(JSON.stringify({ fakeSmtp: fake.url, control: fake.controlUrl }));
   const shutdown = (): void => void fake.stop().then(() => process.exit(0));
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);

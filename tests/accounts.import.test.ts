@@ -1,11 +1,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { importAccounts, ImportFileError, type ImportOptions } from '../accounts/import';
 import { verifyPin } from '../domain/pin';
+import { createImportStaging } from '../db/sql/import-staging';
+import { copyIntoImportStaging } from '../db/sql/copy-import-staging';
+import { insertStagedAccounts } from '../db/sql/insert-staged-accounts';
+import { encodeStagingRow } from '../accounts/copy-text';
+import type { AccountRow } from '../accounts/validate-row';
 import { accountsTestDb, type TestDb } from './support/accounts-pg';
 
 const HEADER = 'id,account_number,full_name,phone,phone_type,email,plan,status,sms_opt_out,email_opt_out';
@@ -250,6 +255,29 @@ describe('import: bad rows', () => {
   });
 });
 
+describe('import: concurrent writers', () => {
+  it('an account inserted by another session after the checks comes back as lost, not as a failed import', async () => {
+    const client = await t.db.connect();
+    try {
+      await client.query('BEGIN');
+      await createImportStaging(client);
+      const row = (line: number, id: number): AccountRow => ({
+        line, id, accountNumber: `A${id}`, fullName: 'Name', phone: null, phoneType: null, email: null,
+        plan: 'prepaid', status: 'active', smsOptOut: false, emailOptOut: false, pin: null,
+      });
+      await copyIntoImportStaging(client, (async function* () {
+        yield encodeStagingRow(row(2, 1), null) + encodeStagingRow(row(3, 2), null);
+      })());
+      await t.db.query("INSERT INTO accounts (id, account_number, full_name) VALUES (2, 'OTHER', 'Other')");
+      expect(await insertStagedAccounts(client)).toEqual({ inserted: 1, lost: [{ line: 3, id: 2 }] });
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect((await rows()).map((a) => [a.id, a.account_number])).toEqual([[1, 'A1'], [2, 'OTHER']]);
+  });
+});
+
 describe('import: bad files import nothing', () => {
   const bad = async (content: string | Buffer | null, pattern: RegExp, opts: Partial<ImportOptions> = {}) => {
     const file = content === null ? path.join(dir, 'does-not-exist.csv') : await csvFile(content);
@@ -257,6 +285,7 @@ describe('import: bad files import nothing', () => {
     await expect(run(file, opts)).rejects.toThrow(pattern);
     expect(await rows()).toEqual([]);
     expect(existsSync(`${file}.errors.csv`)).toBe(false);
+    expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   };
 
   it('missing file', () => bad(null, /cannot read .*does-not-exist\.csv: no such file/));

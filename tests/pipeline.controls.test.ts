@@ -1,6 +1,6 @@
 // Steering a run (pause, resume, cancel, set-rate) and provider trouble (429 storm, ambiguous
 // timeouts), on the real stack.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Db } from '../db/pool';
@@ -42,6 +42,17 @@ describe('run controls and provider trouble', () => {
     providers = await startProviders();
     worker = await startWorker(providers.deps(db));
     ({ client, close: closeClient } = await temporalClient());
+  });
+
+  beforeEach(() => {
+    providers.twilio.reset();
+  });
+
+  // A failed test must not leave its run going in the background of the next one.
+  afterEach(async () => {
+    for await (const wf of client.workflow.list({ query: `TaskQueue = '${worker.taskQueue}' AND ExecutionStatus = 'Running'` })) {
+      await client.workflow.getHandle(wf.workflowId).terminate('test finished').catch(() => undefined);
+    }
   });
 
   afterAll(async () => {
@@ -104,8 +115,11 @@ describe('run controls and provider trouble', () => {
       reason: 'INC-rate', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
       params: { batchSize: 20, batchConcurrency: 2, ratePerSecond: 20 },
     });
-    await expect(handle.executeUpdate(setRateUpdate, { args: [-5] })).rejects.toThrow(WorkflowUpdateFailedError);
-    await expect(handle.executeUpdate(setRateUpdate, { args: [Number.NaN] })).rejects.toThrow(/ratePerSecond/);
+    for (const bad of [-5, 1e9, '100' as unknown as number]) {
+      const err = await handle.executeUpdate(setRateUpdate, { args: [bad] }).catch((e) => e);
+      expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+      expect((err as WorkflowUpdateFailedError).cause?.message).toMatch(/ratePerSecond must be a number from 0 to 100000/);
+    }
     const changed = await handle.executeUpdate(setRateUpdate, { args: [400] });
     expect(changed).toEqual({ previous: 20, current: 400 });
     const row = await db.query('SELECT rate_per_second FROM runs WHERE id = $1', [runId]);

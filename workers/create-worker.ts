@@ -31,7 +31,7 @@ export async function createPinresetWorker(o: PinresetWorkerOptions): Promise<Wo
     activities: createActivities(o.deps),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities ?? 16,
     shutdownGraceTime: (o.shutdownGraceTime ?? '20s') as WorkerOptions['shutdownGraceTime'],
-    identity: o.identity,
+    ...(o.identity ? { identity: o.identity } : {}),
     ...o.extra,
   });
 }

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { createDatabase } from '../../stack/postgres';
 import { createPool, type Db } from '../../db/pool';
 import { migrate } from '../../db/migrate';
@@ -15,6 +15,9 @@ import { createSmtpEmail } from '../../providers/email';
 import { createPinresetWorker } from '../../workers/create-worker';
 import type { ActivityDeps } from '../../activities';
 import type { MessageConfig } from '../../config';
+
+// Worker state changes at INFO would bury test output.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 export const MESSAGE: MessageConfig = { carrierName: 'Carrier', resetUrl: 'https://carrier.example/pin', messageIdDomain: 'pinreset.test' };
 

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
-import { activityInfo, Context, heartbeat } from '@temporalio/activity';
+import { activityInfo, ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import pLimit from 'p-limit';
-import { claimNotifyChunk } from '../db/sql/claim-notify-chunk';
+import { claimNotifyChunk, type ClaimedRow } from '../db/sql/claim-notify-chunk';
 import { readCounts } from '../db/sql/read-counts';
 import { recordOutcomes } from '../db/sql/record-outcomes';
 import { messageRef } from '../domain/templates';
 import type { ChannelPolicy, Counts } from '../domain/types';
 import { systemClock, type ActivityDeps } from './deps';
-import { notifyAccount } from './notify-account';
+import { notifyAccount, ProviderConfigError } from './notify-account';
+import type { Outcome } from '../domain/outcome';
 import { SendGate } from './send-gate';
 
 export interface NotifyBatchInput {
@@ -15,7 +16,10 @@ export interface NotifyBatchInput {
   first: number;
   last: number;
   policy: ChannelPolicy;
+  /** Stop this batch when more than `failureRate` of at least `minAttempts` attempts failed. */
+  guard?: { failureRate: number; minAttempts: number };
 }
+
 
 /** Heartbeat details: every account up to `cursor` has its outcome recorded. */
 export interface NotifyProgress {
@@ -52,13 +56,42 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       ref: (accountId: number) => messageRef(runId, accountId, (s) => createHash('sha256').update(s).digest()),
     };
     const signal = Context.current().cancellationSignal;
+    // Trips on a provider configuration error or too many failures: accounts not yet attempted
+    // are released back to pending and the batch stops, so the workflow can pause the run.
+    let tripped: ApplicationFailure | undefined;
+    let attempts = 0;
+    let failed = 0;
+    const guarded = async (row: ClaimedRow): Promise<Outcome> => {
+      if (tripped) return { accountId: row.accountId, state: 'pending', fellBack: false };
+      try {
+        const outcome = await notifyAccount(ctx, row, signal);
+        if (outcome.state === 'sent' || outcome.state === 'failed') {
+          attempts++;
+          if (outcome.state === 'failed') failed++;
+          const g = input.guard;
+          if (g && g.failureRate < 1 && attempts >= g.minAttempts && failed / attempts > g.failureRate) {
+            tripped ??= ApplicationFailure.nonRetryable(
+              `notification failure rate ${((100 * failed) / attempts).toFixed(1)}% over ${attempts} attempts in batch ${first}..${last} exceeds ${(100 * g.failureRate).toFixed(1)}%`,
+              'FailureThreshold',
+              { attempts, failed },
+            );
+          }
+        }
+        return outcome;
+      } catch (err) {
+        if (!(err instanceof ProviderConfigError)) throw err;
+        tripped ??= ApplicationFailure.nonRetryable(err.message, 'ProviderConfig', { channel: err.channel, code: err.code });
+        return { accountId: row.accountId, state: 'pending', fellBack: false };
+      }
+    };
     const beat = setInterval(() => heartbeat({ cursor } satisfies NotifyProgress), HEARTBEAT_EVERY_MS);
     try {
       for (;;) {
         const rows = await claimNotifyChunk(deps.db, runId, cursor, last, CHUNK);
         if (rows.length === 0) break;
-        const outcomes = await Promise.all(rows.map((row) => sendLimit(() => notifyAccount(ctx, row, signal))));
+        const outcomes = await Promise.all(rows.map((row) => sendLimit(() => guarded(row))));
         await recordOutcomes(deps.db, runId, outcomes);
+        if (tripped) throw tripped;
         cursor = rows[rows.length - 1].accountId;
         heartbeat({ cursor } satisfies NotifyProgress);
       }

@@ -19,6 +19,12 @@ export interface RunParams {
   resetMaxPerSecond: number;
   policy: ChannelPolicy;
   dryRun: boolean;
+  /** Process the first N accounts, then wait for an operator's approval; 0 = no canary. */
+  canary: number;
+  /** Pause the run when more than this share of recent notification attempts failed (0..1; 1 = never). */
+  autoPauseFailureRate: number;
+  /** How many recent attempts the failure rate is measured over. */
+  autoPauseWindow: number;
 }
 
 export const DEFAULT_PARAMS: RunParams = {
@@ -30,6 +36,9 @@ export const DEFAULT_PARAMS: RunParams = {
   resetMaxPerSecond: 0,
   policy: 'sms_then_email',
   dryRun: false,
+  canary: 0,
+  autoPauseFailureRate: 0.05,
+  autoPauseWindow: 1000,
 };
 
 export const LIMITS = {
@@ -38,6 +47,9 @@ export const LIMITS = {
   resetConcurrency: { min: 1, max: 64 },
   ratePerSecond: { min: 0, max: 100_000 },
   resetMaxPerSecond: { min: 0, max: 10_000_000 },
+  canary: { min: 0, max: 1_000_000 },
+  autoPauseFailureRate: { min: 0, max: 1 },
+  autoPauseWindow: { min: 10, max: 1_000_000 },
 } as const;
 
 function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unknown, integer: boolean): void {
@@ -62,6 +74,9 @@ export function paramProblems(p: RunParams): string[] {
   checkNumber(problems, 'resetConcurrency', p.resetConcurrency, true);
   checkNumber(problems, 'ratePerSecond', p.ratePerSecond, false);
   checkNumber(problems, 'resetMaxPerSecond', p.resetMaxPerSecond, false);
+  checkNumber(problems, 'canary', p.canary, true);
+  checkNumber(problems, 'autoPauseFailureRate', p.autoPauseFailureRate, false);
+  checkNumber(problems, 'autoPauseWindow', p.autoPauseWindow, true);
   if (!CHANNEL_POLICIES.includes(p.policy)) problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
   if (!['all_active', 'file', 'redrive'].includes(p.cohort)) problems.push(`cohort must be all_active, file or redrive`);
   return problems;
@@ -73,3 +88,31 @@ export const RUN_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,62}$/;
 export function workflowIdForRun(runId: string): string {
   return `pinreset-run-${runId}`;
 }
+
+/**
+ * Failure-rate guard over a sliding window of recent notification attempts: a bad template or
+ * revoked credentials must not burn through the whole cohort. Pure; used by the workflow (across
+ * batches) and by the notify activity (within a batch).
+ */
+export interface AttemptSample {
+  attempts: number;
+  failed: number;
+}
+
+/** Keeps the newest samples covering at least `window` attempts; returns the trimmed list. */
+export function trimWindow(samples: AttemptSample[], window: number): AttemptSample[] {
+  let total = 0;
+  let keep = samples.length;
+  while (keep > 0 && total < window) total += samples[--keep].attempts;
+  return samples.slice(keep);
+}
+
+/** The failure share of a window, or undefined when it holds too few attempts to judge. */
+export function failureRate(samples: AttemptSample[], minAttempts: number): number | undefined {
+  const attempts = samples.reduce((n, s) => n + s.attempts, 0);
+  if (attempts < minAttempts) return undefined;
+  return samples.reduce((n, s) => n + s.failed, 0) / attempts;
+}
+
+/** ApplicationFailure types with which a notify batch asks the workflow to pause the run. */
+export const PAUSE_FAILURE_TYPES = ['FailureThreshold', 'ProviderConfig'] as const;

@@ -13,7 +13,7 @@ export interface RunInput {
   carried?: CarriedState;
 }
 
-export type Phase = 'preparing' | 'resetting' | 'notifying' | 'draining' | 'completed' | 'cancelled';
+export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'draining' | 'completed' | 'cancelled';
 
 export interface Progress {
   runId: string;
@@ -21,7 +21,11 @@ export interface Progress {
   counts: Counts;
   paused: boolean;
   pauseReason?: string;
+  /** True when the run paused itself (failure rate or provider configuration). */
+  autoPaused: boolean;
   cancelRequested: boolean;
+  /** Canary done, waiting for `approve`. */
+  awaitingApproval: boolean;
   ratePerSecond: number;
   batches: { planned: number; reset: number; notified: number; inFlight: number };
   startedAtMs: number;
@@ -43,6 +47,13 @@ export interface CarriedState {
   counts: Counts;
   paused: boolean;
   pauseReason?: string;
+  autoPaused: boolean;
+  /** 'pending' until the canary batch is notified, then 'waiting' for approve, then 'approved'. */
+  canary: 'none' | 'pending' | 'waiting' | 'approved';
+  /** Last account id of the canary batch. */
+  canaryLast?: number;
+  /** Recent notification attempts, for the auto-pause failure rate. */
+  recent: { attempts: number; failed: number }[];
   ratePerSecond: number;
   startedAtMs: number;
   resetsDoneAtMs?: number;
@@ -63,5 +74,6 @@ export interface RunResult {
 export const pauseSignal = defineSignal<[{ reason?: string }?]>('pause');
 export const resumeSignal = defineSignal<[]>('resume');
 export const cancelSignal = defineSignal<[{ reason?: string }?]>('cancel');
+export const approveSignal = defineSignal<[{ by?: string }?]>('approve');
 export const progressQuery = defineQuery<Progress>('progress');
 export const setRateUpdate = defineUpdate<{ previous: number; current: number }, [number]>('setRate');

@@ -5,10 +5,10 @@
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PlannedBatch } from '../db/sql/plan-batches';
-import { rateProblems } from '../domain/run';
+import { failureRate, PAUSE_FAILURE_TYPES, rateProblems, trimWindow, type RunParams } from '../domain/run';
 import { zeroCounts, type BatchRange, type Counts } from '../domain/types';
 import {
-  cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
+  approveSignal, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
   type CarriedState, type Phase, type Progress, type RunInput, type RunResult,
 } from './api';
 import { progressMarkdown } from './progress-markdown';
@@ -41,12 +41,22 @@ function batchActivities(kind: 'reset' | 'notify', b: BatchRange) {
       });
 }
 
-function freshState(ratePerSecond: number, nowMs: number): CarriedState {
+function freshState(params: RunParams, nowMs: number): CarriedState {
   return {
     planned: 0, planCursor: 0, planningDone: false, toReset: [], toNotify: [],
     batchesPlanned: 0, batchesReset: 0, batchesNotified: 0, counts: zeroCounts(),
-    paused: false, ratePerSecond, startedAtMs: nowMs, checkpointSeq: 0, continuedAsNew: 0,
+    paused: false, autoPaused: false, canary: params.canary > 0 ? 'pending' : 'none', recent: [],
+    ratePerSecond: params.ratePerSecond, startedAtMs: nowMs, checkpointSeq: 0, continuedAsNew: 0,
   };
+}
+
+/** The activity stopped its batch and asks for the run to pause (see PAUSE_FAILURE_TYPES). */
+function pauseRequest(err: unknown): string | undefined {
+  const cause = err instanceof wf.ActivityFailure ? err.cause : undefined;
+  if (cause instanceof wf.ApplicationFailure && (PAUSE_FAILURE_TYPES as readonly string[]).includes(cause.type ?? '')) {
+    return `auto-paused: ${cause.message}`;
+  }
+  return undefined;
 }
 
 function settled(c: Counts): number {
@@ -55,7 +65,7 @@ function settled(c: Counts): number {
 
 export async function pinResetRun(input: RunInput): Promise<RunResult> {
   const { runId, params } = input;
-  const s: CarriedState = input.carried ?? freshState(params.ratePerSecond, Date.now());
+  const s: CarriedState = input.carried ?? freshState(params, Date.now());
   let phase: Phase = input.carried ? (s.resetsDoneAtMs !== undefined ? 'notifying' : 'resetting') : 'preparing';
   let cancelRequested = false;
   let cancelReason: string | undefined;
@@ -69,7 +79,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
 
   const progress = (): Progress => ({
     runId, phase, counts: { ...s.counts, pending: Math.max(0, s.counts.planned - settled(s.counts)) },
-    paused: s.paused, pauseReason: s.pauseReason, cancelRequested, ratePerSecond: s.ratePerSecond,
+    paused: s.paused, pauseReason: s.pauseReason, autoPaused: s.autoPaused, cancelRequested,
+    awaitingApproval: s.canary === 'waiting', ratePerSecond: s.ratePerSecond,
     batches: { planned: s.batchesPlanned, reset: s.batchesReset, notified: s.batchesNotified, inFlight: inFlight.reset.size + inFlight.notify.size },
     startedAtMs: s.startedAtMs, resetsDoneAtMs: s.resetsDoneAtMs, exposureWindowMs: s.exposureWindowMs, continuedAsNew: s.continuedAsNew,
   });
@@ -83,8 +94,15 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   wf.setHandler(resumeSignal, () => {
     s.paused = false;
     s.pauseReason = undefined;
+    s.autoPaused = false;
+    // The operator has looked at the failures: judge the failure rate afresh from here.
+    s.recent = [];
     bump();
-  }, { description: 'Resume dispatching batches after a pause.' });
+  }, { description: 'Resume dispatching batches after a pause (also after an auto-pause).' });
+  wf.setHandler(approveSignal, () => {
+    if (s.canary === 'waiting' || s.canary === 'pending') s.canary = 'approved';
+    bump();
+  }, { description: 'Approve the rest of the run after the canary accounts were processed.' });
   wf.setHandler(cancelSignal, (arg) => {
     cancelRequested = true;
     cancelReason = arg?.reason ?? 'cancelled by operator';
@@ -134,9 +152,17 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     track('reset', `${b.first}`, p);
   };
 
+  const autoPause = (reason: string) => {
+    s.paused = true;
+    s.autoPaused = true;
+    s.pauseReason = reason;
+    wf.log.warn('run auto-paused', { runId, reason });
+  };
+
+  const guard = { failureRate: params.autoPauseFailureRate, minAttempts: Math.min(100, params.autoPauseWindow) };
   const dispatchNotify = (b: Batch) => {
     const p = wf.CancellationScope.nonCancellable(() =>
-      batchActivities('notify', b).notifyBatch({ runId, first: b.first, last: b.last, policy: params.policy }),
+      batchActivities('notify', b).notifyBatch({ runId, first: b.first, last: b.last, policy: params.policy, guard }),
     ).then((c) => {
       s.counts.sentSms += c.sentSms;
       s.counts.sentEmail += c.sentEmail;
@@ -145,6 +171,18 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       s.counts.failed += c.failed;
       s.counts.notifySkipped += c.notifySkipped;
       s.batchesNotified++;
+      if (s.canary === 'pending' && b.last <= s.canaryLast!) s.canary = 'waiting';
+      s.recent = trimWindow([...s.recent, { attempts: c.sentSms + c.sentEmail + c.failed, failed: c.failed }], params.autoPauseWindow);
+      const rate = failureRate(s.recent, guard.minAttempts);
+      if (rate !== undefined && params.autoPauseFailureRate < 1 && rate > params.autoPauseFailureRate && !s.paused) {
+        autoPause(`auto-paused: ${(100 * rate).toFixed(1)}% of the last ${s.recent.reduce((n, r) => n + r.attempts, 0)} notification attempts failed (threshold ${(100 * params.autoPauseFailureRate).toFixed(1)}%)`);
+      }
+    }, (err) => {
+      const reason = pauseRequest(err);
+      if (!reason) throw err;
+      // The batch stopped itself: what it sent is recorded; the rest goes back in line.
+      s.toNotify.unshift(b);
+      autoPause(reason);
     });
     track('notify', `${b.first}`, p);
   };
@@ -194,7 +232,19 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       if (failure) throw failure;
       await syncPauseStatus();
       if (!cancelRequested && !s.paused) {
-        if (!s.planningDone && s.toReset.length < params.resetConcurrency * 2) {
+        if (s.canary === 'pending' && s.canaryLast === undefined) {
+          // The canary is one batch of exactly the first N accounts.
+          const [canary] = await lifecycle.planBatches({ runId, after: 0, batchSize: params.canary, max: 1 });
+          s.canaryLast = canary?.last ?? 0;
+          if (canary) {
+            s.toReset.push(canary);
+            s.batchesPlanned++;
+            s.planCursor = canary.last;
+          } else s.planningDone = true;
+          setPhase('canary');
+        }
+        const gated = s.canary === 'pending' || s.canary === 'waiting';
+        if (!gated && !s.planningDone && s.toReset.length < params.resetConcurrency * 2) {
           const next = await lifecycle.planBatches({ runId, after: s.planCursor, batchSize: params.batchSize, max: PLAN_PAGE });
           s.toReset.push(...next);
           s.batchesPlanned += next.length;
@@ -205,6 +255,11 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         while (inFlight.notify.size < params.batchConcurrency && s.toNotify.length) dispatchNotify(s.toNotify.shift() as Batch);
       }
 
+      if (s.canary === 'waiting' && (phase as Phase) !== 'awaiting_approval') {
+        setPhase('awaiting_approval');
+        checkpoint('canary done: waiting for approval');
+      }
+      if (s.canary === 'approved' && ['canary', 'awaiting_approval'].includes(phase as Phase)) setPhase('resetting');
       const resetsDone = s.planningDone && s.toReset.length === 0 && inFlight.reset.size === 0;
       if (resetsDone && s.resetsDoneAtMs === undefined) {
         const { exposureWindowMs } = await lifecycle.markResetsDone({ runId });

@@ -100,7 +100,7 @@ LANGUAGE sql AS $$
   claimed AS (
     UPDATE ledger l
     SET notify_state = 'sending',
-        attempt_started_at = COALESCE(chunk.prev_started, clock_timestamp()),
+        attempt_started_at = CASE WHEN chunk.was_sending THEN chunk.prev_started ELSE clock_timestamp() END,
         attempts = l.attempts + 1
     FROM chunk
     WHERE l.run_id = p_run_id AND l.account_id = chunk.account_id
@@ -112,7 +112,8 @@ LANGUAGE sql AS $$
   ORDER BY c.account_id
 $$;
 
--- Record the outcomes of a chunk in one statement. Only rows still 'sending' change.
+-- Record the outcomes of a chunk in one statement. Only rows still 'sending' change. State
+-- 'pending' releases a claimed row that was never attempted (the run is pausing itself).
 CREATE OR REPLACE FUNCTION pinreset_record_outcomes(
   p_run_id text, p_account_ids bigint[], p_states text[], p_channels text[], p_fell_back boolean[],
   p_message_ids text[], p_error_codes text[]
@@ -124,6 +125,7 @@ LANGUAGE sql AS $$
   ), done AS (
     UPDATE ledger l
     SET notify_state = o.state, channel = o.channel, fell_back = o.fell_back,
+        attempt_started_at = CASE WHEN o.state = 'pending' THEN NULL ELSE l.attempt_started_at END,
         provider_message_id = o.message_id, error_code = o.error_code,
         notified_at = CASE WHEN o.state = 'sent' THEN clock_timestamp() ELSE l.notified_at END
     FROM o

@@ -76,13 +76,17 @@ export async function startWorker(deps: ActivityDeps, taskQueue = `tq-${randomUU
     connection, namespace: 'default', taskQueue, deps, workflowBundlePath: inject('workflowBundlePath'), shutdownGraceTime: '5s',
   });
   const running = worker.run();
+  let stopped: Promise<void> | undefined;
   return {
     worker,
     taskQueue,
-    async stop() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running.catch(() => undefined);
-      await connection.close();
+    stop() {
+      stopped ??= (async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running.catch(() => undefined);
+        await connection.close();
+      })();
+      return stopped;
     },
   };
 }

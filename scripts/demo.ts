@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { startStack, stopOnSignals, PROJECT_ROOT } from '../stack';
+import { auditDeliveries } from '../stack/delivery-audit';
 import { createPool } from '../db/pool';
 import { seedAccounts } from '../accounts/seed';
 import { buildBundle } from '../workers/build-bundle';
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
     exposureWindowS: result.exposureWindowMs !== undefined ? +(result.exposureWindowMs / 1000).toFixed(1) : null,
     wallTimeS: +(wallMs / 1000).toFixed(1), messagesPerSecond: Math.round(messages / (wallMs / 1000)),
     continuedAsNew: result.continuedAsNew,
-    duplicateSms: stack.twilio!.duplicates().length, duplicateEmail: stack.smtp!.duplicates().length,
+    ...auditDeliveries(stack.twilio!, stack.smtp!),
   };
   console.log('\nSummary');
   console.log(`  outcome         : ${result.status}`);
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
   console.log(`  not notified    : unreachable ${c.unreachable}, failed ${c.failed}, skipped ${c.notifySkipped}, pending ${c.pending}`);
   console.log(`  exposure window : ${summary.exposureWindowS} s (start to last PIN invalidated)`);
   console.log(`  wall time       : ${summary.wallTimeS} s, ${summary.messagesPerSecond} messages/s`);
-  console.log(`  duplicates      : SMS ${summary.duplicateSms}, email ${summary.duplicateEmail}`);
+  console.log(`  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`);
   console.log(JSON.stringify(summary));
 
   if (opts.hold) {

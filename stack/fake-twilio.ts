@@ -50,6 +50,8 @@ export interface FakeTwilioMessage {
   encoding: 'GSM-7' | 'UCS-2';
   /** Creation time, truncated to the second like Twilio's RFC 2822 dates. */
   dateCreated: Date;
+  /** When the request was accepted, in ms (dateCreated is truncated): for rate measurements. */
+  receivedAtMs: number;
   /** Insertion order; page tokens are built on it so paging is stable under concurrent sends. */
   seq: number;
 }
@@ -333,6 +335,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       numSegments: segments,
       encoding,
       dateCreated: new Date(now - (now % 1000)),
+      receivedAtMs: now,
       seq: all.length,
     };
     all.push(m);

@@ -1,5 +1,6 @@
 // The local stack: real Temporal (dev server + Web UI), real PostgreSQL, and local servers that
 // speak the Twilio REST API and SMTP. One module for the demo, the tests and the benchmarks.
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -42,6 +43,11 @@ export interface Stack {
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const parts = { temporal: true, postgres: true, providers: true, ...opts.parts };
   const dataDir = path.resolve(opts.dataDir);
+  // A fresh stack starts with no workflows either: a run left in an old Temporal database would
+  // wake up against the fresh PostgreSQL.
+  if (!opts.keepData) {
+    for (const suffix of ['', '-wal', '-shm', '-journal']) await rm(path.join(dataDir, `temporal.sqlite${suffix}`), { force: true });
+  }
   const started: Array<{ stop(): Promise<void> }> = [];
   const stop = async () => {
     await Promise.allSettled(started.reverse().map((p) => p.stop()));

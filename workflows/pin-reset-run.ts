@@ -252,7 +252,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
           if (next.length < PLAN_PAGE) s.planningDone = true;
         }
         while (inFlight.reset.size < params.resetConcurrency && s.toReset.length) dispatchReset(s.toReset.shift() as Batch);
-        while (inFlight.notify.size < params.batchConcurrency && s.toNotify.length) dispatchNotify(s.toNotify.shift() as Batch);
+        // Resets first, at database speed: notifications would compete with them for the worker
+        // and the database, and the exposure window is what counts. The canary is the exception.
+        const notifyOpen = s.resetsDoneAtMs !== undefined || s.canary === 'pending';
+        while (notifyOpen && inFlight.notify.size < params.batchConcurrency && s.toNotify.length) dispatchNotify(s.toNotify.shift() as Batch);
       }
 
       if (s.canary === 'waiting' && (phase as Phase) !== 'awaiting_approval') {
@@ -267,6 +270,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         s.exposureWindowMs = exposureWindowMs;
         setPhase('notifying');
         checkpoint('every PIN of the cohort invalidated');
+        continue; // notifications open now: dispatch them before waiting
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
       if (idle && (cancelRequested || (resetsDone && s.toNotify.length === 0))) break;

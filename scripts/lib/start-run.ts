@@ -26,6 +26,37 @@ export interface StartRunRequest {
   taskQueue: string;
 }
 
+/** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  let out = '';
+  let bytes = 0;
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (bytes + n > maxBytes - 3) break;
+    out += ch;
+    bytes += n;
+  }
+  return `${out}...`;
+}
+
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
+
+/** Markdown shown under "Details" in the Web UI for the whole life of the run (<= 20 KB). */
+export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason' | 'operator' | 'accountIds'>, params: RunParams): string {
+  const cohort = params.cohort === 'all_active' ? 'every active prepaid account (frozen when the run starts)' : `${req.accountIds?.length ?? 0} listed accounts (${params.cohort})`;
+  const lines = [
+    `**Run** \`${runId}\` · find all its workflows with \`PinresetRunId = '${runId}'\``,
+    `**Reason**: ${oneLine(req.reason)}`,
+    `**Started by**: ${oneLine(req.operator)}`,
+    `**Cohort**: ${cohort}`,
+    `**Channel policy**: ${params.policy} · batch ${params.batchSize} accounts · ${params.batchConcurrency} notify / ${params.resetConcurrency} reset batches in flight · rate ${params.ratePerSecond || 'unlimited'} msg/s${params.dryRun ? ' · **dry run**' : ''}`,
+    `**Safety**: ${params.canary > 0 ? `canary of ${params.canary} accounts, then waits for \`approve\`` : 'no canary'} · auto-pause above ${(100 * params.autoPauseFailureRate).toFixed(1)}% failed of the last ${params.autoPauseWindow} attempts`,
+    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `approve`, `cancel` `{"reason":"..."}`; update `setRate` with a number (msg/s, 0 = unlimited). Live status: the query `progress` and the current details above.',
+  ];
+  return truncateUtf8(lines.join('\n\n'), 20_000);
+}
+
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
@@ -53,14 +84,9 @@ export async function startRun(db: Db, client: Client, req: StartRunRequest): Pr
     workflowId: workflowIdForRun(runId),
     taskQueue: req.taskQueue,
     args: [{ runId, reason: req.reason, operator: req.operator, params }],
-    staticSummary: `PIN reset ${runId}: ${req.reason}`.slice(0, 200),
-    staticDetails: [
-      `**Run** \`${runId}\``,
-      `**Reason**: ${req.reason}`,
-      `**Started by**: ${req.operator}`,
-      `**Cohort**: ${params.cohort === 'all_active' ? 'every active prepaid account' : `${req.accountIds?.length ?? 0} listed accounts`}`,
-      `**Channel policy**: ${params.policy} · batch ${params.batchSize} · ${params.batchConcurrency} batches in flight · rate ${params.ratePerSecond || 'unlimited'} msg/s`,
-    ].join('\n\n'),
+    // Shown in the workflow list: at most 200 bytes (UTF-8), so cut by bytes, not characters.
+    staticSummary: truncateUtf8(`PIN reset ${runId}: ${oneLine(req.reason)}`, 200),
+    staticDetails: staticDetails(runId, req, params),
     typedSearchAttributes: [
       { key: RUN_ID, value: runId }, { key: PHASE, value: 'preparing' }, { key: REASON, value: req.reason }, { key: OPERATOR, value: req.operator },
     ],

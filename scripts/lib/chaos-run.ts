@@ -1,0 +1,299 @@
+// One chaos run, shared by `npm run chaos` (scripts/chaos.ts) and tests/chaos.test.ts: its own
+// local stack (Temporal dev server, PostgreSQL, local Twilio and SMTP with faults on), seeded
+// accounts, worker processes, a run of the real workflow, and on a seeded schedule: SIGKILLed
+// workers, a PostgreSQL restart and a Temporal restart. Then the verdict (chaos-verify.ts).
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { startStack, PROJECT_ROOT, type Stack } from '../../stack';
+import type { TwilioFaults, FakeTwilioStats } from '../../stack/fake-twilio';
+import type { SmtpFaults, FakeSmtpStats } from '../../stack/fake-smtp';
+import { createPool, type Db } from '../../db/pool';
+import { seedAccounts, type SeedResult } from '../../accounts/seed';
+import { buildBundle } from '../../workers/build-bundle';
+import { activeAccountIds, runProgress, snapshotVersions } from '../../db/sql/chaos-checks';
+import type { RunResult } from '../../workflows/api';
+import { startRun } from './start-run';
+import { describeEvent, planChaos, type ChaosEvent } from './chaos-schedule';
+import { verifyRun, type ChaosVerdict } from './chaos-verify';
+import { WorkerFleet, WORKER_ENTRY, type WorkerExit } from './chaos-workers';
+
+export interface ChaosOptions {
+  accounts: number;
+  workers: number;
+  kills: number;
+  postgresRestarts: number;
+  temporalRestarts: number;
+  seed: number;
+  /** Notification ceiling, messages/s for all workers together; 0 = unlimited. */
+  rate: number;
+  batchSize: number;
+  batchConcurrency: number;
+  twilioFaults: Partial<TwilioFaults>;
+  smtpFaults: Partial<SmtpFaults>;
+  /** Where the stack keeps its data; removed afterwards unless keepData. */
+  dataDir?: string;
+  keepData?: boolean;
+  /** Prebuilt workflow bundle; built when absent. */
+  workflowBundlePath?: string;
+  timeoutMs: number;
+  /** Progress window the disruptions are spread over. */
+  window?: [number, number];
+  log?: (line: string) => void;
+  /** Extra worker environment (e.g. SEND_CONCURRENCY). */
+  workerEnv?: Record<string, string>;
+}
+
+export interface ExecutedEvent extends ChaosEvent {
+  /** Progress when it actually fired, and its time since the run started. */
+  firedAt: number;
+  firedAtMs: number;
+  durationMs: number;
+  pid?: number;
+  error?: string;
+}
+
+export interface ChaosReport {
+  pass: boolean;
+  problems: string[];
+  runId: string;
+  result?: RunResult;
+  verdict?: ChaosVerdict;
+  seed: SeedResult;
+  options: Omit<ChaosOptions, 'log'>;
+  planned: ChaosEvent[];
+  executed: ExecutedEvent[];
+  skipped: ChaosEvent[];
+  unexpectedWorkerExits: Array<Omit<WorkerExit, 'tail'> & { tail: string }>;
+  workerStarts: number;
+  faults: { twilio: FakeTwilioStats; smtp: FakeSmtpStats };
+  timings: { stackStartMs: number; seedMs: number; runMs: number; verifyMs: number; totalMs: number };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  const log = o.log ?? (() => undefined);
+  const t0 = Date.now();
+  const dataDir = path.resolve(o.dataDir ?? path.join(PROJECT_ROOT, '.data', `chaos-${process.pid}`));
+  await mkdir(dataDir, { recursive: true });
+  const plan = planChaos({
+    seed: o.seed, workers: o.workers, kills: o.kills, postgresRestarts: o.postgresRestarts, temporalRestarts: o.temporalRestarts, window: o.window,
+  });
+  for (const e of plan) log(`plan: ${describeEvent(e)}`);
+
+  log('starting the local stack (Temporal, PostgreSQL, local Twilio and SMTP with faults)...');
+  const [stack, bundle] = await Promise.all([
+    startStack({ dataDir, twilioFaults: o.twilioFaults, smtpFaults: o.smtpFaults }),
+    o.workflowBundlePath ? Promise.resolve(o.workflowBundlePath) : buildBundle(path.join(dataDir, 'workflow-bundle.js')),
+  ]);
+  const stackStartMs = Date.now() - t0;
+  let db: Db | undefined;
+  let connection: Connection | undefined;
+  let fleet: WorkerFleet | undefined;
+  const problems: string[] = [];
+  try {
+    if (!stack.postgres?.embedded || !stack.temporal?.started) {
+      throw new Error('a chaos run restarts its servers: unset DATABASE_URL and TEMPORAL_ADDRESS so it starts its own');
+    }
+    db = createPool(stack.env.DATABASE_URL, 4);
+    const seedStart = Date.now();
+    const seed = await seedAccounts(db, { count: o.accounts, seed: o.seed });
+    const before = await snapshotVersions(db);
+    const activeIds = await activeAccountIds(db);
+    const seedMs = Date.now() - seedStart;
+    log(`seeded ${seed.count} accounts (${activeIds.length} active) in ${(seedMs / 1000).toFixed(1)} s`);
+
+    const taskQueue = `chaos-${process.pid}`;
+    fleet = new WorkerFleet(
+      { ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle, ...o.workerEnv },
+      WORKER_ENTRY,
+      {
+        logFile: path.join(dataDir, 'workers.log'),
+        onUnexpectedExit: (e) => log(`worker ${e.slot} (pid ${e.pid}) died unordered: code ${e.code}, signal ${e.signal}; restarting it`),
+      },
+    );
+    await Promise.all(Array.from({ length: o.workers }, (_, i) => fleet!.start(i)));
+    log(`${o.workers} worker processes polling`);
+
+    connection = await Connection.connect({ address: stack.temporal.address });
+    const client = new Client({ connection, namespace: stack.temporal.namespace });
+    const runStart = Date.now();
+    const { runId, handle } = await startRun(db, client, {
+      reason: 'CHAOS-DRILL', operator: 'chaos', taskQueue,
+      params: { ratePerSecond: o.rate, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency },
+    });
+    log(`run ${runId} started`);
+
+    let done = false;
+    const resultP = awaitResult(client, handle.workflowId, () => done, log).finally(() => {
+      done = true;
+    });
+    resultP.catch(() => undefined);
+
+    // Progress from PostgreSQL; it fails while PostgreSQL restarts: keep the last value.
+    let progress = 0;
+    let lastLog = 0;
+    const poll = async () => {
+      try {
+        const p = await runProgress(db!, runId);
+        progress = p.progress;
+        if (Date.now() - lastLog > 5_000) {
+          lastLog = Date.now();
+          log(`progress ${(progress * 100).toFixed(1)}%: reset ${p.reset}/${p.planned}, settled ${p.settled}, workers alive ${fleet!.alive().length}`);
+        }
+      } catch {
+        // PostgreSQL is restarting.
+      }
+    };
+
+    const executed: ExecutedEvent[] = [];
+    const skipped: ChaosEvent[] = [];
+    const deadline = runStart + o.timeoutMs;
+    for (const ev of plan) {
+      while (!done && progress < ev.at && Date.now() < deadline) {
+        await poll();
+        await sleep(150);
+      }
+      if (done || Date.now() >= deadline) {
+        skipped.push(ev);
+        continue;
+      }
+      const firedAt = progress;
+      const started = Date.now();
+      const rec: ExecutedEvent = { ...ev, firedAt, firedAtMs: started - runStart, durationMs: 0 };
+      try {
+        if (ev.kind === 'kill-worker') {
+          const killed = await fleet.kill(ev.worker!);
+          rec.pid = killed?.pid;
+          await sleep(ev.restartDelayMs ?? 0);
+          void fleet.start(ev.worker!).catch(() => undefined);
+        } else if (ev.kind === 'restart-postgres') {
+          await stack.postgres.restart();
+        } else {
+          await stack.temporal.restart();
+        }
+      } catch (err) {
+        rec.error = (err as Error).message;
+        problems.push(`${ev.kind} failed: ${rec.error}`);
+      }
+      rec.durationMs = Date.now() - started;
+      executed.push(rec);
+      log(`chaos: ${describeEvent(ev)} -> fired at ${(firedAt * 100).toFixed(1)}%, took ${rec.durationMs} ms${rec.pid ? ` (pid ${rec.pid})` : ''}${rec.error ? ` ERROR ${rec.error}` : ''}`);
+    }
+
+    const timeLeft = Math.max(0, deadline - Date.now());
+    const result = await Promise.race([
+      resultP,
+      sleep(timeLeft).then(() => {
+        throw new Error(`the run did not finish within ${Math.round(o.timeoutMs / 1000)} s`);
+      }),
+    ]).catch((err: Error) => {
+      problems.push(err.message);
+      return undefined;
+    });
+    done = true;
+    const runMs = Date.now() - runStart;
+    log(`run finished in ${(runMs / 1000).toFixed(1)} s: ${result ? result.status : 'no result'}`);
+
+    // Stop the workers before reading the providers' records: nothing may still be sending.
+    await fleet.stopAll();
+    const verifyStart = Date.now();
+    const verdict = await verifyRun({
+      db, runId, before, activeIds,
+      sms: stack.twilio!.messages(),
+      emails: stack.smtp!.messages(),
+      providerReports: {
+        smsDuplicates: stack.twilio!.duplicates().length,
+        emailDuplicates: stack.smtp!.duplicates().length,
+        emailRawDuplicates: stack.smtp!.rawDuplicates().length,
+      },
+    });
+    const verifyMs = Date.now() - verifyStart;
+    problems.push(...verdict.problems);
+    if (skipped.length) problems.push(`${skipped.length} planned disruptions did not happen before the run ended`);
+    const kills = executed.filter((e) => e.kind === 'kill-worker' && e.pid).length;
+    if (kills < o.kills) problems.push(`only ${kills} of ${o.kills} worker kills happened`);
+    if (result && result.status !== 'completed') problems.push(`the run ended ${result.status}`);
+
+    const { log: _ignored, ...options } = o;
+    return {
+      pass: problems.length === 0,
+      problems,
+      runId,
+      result,
+      verdict,
+      seed,
+      options,
+      planned: plan,
+      executed,
+      skipped,
+      unexpectedWorkerExits: fleet.unexpectedExits(),
+      workerStarts: fleet.started.length,
+      faults: { twilio: stack.twilio!.stats(), smtp: stack.smtp!.stats() },
+      timings: { stackStartMs, seedMs, runMs, verifyMs, totalMs: Date.now() - t0 },
+    };
+  } finally {
+    await fleet?.stopAll().catch(() => undefined);
+    await connection?.close().catch(() => undefined);
+    await db?.end().catch(() => undefined);
+    await stopStack(stack);
+    if (!o.keepData) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The one-line verdict: `CHAOS PASS ...` or `CHAOS FAIL ...` with the figures. */
+export function verdictLine(r: ChaosReport): string {
+  const f = r.verdict?.figures;
+  const kills = r.executed.filter((e) => e.kind === 'kill-worker' && e.pid).length;
+  const pg = r.executed.filter((e) => e.kind === 'restart-postgres' && !e.error).length;
+  const tp = r.executed.filter((e) => e.kind === 'restart-temporal' && !e.error).length;
+  const parts = [
+    `CHAOS ${r.pass ? 'PASS' : 'FAIL'}`,
+    `accounts=${r.seed.count}`,
+    `cohort=${f?.cohort ?? '?'}`,
+    `reset_once=${f?.reset.resetOnce ?? '?'}/${f?.reset.resetRows ?? '?'}`,
+    `reset_twice=${f?.reset.resetTwice ?? '?'}`,
+    `sms=${f?.notify.sentSms ?? '?'}`,
+    `email=${f?.notify.sentEmail ?? '?'}`,
+    `unreachable=${f?.notify.unreachable ?? '?'}`,
+    `failed=${f?.notify.failed ?? '?'}`,
+    `pending=${f?.notify.pending ?? '?'}`,
+    `dup_sms=${f?.sms.duplicates ?? '?'}`,
+    `dup_email=${f?.email.duplicates ?? '?'}`,
+    `raw_dup_email=${f?.email.rawExtraDeliveries ?? '?'}`,
+    `kills=${kills}`,
+    `pg_restarts=${pg}`,
+    `temporal_restarts=${tp}`,
+    `unordered_worker_deaths=${r.unexpectedWorkerExits.length}`,
+    `429s=${r.faults.twilio.rejected429}`,
+    `5xx=${r.faults.twilio.rejected5xx}`,
+    `drops=${r.faults.twilio.dropped}`,
+    `smtp_4xx=${r.faults.smtp.rejected4xx}`,
+    `run=${(r.timings.runMs / 1000).toFixed(1)}s`,
+    `total=${(r.timings.totalMs / 1000).toFixed(1)}s`,
+  ];
+  return parts.join(' ');
+}
+
+async function stopStack(stack: Stack): Promise<void> {
+  await stack.stop().catch(() => undefined);
+}
+
+/**
+ * The run's result, across Temporal server restarts: a long poll cut by the restart is retried
+ * (the workflow itself lives on in the server's database).
+ */
+async function awaitResult(client: Client, workflowId: string, stop: () => boolean, log: (l: string) => void): Promise<RunResult> {
+  let failures = 0;
+  for (;;) {
+    try {
+      return (await client.workflow.getHandle(workflowId).result()) as RunResult;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) throw err;
+      if (stop()) throw err;
+      if (++failures % 10 === 1) log(`waiting for the result: ${(err as Error).message.split('\n')[0]} (retrying)`);
+      await sleep(1_000);
+    }
+  }
+}

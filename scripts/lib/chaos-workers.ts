@@ -1,0 +1,130 @@
+// Worker processes for the chaos run: real `workers/main.ts` processes, as `npm run worker`
+// starts them, in numbered slots. The fleet tells the kills it ordered apart from deaths it did
+// not order (a worker that dies on a server restart is restarted, and reported).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import path from 'node:path';
+
+export interface WorkerExit {
+  slot: number;
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** True when the fleet itself killed or stopped the process. */
+  ordered: boolean;
+  atMs: number;
+  /** Last lines the process wrote (worker logs carry no customer data). */
+  tail: string;
+}
+
+interface Slot {
+  child: ChildProcess;
+  ordered: boolean;
+  ready: Promise<void>;
+  exited: Promise<void>;
+  tail: string;
+}
+
+export class WorkerFleet {
+  readonly exits: WorkerExit[] = [];
+  readonly started: Array<{ slot: number; pid: number; atMs: number; readyMs?: number }> = [];
+  private readonly slots: Array<Slot | undefined> = [];
+  private stopping = false;
+  private readonly log: WriteStream | undefined;
+
+  constructor(
+    private readonly env: Record<string, string>,
+    private readonly entry: string,
+    opts: { logFile?: string; onUnexpectedExit?: (e: WorkerExit) => void } = {},
+  ) {
+    this.log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
+    this.onUnexpectedExit = opts.onUnexpectedExit;
+  }
+
+  private readonly onUnexpectedExit?: (e: WorkerExit) => void;
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  alive(): number[] {
+    return this.slots.flatMap((s, i) => (s && s.child.exitCode === null && s.child.signalCode === null ? [i] : []));
+  }
+
+  /** Starts a process in the slot; resolves once it polls ("worker started"). */
+  start(slot: number): Promise<void> {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', this.entry], {
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let markReady!: () => void;
+    let failReady!: (e: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      failReady = reject;
+    });
+    ready.catch(() => undefined);
+    const s: Slot = { child, ordered: false, ready, exited: Promise.resolve(), tail: '' };
+    const record = { slot, pid: child.pid ?? -1, atMs: t0 } as { slot: number; pid: number; atMs: number; readyMs?: number };
+    this.started.push(record);
+    const onData = (b: Buffer) => {
+      const text = b.toString();
+      s.tail = (s.tail + text).slice(-4000);
+      this.log?.write(text.split('\n').filter(Boolean).map((l) => `[w${slot}:${child.pid}] ${l}\n`).join(''));
+      if (text.includes('"worker started"')) {
+        record.readyMs = Date.now() - t0;
+        markReady();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    s.exited = new Promise<void>((resolve) =>
+      child.once('exit', (code, signal) => {
+        failReady(new Error(`worker ${slot} exited before it was ready (code ${code}, signal ${signal})`));
+        const exit: WorkerExit = { slot, pid: child.pid ?? -1, code, signal, ordered: s.ordered, atMs: Date.now(), tail: s.tail.slice(-1500) };
+        this.exits.push(exit);
+        if (!s.ordered && !this.stopping) {
+          this.onUnexpectedExit?.(exit);
+          // Keep the fleet at strength: a replacement takes the slot (reported, not hidden).
+          if (this.slots[slot] === s) void this.start(slot).catch(() => undefined);
+        }
+        resolve();
+      }),
+    );
+    this.slots[slot] = s;
+    return ready;
+  }
+
+  /** SIGKILLs the process in the slot (if alive) and waits until it is gone. */
+  async kill(slot: number): Promise<{ pid: number } | undefined> {
+    const s = this.slots[slot];
+    if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return undefined;
+    s.ordered = true;
+    s.child.kill('SIGKILL');
+    await s.exited;
+    return { pid: s.child.pid ?? -1 };
+  }
+
+  /** Graceful stop of every process (SIGTERM, then SIGKILL after the grace time). */
+  async stopAll(graceMs = 30_000): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(async (s) => {
+        if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return;
+        s.ordered = true;
+        const timer = setTimeout(() => s.child.kill('SIGKILL'), graceMs);
+        s.child.kill('SIGTERM');
+        await s.exited;
+        clearTimeout(timer);
+      }),
+    );
+    await new Promise<void>((resolve) => (this.log ? this.log.end(resolve) : resolve()));
+  }
+
+  unexpectedExits(): WorkerExit[] {
+    return this.exits.filter((e) => !e.ordered);
+  }
+}
+
+export const WORKER_ENTRY = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'workers', 'main.ts');

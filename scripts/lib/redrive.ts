@@ -1,0 +1,53 @@
+// `redrive`: a new run (cohort kind 'redrive') over the accounts whose notification failed in an
+// earlier run. Their PINs were invalidated by that run and customers may have set new ones since,
+// so the redrive's reset step does not touch `accounts` again (db/migrations/004_redrive_reset.sql);
+// only the notification is sent again. Accounts notified since by a later run are left out.
+import type { Client } from '@temporalio/client';
+import type { Db } from '../../db/pool';
+import { hasMigration } from '../../db/sql/has-migration';
+import { readRun } from '../../db/sql/read-run';
+import { selectRedriveAccounts } from '../../db/sql/select-redrive-accounts';
+import { DEFAULT_PARAMS, type RunParams } from '../../domain/run';
+import { RuntimeFailure, UnknownRunError, UsageError } from './cli-errors';
+import { FINISHED } from './run-status';
+import { startRun } from './start-run';
+
+/** The migration that makes a redrive's reset step leave PINs alone: refuse to redrive without it. */
+export const REDRIVE_MIGRATION = '004';
+
+export interface RedriveRequest {
+  sourceRunId: string;
+  reason: string;
+  operator: string;
+  runId?: string;
+  /** Overrides; the rest comes from the source run's parameters. */
+  params: Partial<RunParams>;
+  taskQueue: string;
+}
+
+export type RedriveResult =
+  | { started: false; sourceRunId: string; failed: 0; handledSince: number }
+  | { started: true; sourceRunId: string; runId: string; workflowId: string; accounts: number; handledSince: number; params: RunParams };
+
+const INHERITED: (keyof RunParams)[] = ['batchSize', 'batchConcurrency', 'resetConcurrency', 'ratePerSecond', 'policy', 'autoPauseFailureRate', 'autoPauseWindow'];
+
+export async function redrive(db: Db, client: Client, req: RedriveRequest): Promise<RedriveResult> {
+  const source = await readRun(db, req.sourceRunId);
+  if (!source) throw new UnknownRunError(req.sourceRunId);
+  if (!FINISHED.includes(source.status)) {
+    throw new RuntimeFailure(`run ${req.sourceRunId} is ${source.status}: redrive it once it has finished (or cancel it first)`);
+  }
+  if (!(await hasMigration(db, REDRIVE_MIGRATION))) {
+    throw new UsageError(`the database lacks migration ${REDRIVE_MIGRATION} (a redrive must not reset PINs again): run \`npm run migrate\` first`);
+  }
+  const { accountIds, handledSince } = await selectRedriveAccounts(db, req.sourceRunId);
+  if (accountIds.length === 0) return { started: false, sourceRunId: req.sourceRunId, failed: 0, handledSince };
+
+  const inherited: Partial<RunParams> = {};
+  for (const k of INHERITED) if (source.params[k] !== undefined) (inherited as Record<string, unknown>)[k] = source.params[k];
+  const params: RunParams = { ...DEFAULT_PARAMS, ...inherited, canary: 0, dryRun: false, ...req.params, cohort: 'redrive' };
+  const { runId, handle } = await startRun(db, client, {
+    runId: req.runId, reason: req.reason, operator: req.operator, taskQueue: req.taskQueue, accountIds, params,
+  });
+  return { started: true, sourceRunId: req.sourceRunId, runId, workflowId: handle.workflowId, accounts: accountIds.length, handledSince, params };
+}

@@ -1,0 +1,59 @@
+// Steering a run through its workflow: pause, resume, cancel, approve (signals) and set-rate (an
+// Update, validated by the workflow). The run must exist in the database and not be finished.
+import { isGrpcDeadlineError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import type { Db } from '../../db/pool';
+import { readRun } from '../../db/sql/read-run';
+import { rateProblems, workflowIdForRun } from '../../domain/run';
+import { approveSignal, cancelSignal, pauseSignal, resumeSignal, setRateUpdate } from '../../workflows/api';
+import { RuntimeFailure, UnknownRunError, UsageError } from './cli-errors';
+import { FINISHED } from './run-status';
+import type { TemporalClient } from './temporal-client';
+
+export type Control = { kind: 'pause'; reason: string } | { kind: 'resume' } | { kind: 'cancel'; reason: string } | { kind: 'approve'; by: string };
+
+async function liveRun(db: Db, runId: string): Promise<void> {
+  const run = await readRun(db, runId);
+  if (!run) throw new UnknownRunError(runId);
+  if (FINISHED.includes(run.status)) throw new RuntimeFailure(`run ${runId} is ${run.status} already: nothing to steer`);
+}
+
+function temporalFailure(err: unknown, runId: string, what: string, timeoutMs: number): Error {
+  if (err instanceof WorkflowNotFoundError) return new RuntimeFailure(`run ${runId}: its workflow is not running in Temporal (${err.message.split('\n')[0]})`);
+  if (isGrpcDeadlineError(err) || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+    return new RuntimeFailure(`run ${runId}: ${what} got no answer within ${timeoutMs / 1000} s (is a worker running?)`);
+  }
+  return new RuntimeFailure(`run ${runId}: ${what} failed: ${(err as Error).message.split('\n')[0]}`);
+}
+
+export async function sendControl(db: Db, t: TemporalClient, runId: string, control: Control, timeoutMs = 10_000): Promise<void> {
+  await liveRun(db, runId);
+  const handle = t.client.workflow.getHandle(workflowIdForRun(runId));
+  const send = () => {
+    switch (control.kind) {
+      case 'pause': return handle.signal(pauseSignal, { reason: control.reason });
+      case 'resume': return handle.signal(resumeSignal);
+      case 'cancel': return handle.signal(cancelSignal, { reason: control.reason });
+      case 'approve': return handle.signal(approveSignal, { by: control.by });
+    }
+  };
+  try {
+    await t.connection.withDeadline(Date.now() + timeoutMs, send);
+  } catch (err) {
+    throw temporalFailure(err, runId, control.kind, timeoutMs);
+  }
+}
+
+/** Changes the run's notification rate; a bad value is refused before anything is sent (same rule as the workflow's validator). */
+export async function setRate(db: Db, t: TemporalClient, runId: string, rate: number, timeoutMs = 15_000): Promise<{ previous: number; current: number }> {
+  const problems = rateProblems(rate);
+  if (problems.length) throw new UsageError(problems.join('; '));
+  await liveRun(db, runId);
+  const handle = t.client.workflow.getHandle(workflowIdForRun(runId));
+  try {
+    return await t.connection.withDeadline(Date.now() + timeoutMs, () => handle.executeUpdate(setRateUpdate, { args: [rate] }));
+  } catch (err) {
+    // Rejected by the workflow's validator: the value is at fault.
+    if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`set-rate refused: ${err.cause?.message ?? err.message}`);
+    throw temporalFailure(err, runId, 'set-rate', timeoutMs);
+  }
+}

@@ -1,0 +1,29 @@
+// A Temporal client for scripts: the configured connection (plain, TLS, mTLS or API key) and the
+// shared data converter. Fails fast with a one-line reason when the server cannot be reached.
+import { Client, Connection } from '@temporalio/client';
+import type { TemporalConfig } from '../../config';
+import { connectionOptions } from '../../workers/connection';
+import { dataConverterFromEnv } from '../../workers/data-converter';
+import { RuntimeFailure } from './cli-errors';
+
+export interface TemporalClient {
+  client: Client;
+  connection: Connection;
+  close(): Promise<void>;
+}
+
+export async function connectTemporal(t: TemporalConfig, connectTimeoutMs = 5_000): Promise<TemporalClient> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ ...(await connectionOptions(t)), connectTimeout: connectTimeoutMs });
+  } catch (err) {
+    throw new RuntimeFailure(`cannot reach Temporal at ${t.address}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const client = new Client({ connection, namespace: t.namespace, dataConverter: dataConverterFromEnv(process.env) });
+  return { client, connection, close: () => connection.close() };
+}
+
+/** The run's page in the Temporal Web UI. */
+export function workflowUiUrl(t: TemporalConfig, workflowId: string): string {
+  return `${t.uiUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(t.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}

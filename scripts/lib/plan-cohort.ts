@@ -34,7 +34,7 @@ export interface CohortPlan {
   messages: number;
   /** Seconds to send every message at the rate; absent when the rate is unlimited. */
   notifySeconds?: number;
-  scan: { accounts: number; pages: number; pageSize: number; ms: number; perSecond: number; peakRssMb: number };
+  scan: { accounts: number; pages: number; pageSize: number; ms: number; dbMs: number; perSecond: number; peakRssMb: number };
 }
 
 export const PLAN_PAGE = 10_000;
@@ -49,6 +49,15 @@ export async function planCohort(db: Db, source: PlanCohortSource, opts: PlanOpt
   let accounts = 0;
   let scanned = 0;
   let pages = 0;
+  let dbMs = 0;
+  const timed = async <T>(q: Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await q;
+    } finally {
+      dbMs += performance.now() - t0;
+    }
+  };
 
   const tally = (rows: ContactRow[]) => {
     for (const c of rows) {
@@ -70,7 +79,7 @@ export async function planCohort(db: Db, source: PlanCohortSource, opts: PlanOpt
 
   if (source.kind === 'all_active') {
     for (let after = 0; Number.isFinite(after);) {
-      const { rows, windowEnd } = await readActiveContactsPage(db, after, pageSize);
+      const { rows, windowEnd } = await timed(readActiveContactsPage(db, after, pageSize));
       if (rows.length) tally(rows);
       accounts += rows.length;
       after = windowEnd;
@@ -79,7 +88,7 @@ export async function planCohort(db: Db, source: PlanCohortSource, opts: PlanOpt
     accounts = source.ids.length;
     for (let i = 0; i < source.ids.length; i += pageSize) {
       const page = source.ids.slice(i, i + pageSize);
-      const rows = await readContactsByIds(db, page);
+      const rows = await timed(readContactsByIds(db, page));
       if (rows.length < page.length) {
         const found = new Set(rows.map((r) => r.id));
         for (const id of page) if (!found.has(id)) unknownIds.push(id);
@@ -106,7 +115,7 @@ export async function planCohort(db: Db, source: PlanCohortSource, opts: PlanOpt
     params: { policy: opts.policy, batchSize: opts.batchSize, canary: opts.canary, ratePerSecond: opts.ratePerSecond },
     batches: estimate.batches, canaryAccounts: estimate.canaryAccounts, messages, notifySeconds: estimate.notifySeconds,
     scan: {
-      accounts: scanned, pages, pageSize, ms: Math.round(ms), perSecond: Math.round(scanned / Math.max(ms / 1000, 0.001)),
+      accounts: scanned, pages, pageSize, ms: Math.round(ms), dbMs: Math.round(dbMs), perSecond: Math.round(scanned / Math.max(ms / 1000, 0.001)),
       peakRssMb: Math.round(peakRss / 2 ** 20),
     },
   };

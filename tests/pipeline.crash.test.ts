@@ -76,4 +76,37 @@ describe('a worker killed mid-batch', () => {
     const ledger = await ledgerOf(db, runId);
     expect([...ledger.values()].filter((r) => r.notify_state !== 'sent')).toEqual([]);
   });
+
+  it('SIGTERM drains a worker gracefully and another worker finishes the run', async () => {
+    await db.query('DELETE FROM ledger');
+    await db.query('DELETE FROM checkpoints');
+    await db.query('DELETE FROM runs');
+    await db.query('UPDATE accounts SET credential_version = 1');
+    providers.twilio.reset();
+    providers.smtp.reset();
+    const taskQueue = `drain-${Date.now()}`;
+    const env = {
+      ...providers.env, DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: taskQueue,
+      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'), SEND_CONCURRENCY: '16',
+    };
+    const first = spawnWorker(env);
+    workers.push(first);
+    await first.ready;
+    const { handle } = await startRun(db, client, {
+      reason: 'INC-drain', operator: 't', taskQueue, params: { batchSize: 500, batchConcurrency: 2, ratePerSecond: 300 },
+    });
+    while (providers.twilio.messages().length < 300) await new Promise((r) => setTimeout(r, 50));
+    await first.kill('SIGTERM');
+    const exit = await first.exited;
+    expect(exit.code).toBe(0);
+    expect(first.output()).toContain('"worker stopped"');
+
+    const second = spawnWorker(env);
+    workers.push(second);
+    await second.ready;
+    const result = await handle.result();
+    expect(result.counts).toMatchObject({ reset: 3000, sentSms: 2700, sentEmail: 300, pending: 0 });
+    expect(providers.twilio.duplicates()).toEqual([]);
+    expect(providers.twilio.messages().length).toBe(2700);
+  });
 });

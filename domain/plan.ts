@@ -43,9 +43,10 @@ export function estimatePlan(p: PlanEstimateInput): PlanEstimate {
   };
 }
 
-/** "2h 21m 40s", "3m 05s", "42s", "0.4s". */
+/** "2h 21m 40s", "3m 05s", "42s", "4.2s", "350 ms". */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return 'unknown';
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   if (seconds < 10) return `${Math.round(seconds * 10) / 10}s`;
   const s = Math.round(seconds);
   const h = Math.floor(s / 3600);

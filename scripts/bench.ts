@@ -25,7 +25,7 @@ import { cancelSignal, setRateUpdate, type RunResult } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
 import type { BaselineResult } from './lib/naive-baseline';
 import {
-  cpuDelta, cpuSnapshot, fmt, freshData, historyStats, loadAverage, mb, peakRssBytes as peakOf, relationSizes, s1, spawnTsx,
+  cpuDelta, cpuSnapshot, fmt, pgStatsReset, pgStatsTop, printPgStats, freshData, historyStats, loadAverage, mb, peakRssBytes as peakOf, relationSizes, s1, spawnTsx,
   type Child, type CpuSnapshot, type HistoryStats,
 } from './lib/bench-support';
 
@@ -59,6 +59,7 @@ interface Opts {
   scale?: number[];
   only?: 'baseline' | 'pipeline';
   cpuProf?: boolean;
+  pgStats?: boolean;
   dataDir: string;
 }
 
@@ -77,6 +78,7 @@ const program = new Command('bench')
   .option('--scale <sizes>', 'scale mode: comma-separated sizes, e.g. 100000,400000,850000', sizeList)
   .option('--only <which>', 'default mode: run only "baseline" or "pipeline"')
   .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')
+  .option('--pg-stats', 'load pg_stat_statements (restarts the bench PostgreSQL) and print the top statements of each contender')
   .option('--data-dir <dir>', 'where the bench stack keeps its data (wiped at start)', path.join(PROJECT_ROOT, '.data', 'bench'))
   .parse();
 const opts = program.opts<Opts>();
@@ -111,7 +113,16 @@ async function setUp(): Promise<Bench> {
   log('Starting the local stack (Temporal dev server, PostgreSQL, local Twilio and SMTP)...');
   const [stack, bundle] = await Promise.all([startStack({ dataDir }), buildBundle(path.join(dataDir, 'workflow-bundle.js'))]);
   stopOnSignals(stack);
+  if (opts.pgStats) {
+    const admin = createPool(stack.env.DATABASE_URL, 1);
+    await admin.query(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+    await admin.query(`ALTER SYSTEM SET pg_stat_statements.track = 'all'`);
+    await admin.query(`ALTER SYSTEM SET track_functions = 'all'`);
+    await admin.end();
+    await stack.postgres!.restart();
+  }
   const db = createPool(stack.env.DATABASE_URL, 4);
+  if (opts.pgStats) await db.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   const connection = await Connection.connect({ address: stack.temporal!.address });
   const client = new Client({ connection, namespace: stack.temporal!.namespace });
   return { stack, db, client, connection, bundle, dataDir, logFile: path.join(dataDir, 'logs', 'children.log'), profileDir };
@@ -326,11 +337,14 @@ function describe(r: ContenderResult): Record<string, unknown> {
 async function compareMode(b: Bench): Promise<Record<string, unknown>> {
   const accounts = opts.accounts ?? 850_000;
   const results: ContenderResult[] = [];
+  const pgStatements: Record<string, Awaited<ReturnType<typeof pgStatsTop>>> = {};
   for (const name of ['baseline', 'pipeline'] as const) {
     if (opts.only && opts.only !== name) continue;
     const { seedMs } = await freshData(b.db, accounts);
     log(`Seeded ${fmt(accounts)} accounts (seed ${2021}) in ${s1(seedMs)} s; running the ${name}... (load ${loadAverage()})`);
+    if (opts.pgStats) await pgStatsReset(b.db);
     results.push(name === 'baseline' ? await runBaseline(b) : await runPipelineToEnd(b));
+    if (opts.pgStats) pgStatements[name] = await pgStatsTop(b.db);
   }
   const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency };
   for (const r of results) out[r.name] = describe(r);
@@ -356,6 +370,8 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
   row('  per account', (d) => d.actionsPerAccount ?? '-');
   row('history events (runs)', (d) => (d.historyEvents !== undefined ? `${d.historyEvents} (${(d.continuedAsNew as number) + 1})` : '-'));
   console.log('  Temporal actions = WorkflowTaskCompleted + ActivityTaskScheduled events over the continue-as-new chain.');
+
+  for (const [name, stats] of Object.entries(pgStatements)) printPgStats(name, stats);
 
   if (base && pipe) {
     const ratio = pipe.wallMs / base.wallMs;

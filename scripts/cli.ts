@@ -143,7 +143,8 @@ runOptions(
     // Everything that can be checked is checked before anything is created.
     const reason = checkReason(o.reason);
     const operator = o.operator?.trim() || defaultOperator();
-    const params = checkedParams(paramsFromOptions(o));
+    const overrides = paramsFromOptions(o);
+    const params = checkedParams(overrides);
     const ctx = context(DB_AND_TEMPORAL);
     const cfg = ctx.cfg;
     const db = await ctx.db();
@@ -158,9 +159,10 @@ runOptions(
         + (cohort.duplicates ? ` (${cohort.duplicates} repeated id(s) counted once)` : '');
     }
     const temporal = await ctx.temporalClient();
-    const { runId, handle } = await startRun(db, temporal.client, { runId: o.runId, reason, operator, params, accountIds, taskQueue: cfg.temporal.taskQueue });
+    // Only the options given: startRun fills in the defaults and the cohort kind (file or all_active).
+    const { runId, handle } = await startRun(db, temporal.client, { runId: o.runId, reason, operator, params: overrides, accountIds, taskQueue: cfg.temporal.taskQueue });
     const url = workflowUiUrl(cfg.temporal, handle.workflowId);
-    if (o.json) printJson({ runId, workflowId: handle.workflowId, webUi: url, reason, operator, cohort: accountIds ? 'file' : 'all_active', accounts: accountIds?.length ?? null, params });
+    if (o.json) printJson({ runId, workflowId: handle.workflowId, webUi: url, reason, operator, cohort: accountIds ? 'file' : 'all_active', accounts: accountIds?.length ?? null, params: { ...params, cohort: accountIds ? 'file' : 'all_active' } });
     else {
       print(`Started run ${runId}`);
       print(`  web ui   : ${url}`);

@@ -2,8 +2,8 @@
 // as PostgreSQL's ledger has it: an operator pauses the run from the "Send a Signal" dialog, the
 // "Current Details" Markdown then shows the pause and counts equal to pinreset_counts(); after
 // the run completes, the workflows list filtered by the PinresetRunId search attribute finds it
-// and its details show the final counts. Saves docs/webui-run.png (the paused run, for the README)
-// and screenshots of every step in tests/artifacts/.
+// and its details show the final counts. Screenshots of every step go to tests/artifacts/; the
+// paused run also to docs/webui-run.png (README) when that is missing or UPDATE_DOCS_SCREENSHOT=1.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -172,14 +172,14 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     page = await browser.context.newPage();
     page.setDefaultTimeout(30_000);
 
-    // Slow enough (20 msg/s) that the operator's pause lands mid-run.
+    // Slow enough (10 msg/s) that the operator's pause lands mid-run.
     ({ runId, handle } = await startRun(db, client, {
       reason: 'INC-2024-0042', operator: 'oncall@secops', taskQueue: worker.taskQueue,
-      params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 20 },
+      params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 10 },
     }));
     const workflowId = workflowIdForRun(runId);
     expect(workflowId).toBe(`pinreset-run-${runId}`);
-    await waitUntil('the first notifications', async () => providers.twilio.messages().length >= 30);
+    await waitUntil('the first notifications', async () => providers.twilio.messages().length >= 20);
 
     await step('pause-signal', async () => {
       await page.goto(`${ui}/namespaces/default/workflows/${workflowId}`);
@@ -230,7 +230,7 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     expect(shown.text).toContain(`State: paused (${PAUSE_REASON})`);
     expect(shown.text).toMatch(/ETA: none while paused \(\d+ pending\)/);
     expect(shown.text).toContain(`${ledger.sentSms + ledger.sentEmail + ledger.unreachable + ledger.failed + ledger.skipped + ledger.notifySkipped} of 300 accounts settled`);
-    expect(shown.text).toContain('Rate ceiling: 20 msg/s');
+    expect(shown.text).toContain('Rate ceiling: 10 msg/s');
     // The static summary and details from the start.
     const summary = await page.frameLocator('iframe#user-metadata-summary').locator('body').innerText();
     expect(summary).toContain(`PIN reset ${runId}: INC-2024-0042`);
@@ -240,8 +240,11 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
 
     // For the README: the tabs, summary, details and live status of the paused run.
     await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
-    await mkdir(path.dirname(DOCS_SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: DOCS_SCREENSHOT });
+    // The committed copy changes at every run (ids, times): written when missing or on request.
+    if (!existsSync(DOCS_SCREENSHOT) || process.env.UPDATE_DOCS_SCREENSHOT === '1') {
+      await mkdir(path.dirname(DOCS_SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: DOCS_SCREENSHOT });
+    }
     await screenshot(page, 'webui-2-paused-run.png');
   });
 

@@ -288,3 +288,47 @@ export async function relationSizes(db: Db): Promise<{ ledger: number; checkpoin
 export const mb = (bytes: number | undefined) => (bytes === undefined ? null : +(bytes / 1024 / 1024).toFixed(1));
 export const s1 = (ms: number) => +(ms / 1000).toFixed(1);
 export const fmt = (n: number) => n.toLocaleString('en-US');
+
+// ---- pg_stat_statements (bench --pg-stats) -------------------------------------------------------
+
+export async function pgStatsReset(db: Db): Promise<void> {
+  await db.query('SELECT pg_stat_statements_reset()');
+  await db.query('SELECT pg_stat_reset()');
+}
+
+export interface StatementStat {
+  toplevel: boolean;
+  calls: number;
+  totalMs: number;
+  meanMs: number;
+  rows: number;
+  sharedBlksDirtied: number;
+  walMB: number;
+  query: string;
+}
+
+/** The statements that took the most time since the last reset (nested ones inside functions too). */
+export async function pgStatsTop(db: Db, limit = 12): Promise<StatementStat[]> {
+  const { rows } = await db.query(
+    `SELECT toplevel, calls::int, round(total_exec_time::numeric, 1)::float AS total_ms, round(mean_exec_time::numeric, 3)::float AS mean_ms,
+            rows::bigint::float AS rows, shared_blks_dirtied::float AS dirtied, round(wal_bytes / 1048576.0, 1)::float AS wal_mb,
+            left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS query
+     FROM pg_stat_statements
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND query !~* 'pg_stat_statements|VACUUM|CHECKPOINT|TRUNCATE|INSERT INTO accounts'
+     ORDER BY total_exec_time DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => ({
+    toplevel: r.toplevel, calls: r.calls, totalMs: r.total_ms, meanMs: r.mean_ms, rows: r.rows,
+    sharedBlksDirtied: r.dirtied, walMB: r.wal_mb, query: r.query,
+  }));
+}
+
+export function printPgStats(label: string, stats: StatementStat[]): void {
+  console.log(`\n  pg_stat_statements, ${label} (nested = inside a function):`);
+  console.log('      total ms   calls    mean ms    WAL MB  statement');
+  for (const s of stats) {
+    console.log(`  ${String(Math.round(s.totalMs)).padStart(12)}${String(s.calls).padStart(8)}${s.meanMs.toFixed(3).padStart(11)}${s.walMB.toFixed(1).padStart(10)}  ${s.toplevel ? '' : '(nested) '}${s.query}`);
+  }
+}

@@ -40,7 +40,7 @@ export function formatStatus(s: RunStatusView, nowMs: number, currentRate?: numb
       ? 'final record in PostgreSQL'
       : `last checkpoint in PostgreSQL, ${s.asOf} (${formatDuration(ago)} ago): ${s.fallbackReason ?? 'no live answer'}`;
   const rate = k.rate === undefined ? '-' : `${r1(k.rate)}/s ${k.rateKind === 'current' ? 'now' : 'average since start'}`;
-  const eta = k.etaSeconds === undefined ? (s.paused ? 'none while paused' : s.awaitingApproval ? 'none until approved' : 'unknown') : formatDuration(k.etaSeconds);
+  const eta = s.finished ? 'done' : k.etaSeconds === undefined ? (s.paused ? 'none while paused' : s.awaitingApproval ? 'none until approved' : 'unknown') : formatDuration(k.etaSeconds);
   const lines = [
     `Run ${s.runId}  [${source}]`,
     `  state    : ${stateLine(s)}  (phase ${s.phase}, status ${s.status})`,

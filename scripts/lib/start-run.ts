@@ -52,7 +52,7 @@ export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason'
     `**Cohort**: ${cohort}`,
     `**Channel policy**: ${params.policy} · batch ${params.batchSize} accounts · ${params.batchConcurrency} notify / ${params.resetConcurrency} reset batches in flight · rate ${params.ratePerSecond || 'unlimited'} msg/s${params.dryRun ? ' · **dry run**' : ''}`,
     `**Safety**: ${params.canary > 0 ? `canary of ${params.canary} accounts, then waits for \`approve\`` : 'no canary'} · auto-pause above ${(100 * params.autoPauseFailureRate).toFixed(1)}% failed of the last ${params.autoPauseWindow} attempts`,
-    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `approve`, `cancel` `{"reason":"..."}`; update `setRate` with a number (msg/s, 0 = unlimited). Live status: the query `progress` and the current details above.',
+    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `approve`, `cancel` `{"reason":"..."}`; update `setRate` with a number (msg/s, 0 = unlimited). Live status: the Current Details panel and the query `progress`.',
   ];
   return truncateUtf8(lines.join('\n\n'), 20_000);
 }

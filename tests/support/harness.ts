@@ -74,6 +74,7 @@ export async function startWorker(deps: ActivityDeps, taskQueue = `tq-${randomUU
   const connection = await NativeConnection.connect({ address });
   const worker = await createPinresetWorker({
     connection, namespace: 'default', taskQueue, deps, workflowBundlePath: inject('workflowBundlePath'), shutdownGraceTime: '5s',
+    identity: `test-worker-${randomUUID().slice(0, 8)}`,
   });
   const running = worker.run();
   let stopped: Promise<void> | undefined;

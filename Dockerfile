@@ -9,7 +9,7 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
 
 # Dependencies first, so source edits reuse this layer.
 # All dependencies, dev included (no --omit=dev): the worker and scripts run TypeScript through
-# `tsx`, a devDependency, and the workflow bundle is built from source at worker start.
+# `tsx`, a devDependency, and the workflow bundle is built with the SDK's bundler below.
 # --ignore-scripts + rebuild: the dependencies' install scripts run, the project's own "prepare"
 # does not (it installs the Temporal CLI for the local stack, which the image doesn't need, and
 # its source isn't copied yet, so a plain `npm ci` would fail here).
@@ -17,6 +17,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts && npm rebuild && npm cache clean --force
 
 COPY . .
+
+# Prebuilt workflow bundle (WORKFLOW_BUNDLE_PATH): workers start without running webpack, and
+# every replica runs the very same workflow code, built once with the image.
+# (dist/ is in .dockerignore: always built from the copied source, never taken from the host.)
+RUN npm run build:bundle && test -s dist/workflow-bundle.js
+ENV WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js
 
 # Set after `npm ci`, which would otherwise skip devDependencies.
 ENV NODE_ENV=production

@@ -43,6 +43,24 @@ function stopIfCancelled(signal: AbortSignal): void {
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('notify attempt cancelled');
 }
 
+/** Backoff that ends early (throwing) when the attempt is stopped: a stopped attempt must not linger. */
+async function pause(ctx: NotifyContext, ms: number, signal: AbortSignal): Promise<void> {
+  stopIfCancelled(signal);
+  let onAbort: (() => void) | undefined;
+  try {
+    await Promise.race([
+      ctx.clock.sleep(ms),
+      new Promise<void>((resolve) => {
+        onAbort = resolve;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+  stopIfCancelled(signal);
+}
+
 export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal): Promise<Outcome> {
   stopIfCancelled(signal);
   const base = { accountId: row.accountId, fellBack: false };
@@ -101,7 +119,7 @@ async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSin
         if (++throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
         const wait = backoffMs(THROTTLE_BACKOFF, throttled, ctx.random);
         await ctx.gate.penalize(Math.min(wait, 1_000));
-        await ctx.clock.sleep(wait);
+        await pause(ctx, wait, signal);
         continue;
       }
       if (f.kind === 'ambiguous') ambiguousSince ??= started;
@@ -113,7 +131,7 @@ async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSin
         }
         return { ok: false, permanent: false, code: lastCode };
       }
-      await ctx.clock.sleep(backoffMs(TRANSIENT_BACKOFF, failures, ctx.random));
+      await pause(ctx, backoffMs(TRANSIENT_BACKOFF, failures, ctx.random), signal);
     }
   }
 }
@@ -147,11 +165,11 @@ async function sendEmail(ctx: NotifyContext, to: string, accountId: number, ref:
       if (f.kind === 'permanent') return { ok: false, permanent: true, code: f.code };
       if (f.kind === 'rate_limited') {
         if (++throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
-        await ctx.clock.sleep(backoffMs(THROTTLE_BACKOFF, throttled, ctx.random));
+        await pause(ctx, backoffMs(THROTTLE_BACKOFF, throttled, ctx.random), signal);
         continue;
       }
       if (++failures >= TRANSIENT_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
-      await ctx.clock.sleep(backoffMs(TRANSIENT_BACKOFF, failures, ctx.random));
+      await pause(ctx, backoffMs(TRANSIENT_BACKOFF, failures, ctx.random), signal);
     }
   }
 }

@@ -55,7 +55,18 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       runId, policy, sms: deps.sms, email: deps.email, gate: gateFor(runId), clock, message: deps.message, random, onSend,
       ref: (accountId: number) => messageRef(runId, accountId, (s) => createHash('sha256').update(s).digest()),
     };
-    const signal = Context.current().cancellationSignal;
+    // Stops every send of THIS attempt: on cancellation (including a heartbeat timeout the server
+    // declared) and as soon as one account fails with an error (database down...). Without it, a
+    // failed attempt left sends behind, queued or sleeping in a 429 backoff, that went out after
+    // the retry had already reconciled and sent to the same accounts: duplicate SMS (chaos run).
+    const activitySignal = Context.current().cancellationSignal;
+    const attempt = new AbortController();
+    const stopAttempt = (reason: unknown) => {
+      if (!attempt.signal.aborted) attempt.abort(reason);
+    };
+    if (activitySignal.aborted) stopAttempt(activitySignal.reason);
+    else activitySignal.addEventListener('abort', () => stopAttempt(activitySignal.reason), { once: true });
+    const signal = attempt.signal;
     // Trips on a provider configuration error or too many failures: accounts not yet attempted
     // are released back to pending and the batch stops, so the workflow can pause the run.
     let tripped: ApplicationFailure | undefined;
@@ -79,7 +90,10 @@ export function makeNotifyBatch(deps: ActivityDeps) {
         }
         return outcome;
       } catch (err) {
-        if (!(err instanceof ProviderConfigError)) throw err;
+        if (!(err instanceof ProviderConfigError)) {
+          stopAttempt(err);
+          throw err;
+        }
         tripped ??= ApplicationFailure.nonRetryable(err.message, 'ProviderConfig', { channel: err.channel, code: err.code });
         return { accountId: row.accountId, state: 'pending', fellBack: false };
       }
@@ -89,7 +103,16 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       for (;;) {
         const rows = await claimNotifyChunk(deps.db, runId, cursor, last, CHUNK);
         if (rows.length === 0) break;
-        const outcomes = await Promise.all(rows.map((row) => sendLimit(() => guarded(row))));
+        // allSettled, not all: the attempt may only fail once none of its sends can still go out.
+        const settled = await Promise.allSettled(rows.map((row) => sendLimit(() => guarded(row))));
+        const outcomes = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+        const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failure) {
+          // Keep what did settle (fewer accounts to reconcile on the retry); the rest stays
+          // 'sending' and the retry reconciles it before sending anything.
+          await recordOutcomes(deps.db, runId, outcomes).catch(() => undefined);
+          throw failure.reason;
+        }
         await recordOutcomes(deps.db, runId, outcomes);
         if (tripped) throw tripped;
         cursor = rows[rows.length - 1].accountId;

@@ -11,43 +11,56 @@ import { setSendRate } from '../db/sql/set-send-rate';
 import type { RunStatus } from '../domain/run';
 import type { Counts } from '../domain/types';
 import type { ActivityDeps } from './deps';
+import { whileAlive } from './keepalive';
 
 export function makeRunLifecycle(deps: ActivityDeps) {
   const { db } = deps;
   return {
     /** Marks the run running and freezes its cohort; returns the cohort size. */
     async prepareRun(input: { runId: string }): Promise<{ planned: number }> {
-      const run = await readRun(db, input.runId);
-      if (!run) throw new Error(`unknown run ${input.runId}: create it before starting its workflow`);
-      await setRunStatus(db, input.runId, 'running');
-      const planned = run.cohortKind === 'all_active' ? await materializeActiveCohort(db, input.runId) : await countCohort(db, input.runId);
-      return { planned };
+      return whileAlive(async () => {
+        const run = await readRun(db, input.runId);
+        if (!run) throw new Error(`unknown run ${input.runId}: create it before starting its workflow`);
+        await setRunStatus(db, input.runId, 'running');
+        const planned = run.cohortKind === 'all_active' ? await materializeActiveCohort(db, input.runId) : await countCohort(db, input.runId);
+        return { planned };
+      });
     },
 
     async planBatches(input: { runId: string; after: number; batchSize: number; max: number }): Promise<PlannedBatch[]> {
-      return planBatches(db, input.runId, input.after, input.batchSize, input.max);
+      return whileAlive(async () => {
+        return planBatches(db, input.runId, input.after, input.batchSize, input.max);
+      });
     },
 
     async saveCheckpoint(input: { runId: string; seq: number; phase: string; counts: Counts; note?: string }): Promise<void> {
-      await saveCheckpoint(db, input.runId, input.seq, input.phase, input.counts, input.note);
+      return whileAlive(async () => {
+        await saveCheckpoint(db, input.runId, input.seq, input.phase, input.counts, input.note);
+      });
     },
 
     /** Returns the exposure window: run start to the last PIN invalidated, in ms. */
     async markResetsDone(input: { runId: string }): Promise<{ exposureWindowMs: number }> {
-      return { exposureWindowMs: await markResetsDone(db, input.runId) };
+      return whileAlive(async () => ({ exposureWindowMs: await markResetsDone(db, input.runId) }));
     },
 
     async setSendRate(input: { runId: string; ratePerSecond: number }): Promise<void> {
-      await setSendRate(db, input.runId, input.ratePerSecond);
+      return whileAlive(async () => {
+        await setSendRate(db, input.runId, input.ratePerSecond);
+      });
     },
 
     async setRunStatus(input: { runId: string; status: RunStatus; reason?: string }): Promise<void> {
-      await setRunStatus(db, input.runId, input.status, input.reason);
+      return whileAlive(async () => {
+        await setRunStatus(db, input.runId, input.status, input.reason);
+      });
     },
 
     /** Authoritative counts from the ledger. */
     async readRunCounts(input: { runId: string }): Promise<Counts> {
-      return readCounts(db, input.runId);
+      return whileAlive(async () => {
+        return readCounts(db, input.runId);
+      });
     },
   };
 }

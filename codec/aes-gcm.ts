@@ -15,7 +15,8 @@
 // or payload contents.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+// Default import: the package is CommonJS, which Node's ESM loader exposes as a default export only.
+import proto from '@temporalio/proto';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
@@ -24,7 +25,8 @@ const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-const ProtoPayload = temporal.api.common.v1.Payload;
+const ProtoPayload = proto.temporal.api.common.v1.Payload;
+type ProtoPayloadProps = Parameters<typeof ProtoPayload.encode>[0];
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
@@ -83,7 +85,7 @@ export class AesGcmCodec implements PayloadCodec {
   }
 
   encrypt(payload: Payload): Payload {
-    const plain = ProtoPayload.encode(payload as temporal.api.common.v1.IPayload).finish();
+    const plain = ProtoPayload.encode(payload as ProtoPayloadProps).finish();
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.current, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(utf8.encode(this.keyId));

@@ -1,6 +1,7 @@
 // SmsSender on the real twilio client. autoRetry stays off: retrying is the pipeline's decision,
 // because a blind retry after an ambiguous failure can send a second SMS.
 import http from 'node:http';
+import https from 'node:https';
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient';
 import type Response from 'twilio/lib/http/response';
@@ -25,28 +26,102 @@ export interface TwilioSmsOptions {
 /** Twilio API origins (api.twilio.com and regional/edge variants) that apiUrl replaces. */
 const TWILIO_API_ORIGIN = /^https:\/\/api(?:\.[a-z0-9-]+)*\.twilio\.com(?=\/|$)/;
 
-/** A RequestClient that can point the client at another base URL, keep-alive on both schemes. */
+/** An Error with a Node-style `code`, as axios and node:http report network failures. */
+function networkError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}
+
+/** application/x-www-form-urlencoded like twilio-node's (qs, arrayFormat "repeat"): lists repeat the key. */
+function formEncode(data: Record<string, unknown>): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(data)) {
+    if (value === undefined) continue;
+    const k = encodeURIComponent(key);
+    if (Array.isArray(value)) {
+      for (const v of value) if (v !== undefined) parts.push(`${k}=${encodeURIComponent(v === null ? '' : String(v))}`);
+    } else {
+      parts.push(`${k}=${encodeURIComponent(value === null ? '' : String(value))}`);
+    }
+  }
+  return parts.join('&');
+}
+
+/**
+ * twilio-node's HTTP layer, on node:http(s) directly: point the client at another base URL
+ * (apiUrl), keep-alive on both schemes, no axios. twilio-node still builds every request and
+ * parses every answer (RestException, Message instances, paging); this only moves the bytes.
+ * Profiles of the notify worker put axios' per-request work (config merging, header objects,
+ * transforms, interceptors) at about a fifth of the worker's CPU: see BENCHMARKS.md.
+ * Behaviour kept from the axios client: no redirects followed, any HTTP status resolves (twilio-node
+ * turns >= 400 into RestException), the timeout covers the whole request and fails with ETIMEDOUT,
+ * network failures keep their Node `code` (ECONNRESET, ECONNREFUSED...).
+ */
 class RoutingRequestClient extends twilio.RequestClient {
   private readonly apiUrl: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly agents: { http: http.Agent; https: https.Agent };
 
   constructor(apiUrl: string | undefined, timeoutMs: number, maxSockets: number) {
     // maxFreeSockets = maxSockets: twilio's default (5) closes pooled sockets after every burst.
+    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: timeoutMs };
     super({ timeout: timeoutMs, keepAlive: true, maxSockets, maxFreeSockets: maxSockets, autoRetry: false });
     this.apiUrl = apiUrl?.replace(/\/+$/, '');
-    // RequestClient only configures an https agent; axios takes httpAgent for http:// targets.
-    this.axios.defaults.httpAgent = new http.Agent({
-      keepAlive: true,
-      maxSockets,
-      maxFreeSockets: maxSockets,
-      timeout: timeoutMs,
-    });
-    // Report timeouts as ETIMEDOUT rather than axios' catch-all ECONNABORTED.
-    this.axios.defaults.transitional = { ...this.axios.defaults.transitional, clarifyTimeoutError: true };
+    this.timeoutMs = timeoutMs;
+    this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
   }
 
   override request<TData>(opts: RequestClient.RequestOptions<TData>): Promise<Response<TData>> {
-    if (this.apiUrl) opts = { ...opts, uri: opts.uri.replace(TWILIO_API_ORIGIN, this.apiUrl) };
-    return super.request(opts);
+    if (!opts.method) return Promise.reject(new Error('http method is required'));
+    if (!opts.uri) return Promise.reject(new Error('uri is required'));
+    const url = new URL(this.apiUrl ? opts.uri.replace(TWILIO_API_ORIGIN, this.apiUrl) : opts.uri);
+    if (opts.params) {
+      const query = formEncode(opts.params as Record<string, unknown>);
+      if (query) url.search = url.search ? `${url.search}&${query}` : `?${query}`;
+    }
+    const headers: Record<string, string> = { ...(opts.headers as Record<string, string> | undefined) };
+    if (!headers.Connection && !headers.connection) headers.Connection = 'keep-alive';
+    if (opts.username && opts.password) headers.Authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
+    let body: string | undefined;
+    if (opts.data !== undefined && opts.data !== null) {
+      const type = headers['Content-Type'];
+      if (type === 'application/x-www-form-urlencoded') body = formEncode(opts.data as Record<string, unknown>);
+      else if (type === 'application/json') body = typeof opts.data === 'string' ? opts.data : JSON.stringify(opts.data);
+    }
+    if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
+    const https_ = url.protocol === 'https:';
+    const timeoutMs = opts.timeout ?? this.timeoutMs;
+
+    return new Promise<Response<TData>>((resolve, reject) => {
+      let done = false;
+      const finish = (err: Error | undefined, value?: Response<TData>) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(value!);
+      };
+      const req = (https_ ? https : http).request(
+        url,
+        { method: opts.method.toUpperCase(), headers, agent: https_ ? this.agents.https : this.agents.http },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (e) => finish(e));
+          res.on('aborted', () => finish(networkError('ECONNRESET', 'response aborted')));
+          res.on('end', () => {
+            const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+            finish(undefined, { statusCode: res.statusCode ?? 0, body: text as unknown as TData, headers: res.headers } as unknown as Response<TData>);
+          });
+        },
+      );
+      const timer = setTimeout(() => {
+        const err = networkError('ETIMEDOUT', `timeout of ${timeoutMs}ms exceeded`);
+        finish(err);
+        req.destroy(err);
+      }, timeoutMs);
+      req.on('error', (e) => finish(e));
+      req.end(body);
+    });
   }
 }
 

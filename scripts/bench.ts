@@ -60,6 +60,7 @@ interface Opts {
   only?: 'baseline' | 'pipeline';
   cpuProf?: boolean;
   pgStats?: boolean;
+  nodeArgs?: string;
   dataDir: string;
 }
 
@@ -79,6 +80,7 @@ const program = new Command('bench')
   .option('--only <which>', 'default mode: run only "baseline" or "pipeline"')
   .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')
   .option('--pg-stats', 'load pg_stat_statements (restarts the bench PostgreSQL) and print the top statements of each contender')
+  .option('--node-args <args>', 'extra node options for the worker and baseline processes, e.g. "--max-semi-space-size=8"')
   .option('--data-dir <dir>', 'where the bench stack keeps its data (wiped at start)', path.join(PROJECT_ROOT, '.data', 'bench'))
   .parse();
 const opts = program.opts<Opts>();
@@ -139,7 +141,8 @@ function childEnv(b: Bench, extra: Record<string, string> = {}): Record<string, 
 }
 
 function nodeArgs(b: Bench, label: string): string[] {
-  return opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${b.profileDir}`, `--cpu-prof-name=${label}-\${pid}.cpuprofile`] : [];
+  const extra = opts.nodeArgs ? opts.nodeArgs.split(/\s+/).filter(Boolean) : [];
+  return opts.cpuProf ? [...extra, '--cpu-prof', `--cpu-prof-dir=${b.profileDir}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : extra;
 }
 
 async function startWorkers(b: Bench, n: number, taskQueue: string): Promise<Child[]> {
@@ -210,6 +213,8 @@ interface ContenderResult {
   pending: number;
   exposureWindowMs?: number;
   peakRssBytes?: number;
+  /** Workers only: peak RSS once started, before the run. */
+  rssAtReadyBytes?: number;
   processCpuS?: number;
   otherCpu: CpuSnapshot;
   history?: HistoryStats;
@@ -253,12 +258,15 @@ interface PipelineRun {
   cpu0: CpuSnapshot;
   taskQueue: string;
   firstRunId: string;
+  /** Peak RSS of the workers once ready, before the run. */
+  rssAtReady: number;
 }
 
 async function startPipeline(b: Bench, params: { ratePerSecond: number }, workers = opts.workers): Promise<PipelineRun> {
   freshProviders(b);
   const taskQueue = `bench-${Date.now().toString(36)}`;
   const procs = await startWorkers(b, workers, taskQueue);
+  const rssAtReady = Math.max(...procs.map((w) => peakOf(w.pid) ?? 0));
   const cpu0 = cpuSnapshot(b.dataDir);
   const started = Date.now();
   const { runId, handle } = await startRun(b.db, b.client, {
@@ -266,7 +274,7 @@ async function startPipeline(b: Bench, params: { ratePerSecond: number }, worker
     params: { ratePerSecond: params.ratePerSecond, batchSize: opts.batchSize, batchConcurrency: opts.concurrency },
   });
   const firstRunId = 'firstExecutionRunId' in handle ? String(handle.firstExecutionRunId) : (await handle.describe()).runId;
-  return { handle, runId, workers: procs, started, cpu0, taskQueue, firstRunId };
+  return { handle, runId, workers: procs, started, cpu0, taskQueue, firstRunId, rssAtReady };
 }
 
 async function finishPipeline(b: Bench, p: PipelineRun, result: RunResult | undefined, wallMs: number): Promise<ContenderResult> {
@@ -280,6 +288,7 @@ async function finishPipeline(b: Bench, p: PipelineRun, result: RunResult | unde
     sentSms: counts?.sentSms ?? 0, sentEmail: counts?.sentEmail ?? 0, unreachable: counts?.unreachable ?? 0,
     failed: counts?.failed ?? 0, pending: counts?.pending ?? 0, exposureWindowMs: result?.exposureWindowMs,
     peakRssBytes: Math.max(...stopped.map((s) => s.peakRssBytes ?? 0)) || undefined,
+    rssAtReadyBytes: p.rssAtReady,
     processCpuS: stopped.reduce((n, s) => n + (s.cpuS ?? 0), 0),
     otherCpu: cpuDelta(p.cpu0, cpu1), history,
     duplicates: { sms: b.stack.twilio!.duplicates().length, email: b.stack.smtp!.duplicates().length },
@@ -312,6 +321,7 @@ function describe(r: ContenderResult): Record<string, unknown> {
     pending: r.pending,
     exposureWindowS: r.exposureWindowMs !== undefined ? s1(r.exposureWindowMs) : null,
     peakRssMB: mb(r.peakRssBytes),
+    ...(r.rssAtReadyBytes !== undefined ? { rssAtStartMB: mb(r.rssAtReadyBytes) } : {}),
     cpuS: {
       contender: r.processCpuS !== undefined ? +r.processCpuS.toFixed(1) : null,
       postgres: +r.otherCpu.postgres.toFixed(1),
@@ -362,6 +372,7 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
   row('messages (sms + email)', (d) => fmt(d.messages as number));
   row('exposure window, s', (d) => d.exposureWindowS);
   row('peak RSS, MB', (d) => d.peakRssMB);
+  row('  RSS once started, MB', (d) => d.rssAtStartMB ?? '-');
   row('CPU s: contender process', (d) => (d.cpuS as Record<string, unknown>).contender);
   row('CPU s: PostgreSQL', (d) => (d.cpuS as Record<string, unknown>).postgres);
   row('CPU s: Temporal server', (d) => (d.cpuS as Record<string, unknown>).temporal);

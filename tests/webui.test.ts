@@ -218,12 +218,14 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     expect(ledger.pending).toBeGreaterThan(0); // really mid-run
     expect(ledger.sentSms).toBeGreaterThan(0);
 
+    // The UI reads the details from the workflow: retry until the last task's details are in
+    // (on timeout, the last reading is compared below, so a mismatch shows as a diff).
+    let last: ShownDetails | undefined;
     const shown = await step('paused-details', () =>
-      // The UI reads the details from the workflow: retry until the last task's details are in.
       waitUntil('the current details to show the ledger counts', async () => {
-        const d = await readCurrentDetails(page, ui, workflowId);
-        return JSON.stringify(d.counts) === JSON.stringify(ledger) ? d : undefined;
-      }, 30_000, 1_000),
+        last = await readCurrentDetails(page, ui, workflowId);
+        return JSON.stringify(last.counts) === JSON.stringify(ledger) ? last : undefined;
+      }, 30_000, 1_000).catch((err) => last ?? Promise.reject(err)),
     );
     expect(shown.counts).toEqual(ledger);
     expect(shown.text).toContain(`PIN reset run ${runId}`);

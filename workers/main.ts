@@ -1,9 +1,15 @@
 // `npm run worker`: one worker process. Several may run against one server; SIGTERM or SIGINT
 // drains it gracefully (activities in flight get the grace time, then resume elsewhere from
 // their heartbeats).
+//
+// Logs: one JSON line per entry on stdout (workers/logger.ts), customer fields redacted, from the
+// worker itself, the SDK, workflow/activity loggers and the SDK's native core (forwarded);
+// LOG_LEVEL filters them. "worker started" and "worker stopped" are always written.
+// Metrics: METRICS_PORT > 0 serves Prometheus text on /metrics (workers/metrics.ts), including
+// the SDK's runtime metrics, which the SDK exports on an internal 127.0.0.1 port.
 import os from 'node:os';
-import { NativeConnection } from '@temporalio/worker';
-import { loadConfig } from '../config';
+import { makeTelemetryFilterString, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import { loadConfig, type Config } from '../config';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { createTwilioSms } from '../providers/sms';
@@ -11,35 +17,99 @@ import { createSmtpEmail } from '../providers/email';
 import { assertTemplatesFit } from '../domain/template-check';
 import { connectionOptions } from './connection';
 import { createPinresetWorker } from './create-worker';
+import { dataConverterFromEnv } from './data-converter';
+import { JsonLogger } from './logger';
+import { PinresetMetrics, reserveLocalPort, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
+
+const base = { service: 'pinreset-worker', pid: process.pid };
+/** Until the configuration is read (its errors are logged too). */
+let logger = new JsonLogger({ base });
+
+/** Native core logs: as LOG_LEVEL, but core INFO is chatty, so info shows core warnings and up. */
+function coreLevel(level: Config['logLevel']): LogLevel {
+  return level === 'debug' ? 'DEBUG' : level === 'error' ? 'ERROR' : 'WARN';
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  logger = new JsonLogger({ level: config.logLevel, base });
+  const metricsOn = config.worker.metricsPort > 0;
+  const sdkMetricsPort = metricsOn ? await reserveLocalPort() : undefined;
+  // Before any connection: the runtime is created once per process.
+  Runtime.install({
+    logger,
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: coreLevel(config.logLevel), other: 'ERROR' }), forward: {} },
+      ...(sdkMetricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } } : {}),
+    },
+  });
+  // The runtime drains a running worker on these signals; one that arrives during start-up is
+  // remembered here and honoured as soon as the worker runs. (No "second signal = exit now":
+  // `npm run worker` in a terminal delivers Ctrl-C twice, once from the tty and once from npm.)
+  let stopRequested = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      stopRequested = true;
+      logger.info('shutdown requested: draining', { signal });
+    });
+  }
+
   // A bad template must stop the worker before it reaches a single customer.
   assertTemplatesFit(config.message);
+  // Payload encryption when PAYLOAD_CODEC_KEY is set (a partial setting throws: no clear text).
+  const dataConverter = dataConverterFromEnv(process.env);
   const db = createPool(config.database.url, config.database.poolSize);
   if (process.env.PINRESET_MIGRATE_ON_START === 'true') await migrate(db);
   const sms = createTwilioSms({ ...config.sms });
   const email = createSmtpEmail({ url: config.email.url, from: config.email.from });
-  const connection = await NativeConnection.connect(await connectionOptions(config.temporal));
-  const worker = await createPinresetWorker({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    workflowBundlePath: config.worker.workflowBundlePath,
-    maxConcurrentActivities: config.worker.maxConcurrentActivities,
-    identity: `pinreset-worker@${os.hostname()}:${process.pid}`,
-    deps: { db, sms, email, message: config.message, sendConcurrency: config.worker.sendConcurrency },
-  });
-  console.log(JSON.stringify({ level: 'info', msg: 'worker started', taskQueue: config.temporal.taskQueue, pid: process.pid }));
+  const metrics = metricsOn ? new PinresetMetrics() : undefined;
+  let metricsServer: MetricsServer | undefined;
+  let connection: NativeConnection | undefined;
+  let started = false;
   try {
-    await worker.run();
+    connection = await NativeConnection.connect(await connectionOptions(config.temporal));
+    const worker = await createPinresetWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      workflowBundlePath: config.worker.workflowBundlePath,
+      maxConcurrentActivities: config.worker.maxConcurrentActivities,
+      identity: `pinreset-worker@${os.hostname()}:${process.pid}`,
+      deps: { db, sms, email, message: config.message, sendConcurrency: config.worker.sendConcurrency, onSend: metrics?.onSend },
+      extra: dataConverter ? { dataConverter } : undefined,
+    });
+    if (metrics) {
+      metricsServer = await startMetricsServer({
+        port: config.worker.metricsPort,
+        metrics,
+        sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics`,
+        gauges: async () => [
+          ...(await runRateGauges(db)),
+          { name: 'pinreset_worker_send_concurrency', help: 'SEND_CONCURRENCY: sends in flight per notify activity.', values: [{ value: config.worker.sendConcurrency }] },
+          { name: 'pinreset_worker_max_concurrent_activities', help: 'WORKER_MAX_ACTIVITIES: activities run at once by this worker.', values: [{ value: config.worker.maxConcurrentActivities }] },
+        ],
+      });
+    }
+    started = true;
+    logger.always('worker started', {
+      taskQueue: config.temporal.taskQueue,
+      namespace: config.temporal.namespace,
+      workflowBundle: config.worker.workflowBundlePath ? 'prebuilt' : 'bundled at start',
+      payloadEncryption: dataConverter ? 'on' : 'off',
+      metricsPort: metricsServer?.port ?? 0,
+    });
+    const running = worker.run();
+    if (stopRequested && worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
   } finally {
-    await Promise.allSettled([connection.close(), email.close(), db.end()]);
-    console.log(JSON.stringify({ level: 'info', msg: 'worker stopped', pid: process.pid }));
+    await Promise.allSettled([metricsServer?.close(), connection?.close(), email.close(), db.end()]);
+    if (started) logger.always('worker stopped');
   }
 }
 
 main().catch((err) => {
-  console.error(JSON.stringify({ level: 'error', msg: 'worker failed', error: (err as Error).message }));
-  process.exit(1);
+  logger.error('worker failed', { error: err });
+  process.exitCode = 1;
+  // Let forwarded core logs and stdout drain, then leave even if a handle keeps the loop alive.
+  setTimeout(() => process.exit(1), 200).unref();
 });

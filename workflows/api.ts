@@ -29,6 +29,8 @@ export interface Progress {
   ratePerSecond: number;
   batches: { planned: number; reset: number; notified: number; inFlight: number };
   startedAtMs: number;
+  /** Time spent paused so far (rates and ETAs leave it out). */
+  pausedMs: number;
   resetsDoneAtMs?: number;
   exposureWindowMs?: number;
   continuedAsNew: number;
@@ -56,6 +58,8 @@ export interface CarriedState {
   recent: { attempts: number; failed: number }[];
   ratePerSecond: number;
   startedAtMs: number;
+  pausedTotalMs: number;
+  pausedSinceMs?: number;
   resetsDoneAtMs?: number;
   exposureWindowMs?: number;
   checkpointSeq: number;

@@ -12,7 +12,7 @@ import {
   type CarriedState, type Phase, type Progress, type RunInput, type RunResult,
 } from './api';
 import { progressMarkdown } from './progress-markdown';
-import { OPERATOR, PHASE, REASON, RUN_ID } from './search-attributes';
+import { OPERATOR, PAUSED, PHASE, REASON, RUN_ID } from './search-attributes';
 
 /** Database-only steps: retried until the database answers (an outage stalls, never fails, a run). */
 const DB_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' } as const;
@@ -46,7 +46,7 @@ function freshState(params: RunParams, nowMs: number): CarriedState {
     planned: 0, planCursor: 0, planningDone: false, toReset: [], toNotify: [],
     batchesPlanned: 0, batchesReset: 0, batchesNotified: 0, counts: zeroCounts(),
     paused: false, autoPaused: false, canary: params.canary > 0 ? 'pending' : 'none', recent: [],
-    ratePerSecond: params.ratePerSecond, startedAtMs: nowMs, checkpointSeq: 0, continuedAsNew: 0,
+    ratePerSecond: params.ratePerSecond, startedAtMs: nowMs, pausedTotalMs: 0, checkpointSeq: 0, continuedAsNew: 0,
   };
 }
 
@@ -82,12 +82,14 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     paused: s.paused, pauseReason: s.pauseReason, autoPaused: s.autoPaused, cancelRequested,
     awaitingApproval: s.canary === 'waiting', ratePerSecond: s.ratePerSecond,
     batches: { planned: s.batchesPlanned, reset: s.batchesReset, notified: s.batchesNotified, inFlight: inFlight.reset.size + inFlight.notify.size },
-    startedAtMs: s.startedAtMs, resetsDoneAtMs: s.resetsDoneAtMs, exposureWindowMs: s.exposureWindowMs, continuedAsNew: s.continuedAsNew,
+    startedAtMs: s.startedAtMs, pausedMs: s.pausedTotalMs + (s.pausedSinceMs !== undefined ? Date.now() - s.pausedSinceMs : 0),
+    resetsDoneAtMs: s.resetsDoneAtMs, exposureWindowMs: s.exposureWindowMs, continuedAsNew: s.continuedAsNew,
   });
 
   wf.setHandler(progressQuery, progress, { description: 'Live progress: counts by outcome, batches, rate, pause state, exposure window.' });
   wf.setHandler(pauseSignal, (arg) => {
     s.paused = true;
+    s.pausedSinceMs ??= Date.now();
     s.pauseReason = arg?.reason ?? 'paused by operator';
     bump();
   }, { description: 'Dispatch no new batches; batches in flight finish. Optional { reason }.' });
@@ -95,6 +97,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     s.paused = false;
     s.pauseReason = undefined;
     s.autoPaused = false;
+    if (s.pausedSinceMs !== undefined) s.pausedTotalMs += Date.now() - s.pausedSinceMs;
+    s.pausedSinceMs = undefined;
     // The operator has looked at the failures: judge the failure rate afresh from here.
     s.recent = [];
     bump();
@@ -154,6 +158,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
 
   const autoPause = (reason: string) => {
     s.paused = true;
+    s.pausedSinceMs ??= Date.now();
     s.autoPaused = true;
     s.pauseReason = reason;
     wf.log.warn('run auto-paused', { runId, reason });
@@ -207,6 +212,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     const want = s.paused ? 'paused' : 'running';
     if (want === statusInDb) return;
     statusInDb = want;
+    // Operators can list every paused run: PinresetPaused = true.
+    wf.upsertSearchAttributes([{ key: PAUSED, value: s.paused }]);
     await lifecycle.setRunStatus({ runId, status: want, reason: s.paused ? s.pauseReason : undefined });
     checkpoint(s.paused ? `paused: ${s.pauseReason}` : 'resumed');
   };
@@ -215,7 +222,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     if (!input.carried) {
       wf.upsertSearchAttributes([
         { key: RUN_ID, value: runId }, { key: PHASE, value: phase },
-        { key: REASON, value: input.reason }, { key: OPERATOR, value: input.operator },
+        { key: REASON, value: input.reason }, { key: OPERATOR, value: input.operator }, { key: PAUSED, value: false },
       ]);
       showDetails();
       const { planned } = await lifecycle.prepareRun({ runId });

@@ -65,7 +65,7 @@ function stateLine(p: Progress): string {
 
 /** Average settle rate since the run started, and the ETA it gives for what is pending. */
 function etaLine(p: Progress, nowMs: number): string {
-  const elapsedMs = Math.max(0, nowMs - p.startedAtMs);
+  const elapsedMs = Math.max(0, nowMs - p.startedAtMs - (p.pausedMs ?? 0));
   const settled = settledCount(p);
   const pending = p.counts.pending;
   if (p.phase === 'completed' || p.phase === 'cancelled') {

@@ -7,9 +7,11 @@ export const SEARCH_ATTRIBUTES = {
   PinresetPhase: 'Keyword',
   PinresetReason: 'Keyword',
   PinresetOperator: 'Keyword',
+  PinresetPaused: 'Bool',
 } as const;
 
 export const RUN_ID = defineSearchAttributeKey('PinresetRunId', SearchAttributeType.KEYWORD);
 export const PHASE = defineSearchAttributeKey('PinresetPhase', SearchAttributeType.KEYWORD);
 export const REASON = defineSearchAttributeKey('PinresetReason', SearchAttributeType.KEYWORD);
 export const OPERATOR = defineSearchAttributeKey('PinresetOperator', SearchAttributeType.KEYWORD);
+export const PAUSED = defineSearchAttributeKey('PinresetPaused', SearchAttributeType.BOOL);

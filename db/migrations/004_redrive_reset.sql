@@ -10,6 +10,10 @@
 -- told "your PIN was reset" about a PIN that is still the exposed one. Closed, deleted and unknown
 -- accounts are skipped with the reason, as before. Runs of every other kind behave exactly as in
 -- 003 (the same statement, unchanged).
+--
+-- A later migration that redefines pinreset_reset_batch MUST keep the redrive branch and its
+-- marker comment: `pinreset redrive` checks the installed function for the marker and refuses to
+-- start otherwise (db/sql/redrive-reset-installed.ts); tests/cli.test.ts checks the behaviour.
 
 CREATE OR REPLACE FUNCTION pinreset_reset_batch(p_run_id text, p_first bigint, p_last bigint, p_reason text)
 RETURNS TABLE (reset integer, skipped integer)
@@ -52,9 +56,11 @@ BEGIN
     RETURN;
   END IF;
 
+  -- pinreset:redrive-keeps-pins
   -- Redrive. `done_before`: some other run reset this account's PIN (probed per run on the
   -- ledger's primary key, so no scan of other runs' ledgers). reset_at of such a row is when the
-  -- redrive confirmed it; the PIN's own reset time stays in accounts.pin_reset_at.
+  -- redrive confirmed it; the PIN's own reset time stays in accounts.pin_reset_at. Both UPDATEs
+  -- are bounded by the batch's id range so they use the primary keys.
   RETURN QUERY
   WITH todo AS (
     SELECT l.account_id, a.id AS present, a.status,
@@ -73,7 +79,8 @@ BEGIN
         credential_version = a.credential_version + 1,
         pin_reset_at = now(), pin_reset_reason = p_reason, updated_at = now()
     FROM todo
-    WHERE a.id = todo.account_id AND todo.status NOT IN ('closed', 'deleted') AND NOT todo.done_before
+    WHERE a.id BETWEEN p_first AND p_last
+      AND a.id = todo.account_id AND todo.status NOT IN ('closed', 'deleted') AND NOT todo.done_before
     RETURNING a.id
   ),
   marked AS (
@@ -89,7 +96,8 @@ BEGIN
           ELSE 'account_' || todo.status
         END
     FROM todo LEFT JOIN invalidated i ON i.id = todo.account_id
-    WHERE l.run_id = p_run_id AND l.account_id = todo.account_id
+    WHERE l.run_id = p_run_id AND l.account_id BETWEEN p_first AND p_last
+      AND l.account_id = todo.account_id
     RETURNING l.reset_state
   )
   SELECT count(*) FILTER (WHERE reset_state = 'reset')::integer, count(*) FILTER (WHERE reset_state = 'skipped')::integer

@@ -182,16 +182,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       log(`chaos: ${describeEvent(ev)} -> fired at ${(firedAt * 100).toFixed(1)}%, took ${rec.durationMs} ms${rec.pid ? ` (pid ${rec.pid})` : ''}${rec.error ? ` ERROR ${rec.error}` : ''}`);
     }
 
-    const timeLeft = Math.max(0, deadline - Date.now());
-    const result = await Promise.race([
-      resultP,
-      sleep(timeLeft).then(() => {
-        throw new Error(`the run did not finish within ${Math.round(o.timeoutMs / 1000)} s`);
-      }),
-    ]).catch((err: Error) => {
-      problems.push(err.message);
-      return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the run did not finish within ${Math.round(o.timeoutMs / 1000)} s`)), Math.max(0, deadline - Date.now()));
     });
+    const result = await Promise.race([resultP, timedOut])
+      .catch((err: Error) => {
+        problems.push(err.message);
+        return undefined;
+      })
+      .finally(() => clearTimeout(timer));
     done = true;
     const runMs = Date.now() - runStart;
     log(`run finished in ${(runMs / 1000).toFixed(1)} s: ${result ? result.status : 'no result'}`);

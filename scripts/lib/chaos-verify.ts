@@ -53,6 +53,8 @@ export interface ChaosFigures {
     accepted: number;
     /** The same notification (same number, same account reference) accepted more than once. */
     duplicates: number;
+    /** Account ids (opaque) of the first few duplicates, for diagnosis. */
+    duplicateAccountIds: number[];
     /** Accepted by the provider but not recorded as an SMS sent to that account. */
     unrecorded: number;
     /** Recorded as sent by SMS but absent from the provider's records. */
@@ -135,8 +137,13 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   const sids = new Map(input.sms.map((m) => [m.sid, m.to]));
   let smsDuplicates = 0;
   let smsUnrecorded = 0;
+  const duplicateAccountIds: number[] = [];
   for (const [key, n] of smsByKey) {
-    if (n > 1) smsDuplicates += n - 1;
+    if (n > 1) {
+      smsDuplicates += n - 1;
+      const id = expectedSms.get(key)?.accountId;
+      if (id !== undefined && duplicateAccountIds.length < 20) duplicateAccountIds.push(id);
+    }
     if (!expectedSms.has(key)) smsUnrecorded += n;
   }
   let smsMissing = 0;
@@ -211,7 +218,7 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
     noReason,
     channelMismatch,
     sms: {
-      accepted: input.sms.length, duplicates: smsDuplicates, unrecorded: smsUnrecorded, missing: smsMissing,
+      accepted: input.sms.length, duplicates: smsDuplicates, duplicateAccountIds, unrecorded: smsUnrecorded, missing: smsMissing,
       recipientsWithSeveral: smsSeveral, recipientsWithSeveralUnexplained: smsSeveralUnexplained,
     },
     email: {

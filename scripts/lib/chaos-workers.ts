@@ -81,7 +81,7 @@ export class WorkerFleet {
     child.stderr!.on('data', onData);
     s.exited = new Promise<void>((resolve) =>
       child.once('exit', (code, signal) => {
-        failReady(new Error(`worker ${slot} exited before it was ready (code ${code}, signal ${signal})`));
+        failReady(new Error(`worker ${slot} exited before it was ready (code ${code}, signal ${signal}):\n${s.tail.slice(-1500)}`));
         const exit: WorkerExit = { slot, pid: child.pid ?? -1, code, signal, ordered: s.ordered, atMs: Date.now(), tail: s.tail.slice(-1500) };
         this.exits.push(exit);
         if (!s.ordered && !this.stopping) {
@@ -119,7 +119,7 @@ export class WorkerFleet {
         clearTimeout(timer);
       }),
     );
-    await new Promise<void>((resolve) => (this.log ? this.log.end(resolve) : resolve()));
+    if (this.log && !this.log.writableEnded) await new Promise<void>((resolve) => this.log!.end(resolve));
   }
 
   unexpectedExits(): WorkerExit[] {

@@ -34,8 +34,15 @@ export class CliContext {
     return this.pool;
   }
 
+  /** Connects on first use; after a failed attempt the next call tries again (status --watch). */
   temporalClient(connectTimeoutMs?: number): Promise<TemporalClient> {
-    this.temporal ??= connectTemporal(this.cfg.temporal, connectTimeoutMs);
+    if (!this.temporal) {
+      const attempt = connectTemporal(this.cfg.temporal, connectTimeoutMs);
+      this.temporal = attempt;
+      attempt.catch(() => {
+        if (this.temporal === attempt) this.temporal = undefined;
+      });
+    }
     return this.temporal;
   }
 
@@ -44,7 +51,7 @@ export class CliContext {
     this.temporal = undefined;
     await Promise.allSettled([
       this.pool?.end(),
-      t?.then((c) => c.close()),
+      t?.then((c) => c.close(), () => undefined),
     ]);
   }
 }

@@ -27,6 +27,11 @@ export const parse = {
   autoPauseRate: limit('autoPauseFailureRate', false),
   autoPauseWindow: limit('autoPauseWindow', true),
   positiveInt: (max: number) => numberIn(1, max, true),
+  anyNumber(v: string): number {
+    const n = Number(v.trim());
+    if (!NUMBER.test(v.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
+    return n;
+  },
   seconds: (min: number, max: number) => numberIn(min, max, false),
   policy(v: string): ChannelPolicy {
     if (!(CHANNEL_POLICIES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${CHANNEL_POLICIES.join(', ')}`);

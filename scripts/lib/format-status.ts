@@ -17,13 +17,15 @@ export interface StatusNumbers {
 
 export function statusNumbers(s: RunStatusView, nowMs: number, currentRate?: number): StatusNumbers {
   const settled = settledOf(s.counts);
-  const rate = currentRate ?? (s.finished ? undefined : averageRate(settled, s.startedAt ? Date.parse(s.startedAt) : undefined, nowMs));
+  // From a checkpoint, the average runs up to the checkpoint, not up to now.
+  const at = s.source === 'live' ? nowMs : Date.parse(s.asOf);
+  const rate = currentRate ?? (s.finished ? undefined : averageRate(settled, s.startedAt ? Date.parse(s.startedAt) : undefined, at));
   const blocked = s.paused || s.awaitingApproval || s.cancelRequested || s.finished;
   return { settled, rate, rateKind: currentRate !== undefined ? 'current' : 'average', etaSeconds: s.finished ? 0 : etaSeconds(s.counts.pending, rate, blocked) };
 }
 
 function stateLine(s: RunStatusView): string {
-  if (s.finished) return s.status.toUpperCase();
+  if (s.finished) return s.phase.toUpperCase();
   if (s.cancelRequested) return 'CANCELLING: batches in flight finish, nothing new starts';
   if (s.paused) return `PAUSED (${s.autoPaused ? 'the run paused itself' : 'by an operator'}): ${s.pauseReason ?? ''} (resume with \`pinreset resume ${s.runId}\`)`;
   if (s.awaitingApproval) return `AWAITING APPROVAL: canary done; check it, then \`pinreset approve ${s.runId}\``;

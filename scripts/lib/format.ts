@@ -12,7 +12,7 @@ export function progressBar(done: number, total: number, width = 30): string {
 export function formatProgressLine(p: Progress, nowMs: number): string {
   const c = p.counts;
   const settled = c.planned - c.pending;
-  const elapsedS = Math.max(1, (nowMs - p.startedAtMs) / 1000);
+  const elapsedS = Math.max(1, (nowMs - p.startedAtMs - (p.pausedMs ?? 0)) / 1000);
   const rate = settled / elapsedS;
   const etaS = rate > 0 ? Math.round(c.pending / rate) : undefined;
   const state = p.cancelRequested ? 'cancelling' : p.paused ? `paused (${p.pauseReason ?? ''})` : p.phase;

@@ -130,12 +130,10 @@ export async function runBaseline(opts: {
       cursor = rows[rows.length - 1].accountId;
     }
   };
-  // Like the workflow: a batch is notified as soon as its PINs are reset.
-  const resets = batches.map((b) => resetLimit(() => resetBatch(db, runId, b.first, b.last, 'BENCH-BASELINE')));
-  const notified = batches.map((b, i) => resets[i].then(() => notifyLimit(() => notifyBatch(b))));
-  await Promise.all(resets);
+  // Like the workflow: every PIN first (the exposure window), then the notifications.
+  await Promise.all(batches.map((b) => resetLimit(() => resetBatch(db, runId, b.first, b.last, 'BENCH-BASELINE'))));
   const exposureWindowMs = await markResetsDone(db, runId);
-  await Promise.all(notified);
+  await Promise.all(batches.map((b) => notifyLimit(() => notifyBatch(b))));
   const wallMs = Date.now() - started;
   await setRunStatus(db, runId, 'completed');
 

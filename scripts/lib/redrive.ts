@@ -4,16 +4,13 @@
 // only the notification is sent again. Accounts notified since by a later run are left out.
 import type { Client } from '@temporalio/client';
 import type { Db } from '../../db/pool';
-import { hasMigration } from '../../db/sql/has-migration';
 import { readRun } from '../../db/sql/read-run';
+import { redriveResetInstalled } from '../../db/sql/redrive-reset-installed';
 import { selectRedriveAccounts } from '../../db/sql/select-redrive-accounts';
 import { DEFAULT_PARAMS, type RunParams } from '../../domain/run';
-import { RuntimeFailure, UnknownRunError, UsageError } from './cli-errors';
+import { RuntimeFailure, UnknownRunError } from './cli-errors';
 import { FINISHED } from './run-status';
 import { startRun } from './start-run';
-
-/** The migration that makes a redrive's reset step leave PINs alone: refuse to redrive without it. */
-export const REDRIVE_MIGRATION = '004';
 
 export interface RedriveRequest {
   sourceRunId: string;
@@ -37,8 +34,10 @@ export async function redrive(db: Db, client: Client, req: RedriveRequest): Prom
   if (!FINISHED.includes(source.status)) {
     throw new RuntimeFailure(`run ${req.sourceRunId} is ${source.status}: redrive it once it has finished (or cancel it first)`);
   }
-  if (!(await hasMigration(db, REDRIVE_MIGRATION))) {
-    throw new UsageError(`the database lacks migration ${REDRIVE_MIGRATION} (a redrive must not reset PINs again): run \`npm run migrate\` first`);
+  if (!(await redriveResetInstalled(db))) {
+    throw new RuntimeFailure(
+      'refusing to redrive: the database\'s pinreset_reset_batch would reset these PINs again (migration 004_redrive_reset.sql missing or replaced by a later one); run `npm run migrate`, and keep 004\'s redrive branch in any later redefinition',
+    );
   }
   const { accountIds, handledSince } = await selectRedriveAccounts(db, req.sourceRunId);
   if (accountIds.length === 0) return { started: false, sourceRunId: req.sourceRunId, failed: 0, handledSince };

@@ -47,12 +47,14 @@ export function settledOf(c: Counts): number {
 }
 
 function fromProgress(run: RunRow, p: Progress, now: Date): RunStatusView {
+  const finished = p.phase === 'completed' || p.phase === 'cancelled';
   return {
-    runId: run.id, workflowId: workflowIdForRun(run.id), status: run.status, source: 'live',
+    // The workflow knows it is over a moment before its row says so.
+    runId: run.id, workflowId: workflowIdForRun(run.id), status: finished ? p.phase : run.status, source: 'live',
     phase: p.phase, paused: p.paused, pauseReason: p.pauseReason, autoPaused: p.autoPaused, awaitingApproval: p.awaitingApproval,
     cancelRequested: p.cancelRequested, counts: p.counts, ratePerSecond: p.ratePerSecond, reason: run.reason, operator: run.operator,
     startedAt: new Date(p.startedAtMs).toISOString(), finishedAt: run.finishedAt?.toISOString(), asOf: now.toISOString(),
-    batches: p.batches, exposureWindowMs: p.exposureWindowMs, finished: p.phase === 'completed' || p.phase === 'cancelled',
+    batches: p.batches, exposureWindowMs: p.exposureWindowMs, finished,
   };
 }
 

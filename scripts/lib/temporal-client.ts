@@ -3,8 +3,7 @@
 import { Client, Connection } from '@temporalio/client';
 import type { TemporalConfig } from '../../config';
 import { connectionOptions } from '../../workers/connection';
-import { dataConverterFromEnv } from '../../workers/data-converter';
-import { RuntimeFailure } from './cli-errors';
+import { RuntimeFailure, UsageError } from './cli-errors';
 
 export interface TemporalClient {
   client: Client;
@@ -13,13 +12,21 @@ export interface TemporalClient {
 }
 
 export async function connectTemporal(t: TemporalConfig, connectTimeoutMs = 5_000): Promise<TemporalClient> {
+  // Loaded on first use: commands that only read the database do not depend on the codec.
+  const { dataConverterFromEnv } = await import('../../workers/data-converter');
+  let dataConverter: ReturnType<typeof dataConverterFromEnv>;
+  try {
+    dataConverter = dataConverterFromEnv(process.env);
+  } catch (err) {
+    throw new UsageError(`invalid payload codec configuration: ${(err as Error).message}`);
+  }
   let connection: Connection;
   try {
     connection = await Connection.connect({ ...(await connectionOptions(t)), connectTimeout: connectTimeoutMs });
   } catch (err) {
     throw new RuntimeFailure(`cannot reach Temporal at ${t.address}: ${(err as Error).message.split('\n')[0]}`);
   }
-  const client = new Client({ connection, namespace: t.namespace, dataConverter: dataConverterFromEnv(process.env) });
+  const client = new Client({ connection, namespace: t.namespace, dataConverter });
   return { client, connection, close: () => connection.close() };
 }
 

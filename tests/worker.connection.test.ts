@@ -1,0 +1,90 @@
+// Production settings of the Temporal connection (workers/connection.ts): plain for the local
+// stack, server TLS with a private CA, mTLS with a client certificate, or an API key (Temporal
+// Cloud), from the same environment variables config/index.ts reads. Certificates are read from
+// files in a temporary directory.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../config';
+import { connectionOptions } from '../workers/connection';
+
+const BASE = { TEMPORAL_ADDRESS: 'temporal.example.internal:7233' };
+const pem = (what: string) => `-----BEGIN ${what}-----\nMIIBdummy${what.replace(/\W/g, '')}\n-----END ${what}-----\n`;
+
+describe('connectionOptions', () => {
+  let dir: string;
+  let ca: string;
+  let cert: string;
+  let key: string;
+  const temporal = (env: Record<string, string>) => loadConfig({ ...BASE, ...env }, ['temporal']).temporal;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'pinreset-tls-'));
+    [ca, cert, key] = ['ca.pem', 'client.pem', 'client.key'].map((f) => path.join(dir, f));
+    await writeFile(ca, pem('CERTIFICATE'));
+    await writeFile(cert, pem('CERTIFICATE'));
+    await writeFile(key, pem('PRIVATE KEY'));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is plain for the local stack', async () => {
+    expect(await connectionOptions(temporal({}))).toEqual({ address: BASE.TEMPORAL_ADDRESS });
+  });
+
+  it('uses TLS with the system roots when only TEMPORAL_TLS=true', async () => {
+    const o = await connectionOptions(temporal({ TEMPORAL_TLS: 'true' }));
+    expect(o.address).toBe(BASE.TEMPORAL_ADDRESS);
+    expect(o.tls).toEqual({ serverNameOverride: undefined, serverRootCACertificate: undefined, clientCertPair: undefined });
+    expect(o.apiKey).toBeUndefined();
+  });
+
+  it('trusts a private CA and overrides the server name', async () => {
+    const o = await connectionOptions(temporal({ TEMPORAL_TLS_CA: ca, TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' }));
+    expect(o.tls).toMatchObject({ serverNameOverride: 'temporal.internal', clientCertPair: undefined });
+    const tls = o.tls as { serverRootCACertificate: Buffer };
+    expect(Buffer.isBuffer(tls.serverRootCACertificate)).toBe(true);
+    expect(tls.serverRootCACertificate.toString()).toBe(pem('CERTIFICATE'));
+  });
+
+  it('presents a client certificate for mTLS (cert and key read from files)', async () => {
+    const o = await connectionOptions(temporal({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_TLS_CA: ca }));
+    const tls = o.tls as { clientCertPair: { crt: Buffer; key: Buffer }; serverRootCACertificate: Buffer };
+    expect(tls.clientCertPair.crt.toString()).toBe(pem('CERTIFICATE'));
+    expect(tls.clientCertPair.key.toString()).toBe(pem('PRIVATE KEY'));
+    expect(tls.serverRootCACertificate.toString()).toBe(pem('CERTIFICATE'));
+    // mTLS without TEMPORAL_TLS=true: a client certificate implies TLS.
+    expect(o.tls).toBeTypeOf('object');
+  });
+
+  it('refuses half an mTLS pair', () => {
+    expect(() => temporal({ TEMPORAL_TLS_CERT: cert })).toThrow(ConfigError);
+    expect(() => temporal({ TEMPORAL_TLS_KEY: key })).toThrow(/TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together/);
+  });
+
+  it('fails with the path when a certificate file cannot be read', async () => {
+    const missing = path.join(dir, 'missing.pem');
+    await expect(connectionOptions(temporal({ TEMPORAL_TLS_CA: missing }))).rejects.toThrow(missing);
+    await expect(connectionOptions(temporal({ TEMPORAL_TLS_CERT: missing, TEMPORAL_TLS_KEY: key }))).rejects.toThrow(missing);
+  });
+
+  it('sends an API key over TLS (Temporal Cloud)', async () => {
+    const o = await connectionOptions(temporal({ TEMPORAL_API_KEY: 'key-123', TEMPORAL_NAMESPACE: 'pinreset.a1b2c' }));
+    expect(o).toEqual({ address: BASE.TEMPORAL_ADDRESS, apiKey: 'key-123', tls: true });
+    // With TLS settings too, they are kept (a private CA in front of a self-hosted server, say).
+    const withCa = await connectionOptions(temporal({ TEMPORAL_API_KEY: 'key-123', TEMPORAL_TLS_CA: ca }));
+    expect(withCa.apiKey).toBe('key-123');
+    expect((withCa.tls as { serverRootCACertificate: Buffer }).serverRootCACertificate.toString()).toBe(pem('CERTIFICATE'));
+  });
+
+  it('gives options NativeConnection accepts', async () => {
+    // Type-level check: the shape is what @temporalio/worker expects.
+    const { NativeConnection } = await import('@temporalio/worker');
+    type Accepts = Parameters<typeof NativeConnection.connect>[0];
+    const o: Accepts = await connectionOptions(temporal({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key }));
+    expect(o).toBeDefined();
+  });
+});

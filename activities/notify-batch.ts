@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { activityInfo, ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import pLimit from 'p-limit';
 import { claimNotifyChunk, type ClaimedRow } from '../db/sql/claim-notify-chunk';
@@ -61,6 +62,8 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     // the retry had already reconciled and sent to the same accounts: duplicate SMS (chaos run).
     const activitySignal = Context.current().cancellationSignal;
     const attempt = new AbortController();
+    // Every send paused in a backoff listens on it for a moment: up to the worker's send concurrency.
+    setMaxListeners(0, attempt.signal);
     const stopAttempt = (reason: unknown) => {
       if (!attempt.signal.aborted) attempt.abort(reason);
     };

@@ -25,8 +25,8 @@ import { cancelSignal, setRateUpdate, type RunResult } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
 import type { BaselineResult } from './lib/naive-baseline';
 import {
-  cpuDelta, cpuSnapshot, fmt, pgStatsReset, pgStatsTop, printPgStats, freshData, historyStats, loadAverage, mb, peakRssBytes as peakOf, relationSizes, s1, spawnTsx,
-  type Child, type CpuSnapshot, type HistoryStats,
+  cpuDelta, cpuSnapshot, fmt, pgStatsReset, threadCpuSampler, threadCpuSeconds, pgStatsTop, printPgStats, freshData, historyStats, loadAverage, mb, peakRssBytes as peakOf, relationSizes, s1, spawnTsx,
+  BENCH_SEED, type Child, type CpuSnapshot, type HistoryStats,
 } from './lib/bench-support';
 
 function positiveInt(v: string): number {
@@ -58,6 +58,7 @@ interface Opts {
   warmup: number;
   scale?: number[];
   only?: 'baseline' | 'pipeline';
+  repeat: number;
   cpuProf?: boolean;
   pgStats?: boolean;
   nodeArgs?: string;
@@ -78,6 +79,7 @@ const program = new Command('bench')
   .option('--warmup <s>', 'rate mode: seconds ignored after the first message and after the change', positiveNumber, 5)
   .option('--scale <sizes>', 'scale mode: comma-separated sizes, e.g. 100000,400000,850000', sizeList)
   .option('--only <which>', 'default mode: run only "baseline" or "pipeline"')
+  .option('--repeat <n>', 'default mode: alternate the contenders n times and report the median of each', positiveInt, 1)
   .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')
   .option('--pg-stats', 'load pg_stat_statements (restarts the bench PostgreSQL) and print the top statements of each contender')
   .option('--node-args <args>', 'extra node options for the worker and baseline processes, e.g. "--max-semi-space-size=8"')
@@ -216,6 +218,8 @@ interface ContenderResult {
   /** Workers only: peak RSS once started, before the run. */
   rssAtReadyBytes?: number;
   processCpuS?: number;
+  /** CPU seconds by thread of the contender process (max over workers): main = the JS thread. */
+  threads?: Record<string, number>;
   otherCpu: CpuSnapshot;
   history?: HistoryStats;
   duplicates: { sms: number; email: number };
@@ -234,7 +238,9 @@ async function runBaseline(b: Bench): Promise<ContenderResult> {
   });
   // The child reports its own peak (process.resourceUsage().maxRSS); this is only for the progress lines.
   const stopTicker = ticker(b, 'baseline', () => peakOf(child.pid));
+  const threads = threadCpuSampler(child.pid);
   const { code } = await child.exited;
+  threads.stop();
   stopTicker();
   const cpu1 = cpuSnapshot(b.dataDir);
   if (code !== 0) throw new Error(`naive baseline failed (code ${code}):\n${child.tail()}`);
@@ -245,6 +251,7 @@ async function runBaseline(b: Bench): Promise<ContenderResult> {
     name: 'baseline', cohort: r.planned, wallMs: r.wallMs, sentSms: r.sentSms, sentEmail: r.sentEmail,
     unreachable: r.unreachable, failed: r.failed, pending: r.pending, exposureWindowMs: r.exposureWindowMs,
     peakRssBytes: r.maxRssBytes, processCpuS: (r.cpuUserMs + r.cpuSystemMs) / 1000, otherCpu: cpuDelta(cpu0, cpu1),
+    threads: threads.last(),
     duplicates: { sms: b.stack.twilio!.duplicates().length, email: b.stack.smtp!.duplicates().length },
     providerAccepted: sentSoFar(b),
   };
@@ -279,6 +286,8 @@ async function startPipeline(b: Bench, params: { ratePerSecond: number }, worker
 
 async function finishPipeline(b: Bench, p: PipelineRun, result: RunResult | undefined, wallMs: number): Promise<ContenderResult> {
   const cpu1 = cpuSnapshot(b.dataDir);
+  const threads = p.workers.map((w) => threadCpuSeconds(w.pid)).reduce<Record<string, number> | undefined>(
+    (acc, t) => (!t ? acc : !acc || (t.main ?? 0) > (acc.main ?? 0) ? t : acc), undefined);
   const stopped = await Promise.all(p.workers.map((w) => w.stop()));
   const history = await historyStats(b.client, p.handle.workflowId, p.firstRunId);
   const counts = result?.counts;
@@ -290,7 +299,7 @@ async function finishPipeline(b: Bench, p: PipelineRun, result: RunResult | unde
     peakRssBytes: Math.max(...stopped.map((s) => s.peakRssBytes ?? 0)) || undefined,
     rssAtReadyBytes: p.rssAtReady,
     processCpuS: stopped.reduce((n, s) => n + (s.cpuS ?? 0), 0),
-    otherCpu: cpuDelta(p.cpu0, cpu1), history,
+    otherCpu: cpuDelta(p.cpu0, cpu1), history, threads,
     duplicates: { sms: b.stack.twilio!.duplicates().length, email: b.stack.smtp!.duplicates().length },
     providerAccepted: sentSoFar(b),
   };
@@ -324,6 +333,8 @@ function describe(r: ContenderResult): Record<string, unknown> {
     ...(r.rssAtReadyBytes !== undefined ? { rssAtStartMB: mb(r.rssAtReadyBytes) } : {}),
     cpuS: {
       contender: r.processCpuS !== undefined ? +r.processCpuS.toFixed(1) : null,
+      contenderMainThread: r.threads?.main ?? null,
+      contenderThreads: r.threads ?? null,
       postgres: +r.otherCpu.postgres.toFixed(1),
       temporal: +r.otherCpu.temporal.toFixed(1),
       benchAndProviders: +r.otherCpu.bench.toFixed(1),
@@ -346,17 +357,36 @@ function describe(r: ContenderResult): Record<string, unknown> {
 
 async function compareMode(b: Bench): Promise<Record<string, unknown>> {
   const accounts = opts.accounts ?? 850_000;
-  const results: ContenderResult[] = [];
+  const runs: ContenderResult[] = [];
   const pgStatements: Record<string, Awaited<ReturnType<typeof pgStatsTop>>> = {};
-  for (const name of ['baseline', 'pipeline'] as const) {
-    if (opts.only && opts.only !== name) continue;
-    const { seedMs } = await freshData(b.db, accounts);
-    log(`Seeded ${fmt(accounts)} accounts (seed ${2021}) in ${s1(seedMs)} s; running the ${name}... (load ${loadAverage()})`);
-    if (opts.pgStats) await pgStatsReset(b.db);
-    results.push(name === 'baseline' ? await runBaseline(b) : await runPipelineToEnd(b));
-    if (opts.pgStats) pgStatements[name] = await pgStatsTop(b.db);
+  // Contenders alternate (baseline, pipeline, baseline, ...) so a change in the machine's load
+  // hits both; with --repeat the median run of each is reported.
+  for (let round = 1; round <= opts.repeat; round++) {
+    for (const name of ['baseline', 'pipeline'] as const) {
+      if (opts.only && opts.only !== name) continue;
+      const { seedMs } = await freshData(b.db, accounts);
+      log(`Round ${round}/${opts.repeat}: seeded ${fmt(accounts)} accounts (seed ${BENCH_SEED}) in ${s1(seedMs)} s; running the ${name}... (load ${loadAverage()})`);
+      if (opts.pgStats) await pgStatsReset(b.db);
+      const r = name === 'baseline' ? await runBaseline(b) : await runPipelineToEnd(b);
+      log(`  ${name}: ${s1(r.wallMs)} s, ${fmt(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000)))} msg/s, load ${loadAverage()}`);
+      runs.push(r);
+      if (opts.pgStats) pgStatements[name] = await pgStatsTop(b.db);
+    }
   }
-  const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency };
+  const median = (name: string): ContenderResult | undefined => {
+    const mine = runs.filter((r) => r.name === name).sort((x, y) => x.wallMs - y.wallMs);
+    return mine[Math.floor((mine.length - 1) / 2)];
+  };
+  const results = [median('baseline'), median('pipeline')].filter((r): r is ContenderResult => r !== undefined);
+  if (opts.repeat > 1) {
+    console.log(`
+All runs (alternating; the median of each contender is reported below):`);
+    for (const r of runs) {
+      console.log(`  ${r.name.padEnd(9)} wall ${String(s1(r.wallMs)).padStart(7)} s  ${String(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000))).padStart(6)} msg/s  process CPU ${String(r.processCpuS?.toFixed(1)).padStart(6)} s  peak RSS ${mb(r.peakRssBytes)} MB`);
+    }
+  }
+  const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency, repeat: opts.repeat };
+  if (opts.repeat > 1) out.runs = runs.map((r) => ({ name: r.name, wallS: s1(r.wallMs), cpuS: r.processCpuS, peakRssMB: mb(r.peakRssBytes) }));
   for (const r of results) out[r.name] = describe(r);
   const base = results.find((r) => r.name === 'baseline');
   const pipe = results.find((r) => r.name === 'pipeline');
@@ -374,6 +404,7 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
   row('peak RSS, MB', (d) => d.peakRssMB);
   row('  RSS once started, MB', (d) => d.rssAtStartMB ?? '-');
   row('CPU s: contender process', (d) => (d.cpuS as Record<string, unknown>).contender);
+  row('  of which JS main thread', (d) => (d.cpuS as Record<string, unknown>).contenderMainThread);
   row('CPU s: PostgreSQL', (d) => (d.cpuS as Record<string, unknown>).postgres);
   row('CPU s: Temporal server', (d) => (d.cpuS as Record<string, unknown>).temporal);
   row('CPU s: bench + fake providers', (d) => (d.cpuS as Record<string, unknown>).benchAndProviders);
@@ -395,7 +426,9 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
     };
     out.ratio = targets.ratio.value;
     out.targets = targets;
-    console.log(`\n  ratio pipeline/baseline (wall time): ${ratio.toFixed(3)}`);
+    const cpuRatio = (pipe.processCpuS ?? 0) / Math.max(0.001, base.processCpuS ?? 0);
+    out.cpuRatio = +cpuRatio.toFixed(3);
+    console.log(`\n  ratio pipeline/baseline (wall time): ${ratio.toFixed(3)}   (contender process CPU: ${cpuRatio.toFixed(3)})`);
     console.log(`  targets (set for 850,000 accounts on 2 cores; this run: ${fmt(accounts)}):`);
     for (const [k, t] of Object.entries(targets)) console.log(`    ${k.padEnd(20)} ${String(t.value).padStart(10)}  target ${t.target}  ${t.met ? 'met' : 'NOT met'}`);
   }

@@ -26,6 +26,11 @@ function latency(v: string): number | [number, number] {
   if (!m || (m[2] !== undefined && Number(m[2]) < Number(m[1]))) throw new InvalidArgumentError('must be ms (e.g. 20) or min-max (e.g. 5-50)');
   return m[2] === undefined ? Number(m[1]) : [Number(m[1]), Number(m[2])];
 }
+function windowOf(v: string): [number, number] {
+  const [lo, hi] = v.split(',').map(Number);
+  if (!(lo >= 0 && hi <= 1 && lo < hi)) throw new InvalidArgumentError('must be lo,hi with 0 <= lo < hi <= 1, e.g. 0.03,0.9');
+  return [lo, hi];
+}
 function share(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('must be a share from 0 to 1 (0.1 = 10%)');
@@ -40,6 +45,7 @@ const program = new Command('chaos')
   .option('--postgres-restarts <n>', 'PostgreSQL restarts', nonNegativeInt, 1)
   .option('--temporal-restarts <n>', 'Temporal server restarts', nonNegativeInt, 1)
   .option('--rate <n>', 'notification ceiling for all workers, messages/s (0 = unlimited)', nonNegative, 0)
+  .option('--reset-rate <n>', 'ceiling on PIN resets/s (0 = database speed)', nonNegative, 0)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
   .option('--twilio-429 <share>', 'share of SMS requests answered 429', share, 0.1)
@@ -49,6 +55,8 @@ const program = new Command('chaos')
   .option('--smtp-4xx <share>', 'share of emails answered 451 at end of DATA', share, 0.05)
   .option('--smtp-5xx <share>', 'share of emails answered 554 (permanent: those customers end failed)', share, 0)
   .option('--seed <n>', 'seed of the accounts and of the fault schedule', nonNegativeInt, 2021)
+  .option('--window <lo,hi>', 'progress window the disruptions are spread over (resets are the first 10%)', windowOf, [0.03, 0.9])
+  .option('--workflow-bundle <path>', 'use this prebuilt workflow bundle instead of bundling workflows/ (e.g. a candidate fix)')
   .option('--timeout <s>', 'give up after this many seconds of run time', positiveInt, 1800)
   .option('--data-dir <dir>', 'where the stack keeps its data (default .data/chaos-<pid>, removed afterwards)')
   .option('--keep-data', 'keep the data directory (worker logs in workers.log)')
@@ -56,9 +64,9 @@ const program = new Command('chaos')
   .parse();
 
 const o = program.opts<{
-  accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: number;
+  accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: number; resetRate: number;
   batchSize: number; concurrency: number; twilio429: number; twilio5xx: number; twilioDrop: number; twilioLatency: number | [number, number];
-  smtp4xx: number; smtp5xx: number; seed: number; timeout: number; dataDir?: string; keepData?: boolean; quiet?: boolean;
+  smtp4xx: number; smtp5xx: number; seed: number; window: [number, number]; workflowBundle?: string; timeout: number; dataDir?: string; keepData?: boolean; quiet?: boolean;
 }>();
 
 if (o.twilio429 + o.twilio5xx + o.twilioDrop > 1) program.error('the Twilio fault shares add up to more than 1');
@@ -72,9 +80,10 @@ const log = (line: string) => {
 async function main(): Promise<void> {
   const report = await runChaos({
     accounts: o.accounts, workers: o.workers, kills: o.kills, postgresRestarts: o.postgresRestarts, temporalRestarts: o.temporalRestarts,
-    seed: o.seed, rate: o.rate, batchSize: o.batchSize, batchConcurrency: o.concurrency,
+    seed: o.seed, rate: o.rate, resetRate: o.resetRate, batchSize: o.batchSize, batchConcurrency: o.concurrency,
     twilioFaults: { rate429: o.twilio429, rate5xx: o.twilio5xx, rateDropAfterAccept: o.twilioDrop, latencyMs: o.twilioLatency },
     smtpFaults: { rate4xx: o.smtp4xx, rate5xx: o.smtp5xx },
+    window: o.window, workflowBundlePath: o.workflowBundle,
     dataDir: o.dataDir, keepData: o.keepData, timeoutMs: o.timeout * 1000, log,
   });
   if (!o.quiet) {

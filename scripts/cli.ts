@@ -32,7 +32,8 @@ import type { PlanOptions, RedriveOptions, StartOptions } from './lib/cli-comman
 import { REPORT_FORMATS, type ReportFormat } from './lib/report';
 
 // Handlers load on first use: help and argument errors answer without Temporal, pg or workflow code.
-const commands = () => import('./lib/cli-commands');
+let loaded: Promise<typeof import('./lib/cli-commands')> | undefined;
+const commands = () => (loaded ??= import('./lib/cli-commands'));
 const operator = async () => (await import('./lib/cli-context')).defaultOperator();
 
 const EXIT_CODES_HELP = `
@@ -193,12 +194,15 @@ try {
   if (err instanceof CommanderError) {
     // commander printed its message (help, or `error: ...` naming the option); 0 only for help/version.
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  } else if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+    // The reader closed the pipe (`report ... | head`): it has what it wanted.
+    process.exitCode = EXIT.OK;
   } else {
     process.stderr.write(`error: ${errorLine(err)}\n`);
     process.exitCode = exitCodeFor(err);
   }
 } finally {
-  await (await commands().catch(() => undefined))?.closeAll();
+  if (loaded) await (await loaded.catch(() => undefined))?.closeAll();
   // Whatever is still open (a gRPC channel winding down) must not keep a script waiting.
   setTimeout(() => process.exit(), 3_000).unref();
 }

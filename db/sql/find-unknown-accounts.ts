@@ -1,11 +1,15 @@
 import type { Db } from '../pool';
 
-/** The ids among `ids` that are not in `accounts` (one page of a cohort file), in id order. */
+/**
+ * The ids among `ids` (one page of a cohort file) that are not in `accounts`, in the input order.
+ * Looks up the ids that exist (`id = ANY`, primary-key probes) and keeps the rest: an anti-join
+ * against `accounts` gets planned as a hash join over the whole table (0.6 s per page of 10,000
+ * at 850,000 accounts).
+ */
 export async function findUnknownAccounts(db: Db, ids: number[]): Promise<number[]> {
   if (ids.length === 0) return [];
-  const res = await db.query<{ id: number }>(
-    `SELECT x.id FROM unnest($1::bigint[]) AS x(id) WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = x.id) ORDER BY x.id`,
-    [ids],
-  );
-  return res.rows.map((r) => r.id);
+  const res = await db.query<{ id: number }>('SELECT id FROM accounts WHERE id = ANY($1::bigint[])', [ids]);
+  if (res.rows.length === ids.length) return [];
+  const known = new Set(res.rows.map((r) => r.id));
+  return ids.filter((id) => !known.has(id));
 }

@@ -32,9 +32,9 @@ interface ProcStat {
   childCpuS: number;
 }
 
-function readStat(pid: number): ProcStat | undefined {
+function readStat(pid: number, file = `/proc/${pid}/stat`): ProcStat | undefined {
   try {
-    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const raw = readFileSync(file, 'utf8');
     const close = raw.lastIndexOf(')');
     const comm = raw.slice(raw.indexOf('(') + 1, close);
     const f = raw.slice(close + 2).split(' ');
@@ -331,4 +331,34 @@ export function printPgStats(label: string, stats: StatementStat[]): void {
   for (const s of stats) {
     console.log(`  ${String(Math.round(s.totalMs)).padStart(12)}${String(s.calls).padStart(8)}${s.meanMs.toFixed(3).padStart(11)}${s.walMB.toFixed(1).padStart(10)}  ${s.toplevel ? '' : '(nested) '}${s.query}`);
   }
+}
+
+// ---- per-thread CPU (which thread of a process is the bottleneck) -------------------------------
+
+/** CPU seconds per thread of a live process, grouped by thread name; `main` is the JS main thread. */
+export function threadCpuSeconds(pid: number): Record<string, number> | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  const out: Record<string, number> = {};
+  for (const tid of tids) {
+    const s = readStat(Number(tid), `/proc/${pid}/task/${tid}/stat`);
+    if (!s) continue;
+    const name = Number(tid) === pid ? 'main' : s.comm.replace(/[-_ ]?\d+$/, '').trim() || 'thread';
+    out[name] = +((out[name] ?? 0) + s.cpuS).toFixed(2);
+  }
+  return out;
+}
+
+/** Samples threadCpuSeconds every second while the process lives; `last()` is the final reading. */
+export function threadCpuSampler(pid: number): { last(): Record<string, number> | undefined; stop(): void } {
+  let last = threadCpuSeconds(pid);
+  const timer = setInterval(() => {
+    last = threadCpuSeconds(pid) ?? last;
+  }, 1000);
+  timer.unref();
+  return { last: () => threadCpuSeconds(pid) ?? last, stop: () => clearInterval(timer) };
 }

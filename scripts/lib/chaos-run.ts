@@ -27,6 +27,8 @@ export interface ChaosOptions {
   seed: number;
   /** Notification ceiling, messages/s for all workers together; 0 = unlimited. */
   rate: number;
+  /** Ceiling on PIN resets/s (params.resetMaxPerSecond); 0 = database speed. */
+  resetRate?: number;
   batchSize: number;
   batchConcurrency: number;
   twilioFaults: Partial<TwilioFaults>;
@@ -51,6 +53,10 @@ export interface ExecutedEvent extends ChaosEvent {
   durationMs: number;
   pid?: number;
   error?: string;
+  /** restart-temporal: worker processes alive right after the restart. */
+  alivePids?: number[];
+  /** restart-temporal: of those, the ones that completed workflow or activity tasks afterwards (reconnected). */
+  workedAfterPids?: number[];
 }
 
 export interface ChaosReport {
@@ -121,7 +127,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const runStart = Date.now();
     const { runId, handle } = await startRun(db, client, {
       reason: 'CHAOS-DRILL', operator: 'chaos', taskQueue,
-      params: { ratePerSecond: o.rate, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency },
+      params: { ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency },
     });
     log(`run ${runId} started`);
 
@@ -172,6 +178,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           await stack.postgres.restart();
         } else {
           await stack.temporal.restart();
+          rec.alivePids = fleet.alivePids();
         }
       } catch (err) {
         rec.error = (err as Error).message;
@@ -182,6 +189,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       log(`chaos: ${describeEvent(ev)} -> fired at ${(firedAt * 100).toFixed(1)}%, took ${rec.durationMs} ms${rec.pid ? ` (pid ${rec.pid})` : ''}${rec.error ? ` ERROR ${rec.error}` : ''}`);
     }
 
+    // Keep reporting progress until the end.
+    const ticker = setInterval(() => void poll(), 1_000);
+    resultP.finally(() => clearInterval(ticker)).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`the run did not finish within ${Math.round(o.timeoutMs / 1000)} s`)), Math.max(0, deadline - Date.now()));
@@ -191,13 +201,31 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         problems.push(err.message);
         return undefined;
       })
-      .finally(() => clearTimeout(timer));
+      .finally(() => {
+        clearTimeout(timer);
+        clearInterval(ticker);
+      });
     done = true;
     const runMs = Date.now() - runStart;
     log(`run finished in ${(runMs / 1000).toFixed(1)} s: ${result ? result.status : 'no result'}`);
 
     // Stop the workers before reading the providers' records: nothing may still be sending.
     await fleet.stopAll();
+    // Did the workers that lived through a Temporal restart reconnect? Their identities on the
+    // tasks they completed afterwards say so (the history is the server's own record).
+    const restarts = executed.filter((e) => e.kind === 'restart-temporal' && !e.error);
+    if (restarts.length) {
+      try {
+        const work = await tasksByWorker(client, handle.workflowId);
+        for (const e of restarts) {
+          const after = runStart + e.firedAtMs + e.durationMs;
+          e.workedAfterPids = (e.alivePids ?? []).filter((pid) => (work.get(pid) ?? []).some((t) => t > after));
+          log(`temporal restart at ${(e.firedAt * 100).toFixed(1)}%: workers alive ${JSON.stringify(e.alivePids)}, completed tasks afterwards ${JSON.stringify(e.workedAfterPids)}`);
+        }
+      } catch (err) {
+        log(`could not read the histories to check reconnection: ${(err as Error).message}`);
+      }
+    }
     const verifyStart = Date.now();
     const verdict = await verifyRun({
       db, runId, before, activeIds,
@@ -266,14 +294,35 @@ export function verdictLine(r: ChaosReport): string {
     `pg_restarts=${pg}`,
     `temporal_restarts=${tp}`,
     `unordered_worker_deaths=${r.unexpectedWorkerExits.length}`,
+    `reconnected_after_temporal_restart=${r.executed.filter((e) => e.kind === 'restart-temporal').map((e) => `${e.workedAfterPids?.length ?? '?'}/${e.alivePids?.length ?? '?'}`).join(',') || '-'}`,
     `429s=${r.faults.twilio.rejected429}`,
     `5xx=${r.faults.twilio.rejected5xx}`,
     `drops=${r.faults.twilio.dropped}`,
     `smtp_4xx=${r.faults.smtp.rejected4xx}`,
+    `exposure_window=${r.result?.exposureWindowMs !== undefined ? `${(r.result.exposureWindowMs / 1000).toFixed(1)}s` : '?'}`,
     `run=${(r.timings.runMs / 1000).toFixed(1)}s`,
     `total=${(r.timings.totalMs / 1000).toFixed(1)}s`,
   ];
   return parts.join(' ');
+}
+
+/** Completion times of workflow and activity tasks per worker pid (from the identity), over every run of the chain. */
+async function tasksByWorker(client: Client, workflowId: string): Promise<Map<number, number[]>> {
+  const out = new Map<number, number[]>();
+  for await (const info of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    const history = await client.workflow.getHandle(workflowId, info.runId).fetchHistory();
+    for (const e of history.events ?? []) {
+      const identity =
+        e.workflowTaskCompletedEventAttributes?.identity ?? e.activityTaskCompletedEventAttributes?.identity ?? e.activityTaskFailedEventAttributes?.identity;
+      const pid = identity ? Number(/:(\d+)$/.exec(identity)?.[1]) : NaN;
+      if (!Number.isInteger(pid) || !e.eventTime) continue;
+      const ms = Number(e.eventTime.seconds ?? 0) * 1000 + Math.floor((e.eventTime.nanos ?? 0) / 1e6);
+      const list = out.get(pid);
+      if (list) list.push(ms);
+      else out.set(pid, [ms]);
+    }
+  }
+  return out;
 }
 
 async function stopStack(stack: Stack): Promise<void> {

@@ -51,6 +51,10 @@ export class WorkerFleet {
     return this.slots.flatMap((s, i) => (s && s.child.exitCode === null && s.child.signalCode === null ? [i] : []));
   }
 
+  alivePids(): number[] {
+    return this.alive().map((i) => this.slots[i]!.child.pid ?? -1);
+  }
+
   /** Starts a process in the slot; resolves once it polls ("worker started"). */
   start(slot: number): Promise<void> {
     const t0 = Date.now();

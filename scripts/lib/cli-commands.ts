@@ -36,7 +36,9 @@ export async function closeAll(): Promise<void> {
 
 const DB_ONLY: Section[] = ['database'];
 const DB_AND_TEMPORAL: Section[] = ['database', 'temporal'];
-const print = (s: string) => process.stdout.write(`${s}\n`);
+const print = (s: string): void => {
+  process.stdout.write(`${s}\n`);
+};
 const printJson = (o: unknown) => print(JSON.stringify(o));
 
 export type PlanOptions = RunOptionValues & { cohortFile?: string; json?: boolean };

@@ -1,7 +1,6 @@
 // Exit codes of `pinreset` (scripts/cli.ts) and the errors that choose them. Messages name the
 // argument, variable, file or run at fault, never a customer's data.
 import { ConfigError } from '../../config';
-import { RunInputError } from './start-run';
 
 export const EXIT = {
   /** Done (for `start --wait` / `redrive --wait`: the run completed). */
@@ -37,14 +36,22 @@ export class UnknownRunError extends RuntimeFailure {
   }
 }
 
+/**
+ * startRun's RunInputError (bad parameters, duplicate run id), recognised by name: importing
+ * start-run here would load the workflow code just to print an argument error.
+ */
+function isRunInputError(err: unknown): err is Error & { problems: string[] } {
+  return err instanceof Error && err.name === 'RunInputError' && Array.isArray((err as { problems?: unknown }).problems);
+}
+
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof UsageError || err instanceof ConfigError || err instanceof RunInputError) return EXIT.USAGE;
+  if (err instanceof UsageError || err instanceof ConfigError || isRunInputError(err)) return EXIT.USAGE;
   return EXIT.FAILURE;
 }
 
 /** One line (config and run-input errors list several problems: joined with "; "). */
 export function errorLine(err: unknown): string {
-  if (err instanceof ConfigError || err instanceof RunInputError) {
+  if (err instanceof ConfigError || isRunInputError(err)) {
     const what = err instanceof ConfigError ? 'invalid configuration' : 'cannot start the run';
     return `${what}: ${err.problems.join('; ')}`;
   }

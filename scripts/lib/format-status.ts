@@ -19,7 +19,9 @@ export function statusNumbers(s: RunStatusView, nowMs: number, currentRate?: num
   const settled = settledOf(s.counts);
   // From a checkpoint, the average runs up to the checkpoint, not up to now.
   const at = s.source === 'live' ? nowMs : Date.parse(s.asOf);
-  const rate = currentRate ?? (s.finished ? undefined : averageRate(settled, s.startedAt ? Date.parse(s.startedAt) : undefined, at));
+  // Time spent paused is left out, as the workflow's own figures do.
+  const since = s.startedAt ? Date.parse(s.startedAt) + (s.pausedMs ?? 0) : undefined;
+  const rate = currentRate ?? (s.finished ? undefined : averageRate(settled, since, at));
   const blocked = s.paused || s.awaitingApproval || s.cancelRequested || s.finished;
   return { settled, rate, rateKind: currentRate !== undefined ? 'current' : 'average', etaSeconds: s.finished ? 0 : etaSeconds(s.counts.pending, rate, blocked) };
 }
@@ -41,7 +43,7 @@ export function formatStatus(s: RunStatusView, nowMs: number, currentRate?: numb
     : s.source === 'final'
       ? 'final record in PostgreSQL'
       : `last checkpoint in PostgreSQL, ${s.asOf} (${formatDuration(ago)} ago): ${s.fallbackReason ?? 'no live answer'}`;
-  const rate = k.rate === undefined ? '-' : `${r1(k.rate)}/s ${k.rateKind === 'current' ? 'now' : 'average since start'}`;
+  const rate = k.rate === undefined ? '-' : `${r1(k.rate)}/s ${k.rateKind === 'current' ? 'now' : `average since start${s.pausedMs ? ', pauses left out' : ''}`}`;
   const eta = s.finished ? 'done' : k.etaSeconds === undefined ? (s.paused ? 'none while paused' : s.awaitingApproval ? 'none until approved' : 'unknown') : formatDuration(k.etaSeconds);
   const lines = [
     `Run ${s.runId}  [${source}]`,

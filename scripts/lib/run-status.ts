@@ -1,8 +1,9 @@
 // A run's status: from the live `progress` query when a worker answers in time, otherwise from
 // the run's row and last checkpoint in PostgreSQL (and it says which, and why). Finished runs
-// are read from the database: their final checkpoint holds the ledger's authoritative counts.
+// are read from the database, with the ledger's own counts.
 import { isGrpcDeadlineError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Db } from '../../db/pool';
+import { readCounts } from '../../db/sql/read-counts';
 import { readRun, type RunRow } from '../../db/sql/read-run';
 import { workflowIdForRun } from '../../domain/run';
 import { zeroCounts, type Counts } from '../../domain/types';
@@ -33,6 +34,8 @@ export interface RunStatusView {
   reason: string;
   operator: string;
   startedAt?: string;
+  /** Time spent paused so far (live only): rates leave it out. */
+  pausedMs?: number;
   finishedAt?: string;
   /** When the counts were taken: now (live) or the checkpoint's time. */
   asOf: string;
@@ -53,12 +56,12 @@ function fromProgress(run: RunRow, p: Progress, now: Date): RunStatusView {
     runId: run.id, workflowId: workflowIdForRun(run.id), status: finished ? p.phase : run.status, source: 'live',
     phase: p.phase, paused: p.paused, pauseReason: p.pauseReason, autoPaused: p.autoPaused, awaitingApproval: p.awaitingApproval,
     cancelRequested: p.cancelRequested, counts: p.counts, ratePerSecond: p.ratePerSecond, reason: run.reason, operator: run.operator,
-    startedAt: new Date(p.startedAtMs).toISOString(), finishedAt: run.finishedAt?.toISOString(), asOf: now.toISOString(),
+    startedAt: new Date(p.startedAtMs).toISOString(), pausedMs: p.pausedMs, finishedAt: run.finishedAt?.toISOString(), asOf: now.toISOString(),
     batches: p.batches, exposureWindowMs: p.exposureWindowMs, finished,
   };
 }
 
-function fromDatabase(run: RunRow, source: 'checkpoint' | 'final', fallbackReason: string | undefined, now: Date): RunStatusView {
+function fromDatabase(run: RunRow, source: 'checkpoint' | 'final', fallbackReason: string | undefined, now: Date, ledgerCounts?: Counts): RunStatusView {
   const cp = run.lastCheckpoint;
   const finished = FINISHED.includes(run.status);
   const pauseReason = run.status === 'paused' ? (run.statusReason ?? 'paused') : undefined;
@@ -67,10 +70,10 @@ function fromDatabase(run: RunRow, source: 'checkpoint' | 'final', fallbackReaso
     phase: finished ? run.status : (cp?.phase ?? 'preparing'),
     paused: run.status === 'paused', pauseReason, autoPaused: pauseReason?.startsWith('auto-paused') ?? false,
     awaitingApproval: !finished && cp?.phase === 'awaiting_approval', cancelRequested: false,
-    counts: cp?.counts ?? { ...zeroCounts(), planned: run.planned, pending: run.planned },
+    counts: ledgerCounts ?? cp?.counts ?? { ...zeroCounts(), planned: run.planned, pending: run.planned },
     ratePerSecond: run.ratePerSecond, reason: run.reason, operator: run.operator,
     startedAt: run.startedAt?.toISOString(), finishedAt: run.finishedAt?.toISOString(),
-    asOf: (cp?.createdAt ?? now).toISOString(),
+    asOf: (ledgerCounts ? now : (cp?.createdAt ?? now)).toISOString(),
     exposureWindowMs: run.resetsDoneAt && run.startedAt ? run.resetsDoneAt.getTime() - run.startedAt.getTime() : undefined,
     finished,
   };
@@ -92,11 +95,19 @@ export interface StatusOptions {
  * `temporal` is a connected client, or the reason there is none (Temporal unreachable): status
  * then still answers from the database.
  */
+/**
+ * A finished run's record: counts from the ledger itself. Its final checkpoint is written a moment
+ * after its status turns final, so the latest checkpoint may still be an older one.
+ */
+async function finalStatus(db: Db, run: RunRow, now: Date): Promise<RunStatusView> {
+  return fromDatabase(run, 'final', undefined, now, await readCounts(db, run.id));
+}
+
 export async function readRunStatus(db: Db, temporal: TemporalClient | { unavailable: string }, runId: string, opts: StatusOptions): Promise<RunStatusView> {
   const now = opts.now ?? (() => new Date());
   const run = await readRun(db, runId);
   if (!run) throw new UnknownRunError(runId);
-  if (FINISHED.includes(run.status)) return fromDatabase(run, 'final', undefined, now());
+  if (FINISHED.includes(run.status)) return finalStatus(db, run, now());
   if ('unavailable' in temporal) return fromDatabase(run, 'checkpoint', temporal.unavailable, now());
   try {
     const handle = temporal.client.workflow.getHandle(workflowIdForRun(runId));
@@ -105,7 +116,7 @@ export async function readRunStatus(db: Db, temporal: TemporalClient | { unavail
   } catch (err) {
     // The run may have finished between the two reads: prefer its final record then.
     const again = (await readRun(db, runId)) ?? run;
-    if (FINISHED.includes(again.status)) return fromDatabase(again, 'final', undefined, now());
+    if (FINISHED.includes(again.status)) return finalStatus(db, again, now());
     return fromDatabase(again, 'checkpoint', whyNoAnswer(err, opts.queryTimeoutMs), now());
   }
 }

@@ -118,7 +118,7 @@ async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSin
       if (f.kind === 'rate_limited') {
         if (++throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
         const wait = backoffMs(THROTTLE_BACKOFF, throttled, ctx.random);
-        await ctx.gate.penalize(Math.min(wait, 1_000));
+        await ctx.gate.penalize(Math.min(wait, 250));
         await pause(ctx, wait, signal);
         continue;
       }

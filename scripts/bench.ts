@@ -519,11 +519,12 @@ async function rateMode(b: Bench): Promise<Record<string, unknown>> {
   };
   const before = windows(t0 + opts.warmup * 1000, tUpdate, rate);
   const after = windows(tUpdate + opts.warmup * 1000, tEnd, newRate);
-  // In force: the first 2-second window starting at t whose rate is within 3% of the new rate.
+  // In force: the first 2-second window starting at t >= the update whose rate is within 3% of the
+  // new rate; the time to take effect is t - (update sent).
   let effectMs: number | undefined;
-  for (let t = tUpdate - 1000; t + 2000 <= tEnd; t += 10) {
+  for (let t = tUpdate; t + 2000 <= tEnd; t += 10) {
     if (count(t, t + 2000) / 2 >= newRate * 0.97) {
-      effectMs = Math.max(0, t - tUpdate);
+      effectMs = t - tUpdate;
       break;
     }
   }

@@ -63,7 +63,10 @@ describe('the pinreset_worker role', () => {
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        WHERE n.nspname = 'public' AND p.proname LIKE 'pinreset\\_%' ORDER BY 1`,
     );
-    expect(fns.rows.length).toBeGreaterThanOrEqual(10);
+    expect(fns.rows.map((f) => f.proname)).toEqual(expect.arrayContaining([
+      'pinreset_materialize_active_cohort', 'pinreset_plan_batches', 'pinreset_reset_batch', 'pinreset_claim_notify_chunk',
+      'pinreset_record_outcomes', 'pinreset_counts', 'pinreset_acquire_send_slots', 'pinreset_acquire_reset_slots', 'pinreset_penalize_send_rate',
+    ]));
     for (const f of fns.rows) expect(f, f.proname).toMatchObject({ prosecdef: false, worker_may: true, outsider_may: false });
   });
 

@@ -3,7 +3,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import { createActivities, type ActivityDeps } from '../activities';
+import { dataConverterFromEnv } from './data-converter';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
 
@@ -18,6 +20,8 @@ export interface PinresetWorkerOptions {
   /** How long SIGTERM waits for activities in flight before cancelling them. */
   shutdownGraceTime?: string;
   identity?: string;
+  /** Payload encryption; by default from the environment (PAYLOAD_CODEC_KEY). */
+  dataConverter?: DataConverter;
   extra?: Partial<WorkerOptions>;
 }
 
@@ -29,6 +33,7 @@ export async function createPinresetWorker(o: PinresetWorkerOptions): Promise<Wo
     taskQueue: o.taskQueue,
     ...workflowSource,
     activities: createActivities(o.deps),
+    dataConverter: o.dataConverter ?? dataConverterFromEnv(process.env),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities ?? 16,
     shutdownGraceTime: (o.shutdownGraceTime ?? '20s') as WorkerOptions['shutdownGraceTime'],
     ...(o.identity ? { identity: o.identity } : {}),

@@ -17,7 +17,8 @@ import { OPERATOR, PAUSED, PHASE, REASON, RUN_ID } from './search-attributes';
 /** Database-only steps: retried until the database answers (an outage stalls, never fails, a run). */
 const DB_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' } as const;
 
-const lifecycle = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: DB_RETRY });
+// Heartbeats (activities/keepalive.ts) let a killed worker's activity be retried in seconds, not minutes.
+const lifecycle = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY });
 
 /** Batches planned per planning call. */
 const PLAN_PAGE = 200;
@@ -30,7 +31,7 @@ function batchActivities(kind: 'reset' | 'notify', b: BatchRange) {
   // Deterministic ids: the same batch always has the same activity id, in every run of the chain.
   const activityId = `${kind}-${b.first}-${b.last}`;
   return kind === 'reset'
-    ? wf.proxyActivities<Activities>({ activityId, startToCloseTimeout: '5 minutes', retry: DB_RETRY, summary: `reset PINs of accounts ${b.first}..${b.last}` })
+    ? wf.proxyActivities<Activities>({ activityId, startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY, summary: `reset PINs of accounts ${b.first}..${b.last}` })
     : wf.proxyActivities<Activities>({
         activityId,
         // Long at low rates; a dead worker is noticed by the heartbeat timeout instead.
@@ -308,8 +309,9 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     const status = cancelRequested ? 'cancelled' : 'completed';
     s.counts = { ...(await lifecycle.readRunCounts({ runId })) };
     setPhase(status);
-    await lifecycle.setRunStatus({ runId, status, reason: cancelReason });
+    // The final checkpoint first: whoever sees the run finished also sees its final counts.
     await checkpoint(cancelRequested ? `cancelled: ${cancelReason}` : 'run complete');
+    await lifecycle.setRunStatus({ runId, status, reason: cancelReason });
     await wf.condition(wf.allHandlersFinished);
     showDetails();
     return {

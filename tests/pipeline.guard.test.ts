@@ -46,7 +46,9 @@ describe('canary and auto-pause', () => {
   });
 
   afterEach(async () => {
-    for await (const wf of client.workflow.list({ query: `ExecutionStatus = 'Running'` })) {
+    // Only this file's runs: other test files share the server.
+    const queues = [worker.taskQueue, ...extraWorkers.map((w) => w.taskQueue)].map((q) => `'${q}'`).join(', ');
+    for await (const wf of client.workflow.list({ query: `ExecutionStatus = 'Running' AND TaskQueue IN (${queues})` })) {
       await client.workflow.getHandle(wf.workflowId).terminate('test finished').catch(() => undefined);
     }
   });

@@ -21,6 +21,7 @@ import { startStack, stopOnSignals, PROJECT_ROOT, type Stack } from '../stack';
 import { createPool, type Db } from '../db/pool';
 import { buildBundle } from '../workers/build-bundle';
 import { startRun } from './lib/start-run';
+import { DEFAULT_PARAMS } from '../domain/run';
 import { cancelSignal, setRateUpdate, type RunResult } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
 import type { BaselineResult } from './lib/naive-baseline';
@@ -49,6 +50,7 @@ interface Opts {
   accounts?: number;
   batchSize: number;
   concurrency: number;
+  resetConcurrency?: number;
   exposure?: boolean;
   rate?: number;
   newRate?: number;
@@ -71,6 +73,7 @@ const program = new Command('bench')
   .option('--accounts <n>', 'accounts to seed (default 850000; rate mode: enough for --seconds)', positiveInt)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
+  .option('--reset-concurrency <n>', 'reset batches in flight (default: the run default, 4)', positiveInt)
   .option('--exposure', 'exposure window: notifications at --rate (default 100 msg/s), stop once every PIN is reset')
   .option('--rate <n>', 'rate accuracy mode: configured rate, msg/s for all workers together', positiveNumber)
   .option('--new-rate <n>', 'rate mode: rate set mid-run through the setRate update (default 1.5 x --rate)', positiveNumber)
@@ -236,7 +239,10 @@ async function runBaseline(b: Bench): Promise<ContenderResult> {
   const runId = runIdFor('base');
   const cpu0 = cpuSnapshot(b.dataDir);
   const child = spawnTsx('scripts/lib/naive-baseline.ts', {
-    args: ['--run-id', runId, '--batch-size', String(opts.batchSize), '--batch-concurrency', String(opts.concurrency)],
+    args: [
+      '--run-id', runId, '--batch-size', String(opts.batchSize), '--batch-concurrency', String(opts.concurrency),
+      ...(opts.resetConcurrency ? ['--reset-concurrency', String(opts.resetConcurrency)] : []),
+    ],
     env: childEnv(b),
     nodeArgs: nodeArgs(b, 'baseline'),
     logFile: b.logFile,
@@ -283,7 +289,10 @@ async function startPipeline(b: Bench, params: { ratePerSecond: number }, worker
   const started = Date.now();
   const { runId, handle } = await startRun(b.db, b.client, {
     runId: runIdFor('pipe'), reason: 'BENCH', operator: 'bench', taskQueue,
-    params: { ratePerSecond: params.ratePerSecond, batchSize: opts.batchSize, batchConcurrency: opts.concurrency },
+    params: {
+      ratePerSecond: params.ratePerSecond, batchSize: opts.batchSize, batchConcurrency: opts.concurrency,
+      ...(opts.resetConcurrency ? { resetConcurrency: opts.resetConcurrency } : {}),
+    },
   });
   const firstRunId = 'firstExecutionRunId' in handle ? String(handle.firstExecutionRunId) : (await handle.describe()).runId;
   return { handle, runId, workers: procs, started, cpu0, taskQueue, firstRunId, rssAtReady };
@@ -402,7 +411,7 @@ All runs (alternating; the median of each contender is reported below):`);
   const base = results.find((r) => r.name === 'baseline');
   const pipe = results.find((r) => r.name === 'pipeline');
 
-  console.log(`\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`);
+  console.log(`\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, ${opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency} reset batches in flight, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`);
   const row = (label: string, f: (d: Record<string, unknown>) => unknown) =>
     console.log(`  ${label.padEnd(28)}${results.map((r) => String(f(out[r.name] as Record<string, unknown>)).padStart(16)).join('')}`);
   console.log(`  ${''.padEnd(28)}${results.map((r) => r.name.padStart(16)).join('')}`);
@@ -474,7 +483,8 @@ async function exposureMode(b: Bench): Promise<Record<string, unknown>> {
   const stoppedAfterMs = Date.now() - p.started;
   const r = await finishPipeline(b, p, result, stoppedAfterMs);
   const out = {
-    mode: 'exposure', accounts, cohort: r.cohort, ratePerSecond: rate,
+    mode: 'exposure', accounts, cohort: r.cohort, ratePerSecond: rate, batchSize: opts.batchSize,
+    resetConcurrency: opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency,
     exposureWindowS: s1(Math.round(row!.window_ms)),
     exposureWindowFromResultS: result?.exposureWindowMs !== undefined ? s1(result.exposureWindowMs) : null,
     startToResetsDoneSeenS: s1(seenAtMs),
@@ -484,7 +494,7 @@ async function exposureMode(b: Bench): Promise<Record<string, unknown>> {
     workerPeakRssMB: mb(r.peakRssBytes),
     target: { exposureWindowS: 60, met: row!.window_ms <= 60_000 },
   };
-  console.log(`\nExposure window: ${fmt(r.cohort)} cohort accounts, notifications at ${rate} msg/s`);
+  console.log(`\nExposure window: ${fmt(r.cohort)} cohort accounts, notifications at ${rate} msg/s, batch ${opts.batchSize}, ${out.resetConcurrency} reset batches in flight`);
   console.log(`  start to last PIN invalidated: ${out.exposureWindowS} s (runs.resets_done_at - runs.started_at; workflow result: ${out.exposureWindowFromResultS} s)`);
   console.log(`  seen by the bench after       : ${out.startToResetsDoneSeenS} s from startRun (includes workflow start and cohort freeze)`);
   console.log(`  messages sent meanwhile       : ${fmt(messagesBeforeStop)}`);

@@ -54,7 +54,21 @@ export function findTemporalCli(): string {
   );
 }
 
+/**
+ * Starts the dev server, trying again on fresh ports when it dies at start: it picks some internal
+ * ports itself, which can collide with ports another process just took.
+ */
 export async function startTemporal(opts: TemporalOptions): Promise<LocalTemporal> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTemporalOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/exited|address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startTemporalOnce(opts: TemporalOptions): Promise<LocalTemporal> {
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   if (process.env.TEMPORAL_ADDRESS) {
     return {

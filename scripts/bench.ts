@@ -106,7 +106,6 @@ interface Bench {
 }
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
-let childSeq = 0;
 
 async function setUp(): Promise<Bench> {
   const dataDir = path.resolve(opts.dataDir);

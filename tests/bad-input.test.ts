@@ -13,6 +13,7 @@ import { approveSignal, progressQuery } from '../workflows/api';
 import { emailMessageId, messageRef } from '../domain/templates';
 import { account, insertAccounts, ledgerOf, type AccountSpec, type LedgerRow } from './support/accounts';
 import { freshDatabase, MESSAGE, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import { until } from './support/until';
 
 const INVALID_PREFIX = '+1212555'; // the local Twilio answers 21211 (not a valid number)
 const CARRIER_OPTOUT_PREFIX = '+1313555'; // 21610 (recipient replied STOP at the carrier)
@@ -21,16 +22,6 @@ const UNASSIGNED_CC = '+999'; // no such country code: the provider refuses it (
 const SHARED_PHONE = '+14155550777';
 const SHARED_EMAIL = 'family@mail.example';
 const LONG_NAME = 'Ŝ̷t̸e̵p̶h̴a̷n̸i̵e̶ '.repeat(1_000).trim(); // ~10,000 characters with combining marks
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /**
  * 1..20 canary (plain mobile customers); 21, 22 changed before their reset; 23..47 odd data;

@@ -8,18 +8,9 @@ import { startRun } from '../scripts/lib/start-run';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../workflows/api';
 import { account, insertAccounts, ledgerOf } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import { until } from './support/until';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v) return v;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('run controls and provider trouble', () => {
   let db: Db;

@@ -9,18 +9,9 @@ import { LOCAL_TWILIO } from '../stack';
 import { approveSignal, cancelSignal, progressQuery, resumeSignal } from '../workflows/api';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import { until } from './support/until';
 
 const FILTERED_PREFIX = '+1646555'; // the local Twilio answers 30007 (filtered as spam)
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('canary and auto-pause', () => {
   let db: Db;

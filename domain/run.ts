@@ -29,7 +29,9 @@ export interface RunParams {
 
 export const DEFAULT_PARAMS: RunParams = {
   cohort: 'all_active',
-  batchSize: 1000,
+  // Each batch costs two activities (reset, notify) and their workflow tasks: at 2,000 a run of
+  // 850,000 accounts needs ~0.002 Temporal actions per account (BENCHMARKS.md).
+  batchSize: 2000,
   batchConcurrency: 8,
   resetConcurrency: 4,
   ratePerSecond: 100,

@@ -71,7 +71,7 @@ interface Opts {
 const program = new Command('bench')
   .description('Benchmarks of the pipeline on the embedded local stack (see BENCHMARKS.md)')
   .option('--accounts <n>', 'accounts to seed (default 850000; rate mode: enough for --seconds)', positiveInt)
-  .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
+  .option('--batch-size <n>', `accounts per batch (default: the run default, ${DEFAULT_PARAMS.batchSize})`, positiveInt, DEFAULT_PARAMS.batchSize)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
   .option('--reset-concurrency <n>', 'reset batches in flight (default: the run default, 4)', positiveInt)
   .option('--exposure', 'exposure window: notifications at --rate (default 100 msg/s), stop once every PIN is reset')

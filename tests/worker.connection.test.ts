@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../config';
-import { connectionOptions } from '../workers/connection';
+import { createServer } from 'node:net';
+import { connectionOptions, connectWithRetry } from '../workers/connection';
 
 const BASE = { TEMPORAL_ADDRESS: 'temporal.example.internal:7233' };
 const pem = (what: string) => `-----BEGIN ${what}-----\nMIIBdummy${what.replace(/\W/g, '')}\n-----END ${what}-----\n`;
@@ -86,5 +87,54 @@ describe('connectionOptions', () => {
     type Accepts = Parameters<typeof NativeConnection.connect>[0];
     const o: Accepts = await connectionOptions(temporal({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key }));
     expect(o).toBeDefined();
+  });
+});
+
+describe('connectWithRetry: a worker started while the Temporal server is down waits for it', () => {
+  const transportError = () => Object.assign(new Error('tcp connect error'), { name: 'TransportError' });
+
+  it('retries transport errors with a doubling pause, then connects', async () => {
+    let calls = 0;
+    const pauses: number[] = [];
+    const got = await connectWithRetry(
+      async () => {
+        if (++calls < 4) throw transportError();
+        return 'connected';
+      },
+      { initialDelayMs: 10, maxDelayMs: 25, sleep: async (ms) => void pauses.push(ms) },
+    );
+    expect(got).toBe('connected');
+    expect(pauses).toEqual([10, 20, 25]);
+  });
+
+  it('fails at once on anything but a transport error, or when the worker is being stopped', async () => {
+    let calls = 0;
+    await expect(connectWithRetry(async () => {
+      calls++;
+      throw new Error('Namespace pinreset is not found');
+    }, { sleep: async () => undefined })).rejects.toThrow(/not found/);
+    expect(calls).toBe(1);
+    await expect(connectWithRetry(async () => {
+      calls++;
+      throw transportError();
+    }, { stopped: () => true, sleep: async () => undefined })).rejects.toThrow(/tcp connect/);
+    expect(calls).toBe(2);
+  });
+
+  it('gives up after the deadline with the real client against a port nobody listens on', async () => {
+    // A port that was free a moment ago: connection refused, a real TransportError from the core.
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const { NativeConnection } = await import('@temporalio/worker');
+    const retries: number[] = [];
+    const err = await connectWithRetry(() => NativeConnection.connect({ address: `127.0.0.1:${port}` }), {
+      deadlineMs: 1_500, initialDelayMs: 100, onRetry: (attempt) => retries.push(attempt),
+    }).then(() => undefined, (e: Error) => e);
+    expect(err?.name).toBe('TransportError');
+    expect(retries.length).toBeGreaterThanOrEqual(2);
   });
 });

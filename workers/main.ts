@@ -15,7 +15,7 @@ import { migrate } from '../db/migrate';
 import { createTwilioSms } from '../providers/sms';
 import { createSmtpEmail } from '../providers/email';
 import { assertTemplatesFit } from '../domain/template-check';
-import { connectionOptions } from './connection';
+import { connectionOptions, connectWithRetry } from './connection';
 import { createPinresetWorker } from './create-worker';
 import { dataConverterFromEnv } from './data-converter';
 import { JsonLogger } from './logger';
@@ -67,7 +67,11 @@ async function main(): Promise<void> {
   let connection: NativeConnection | undefined;
   let started = false;
   try {
-    connection = await NativeConnection.connect(await connectionOptions(config.temporal));
+    const options = await connectionOptions(config.temporal);
+    connection = await connectWithRetry(() => NativeConnection.connect(options), {
+      stopped: () => stopRequested,
+      onRetry: (attempt, delayMs, error) => logger.warn('Temporal not reachable yet: retrying', { attempt, delayMs, error: error.message }),
+    });
     const worker = await createPinresetWorker({
       connection,
       namespace: config.temporal.namespace,

@@ -3,9 +3,9 @@
 // within seconds that its worker died (SIGKILL, OOM, lost host) and retries it elsewhere, instead
 // of waiting out the whole startToCloseTimeout (5 minutes: a 5-minute stall per crash, found by
 // the chaos run). Without a heartbeatTimeout the heartbeats are harmless (throttled by the SDK).
-// No heartbeat at the start: most of these activities finish within the first interval, and each
-// heartbeat is a server write (with the dev server's SQLite, ~5 ms of server CPU): one per reset
-// batch was a third of the server's work in the 850k benchmark.
+// No heartbeat at the start: most of these activities finish within the first interval, and the
+// SDK sends an attempt's first heartbeat at once, a server write per reset batch for nothing
+// (BENCHMARKS.md, change 8).
 import { Context } from '@temporalio/activity';
 
 const EVERY_MS = 2_000;

@@ -3,11 +3,11 @@
 // Cloud), from the same environment variables config/index.ts reads. Certificates are read from
 // files in a temporary directory.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../config';
-import { createServer } from 'node:net';
 import { connectionOptions, connectWithRetry } from '../workers/connection';
 
 const BASE = { TEMPORAL_ADDRESS: 'temporal.example.internal:7233' };

@@ -18,12 +18,12 @@
 // Anyone who can reach it can decrypt payloads: bind it to localhost or put it behind the same
 // authentication as the UI. It logs requests by size and outcome only, never payload contents.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { PayloadCodecError } from '../codec/aes-gcm';
 import { payloadCodecFromEnv } from '../workers/data-converter';
+import { listen } from '../stack/ports';
 
 export interface CodecServerOptions {
   codec: PayloadCodec;
@@ -165,18 +165,10 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address() as AddressInfo;
-  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  const { port, host } = await listen(server, o.port ?? 0, o.host ?? '127.0.0.1');
   return {
-    url: `http://${host}:${a.port}`,
-    port: a.port,
+    url: `http://${host}:${port}`,
+    port,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

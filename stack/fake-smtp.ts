@@ -1,8 +1,8 @@
 // A local SMTP sink for tests and load runs, on smtp-server. Records the envelope and the
 // Message-ID of each accepted mail; only the header block is kept, the body is discarded.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { listen } from './ports';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerError, type SMTPServerSession } from 'smtp-server';
 
 export interface RecipientRule {
@@ -201,15 +201,7 @@ export async function startFakeSmtp(opts: FakeSmtpOptions = {}): Promise<FakeSmt
     // Client-side protocol errors and resets surface here; a sink has nothing to do about them.
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const { port, host } = await listen(server.server, opts.port ?? 0, opts.host ?? '127.0.0.1');
 
   const perRecipient = (distinct: boolean): Array<{ to: string; count: number }> => {
     const seen = new Map<string, Set<string> | number>();
@@ -235,8 +227,8 @@ export async function startFakeSmtp(opts: FakeSmtpOptions = {}): Promise<FakeSmt
 
   const control = opts.controlPort === undefined ? undefined : await startControl(() => api, opts.controlPort, opts.host);
   const api: FakeSmtp = {
-    url: `smtp://${host}:${address.port}`,
-    port: address.port,
+    url: `smtp://${host}:${port}`,
+    port,
     controlUrl: control?.url,
     messages: () => records,
     countsByRecipient: () => collect(records.flatMap((m) => m.to)),
@@ -298,10 +290,9 @@ async function startControl(
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
-  const a = server.address() as AddressInfo;
+  const where = await listen(server, port, host);
   return {
-    url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    url: `http://${where.host}:${where.port}`,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -2,9 +2,9 @@
 // it has to take ~3,000 requests/s on a small box next to the pipeline itself. The real twilio
 // client talks to it (see providers/sms.ts), so shapes follow Twilio's 2010-04-01 API.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
+import { listen } from './ports';
 
 export type LatencySpec = number | [min: number, max: number];
 
@@ -481,19 +481,11 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const { port, host } = await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
 
   const api: FakeTwilio = {
-    url: `http://${host}:${address.port}`,
-    port: address.port,
+    url: `http://${host}:${port}`,
+    port,
     messages: () => all,
     countsByRecipient() {
       const counts = new Map<string, number>();

@@ -3,11 +3,11 @@
 // Cloud), from the same environment variables config/index.ts reads. Certificates are read from
 // files in a temporary directory.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../config';
+import { freePort } from '../stack/ports';
 import { connectionOptions, connectWithRetry } from '../workers/connection';
 
 const BASE = { TEMPORAL_ADDRESS: 'temporal.example.internal:7233' };
@@ -123,12 +123,7 @@ describe('connectWithRetry: a worker started while the Temporal server is down w
 
   it('gives up after the deadline with the real client against a port nobody listens on', async () => {
     // A port that was free a moment ago: connection refused, a real TransportError from the core.
-    const port = await new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const { NativeConnection } = await import('@temporalio/worker');
     const retries: number[] = [];
     const err = await connectWithRetry(() => NativeConnection.connect({ address: `127.0.0.1:${port}` }), {

@@ -19,7 +19,8 @@ import { connectionOptions, connectWithRetry } from './connection';
 import { createPinresetWorker } from './create-worker';
 import { dataConverterFromEnv } from './data-converter';
 import { JsonLogger } from './logger';
-import { PinresetMetrics, reserveLocalPort, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
+import { PinresetMetrics, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
+import { freePort } from '../stack/ports';
 
 const base = { service: 'pinreset-worker', pid: process.pid };
 /** Until the configuration is read (its errors are logged too). */
@@ -34,7 +35,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   logger = new JsonLogger({ level: config.logLevel, base });
   const metricsOn = config.worker.metricsPort > 0;
-  const sdkMetricsPort = metricsOn ? await reserveLocalPort() : undefined;
+  // A free 127.0.0.1 port for the SDK's internal Prometheus exporter.
+  const sdkMetricsPort = metricsOn ? await freePort() : undefined;
   // Before any connection: the runtime is created once per process.
   Runtime.install({
     logger,

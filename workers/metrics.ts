@@ -11,9 +11,9 @@
 //     so one scrape target has everything. pinreset_sdk_metrics_up says whether that worked.
 // Labels hold channels, outcomes, provider error codes and run ids only: never customer data.
 import http from 'node:http';
-import net from 'node:net';
 import type { Db } from '../db/pool';
 import type { SendEvent } from '../activities/deps';
+import { listen } from '../stack/ports';
 
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -170,18 +170,6 @@ export async function runRateGauges(db: Db): Promise<Gauge[]> {
   ];
 }
 
-/** A free port on 127.0.0.1 for the SDK's internal Prometheus exporter. */
-export async function reserveLocalPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export interface MetricsServerOptions {
   port: number;
   /** Default: all interfaces (a container's port must be reachable from the scraper). */
@@ -260,14 +248,7 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
   server.keepAliveTimeout = 65_000; // longer than common scraper keep-alives
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as net.AddressInfo;
+  const { port } = await listen(server, o.port, o.host);
   return {
     port,
     close: () =>

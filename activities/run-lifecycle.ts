@@ -1,5 +1,4 @@
 // Small activities around a run: preparing the cohort, batch planning, checkpoints, rate, end.
-import { analyzeLedger } from '../db/sql/analyze-ledger';
 import { countCohort } from '../db/sql/count-cohort';
 import { markResetsDone } from '../db/sql/mark-resets-done';
 import { materializeActiveCohort } from '../db/sql/materialize-active-cohort';

@@ -73,7 +73,7 @@ const program = new Command('bench')
   .option('--accounts <n>', 'accounts to seed (default 850000; rate mode: enough for --seconds)', positiveInt)
   .option('--batch-size <n>', `accounts per batch (default: the run default, ${DEFAULT_PARAMS.batchSize})`, positiveInt, DEFAULT_PARAMS.batchSize)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
-  .option('--reset-concurrency <n>', 'reset batches in flight (default: the run default, 4)', positiveInt)
+  .option('--reset-concurrency <n>', `reset batches in flight (default: the run default, ${DEFAULT_PARAMS.resetConcurrency})`, positiveInt)
   .option('--exposure', 'exposure window: notifications at --rate (default 100 msg/s), stop once every PIN is reset')
   .option('--rate <n>', 'rate accuracy mode: configured rate, msg/s for all workers together', positiveNumber)
   .option('--new-rate <n>', 'rate mode: rate set mid-run through the setRate update (default 1.5 x --rate)', positiveNumber)
@@ -404,7 +404,7 @@ All runs (alternating; the median of each contender is reported below):`);
       console.log(`  ${r.name.padEnd(9)} wall ${String(s1(r.wallMs)).padStart(7)} s  ${String(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000))).padStart(6)} msg/s  process CPU ${String(r.processCpuS?.toFixed(1)).padStart(6)} s  peak RSS ${mb(r.peakRssBytes)} MB`);
     }
   }
-  const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency, repeat: opts.repeat, heapMb: opts.heapMb };
+  const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency, repeat: opts.repeat };
   if (opts.repeat > 1) out.runs = runs.map((r) => ({ name: r.name, wallS: s1(r.wallMs), cpuS: r.processCpuS, peakRssMB: mb(r.peakRssBytes) }));
   for (const r of results) out[r.name] = describe(r);
   const base = results.find((r) => r.name === 'baseline');

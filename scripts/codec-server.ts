@@ -21,7 +21,7 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { PayloadCodecError } from '../codec/aes-gcm';
+import { decodeBase64, PayloadCodecError } from '../codec/aes-gcm';
 import { payloadCodecFromEnv } from '../workers/data-converter';
 import { listen } from '../stack/ports';
 
@@ -49,11 +49,10 @@ interface JsonPayload {
   data?: string;
 }
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
 function fromBase64(v: unknown, what: string): Uint8Array {
-  if (typeof v !== 'string' || !B64.test(v)) throw new RequestError(400, `${what} must be base64`);
-  return Buffer.from(v, 'base64');
+  const bytes = typeof v === 'string' ? decodeBase64(v) : undefined;
+  if (!bytes) throw new RequestError(400, `${what} must be base64`);
+  return bytes;
 }
 
 /** Proto3 JSON of a Payload (bytes as base64) to the SDK's Payload. */
@@ -178,7 +177,7 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
 }
 
 /** Allowed origins from the environment (see the header). */
-export function originsFromEnv(env: Record<string, string | undefined>): string[] {
+function originsFromEnv(env: Record<string, string | undefined>): string[] {
   const explicit = env.CODEC_SERVER_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean);
   if (explicit?.length) return explicit;
   if (env.TEMPORAL_UI_URL) {

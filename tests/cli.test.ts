@@ -15,6 +15,7 @@ import { startRun } from '../scripts/lib/start-run';
 import { progressQuery, type Progress } from '../workflows/api';
 import { account, insertAccounts, phoneFor, type AccountSpec } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import { until as poll } from './support/until';
 
 const FAIL_PREFIX = '+1212555'; // the local Twilio answers 21211 (invalid number): permanent
 const failingPhone = (id: number) => `${FAIL_PREFIX}${String(id).padStart(4, '0')}`;
@@ -25,15 +26,9 @@ interface CliResult {
   stderr: string;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe().catch(() => undefined);
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** support/until, but a probe that throws (a CLI call while the run is still starting) means "not yet". */
+const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
+  poll(what, () => probe().catch(() => undefined), timeoutMs, 150);
 
 /** The plan cohort, by hand: 60 active accounts (40 SMS, 15 email, 5 unreachable), 1 suspended, 1 closed. */
 function planCohort(): AccountSpec[] {

@@ -21,6 +21,7 @@ import { progressQuery, resumeSignal } from '../workflows/api';
 import type { Db } from '../db/pool';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, type Providers } from './support/harness';
+import { until } from './support/until';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -242,7 +243,7 @@ describe('a run with payload encryption on', () => {
     workerConnection = await NativeConnection.connect({ address: inject('temporalAddress') });
     worker = await createPinresetWorker({
       connection: workerConnection, namespace: 'default', taskQueue, deps: providers.deps(db), workflowBundlePath: bundlePath,
-      shutdownGraceTime: '5s', extra: { dataConverter },
+      shutdownGraceTime: '5s', dataConverter,
     });
     running = worker.run();
     connection = await Connection.connect({ address: inject('temporalAddress') });
@@ -273,16 +274,11 @@ describe('a run with payload encryption on', () => {
     });
     runId = started.runId;
     workflowId = started.handle.workflowId;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
+    const paused = await until('the auto-pause', async () => {
       const p = await started.handle.query(progressQuery);
-      if (p.autoPaused && p.batches.inFlight === 0) {
-        expect(p.pauseReason).toMatch(/sms provider rejected the configuration \(20003\)/);
-        break;
-      }
-      if (Date.now() > deadline) throw new Error('no auto-pause');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return p.autoPaused && p.batches.inFlight === 0 ? p : undefined;
+    });
+    expect(paused.pauseReason).toMatch(/sms provider rejected the configuration \(20003\)/);
     providers.twilio.setFaults({ permanent: [] });
     await started.handle.signal(resumeSignal);
     const result = await started.handle.result();

@@ -16,6 +16,7 @@ import { hashPin } from '../domain/pin';
 import { account, insertAccounts, type AccountSpec } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
 import { spawnWorker, type WorkerProcess } from './support/worker-process';
+import { until } from './support/until';
 
 const CONFIG_ERROR_PREFIX = '+1666555'; // 20003: our credentials refused -> the batch fails, the run pauses
 const INVALID_PREFIX = '+1212555'; // 21211: a permanent refusal -> email fallback
@@ -142,13 +143,10 @@ describe('no customer data in Temporal or in worker logs', () => {
       params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 0 },
     });
     runId = started.runId;
-    const deadline = Date.now() + 90_000;
-    for (;;) {
+    await until('the run to pause on the configuration error', async () => {
       const p = await started.handle.query(progressQuery);
-      if (p.autoPaused && p.batches.inFlight === 0) break;
-      if (Date.now() > deadline) throw new Error('the run did not pause on the configuration error');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return p.autoPaused && p.batches.inFlight === 0;
+    }, 90_000);
     providers.twilio.setFaults({ permanent: [{ prefix: INVALID_PREFIX, code: 21211 }] });
     await started.handle.signal(resumeSignal);
     const result = await started.handle.result();

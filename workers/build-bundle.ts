@@ -4,14 +4,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from './create-worker';
-import { FAILURE_CONVERTER_PATH } from './data-converter';
+import { dataConverterFromEnv } from './data-converter';
 
 export async function buildBundle(outFile: string): Promise<string> {
+  // With payload encryption on (the worker's own rule, which also rejects a partial setting),
+  // failures raised inside workflow code are encrypted too.
+  const failureConverterPath = dataConverterFromEnv(process.env)?.failureConverterPath;
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
     logger: new DefaultLogger('WARN'),
-    // With payload encryption on, failures raised inside workflow code are encrypted too.
-    ...(process.env.PAYLOAD_CODEC_KEY ? { failureConverterPath: FAILURE_CONVERTER_PATH } : {}),
+    ...(failureConverterPath ? { failureConverterPath } : {}),
   });
   await mkdir(path.dirname(outFile), { recursive: true });
   await writeFile(outFile, code);

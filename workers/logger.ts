@@ -8,11 +8,11 @@ import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 export const REDACTED = '[redacted]';
 
 /** Config's LOG_LEVEL values, lower case. */
-export type ConfigLogLevel = 'debug' | 'info' | 'warn' | 'error';
+type ConfigLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const SEVERITY: Record<LogLevel, number> = { TRACE: 10, DEBUG: 20, INFO: 30, WARN: 40, ERROR: 50 };
 
-export function sdkLogLevel(level: ConfigLogLevel | LogLevel): LogLevel {
+function sdkLogLevel(level: ConfigLogLevel | LogLevel): LogLevel {
   const upper = level.toUpperCase() as LogLevel;
   if (!(upper in SEVERITY)) throw new Error(`unknown log level ${level}`);
   return upper;
@@ -54,7 +54,7 @@ const EMAIL = /[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,
 const E164_ALL = new RegExp(E164.source, 'g');
 const EMAIL_ALL = new RegExp(EMAIL.source, 'g');
 
-export function looksLikeContact(value: string): boolean {
+function looksLikeContact(value: string): boolean {
   return E164.test(value) || EMAIL.test(value);
 }
 

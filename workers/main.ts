@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       maxConcurrentActivities: config.worker.maxConcurrentActivities,
       identity: `pinreset-worker@${os.hostname()}:${process.pid}`,
       deps: { db, sms, email, message: config.message, sendConcurrency: config.worker.sendConcurrency, onSend: metrics?.onSend },
-      extra: dataConverter ? { dataConverter } : undefined,
+      dataConverter,
     });
     if (metrics) {
       metricsServer = await startMetricsServer({

@@ -12,13 +12,14 @@
 // Labels hold channels, outcomes, provider error codes and run ids only: never customer data.
 import http from 'node:http';
 import type { Db } from '../db/pool';
+import { listActiveRunRates } from '../db/sql/list-active-run-rates';
 import type { SendEvent } from '../activities/deps';
 import { listen } from '../stack/ports';
 
-export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** Provider latency buckets, seconds: a local server answers in ms, Twilio in 100s of ms. */
-export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Distinct label sets per counter before new error codes are folded into code="other". */
 const MAX_SERIES = 500;
@@ -100,7 +101,7 @@ export interface Gauge {
   values: { labels?: Labels; value: number }[];
 }
 
-export function renderGauges(gauges: Gauge[]): string[] {
+function renderGauges(gauges: Gauge[]): string[] {
   const lines: string[] = [];
   for (const g of gauges) {
     lines.push(...family(g.name, 'gauge', g.help));
@@ -147,7 +148,7 @@ export class PinresetMetrics {
 }
 
 /** Node process metrics (the SDK's own are about Temporal only). */
-export function processGauges(): Gauge[] {
+function processGauges(): Gauge[] {
   const mem = process.memoryUsage();
   return [
     { name: 'process_resident_memory_bytes', help: 'Resident set size of the worker process, bytes.', values: [{ value: mem.rss }] },
@@ -158,14 +159,12 @@ export function processGauges(): Gauge[] {
 
 /** The configured notification rate of each running or paused run (0 = unlimited). */
 export async function runRateGauges(db: Db): Promise<Gauge[]> {
-  const res = await db.query<{ id: string; status: string; rate: number }>(
-    `SELECT id, status, rate_per_second AS rate FROM runs WHERE status IN ('running', 'paused') ORDER BY id LIMIT 100`,
-  );
+  const runs = await listActiveRunRates(db);
   return [
     {
       name: 'pinreset_run_rate_limit_per_second',
       help: 'Configured global notification rate of each running or paused run, messages/s for all workers together (0 = unlimited).',
-      values: res.rows.map((r) => ({ labels: { run_id: r.id, status: r.status }, value: Number(r.rate) })),
+      values: runs.map((r) => ({ labels: { run_id: r.id, status: r.status }, value: r.rate })),
     },
   ];
 }

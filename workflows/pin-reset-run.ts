@@ -288,8 +288,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
 
       // Also when the run goes idle (paused, awaiting approval): the last checkpoint then holds
       // exactly what a status read without a worker should show.
-      const idleNow = inFlight.reset.size === 0 && inFlight.notify.size === 0;
-      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS || (idleNow && settledSinceCheckpoint)) checkpoint();
+      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS || (idle && settledSinceCheckpoint)) checkpoint();
       showDetails();
 
       if (wf.workflowInfo().continueAsNewSuggested && !cancelRequested) {

@@ -191,7 +191,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     // Keep reporting progress until the end.
     const ticker = setInterval(() => void poll(), 1_000);
-    resultP.finally(() => clearInterval(ticker)).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`the run did not finish within ${Math.round(o.timeoutMs / 1000)} s`)), Math.max(0, deadline - Date.now()));

@@ -54,7 +54,7 @@ export interface BaselineResult {
 const CHUNK = 250;
 const PLAN_PAGE = 200;
 
-export interface Ctx {
+interface Ctx {
   runId: string;
   policy: ChannelPolicy;
   sms: SmsSender;
@@ -74,7 +74,7 @@ async function sendEmail(ctx: Ctx, row: ClaimedRow, r: string, fellBack: boolean
   }
 }
 
-export async function notifyOne(ctx: Ctx, row: ClaimedRow): Promise<Outcome> {
+async function notifyOne(ctx: Ctx, row: ClaimedRow): Promise<Outcome> {
   const base = { accountId: row.accountId, fellBack: false };
   if (row.status === null) return { ...base, state: 'skipped', errorCode: 'account_deleted' };
   if (row.status === 'closed' || row.status === 'deleted') return { ...base, state: 'skipped', errorCode: `account_${row.status}` };

@@ -92,17 +92,18 @@ export interface StatusOptions {
 }
 
 /**
- * `temporal` is a connected client, or the reason there is none (Temporal unreachable): status
- * then still answers from the database.
- */
-/**
- * A finished run's record: counts from the ledger itself. Its final checkpoint is written a moment
- * after its status turns final, so the latest checkpoint may still be an older one.
+ * A finished run's record, with counts from the ledger itself: exact however the run ended (the
+ * workflow saves its final checkpoint before the final status, but a run finished by older code
+ * or by hand may have none).
  */
 async function finalStatus(db: Db, run: RunRow, now: Date): Promise<RunStatusView> {
   return fromDatabase(run, 'final', undefined, now, await readCounts(db, run.id));
 }
 
+/**
+ * `temporal` is a connected client, or the reason there is none (Temporal unreachable): status
+ * then still answers from the database.
+ */
 export async function readRunStatus(db: Db, temporal: TemporalClient | { unavailable: string }, runId: string, opts: StatusOptions): Promise<RunStatusView> {
   const now = opts.now ?? (() => new Date());
   const run = await readRun(db, runId);

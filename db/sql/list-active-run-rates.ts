@@ -1,0 +1,17 @@
+import type { Db } from '../pool';
+
+export interface ActiveRunRate {
+  id: string;
+  status: string;
+  /** Configured messages/s for all workers together; 0 = unlimited. */
+  rate: number;
+}
+
+/** The configured notification rate of each running or paused run (for the worker's metrics). */
+export async function listActiveRunRates(db: Db, limit = 100): Promise<ActiveRunRate[]> {
+  const res = await db.query<ActiveRunRate>(
+    `SELECT id, status, rate_per_second AS rate FROM runs WHERE status IN ('running', 'paused') ORDER BY id LIMIT $1`,
+    [limit],
+  );
+  return res.rows.map((r) => ({ id: r.id, status: r.status, rate: Number(r.rate) }));
+}

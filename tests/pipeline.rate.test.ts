@@ -47,13 +47,16 @@ describe('the global notification rate', () => {
       if (started?.identity) identities.add(started.identity);
     }
     expect(identities.size).toBe(2);
-    // Over any 2-second window, at most rate × 2 plus one reservation block (3 slots at 60/s).
+    // Over any 2-second window, at most rate × 2, plus the block each of the two workers may hold
+    // (3 slots at 60/s), plus one block for timing: these are arrival times at the provider, which
+    // jitter by some milliseconds on a loaded machine (127 against a bound of 126 was seen in CI).
+    // An ungated worker would send hundreds in 2 s.
     let worst = 0;
     for (let i = 0, j = 0; i < times.length; i++) {
       while (times[i] - times[j] >= 2_000) j++;
       worst = Math.max(worst, i - j + 1);
     }
-    expect(worst).toBeLessThanOrEqual(rate * 2 + 6);
+    expect(worst).toBeLessThanOrEqual(rate * 2 + 3 * 3);
     // And the run as a whole could not have gone faster than the ceiling allows.
     expect(times[times.length - 1] - times[0]).toBeGreaterThanOrEqual(((480 - 6) / rate) * 1000 * 0.95);
   });

@@ -24,6 +24,8 @@ export interface ActivityDeps {
   /** Observes each provider call (metrics); must not throw. */
   onSend?: (event: SendEvent) => void;
   random?: () => number;
+  /** Status callback URL for a message of this run with this reference (delivery receipts). */
+  statusCallback?: (runId: string, ref: string) => string | undefined;
 }
 
 export interface SendEvent {

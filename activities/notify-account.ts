@@ -1,6 +1,8 @@
-// Notifies one account: chooses the channel, sends through the gate, retries what is safe to
-// retry, reconciles what may have been sent, and falls back from SMS to email on permanent errors.
-import type { ClaimedRow } from '../db/sql/claim-notify-chunk';
+// Notifies one account: chooses the channel, sends through the gate while the claim's lease allows
+// it, retries only what is safe to retry (throttling, failures before the request left), parks
+// what may have been sent, and falls back from SMS to email on permanent errors. Never resends in
+// place after an ambiguous failure: that is what sent duplicates against Twilio's lagging list.
+import type { ClaimedRow } from '../db/sql/claim-notify-leased';
 import { chooseChannel } from '../domain/channel';
 import type { Outcome } from '../domain/outcome';
 import { backoffMs, THROTTLE_BACKOFF, TRANSIENT_BACKOFF } from '../domain/retry';
@@ -9,6 +11,7 @@ import type { ChannelPolicy, ClassifiedFailure, EmailSender, SmsSender } from '.
 import type { MessageConfig } from '../config';
 import { isSmsConfigError } from '../domain/sms-errors';
 import { isEmailConfigError } from '../domain/email-errors';
+import type { ClaimLease } from './claim-lease';
 import type { Clock, SendEvent } from './deps';
 import type { SendGate } from './send-gate';
 
@@ -19,10 +22,15 @@ export interface NotifyContext {
   email: EmailSender;
   gate: SendGate;
   clock: Clock;
+  /** The run's frozen message parameters. */
   message: MessageConfig;
   random: () => number;
-  ref: (accountId: number) => string;
   onSend: (e: SendEvent) => void;
+  lease: ClaimLease;
+  /** Wait before the first lookup of a parked attempt (run parameter holdMs). */
+  holdMs: number;
+  /** Status callback URL for a message with this reference, if delivery receipts are on. */
+  statusCallback?: (ref: string) => string | undefined;
 }
 
 /** The provider refused our account or sender, not the recipient. Carries only the code. */
@@ -33,19 +41,17 @@ export class ProviderConfigError extends Error {
   }
 }
 
-type SendResult = { ok: true; id: string } | { ok: false; permanent: boolean; code: string };
+type SendResult =
+  | { ok: true; id: string }
+  | { ok: false; kind: 'permanent' | 'failed' | 'ambiguous' | 'not_sent'; code: string };
 
-/** Clock skew allowed between us and the provider when looking for an earlier send. */
-const RECONCILE_SKEW_MS = 5_000;
-
-/** Thrown when this attempt was cancelled or timed out: it must not send anything more. */
-function stopIfCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('notify attempt cancelled');
+/** The attempt must stop: nothing more goes to a provider. */
+function mustStop(ctx: NotifyContext, signal: AbortSignal): boolean {
+  return signal.aborted || !ctx.lease.canSend();
 }
 
-/** Backoff that ends early (throwing) when the attempt is stopped: a stopped attempt must not linger. */
+/** Backoff that ends early when the attempt is stopped. */
 async function pause(ctx: NotifyContext, ms: number, signal: AbortSignal): Promise<void> {
-  stopIfCancelled(signal);
   let onAbort: (() => void) | undefined;
   try {
     await Promise.race([
@@ -58,118 +64,117 @@ async function pause(ctx: NotifyContext, ms: number, signal: AbortSignal): Promi
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
-  stopIfCancelled(signal);
 }
 
-export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal): Promise<Outcome> {
-  stopIfCancelled(signal);
-  const base = { accountId: row.accountId, fellBack: false };
+export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal, fellBackBefore = false): Promise<Outcome> {
+  const base = { accountId: row.accountId, fellBack: fellBackBefore };
   if (row.status === null) return { ...base, state: 'skipped', errorCode: 'account_deleted' };
   if (row.status === 'closed' || row.status === 'deleted') return { ...base, state: 'skipped', errorCode: `account_${row.status}` };
 
-  const choice = chooseChannel(row, ctx.policy);
+  const choice = chooseChannel(row, ctx.policy, fellBackBefore);
   if ('unreachable' in choice) return { ...base, state: 'unreachable', errorCode: choice.unreachable };
 
-  const ref = ctx.ref(row.accountId);
-  if (choice.channel === 'email') {
-    const r = await sendEmail(ctx, row.email!, row.accountId, ref, signal);
-    return r.ok ? { ...base, state: 'sent', channel: 'email', messageId: r.id } : { ...base, state: 'failed', channel: 'email', errorCode: r.code };
-  }
+  if (choice.channel === 'email') return emailOutcome(ctx, row, await sendEmail(ctx, row, signal), fellBackBefore);
 
-  const sms = await sendSms(ctx, row.phone!, ref, row.wasSending ? row.attemptStartedAt : null, signal);
+  const sms = await sendSms(ctx, row, signal);
   if (sms.ok) return { ...base, state: 'sent', channel: 'sms', messageId: sms.id };
-  if (!sms.permanent) return { ...base, state: 'failed', channel: 'sms', errorCode: sms.code };
+  if (sms.kind === 'not_sent') return { ...base, state: 'pending' };
+  if (sms.kind === 'ambiguous') return { ...base, state: 'ambiguous', channel: 'sms', errorCode: sms.code, nextLookupMs: ctx.holdMs };
+  if (sms.kind === 'failed') return { ...base, state: 'failed', channel: 'sms', errorCode: sms.code };
 
   const fallback = chooseChannel(row, ctx.policy, true);
   if ('unreachable' in fallback) return { ...base, state: 'failed', channel: 'sms', errorCode: sms.code };
-  const mail = await sendEmail(ctx, row.email!, row.accountId, ref, signal);
-  return mail.ok
-    ? { accountId: row.accountId, fellBack: true, state: 'sent', channel: 'email', messageId: mail.id, errorCode: sms.code }
-    : { accountId: row.accountId, fellBack: true, state: 'failed', channel: 'email', errorCode: mail.code };
+  const mail = await sendEmail(ctx, row, signal);
+  // Not sent by email (stopped): the SMS was refused for good, so the row goes back in line and
+  // its next attempt goes straight to email.
+  if (!mail.ok && mail.kind === 'not_sent') return { ...base, fellBack: true, state: 'pending' };
+  const out = emailOutcome(ctx, row, mail, true);
+  return out.state === 'sent' ? { ...out, errorCode: sms.code } : out;
 }
 
-async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSince: Date | null, signal: AbortSignal): Promise<SendResult> {
-  const body = smsText(ctx.message, ref);
-  let throttled = 0;
-  let failures = 0;
-  let lastCode = '';
+function emailOutcome(ctx: NotifyContext, row: ClaimedRow, r: SendResult, fellBack: boolean): Outcome {
+  const base = { accountId: row.accountId, fellBack, channel: 'email' as const };
+  if (r.ok) return { ...base, state: 'sent', messageId: r.id };
+  if (r.kind === 'not_sent') return { accountId: row.accountId, fellBack, state: 'pending' };
+  // SMTP offers no lookup: the run's --ambiguous policy decides (resend or hold), never silently.
+  if (r.kind === 'ambiguous') return { ...base, state: 'ambiguous', errorCode: r.code, nextLookupMs: 0 };
+  return { ...base, state: 'failed', errorCode: r.code };
+}
+
+export async function sendSms(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal): Promise<SendResult> {
+  const body = smsText(ctx.message, row.ref);
+  const statusCallback = ctx.statusCallback?.(row.ref);
+  const tries = { throttled: 0, failures: 0 };
   for (;;) {
-    if (ambiguousSince) {
-      // An earlier attempt may have reached the provider: never send blindly a second time.
-      const found = await reconcileSms(ctx, to, body, ambiguousSince);
-      if (found) return { ok: true, id: found };
-    }
     await ctx.gate.take();
-    // A timed-out attempt (a zombie) must never send: its retry may already be sending.
-    stopIfCancelled(signal);
+    // Checked right before the call: a stopped, zombie or lease-expired attempt never sends.
+    if (mustStop(ctx, signal)) return { ok: false, kind: 'not_sent', code: 'stopped' };
     const started = ctx.clock.now();
     try {
-      const sent = await ctx.sms.send({ to, body });
+      const sent = await ctx.sms.send({ to: row.phone!, body, ...(statusCallback ? { statusCallback } : {}) });
       ctx.onSend({ channel: 'sms', result: 'ok', latencyMs: ctx.clock.now().getTime() - started.getTime() });
       return { ok: true, id: sent.sid };
     } catch (err) {
-      const f = ctx.sms.classify(err);
+      // An error nobody can classify came after the request may have left: park it.
+      const f = classifySafely(ctx.sms, err);
       ctx.onSend({ channel: 'sms', result: f.kind, code: f.code, latencyMs: ctx.clock.now().getTime() - started.getTime() });
-      // Revoked credentials or a bad sender say nothing about this customer: fail the attempt
-      // (the run stalls visibly and retries) instead of marking every customer failed.
+      // Revoked credentials or a bad sender say nothing about this customer: stop the batch (the
+      // run pauses) instead of marking every customer failed.
       if (isSmsConfigError(f)) throw new ProviderConfigError('sms', f.code);
-      lastCode = f.code;
-      if (f.kind === 'permanent') return { ok: false, permanent: true, code: f.code };
-      if (f.kind === 'rate_limited') {
-        if (++throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
-        const wait = backoffMs(THROTTLE_BACKOFF, throttled, ctx.random);
-        await ctx.gate.penalize(Math.min(wait, 250));
-        await pause(ctx, wait, signal);
-        continue;
-      }
-      if (f.kind === 'ambiguous') ambiguousSince ??= started;
-      if (++failures >= TRANSIENT_BACKOFF.maxAttempts) {
-        // Out of retries, but an ambiguous attempt may still have gone through: look once more.
-        if (ambiguousSince) {
-          const found = await reconcileSms(ctx, to, body, ambiguousSince).catch(() => undefined);
-          if (found) return { ok: true, id: found };
-        }
-        return { ok: false, permanent: false, code: lastCode };
-      }
-      await pause(ctx, backoffMs(TRANSIENT_BACKOFF, failures, ctx.random), signal);
+      if (f.kind === 'permanent') return { ok: false, kind: 'permanent', code: f.code };
+      // May have been processed (timeout, dropped connection, 5xx): park it; lookups decide.
+      if (f.kind === 'ambiguous') return { ok: false, kind: 'ambiguous', code: f.code };
+      const r = await retryOrGiveUp(ctx, f, tries, signal);
+      if (r) return r;
     }
   }
 }
 
-async function reconcileSms(ctx: NotifyContext, to: string, body: string, since: Date): Promise<string | undefined> {
-  const started = ctx.clock.now();
-  const earlier = await ctx.sms.listSentSince(to, new Date(since.getTime() - RECONCILE_SKEW_MS));
-  const match = earlier.find((m) => m.body === body);
-  ctx.onSend({ channel: 'sms', result: 'reconciled', code: match ? 'found' : 'not_found', latencyMs: ctx.clock.now().getTime() - started.getTime() });
-  return match?.sid;
+function classifySafely(provider: { classify(err: unknown): ClassifiedFailure }, err: unknown): ClassifiedFailure {
+  try {
+    return provider.classify(err);
+  } catch {
+    return { kind: 'ambiguous', code: 'unclassified' };
+  }
 }
 
-async function sendEmail(ctx: NotifyContext, to: string, accountId: number, ref: string, signal: AbortSignal): Promise<SendResult> {
-  // The Message-ID is the same on every attempt, so a resend after an ambiguous failure is one
-  // message to the recipient's mail store.
-  const messageId = emailMessageId(ctx.runId, accountId, ctx.message.messageIdDomain);
-  let throttled = 0;
-  let failures = 0;
+/** Waits before a safe retry, or says why not: the result ends the send. */
+async function retryOrGiveUp(
+  ctx: NotifyContext, f: ClassifiedFailure, tries: { throttled: number; failures: number }, signal: AbortSignal,
+): Promise<SendResult | undefined> {
+  if (f.kind === 'rate_limited') {
+    if (++tries.throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, kind: 'failed', code: f.code };
+    const wait = backoffMs(THROTTLE_BACKOFF, tries.throttled, ctx.random);
+    await ctx.gate.penalize(Math.min(wait, 250));
+    await pause(ctx, wait, signal);
+    return undefined;
+  }
+  // 'transient': the request never left (connection refused...), so a retry cannot duplicate.
+  if (++tries.failures >= TRANSIENT_BACKOFF.maxAttempts) return { ok: false, kind: 'failed', code: f.code };
+  await pause(ctx, backoffMs(TRANSIENT_BACKOFF, tries.failures, ctx.random), signal);
+  return undefined;
+}
+
+export async function sendEmail(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal): Promise<SendResult> {
+  // The same Message-ID on every attempt: a receiving system that does deduplicate can.
+  const messageId = emailMessageId(ctx.runId, row.accountId, ctx.message.messageIdDomain);
+  const tries = { throttled: 0, failures: 0 };
   for (;;) {
     await ctx.gate.take();
-    stopIfCancelled(signal);
+    if (mustStop(ctx, signal)) return { ok: false, kind: 'not_sent', code: 'stopped' };
     const started = ctx.clock.now();
     try {
-      await ctx.email.send({ to, messageId, subject: emailSubject(ctx.message), text: emailText(ctx.message, ref) });
+      await ctx.email.send({ to: row.email!, messageId, subject: emailSubject(ctx.message), text: emailText(ctx.message, row.ref) });
       ctx.onSend({ channel: 'email', result: 'ok', latencyMs: ctx.clock.now().getTime() - started.getTime() });
       return { ok: true, id: messageId };
     } catch (err) {
-      const f: ClassifiedFailure = ctx.email.classify(err);
+      const f = classifySafely(ctx.email, err);
       ctx.onSend({ channel: 'email', result: f.kind, code: f.code, latencyMs: ctx.clock.now().getTime() - started.getTime() });
       if (isEmailConfigError(f)) throw new ProviderConfigError('email', f.code);
-      if (f.kind === 'permanent') return { ok: false, permanent: true, code: f.code };
-      if (f.kind === 'rate_limited') {
-        if (++throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
-        await pause(ctx, backoffMs(THROTTLE_BACKOFF, throttled, ctx.random), signal);
-        continue;
-      }
-      if (++failures >= TRANSIENT_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
-      await pause(ctx, backoffMs(TRANSIENT_BACKOFF, failures, ctx.random), signal);
+      if (f.kind === 'permanent') return { ok: false, kind: 'permanent', code: f.code };
+      if (f.kind === 'ambiguous') return { ok: false, kind: 'ambiguous', code: f.code };
+      const r = await retryOrGiveUp(ctx, f, tries, signal);
+      if (r) return r;
     }
   }
 }

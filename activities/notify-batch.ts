@@ -1,15 +1,29 @@
-import { createHash } from 'node:crypto';
+// Notifies the accounts of one batch, exactly once per account, through every failure the chaos
+// drill throws at it. An attempt claims pending accounts under its own token and lease (see
+// claim-lease.ts), sends them through the shared gate, and records each outcome as soon as its
+// send returns (outcome-recorder.ts). What it cannot settle it parks: an attempt that may have
+// reached the provider becomes 'ambiguous' and is resolved by lookups (resolve-parked.ts), and
+// rows a dead, frozen or partitioned attempt held are taken over only after their lease plus a
+// grace. The batch ends when nothing in its range is pending, held or waiting for a lookup.
 import { setMaxListeners } from 'node:events';
-import { activityInfo, ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import pLimit from 'p-limit';
-import { claimNotifyChunk, type ClaimedRow } from '../db/sql/claim-notify-chunk';
+import { claimNotifyLeased, type ClaimedRow } from '../db/sql/claim-notify-leased';
+import { claimDueAmbiguous, type ParkedRow } from '../db/sql/claim-due-ambiguous';
+import { parkExpiredClaims } from '../db/sql/park-expired-claims';
 import { readCounts } from '../db/sql/read-counts';
-import { recordOutcomes } from '../db/sql/record-outcomes';
-import { messageRef } from '../domain/templates';
-import type { ChannelPolicy, Counts } from '../domain/types';
-import { systemClock, type ActivityDeps } from './deps';
-import { notifyAccount, ProviderConfigError } from './notify-account';
+import { readRun } from '../db/sql/read-run';
+import { readRunMessage } from '../db/sql/read-run-message';
+import { readUnsettled } from '../db/sql/read-unsettled';
 import type { Outcome } from '../domain/outcome';
+import { claimTiming, RUN_STOPPED_FAILURE, type RunParams } from '../domain/run';
+import type { ChannelPolicy, Counts } from '../domain/types';
+import type { MessageConfig } from '../config';
+import { ClaimLease, RunStopped } from './claim-lease';
+import { systemClock, type ActivityDeps } from './deps';
+import { notifyAccount, ProviderConfigError, type NotifyContext } from './notify-account';
+import { OutcomeRecorder } from './outcome-recorder';
+import { lookUpParked, settle } from './resolve-parked';
 import { SendGate } from './send-gate';
 
 export interface NotifyBatchInput {
@@ -21,19 +35,38 @@ export interface NotifyBatchInput {
   guard?: { failureRate: number; minAttempts: number };
 }
 
-
-/** Heartbeat details: every account up to `cursor` has its outcome recorded. */
+/** Heartbeat details: what the attempt has done so far (for the Web UI's pending activity view). */
 export interface NotifyProgress {
-  cursor: number;
+  settled: number;
+  parked: number;
 }
 
-/** Accounts claimed and recorded together: two statements per chunk instead of two per account. */
-const CHUNK = 250;
+/** Largest claim: two statements per chunk instead of two per account. */
+const MAX_CHUNK = 250;
+/** Smallest claim, so low rates do not pay a round trip per message. */
+const MIN_CHUNK = 10;
 /**
  * Heartbeat this often while alive, whatever the sends are doing: a chunk slowed by throttling
  * must not look like a dead worker, or a second attempt would start beside the first.
  */
 const HEARTBEAT_EVERY_MS = 2_000;
+/** Bounds of the wait while parked rows of the batch are not due yet. */
+const PARKED_POLL_MS = { min: 250, max: 5_000 };
+
+/**
+ * Accounts per claim: what the rate sends in about a third of a lease, so a claim is sent well
+ * before its lease needs renewing and a crash leaves few rows to reconcile.
+ */
+export function claimSize(ratePerSecond: number, leaseMs: number): number {
+  if (!(ratePerSecond > 0)) return MAX_CHUNK;
+  return Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, Math.floor((ratePerSecond * leaseMs) / 3_000)));
+}
+
+interface RunSettings {
+  message: MessageConfig;
+  params: Partial<RunParams>;
+  ratePerSecond: number;
+}
 
 export function makeNotifyBatch(deps: ActivityDeps) {
   const clock = deps.clock ?? systemClock;
@@ -47,22 +80,24 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     if (!gate) gates.set(runId, (gate = new SendGate(deps.db, runId, clock)));
     return gate;
   };
+  const settingsFor = async (runId: string): Promise<RunSettings> => {
+    const [run, frozen] = await Promise.all([readRun(deps.db, runId), readRunMessage(deps.db, runId)]);
+    if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${runId}`, 'UnknownRun');
+    // Every worker sends the run's frozen text, whatever its own environment says.
+    const message = { ...deps.message, ...(frozen as Partial<MessageConfig> | null) };
+    return { message, params: run.params as Partial<RunParams>, ratePerSecond: run.ratePerSecond };
+  };
 
   return async function notifyBatch(input: NotifyBatchInput): Promise<Counts> {
     const { runId, first, last, policy } = input;
-    const resumed = activityInfo().heartbeatDetails as NotifyProgress | undefined;
-    let cursor = resumed?.cursor ?? first - 1;
-    const ctx = {
-      runId, policy, sms: deps.sms, email: deps.email, gate: gateFor(runId), clock, message: deps.message, random, onSend,
-      ref: (accountId: number) => messageRef(runId, accountId, (s) => createHash('sha256').update(s).digest()),
-    };
+    const settings = await settingsFor(runId);
+    const timing = claimTiming(settings.params);
+
     // Stops every send of THIS attempt: on cancellation (including a heartbeat timeout the server
-    // declared) and as soon as one account fails with an error (database down...). Without it, a
-    // failed attempt left sends behind, queued or sleeping in a 429 backoff, that went out after
-    // the retry had already reconciled and sent to the same accounts: duplicate SMS (chaos run).
+    // declared), on a lost lease or a stopped run, and when one account fails with an error
+    // (database down...). A stopped attempt never leaves a send behind to go out later.
     const activitySignal = Context.current().cancellationSignal;
     const attempt = new AbortController();
-    // Every send paused in a backoff listens on it for a moment: up to the worker's send concurrency.
     setMaxListeners(0, attempt.signal);
     const stopAttempt = (reason: unknown) => {
       if (!attempt.signal.aborted) attempt.abort(reason);
@@ -70,59 +105,138 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     if (activitySignal.aborted) stopAttempt(activitySignal.reason);
     else activitySignal.addEventListener('abort', () => stopAttempt(activitySignal.reason), { once: true });
     const signal = attempt.signal;
+
+    const lease = new ClaimLease(deps.db, runId, timing.leaseMs, stopAttempt);
+    const recorder = new OutcomeRecorder(deps.db, runId, lease.token, (group, recorded) => {
+      lease.release(group.map((o) => o.accountId));
+      const lost = group.length - recorded.size;
+      if (lost > 0) {
+        // The rows were taken over after this attempt's lease ran out: whatever it sent is found
+        // by the new owner's lookups. Said loudly, with ids only.
+        console.warn(JSON.stringify({ level: 'warn', msg: 'outcomes fenced off: rows taken over', runId, first, last, lost }));
+      }
+    });
+    const ctx: NotifyContext = {
+      runId, policy, sms: deps.sms, email: deps.email, gate: gateFor(runId), clock, message: settings.message, random, onSend,
+      lease, holdMs: timing.holdMs, statusCallback: deps.statusCallback ? (ref) => deps.statusCallback!(runId, ref) : undefined,
+    };
+
     // Trips on a provider configuration error or too many failures: accounts not yet attempted
-    // are released back to pending and the batch stops, so the workflow can pause the run.
+    // go back in line and the batch stops, so the workflow can pause the run.
     let tripped: ApplicationFailure | undefined;
     let attempts = 0;
     let failed = 0;
-    const guarded = async (row: ClaimedRow): Promise<Outcome> => {
-      if (tripped) return { accountId: row.accountId, state: 'pending', fellBack: false };
-      try {
-        const outcome = await notifyAccount(ctx, row, signal);
-        if (outcome.state === 'sent' || outcome.state === 'failed') {
-          attempts++;
-          if (outcome.state === 'failed') failed++;
-          const g = input.guard;
-          if (g && g.failureRate < 1 && attempts >= g.minAttempts && failed / attempts > g.failureRate) {
-            tripped ??= ApplicationFailure.nonRetryable(
-              `notification failure rate ${((100 * failed) / attempts).toFixed(1)}% over ${attempts} attempts in batch ${first}..${last} exceeds ${(100 * g.failureRate).toFixed(1)}%`,
-              'FailureThreshold',
-              { attempts, failed },
-            );
-          }
-        }
-        return outcome;
-      } catch (err) {
-        if (!(err instanceof ProviderConfigError)) {
-          stopAttempt(err);
-          throw err;
-        }
-        tripped ??= ApplicationFailure.nonRetryable(err.message, 'ProviderConfig', { channel: err.channel, code: err.code });
-        return { accountId: row.accountId, state: 'pending', fellBack: false };
+    let settledCount = 0;
+    let parkedCount = 0;
+    const judge = (o: Outcome) => {
+      if (o.state !== 'sent' && o.state !== 'failed') return;
+      attempts++;
+      if (o.state === 'failed') failed++;
+      const g = input.guard;
+      if (g && g.failureRate < 1 && attempts >= g.minAttempts && failed / attempts > g.failureRate) {
+        tripped ??= ApplicationFailure.nonRetryable(
+          `notification failure rate ${((100 * failed) / attempts).toFixed(1)}% over ${attempts} attempts in batch ${first}..${last} exceeds ${(100 * g.failureRate).toFixed(1)}%`,
+          'FailureThreshold',
+          { attempts, failed },
+        );
       }
     };
-    const beat = setInterval(() => heartbeat({ cursor } satisfies NotifyProgress), HEARTBEAT_EVERY_MS);
+    const stoppedOutcome = (row: ClaimedRow): Outcome => ({ accountId: row.accountId, state: 'pending', fellBack: row.fellBack });
+    const attemptOne = async (row: ClaimedRow): Promise<void> => {
+      let outcome: Outcome;
+      if (tripped || signal.aborted) outcome = stoppedOutcome(row);
+      else {
+        try {
+          outcome = await notifyAccount(ctx, row, signal, row.fellBack);
+        } catch (err) {
+          if (err instanceof ProviderConfigError) {
+            tripped ??= ApplicationFailure.nonRetryable(err.message, 'ProviderConfig', { channel: err.channel, code: err.code });
+          } else stopAttempt(err);
+          outcome = stoppedOutcome(row);
+        }
+      }
+      judge(outcome);
+      if (outcome.state !== 'pending') settledCount++;
+      if (outcome.state === 'ambiguous') parkedCount++;
+      recorder.add(outcome);
+    };
+
+    const resolveOne = async (row: ParkedRow, postponed: number): Promise<void> => {
+      if (signal.aborted || !lease.canSend()) return; // its lookup lease runs out; someone looks again
+      const verdict = await lookUpParked(ctx, row, timing.ambiguous, postponed);
+      const ok = await settle(deps.db, ctx, row, verdict);
+      if (!ok || verdict.verdict !== 'resend') {
+        lease.release([row.accountId]);
+        if (ok && verdict.verdict === 'found') settledCount++;
+        return;
+      }
+      // Two negative lookups a hold period apart (or an email, which has no lookup): send again,
+      // under this attempt's token, and record like any other send.
+      await attemptOne(row);
+    };
+
+    const stopError = (): unknown => {
+      const reason = signal.reason ?? lease.stopped;
+      if (reason instanceof RunStopped) {
+        return ApplicationFailure.nonRetryable(`${reason.message}; the rest of batch ${first}..${last} goes back in line`, RUN_STOPPED_FAILURE);
+      }
+      return reason ?? new Error('notify attempt stopped');
+    };
+
+    const beat = setInterval(() => heartbeat({ settled: settledCount, parked: parkedCount } satisfies NotifyProgress), HEARTBEAT_EVERY_MS);
+    lease.start();
+    const chunk = claimSize(settings.ratePerSecond, timing.leaseMs);
+    const postponedBy = new Map<number, number>();
     try {
       for (;;) {
-        const rows = await claimNotifyChunk(deps.db, runId, cursor, last, CHUNK);
-        if (rows.length === 0) break;
-        // allSettled, not all: the attempt may only fail once none of its sends can still go out.
-        const settled = await Promise.allSettled(rows.map((row) => sendLimit(() => guarded(row))));
-        const outcomes = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-        const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failure) {
-          // Keep what did settle (fewer accounts to reconcile on the retry); the rest stays
-          // 'sending' and the retry reconciles it before sending anything.
-          await recordOutcomes(deps.db, runId, outcomes).catch(() => undefined);
-          throw failure.reason;
+        // 1. Every pending account of the batch (including ones another attempt handed back).
+        for (let cursor = first - 1; ; ) {
+          await lease.renew(); // sees a pause or cancel before claiming more
+          if (signal.aborted || lease.stopped || tripped) break;
+          const askedAt = lease.now();
+          const { rows } = await claimNotifyLeased(deps.db, runId, cursor, last, chunk, lease.token, timing.leaseMs);
+          if (rows.length === 0) break;
+          lease.adopt(rows.map((r) => r.accountId), askedAt);
+          await Promise.all(rows.map((row) => sendLimit(() => attemptOne(row))));
+          await recorder.flush();
+          cursor = rows[rows.length - 1].accountId;
         }
-        await recordOutcomes(deps.db, runId, outcomes);
+        await recorder.flush();
         if (tripped) throw tripped;
-        cursor = rows[rows.length - 1].accountId;
-        heartbeat({ cursor } satisfies NotifyProgress);
+        if (signal.aborted || lease.stopped) throw stopError();
+
+        // 2. Rows a dead or cut-off attempt held past its lease and grace become parked.
+        await parkExpiredClaims(deps.db, runId, first, last, timing.graceMs);
+        // 3. Parked rows due for a lookup.
+        const askedAt = lease.now();
+        const due = await claimDueAmbiguous(deps.db, runId, first, last, MAX_CHUNK, lease.token, timing.leaseMs);
+        if (due.length) {
+          lease.adopt(due.map((r) => r.accountId), askedAt);
+          await Promise.all(due.map((row) => sendLimit(async () => {
+            const n = postponedBy.get(row.accountId) ?? 0;
+            await resolveOne(row, n);
+            postponedBy.set(row.accountId, n + 1);
+          })));
+          await recorder.flush();
+          if (signal.aborted || lease.stopped) throw stopError();
+          continue;
+        }
+        // 4. Done when nothing is pending, held or waiting; else sleep until something is due.
+        const u = await readUnsettled(deps.db, runId, first, last);
+        if (u.pending === 0 && u.sending === 0 && u.ambiguousDue === 0) break;
+        if (u.pending > 0) continue;
+        const now = Date.now();
+        const next = Math.min(
+          u.nextDue ? u.nextDue.getTime() - now : Infinity,
+          u.nextExpiry ? u.nextExpiry.getTime() + timing.graceMs - now : Infinity,
+        );
+        await clock.sleep(Math.max(PARKED_POLL_MS.min, Math.min(PARKED_POLL_MS.max, next)));
+        if (signal.aborted) throw stopError();
       }
     } finally {
       clearInterval(beat);
+      lease.stop();
+      await recorder.flush().catch(() => undefined);
     }
     return readCounts(deps.db, runId, { first, last });
   };

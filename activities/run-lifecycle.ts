@@ -1,4 +1,5 @@
 // Small activities around a run: preparing the cohort, batch planning, checkpoints, rate, end.
+import { ApplicationFailure } from '@temporalio/activity';
 import { countCohort } from '../db/sql/count-cohort';
 import { markResetsDone } from '../db/sql/mark-resets-done';
 import { materializeActiveCohort } from '../db/sql/materialize-active-cohort';
@@ -54,6 +55,15 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       return whileAlive(async () => {
         await setRunStatus(db, input.runId, input.status, input.reason);
       });
+    },
+
+    /** Refuses (for good) while the run is live: a batch must not be processed beside its own run. */
+    async assertRunNotLive(input: { runId: string }): Promise<void> {
+      const run = await readRun(db, input.runId);
+      if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${input.runId}`, 'UnknownRun');
+      if (['created', 'running', 'paused'].includes(run.status)) {
+        throw ApplicationFailure.nonRetryable(`run ${input.runId} is ${run.status}: rerun a batch only once the run has ended`, 'RunLive');
+      }
     },
 
     /** Authoritative counts from the ledger. */

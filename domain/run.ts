@@ -25,7 +25,32 @@ export interface RunParams {
   autoPauseFailureRate: number;
   /** How many recent attempts the failure rate is measured over. */
   autoPauseWindow: number;
+  /**
+   * What happens to a parked (ambiguous) notification that no lookup resolved: 'resend' after two
+   * negative lookups a hold period apart, or 'hold' it for a human (reported, never resent).
+   */
+  ambiguous: AmbiguousPolicy;
+  /** How long a claim on accounts lasts before it must be renewed (database clock). */
+  leaseMs: number;
+  /**
+   * Wait between a possible send and a lookup that may count as negative: longer than the
+   * provider's list lag (Twilio users report 10-15 minutes and more).
+   */
+  holdMs: number;
+  /**
+   * Extra time after a lease ends before another attempt may take its rows over: at least the
+   * provider request timeout plus the list lag, so a lookup then sees what the holder sent.
+   */
+  graceMs: number;
+  /**
+   * 'reset' (default) refuses accounts already reset for the same incident (same reason);
+   * 'notify_only' notifies them without touching PINs; 'reset_again' resets them once more.
+   */
+  resetMode: ResetMode;
 }
+
+export type AmbiguousPolicy = 'resend' | 'hold';
+export type ResetMode = 'reset' | 'notify_only' | 'reset_again';
 
 export const DEFAULT_PARAMS: RunParams = {
   cohort: 'all_active',
@@ -41,6 +66,11 @@ export const DEFAULT_PARAMS: RunParams = {
   canary: 0,
   autoPauseFailureRate: 0.05,
   autoPauseWindow: 1000,
+  ambiguous: 'resend',
+  leaseMs: 30_000,
+  holdMs: 16 * 60_000,
+  graceMs: 16 * 60_000 + 10_000,
+  resetMode: 'reset',
 };
 
 export const LIMITS = {
@@ -52,6 +82,9 @@ export const LIMITS = {
   canary: { min: 0, max: 1_000_000 },
   autoPauseFailureRate: { min: 0, max: 1 },
   autoPauseWindow: { min: 10, max: 1_000_000 },
+  leaseMs: { min: 2_000, max: 600_000 },
+  holdMs: { min: 1_000, max: 24 * 3_600_000 },
+  graceMs: { min: 1_000, max: 24 * 3_600_000 },
 } as const;
 
 function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unknown, integer: boolean): void {
@@ -79,6 +112,13 @@ export function paramProblems(p: RunParams): string[] {
   checkNumber(problems, 'canary', p.canary, true);
   checkNumber(problems, 'autoPauseFailureRate', p.autoPauseFailureRate, false);
   checkNumber(problems, 'autoPauseWindow', p.autoPauseWindow, true);
+  checkNumber(problems, 'leaseMs', p.leaseMs, true);
+  checkNumber(problems, 'holdMs', p.holdMs, true);
+  checkNumber(problems, 'graceMs', p.graceMs, true);
+  if (!['resend', 'hold'].includes(p.ambiguous)) problems.push(`ambiguous must be resend or hold, got ${JSON.stringify(p.ambiguous)}`);
+  if (!['reset', 'notify_only', 'reset_again'].includes(p.resetMode)) {
+    problems.push(`resetMode must be reset, notify_only or reset_again, got ${JSON.stringify(p.resetMode)}`);
+  }
   if (!CHANNEL_POLICIES.includes(p.policy)) problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
   if (!['all_active', 'file', 'redrive'].includes(p.cohort)) problems.push(`cohort must be all_active, file or redrive`);
   return problems;
@@ -118,3 +158,19 @@ export function failureRate(samples: AttemptSample[], minAttempts: number): numb
 
 /** ApplicationFailure types with which a notify batch asks the workflow to pause the run. */
 export const PAUSE_FAILURE_TYPES = ['FailureThreshold', 'ProviderConfig'] as const;
+
+/**
+ * ApplicationFailure type of a notify batch that stopped because the run was paused or cancelled:
+ * what it claimed and never sent went back in line; the workflow queues the batch again.
+ */
+export const RUN_STOPPED_FAILURE = 'RunStopped';
+
+/** Claim parameters of a run, with defaults for runs created before they existed. */
+export function claimTiming(p: Partial<RunParams>): { leaseMs: number; holdMs: number; graceMs: number; ambiguous: AmbiguousPolicy } {
+  return {
+    leaseMs: p.leaseMs ?? DEFAULT_PARAMS.leaseMs,
+    holdMs: p.holdMs ?? DEFAULT_PARAMS.holdMs,
+    graceMs: p.graceMs ?? DEFAULT_PARAMS.graceMs,
+    ambiguous: p.ambiguous ?? DEFAULT_PARAMS.ambiguous,
+  };
+}

@@ -1,12 +1,9 @@
 import type { MessageConfig } from '../config';
-import { smsSegments, smsText } from './templates';
-
-/** The longest reference messageRef produces; the check uses it so every real body fits too. */
-const SAMPLE_REF = 'ABCDEFGH';
+import { REFERENCE_EXAMPLE, smsSegments, smsText } from './templates';
 
 /** Throws when the configured SMS would not be one GSM-7 segment: a bad template must not reach customers. */
 export function assertTemplatesFit(message: MessageConfig): void {
-  const seg = smsSegments(smsText(message, SAMPLE_REF));
+  const seg = smsSegments(smsText(message, REFERENCE_EXAMPLE));
   if (seg.encoding !== 'GSM-7' || seg.segments !== 1) {
     throw new Error(
       `the SMS template is ${seg.units} ${seg.encoding === 'GSM-7' ? 'GSM-7 characters' : 'UCS-2 units'} (${seg.segments} segments): ` +

@@ -62,13 +62,13 @@ export function smsSegments(text: string): { encoding: SmsEncoding; units: numbe
 }
 
 /**
- * A short support reference for an account in a run: support can find the ledger row from it, and
- * it reveals nothing about the account. Derived, so every retry produces the same text.
+ * The reference in a message body, or undefined. References are 16 hex digits (a keyed MAC of the
+ * run and the account, made in the database: see 007_exactly_once.sql) after "Ref ", outside any
+ * link, so link shortening leaves them alone.
  */
-export function messageRef(runId: string, accountId: number, hash: (s: string) => Uint8Array): string {
-  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
-  const bytes = hash(`${runId}:${accountId}`);
-  let ref = '';
-  for (let i = 0; i < 8; i++) ref += alphabet[bytes[i] % alphabet.length];
-  return ref;
+export function referenceIn(body: string): string | undefined {
+  return /\bRef(?:erence:)? ([0-9A-F]{16})\b/.exec(body)?.[1];
 }
+
+/** The longest reference: the template check uses it so every real body fits too. */
+export const REFERENCE_EXAMPLE = 'FFFFFFFFFFFFFFFF';

@@ -12,7 +12,7 @@ export type Channel = 'sms' | 'email';
 /** Where a ledger row stands on the reset side. */
 export type ResetState = 'pending' | 'reset' | 'skipped';
 /** Where a ledger row stands on the notification side. */
-export type NotifyState = 'pending' | 'sending' | 'sent' | 'unreachable' | 'failed' | 'skipped';
+export type NotifyState = 'pending' | 'sending' | 'ambiguous' | 'sent' | 'unreachable' | 'failed' | 'skipped';
 
 /** A batch is a keyset range of account ids, both ends inclusive. */
 export interface BatchRange {
@@ -34,10 +34,15 @@ export interface Counts {
   notifySkipped: number;
   /** Accounts whose notification is not settled yet. */
   pending: number;
+  /**
+   * Parked: an attempt may have reached the provider and no lookup has settled it yet, or the
+   * run's policy holds it (`--ambiguous hold`). Never sent again blindly.
+   */
+  ambiguous: number;
 }
 
 export function zeroCounts(): Counts {
-  return { planned: 0, reset: 0, skipped: 0, sentSms: 0, sentEmail: 0, fellBack: 0, unreachable: 0, failed: 0, notifySkipped: 0, pending: 0 };
+  return { planned: 0, reset: 0, skipped: 0, sentSms: 0, sentEmail: 0, fellBack: 0, unreachable: 0, failed: 0, notifySkipped: 0, pending: 0, ambiguous: 0 };
 }
 
 // ---- Providers -------------------------------------------------------------------------------
@@ -62,6 +67,8 @@ export interface ClassifiedFailure {
 export interface SmsMessage {
   to: string;
   body: string;
+  /** Where the provider reports delivery for this message (carries the row's reference). */
+  statusCallback?: string;
 }
 
 export interface SentSms {
@@ -77,9 +84,14 @@ export interface SmsRecord {
 
 export interface SmsSender {
   send(message: SmsMessage): Promise<SentSms>;
-  /** Messages sent to `to` created at or after `since` (for reconciling ambiguous attempts). */
-  listSentSince(to: string, since: Date): Promise<SmsRecord[]>;
-  /** Classify an error thrown by send/listSentSince. */
+  /** One message by SID, or undefined when the provider does not know it: the dependable read. */
+  fetch(sid: string): Promise<SmsRecord | undefined>;
+  /**
+   * Every message to `to` whose send date (a GMT date: the provider filters by day, not time) is on
+   * or after `day`, all pages. The list lags the creates: a recent message may be missing.
+   */
+  listToSince(to: string, day: Date): Promise<SmsRecord[]>;
+  /** Classify an error thrown by send/fetch/listToSince. */
   classify(error: unknown): ClassifiedFailure;
 }
 

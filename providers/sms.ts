@@ -190,22 +190,33 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
   return {
     async send(message: SmsMessage): Promise<SentSms> {
       try {
-        const created = await client.messages.create({ to: message.to, body: message.body, ...sender });
+        const created = await client.messages.create({
+          to: message.to, body: message.body, ...sender,
+          ...(message.statusCallback ? { statusCallback: message.statusCallback } : {}),
+        });
         return { sid: created.sid };
       } catch (error) {
         throw sanitize(error, message);
       }
     },
 
-    async listSentSince(to: string, since: Date): Promise<SmsRecord[]> {
+    async fetch(sid: string): Promise<SmsRecord | undefined> {
       try {
-        // Not filtered by DateSent: a message still queued at Twilio has no date_sent yet, and
-        // it is exactly the kind an ambiguous attempt leaves behind. The list is newest first, so
-        // the recent page filtered on date_created covers the attempt.
-        const found = await client.messages.list({ to, limit: 50 });
-        return found
-          .filter((m) => m.dateCreated.getTime() >= since.getTime() - 1000) // dates are whole seconds
-          .map((m) => ({ sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated }));
+        const m = await client.messages(sid).fetch();
+        return { sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated };
+      } catch (error) {
+        if (errorFields(error).status === 404) return undefined;
+        throw sanitize(error, { to: '' });
+      }
+    },
+
+    async listToSince(to: string, day: Date): Promise<SmsRecord[]> {
+      try {
+        // Twilio filters DateSent by GMT day only, so ask from the start of the attempt's day and
+        // read every page: a page of 50 newest can miss the attempt on a busy number.
+        const midnight = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate()));
+        const found = await client.messages.list({ to, dateSentAfter: midnight, pageSize: 50 });
+        return found.map((m) => ({ sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated }));
       } catch (error) {
         throw sanitize(error, { to });
       }

@@ -8,6 +8,7 @@
 //   list      [--limit N] [--json]
 //   report    <runId> [--format csv|jsonl] [--out FILE] [--outcome sent,failed,...]
 //   redrive   <runId> --reason R [run options] [--run-id ID] [--wait] [--json]
+//   finish    <runId> [--wait] [--json]   (a cancelled or terminated run: notify the rest, no second reset)
 //
 // Configuration from the environment (config/index.ts): DATABASE_URL for every command;
 // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_UI_URL (and TLS / API key)
@@ -53,7 +54,11 @@ function runOptions(cmd: Command, withGuards: boolean): Command {
     cmd
       .option('--concurrency <n>', `notify batches in flight, 1-200 (default ${DEFAULT_PARAMS.batchConcurrency})`, parse.concurrency)
       .option('--auto-pause-rate <share>', `pause the run when more than this share (0-1) of recent notification attempts failed (default ${DEFAULT_PARAMS.autoPauseFailureRate})`, parse.autoPauseRate)
-      .option('--auto-pause-window <n>', `attempts the failure share is measured over (default ${DEFAULT_PARAMS.autoPauseWindow})`, parse.autoPauseWindow);
+      .option('--auto-pause-window <n>', `attempts the failure share is measured over (default ${DEFAULT_PARAMS.autoPauseWindow})`, parse.autoPauseWindow)
+      .option('--ambiguous <policy>', 'a send that may have reached the provider and that no lookup resolved: resend (after two negative lookups a hold period apart) or hold (report it, never resend) (default resend)', parse.oneOf(['resend', 'hold'] as const))
+      .option('--hold <seconds>', `wait between a possible send and a lookup that may count as negative; longer than the provider's list lag (default ${DEFAULT_PARAMS.holdMs / 1000})`, parse.seconds(1, 86_400))
+      .option('--notify-only', 'accounts already reset for the same --reason: notify them without touching their PINs')
+      .option('--reset-again', 'accounts already reset for the same --reason: invalidate their PINs once more');
   }
   return cmd;
 }
@@ -94,6 +99,16 @@ runOptions(
   .option('--json', 'print one JSON object')
   .addHelpText('after', EXIT_CODES_HELP)
   .action(async (o: StartOptions) => (await commands()).start(o));
+
+// ---- finish -----------------------------------------------------------------------------------
+program
+  .command('finish')
+  .description('Finish a cancelled, failed or terminated run: the same run carries on where it stopped, with its references. PINs already reset are not reset again; rows left sending are reconciled, not re-sent.')
+  .argument('<runId>', 'run id', parse.runId)
+  .option('--wait', 'wait until the run ends (exit 0 if it completed)')
+  .option('--json', 'print one JSON object')
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (runId: string, o: { wait?: boolean; json?: boolean }) => (await commands()).finish(runId, o));
 
 // ---- status -----------------------------------------------------------------------------------
 program

@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   const summary = {
     runId, accounts: opts.accounts, planned: c.planned, reset: c.reset, skipped: c.skipped,
     sentSms: c.sentSms, sentEmail: c.sentEmail, fellBack: c.fellBack, unreachable: c.unreachable, failed: c.failed,
-    notifySkipped: c.notifySkipped, pending: c.pending,
+    notifySkipped: c.notifySkipped, pending: c.pending, ambiguous: c.ambiguous,
     exposureWindowS: result.exposureWindowMs !== undefined ? +(result.exposureWindowMs / 1000).toFixed(1) : null,
     wallTimeS: +(wallMs / 1000).toFixed(1), messagesPerSecond: Math.round(messages / (wallMs / 1000)),
     continuedAsNew: result.continuedAsNew,
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   console.log(`  outcome         : ${result.status}`);
   console.log(`  PINs reset      : ${c.reset.toLocaleString('en-US')} of ${c.planned.toLocaleString('en-US')} (skipped ${c.skipped})`);
   console.log(`  notified        : SMS ${c.sentSms.toLocaleString('en-US')}, email ${c.sentEmail.toLocaleString('en-US')} (fell back ${c.fellBack})`);
-  console.log(`  not notified    : unreachable ${c.unreachable}, failed ${c.failed}, skipped ${c.notifySkipped}, pending ${c.pending}`);
+  console.log(`  not notified    : unreachable ${c.unreachable}, failed ${c.failed}, skipped ${c.notifySkipped}, pending ${c.pending}, ambiguous ${c.ambiguous}`);
   console.log(`  exposure window : ${summary.exposureWindowS} s (start to last PIN invalidated)`);
   console.log(`  wall time       : ${summary.wallTimeS} s, ${summary.messagesPerSecond} messages/s`);
   console.log(`  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`);

@@ -1,6 +1,22 @@
 // A local, Twilio-compatible Messages API for tests and load runs. Plain node:http, no framework:
 // it has to take ~3,000 requests/s on a small box next to the pipeline itself. The real twilio
 // client talks to it (see providers/sms.ts), so shapes follow Twilio's 2010-04-01 API.
+//
+// It reproduces Twilio's documented bad behaviour, each part settable per test (TwilioFaults) and on
+// by default in the chaos drill (scripts/lib/chaos-run.ts). Sources are in ../shared/REFERENCE.md:
+// - The Messages list lags the creates (`listLagMs`): users report messages missing from list
+//   results for 10-15 minutes and longer (twilio/twilio-node#647, twilio/twilio-java#442). Fetching
+//   one message by SID sees it at once ("the dependable read").
+// - `DateSent` filters by GMT date only (YYYY-MM-DD, with < and > variants): a time of day is
+//   ignored (twilio.com/docs/messaging/api/message-resource, list filters).
+// - Lists come in pages (50 by default) linked by `next_page_uri`.
+// - No idempotency key: a create can be processed after the client gave up (`rateSlowAccept`, the
+//   message is recorded `slowAcceptMs` after the request arrived, later than the client's timeout)
+//   or processed and the connection dropped (`rateDropAfterAccept`) (twilio.com/docs/errors/20500).
+// - 429 / 20429 (never processed) and 500/503 on creates, and on list and fetch calls too
+//   (`listRate429`, `listRate5xx`) (twilio.com/docs/errors/20429).
+// - Link shortening may rewrite links in the body (`rewriteLinks`), so the stored body differs
+//   from what was submitted: match on a reference token, never on the whole body.
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -26,6 +42,18 @@ export interface TwilioFaults {
   latencyMs: LatencySpec;
   /** Matching `To` gets 400 with the rule's code; first match wins; beats the random faults. */
   permanent: PermanentRule[];
+  /** How long after its creation a message shows in list results: fixed, or uniform in [min, max]. */
+  listLagMs: LatencySpec;
+  /** Share of creates processed only `slowAcceptMs` after they arrived (after the client gave up). */
+  rateSlowAccept: number;
+  /** Delay of a slow create, before it is recorded and answered. */
+  slowAcceptMs: number;
+  /** Share of list and fetch requests answered 429 / 20429. */
+  listRate429: number;
+  /** Share of list and fetch requests answered 500 or 503. */
+  listRate5xx: number;
+  /** Replace every http(s) link in a body with a short link, as Twilio's link shortening does. */
+  rewriteLinks: boolean;
 }
 
 export interface FakeTwilioOptions {
@@ -54,6 +82,8 @@ export interface FakeTwilioMessage {
   receivedAtMs: number;
   /** Insertion order; page tokens are built on it so paging is stable under concurrent sends. */
   seq: number;
+  /** When the message starts to show in list results (list lag). */
+  visibleAtMs: number;
 }
 
 export interface FakeTwilioStats {
@@ -64,6 +94,12 @@ export interface FakeTwilioStats {
   permanent: number;
   /** List (GET Messages.json) requests served. */
   listed: number;
+  /** Fetches of one message by SID served. */
+  fetched: number;
+  /** List or fetch requests answered 429 or 5xx. */
+  lookupFaults: number;
+  /** Creates processed after the client's timeout. */
+  slowAccepted: number;
   /** 400s for missing parameters. */
   invalid: number;
   unauthorized: number;
@@ -170,14 +206,11 @@ const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 function dateBounds(value: string, op: '' | '>' | '<'): [number, number] | null {
   let lo: number;
   let hi: number;
-  if (DATE_ONLY.test(value)) {
-    lo = Date.parse(`${value}T00:00:00Z`);
-    hi = lo + DAY_MS - 1;
-  } else {
-    const t = Date.parse(value);
-    lo = Math.floor(t / 1000) * 1000;
-    hi = lo + 999;
-  }
+  // Twilio filters by GMT day only: a time of day (twilio-node sends one) is ignored.
+  const day = value.slice(0, 10);
+  if (!DATE_ONLY.test(day)) return null;
+  lo = Date.parse(`${day}T00:00:00Z`);
+  hi = lo + DAY_MS - 1;
   if (Number.isNaN(lo)) return null;
   if (op === '>') return [lo, Infinity];
   if (op === '<') return [-Infinity, hi];
@@ -185,20 +218,28 @@ function dateBounds(value: string, op: '' | '>' | '<'): [number, number] | null 
 }
 
 function validateFaults(f: TwilioFaults): void {
-  for (const k of ['rate429', 'rate5xx', 'rateDropAfterAccept'] as const) {
+  for (const k of ['rate429', 'rate5xx', 'rateDropAfterAccept', 'rateSlowAccept', 'listRate429', 'listRate5xx'] as const) {
     const v = f[k];
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`fault ${k} must be a number in 0..1`);
   }
   const l = f.latencyMs;
   const ok = typeof l === 'number' ? l >= 0 : Array.isArray(l) && l.length === 2 && l[0] >= 0 && l[1] >= l[0];
   if (!ok) throw new Error('fault latencyMs must be >= 0 or [min, max]');
+  const g = f.listLagMs;
+  const lagOk = typeof g === 'number' ? g >= 0 : Array.isArray(g) && g.length === 2 && g[0] >= 0 && g[1] >= g[0];
+  if (!lagOk) throw new Error('fault listLagMs must be >= 0 or [min, max]');
+  if (typeof f.slowAcceptMs !== 'number' || !(f.slowAcceptMs >= 0)) throw new Error('fault slowAcceptMs must be >= 0');
+  if (typeof f.rewriteLinks !== 'boolean') throw new Error('fault rewriteLinks must be true or false');
   if (!Array.isArray(f.permanent) || !f.permanent.every((r) => typeof r.prefix === 'string' && Number.isInteger(r.code))) {
     throw new Error('fault permanent must be an array of { prefix, code }');
   }
 }
 
 function zeroStats(): FakeTwilioStats {
-  return { accepted: 0, rejected429: 0, rejected5xx: 0, dropped: 0, permanent: 0, listed: 0, invalid: 0, unauthorized: 0 };
+  return {
+    accepted: 0, rejected429: 0, rejected5xx: 0, dropped: 0, permanent: 0, listed: 0, fetched: 0, lookupFaults: 0,
+    slowAccepted: 0, invalid: 0, unauthorized: 0,
+  };
 }
 
 /** Index of the first element with seq >= target (arrays are in seq order). */
@@ -223,7 +264,9 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
   const messagePrefix = `${accountPath}/Messages/`;
 
   let faults: TwilioFaults = {
-    rate429: 0, rate5xx: 0, rateDropAfterAccept: 0, latencyMs: 0, permanent: [], ...opts.faults,
+    rate429: 0, rate5xx: 0, rateDropAfterAccept: 0, latencyMs: 0, permanent: [],
+    listLagMs: 0, rateSlowAccept: 0, slowAcceptMs: 12_000, listRate429: 0, listRate5xx: 0, rewriteLinks: false,
+    ...opts.faults,
   };
   validateFaults(faults);
   const random = prng(opts.seed ?? 0x5eed);
@@ -245,11 +288,32 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
   };
   const timers = new Set<NodeJS.Timeout>();
 
-  function latency(): number {
-    const l = faults.latencyMs;
+  function sample(l: LatencySpec): number {
     if (typeof l === 'number') return l;
     return l[0] + random() * (l[1] - l[0]);
   }
+  const latency = (): number => sample(faults.latencyMs);
+
+  /** A 429 or 5xx for a list or fetch request, or null. One die per request. */
+  function lookupFault(res: http.ServerResponse): boolean {
+    if (faults.listRate429 <= 0 && faults.listRate5xx <= 0) return false;
+    const r = random();
+    if (r < faults.listRate429) {
+      stats.lookupFaults++;
+      later(() => send(res, 429, errorJson(429, 20429)));
+      return true;
+    }
+    if (r < faults.listRate429 + faults.listRate5xx) {
+      stats.lookupFaults++;
+      const status = random() < 0.5 ? 500 : 503;
+      later(() => send(res, status, errorJson(status, status === 500 ? 20500 : 20503)));
+      return true;
+    }
+    return false;
+  }
+
+  let shortLinks = 0;
+  const shorten = (body: string): string => body.replace(/https?:\/\/\S+/g, () => `https://twil.io/s${(shortLinks++).toString(36)}`);
 
   /** Runs `fn` after the configured latency (synchronously when there is none). */
   function later(fn: () => void): void {
@@ -323,6 +387,28 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       const status = random() < 0.5 ? 500 : 503;
       return later(() => send(res, status, errorJson(status, status === 500 ? 20500 : 20503)));
     }
+    if (r < faults.rate429 + faults.rate5xx + faults.rateSlowAccept) {
+      // Slow processing: recorded (and answered) only after the client has given up waiting.
+      stats.slowAccepted++;
+      const t = setTimeout(() => {
+        timers.delete(t);
+        const m = record(form, to, body, from, mss);
+        if (!res.destroyed) send(res, 201, JSON.stringify(messageJson(m)));
+      }, faults.slowAcceptMs);
+      timers.add(t);
+      return;
+    }
+    const m = record(form, to, body, from, mss);
+    if (r < faults.rate429 + faults.rate5xx + faults.rateSlowAccept + faults.rateDropAfterAccept) {
+      stats.dropped++;
+      // Processed, but the caller never learns it: no status line, the connection just dies.
+      return later(() => res.socket?.destroy());
+    }
+    later(() => send(res, 201, JSON.stringify(messageJson(m))));
+  }
+
+  function record(form: URLSearchParams, to: string, submitted: string, from: string | null, mss: string | null): FakeTwilioMessage {
+    const body = faults.rewriteLinks ? shorten(submitted) : submitted;
     const { encoding, segments } = countSegments(body);
     const now = Date.now();
     const m: FakeTwilioMessage = {
@@ -337,6 +423,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       dateCreated: new Date(now - (now % 1000)),
       receivedAtMs: now,
       seq: all.length,
+      visibleAtMs: now + sample(faults.listLagMs),
     };
     all.push(m);
     bySid.set(m.sid, m);
@@ -344,16 +431,13 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     if (list) list.push(m);
     else byTo.set(to, [m]);
     stats.accepted++;
-    if (r < faults.rate429 + faults.rate5xx + faults.rateDropAfterAccept) {
-      stats.dropped++;
-      // Processed, but the caller never learns it: no status line, the connection just dies.
-      return later(() => res.socket?.destroy());
-    }
-    later(() => send(res, 201, JSON.stringify(messageJson(m))));
+    return m;
   }
 
   function list(query: URLSearchParams, res: http.ServerResponse): void {
+    if (lookupFault(res)) return;
     stats.listed++;
+    const now = Date.now();
     const to = query.get('To');
     const from = query.get('From');
     let lo = -Infinity;
@@ -373,7 +457,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     const source = to !== null ? (byTo.get(to) ?? []) : all;
     const matches = (m: FakeTwilioMessage): boolean => {
       const t = m.dateCreated.getTime();
-      return t >= lo && t <= hi && (from === null || m.from === from);
+      return t >= lo && t <= hi && m.visibleAtMs <= now && (from === null || m.from === from);
     };
     // Newest first, like Twilio. "PA<seq>" = older than seq (next), "PB<seq>" = newer (previous).
     const page: FakeTwilioMessage[] = [];
@@ -458,7 +542,9 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       if (req.method === 'POST') return create(new URLSearchParams(raw), res);
       if (req.method === 'GET') return list(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), res);
     } else if (req.method === 'GET' && path.startsWith(messagePrefix) && path.endsWith('.json')) {
+      if (lookupFault(res)) return;
       const m = bySid.get(path.slice(messagePrefix.length, -'.json'.length));
+      stats.fetched++;
       if (m) return later(() => send(res, 200, JSON.stringify(messageJson(m))));
     }
     later(() => send(res, 404, errorJson(404, 20404)));

@@ -4,8 +4,8 @@
 // comes from PostgreSQL and from the providers' own records. Its own stack: the shared test
 // servers must not be restarted under the other test files.
 //
-// Plus the regression test for the bug the drill found: a notify attempt that failed left sends
-// behind that went out after its retry had already notified the same accounts.
+// Plus the regression test for fencing: an attempt whose claims were taken over (its lease ran out
+// while it was frozen or cut off) sends nothing more, not even a send sleeping in a 429 backoff.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -37,7 +37,7 @@ describe('chaos schedule', () => {
   });
 });
 
-describe('a failed notify attempt leaves no send behind', () => {
+describe('a notify attempt whose claims are taken over stops sending', () => {
   let db: Db;
   beforeAll(async () => {
     ({ db } = await freshDatabase('chaos-orphans'));
@@ -46,58 +46,57 @@ describe('a failed notify attempt leaves no send behind', () => {
     await db?.end();
   });
 
-  it('stops its other sends (even those sleeping in a 429 backoff) before it fails', async () => {
+  it('stops every send, even one sleeping in a 429 backoff, and records nothing for the lost rows', async () => {
     const THROTTLED = account(1).phone!;
-    const BROKEN = account(2).phone!;
+    const FINE = account(2).phone!;
     await insertAccounts(db, [account(1), account(2)]);
     const runId = 'orphan-sends-1';
     await createRun(db, { id: runId, reason: 'INC-orphans', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file', ratePerSecond: 0 } });
     await addCohortAccounts(db, runId, [1, 2]);
     await resetBatch(db, runId, 1, 2, 'INC-orphans');
+    await db.query(`UPDATE runs SET status = 'running' WHERE id = $1`, [runId]);
 
     const sent: string[] = [];
     const calls = new Map<string, number>();
+    let tookOver = false;
     const throttle = Object.assign(new Error('Too Many Requests'), { status: 429 });
-    const outage = new Error('simulated: the database went away mid-chunk');
     const sms: SmsSender = {
       async send({ to }) {
         calls.set(to, (calls.get(to) ?? 0) + 1);
-        // The first try of THROTTLED is throttled: it sleeps in its backoff (~0.5 s) and then retries.
-        if (to === THROTTLED && calls.get(to) === 1) throw throttle;
-        if (to === BROKEN) {
-          await new Promise((r) => setTimeout(r, 100));
-          throw outage;
-        }
+        // Throttled for as long as it takes: the attempt sleeps in its backoff, then tries again.
+        if (to === THROTTLED) throw throttle;
         sent.push(to);
         return { sid: `SM${sent.length}` };
       },
-      async listSentSince() {
-        return [];
-      },
+      fetch: async () => undefined,
+      listToSince: async () => [],
       classify(err: unknown): ClassifiedFailure {
-        if (err === throttle) return { kind: 'rate_limited', code: '20429' };
-        // Anything else is not a provider answer: it escapes, as a PostgreSQL error does in gate/record.
-        throw err;
+        return err === throttle ? { kind: 'rate_limited', code: '20429' } : { kind: 'ambiguous', code: 'x' };
       },
     };
     const email: EmailSender = { send: async () => ({ messageId: 'x' }), classify: () => ({ kind: 'transient', code: 'x' }), close: async () => undefined };
     const notifyBatch = makeNotifyBatch({ db, sms, email, message: MESSAGE, sendConcurrency: 8, random: () => 0.99 });
 
     const env = new MockActivityEnvironment();
-    const outcome = await env.run(notifyBatch, { runId, first: 1, last: 2, policy: 'sms_then_email' as const }).then(
+    const run = env.run(notifyBatch, { runId, first: 1, last: 2, policy: 'sms_then_email' as const }).then(
       () => 'completed',
       (e: Error) => e.message,
     );
-    expect(outcome).toBe(outage.message);
-    const sentWhenFailed = sent.length;
-    // Past the throttled account's backoff: a left-behind send would have gone out by now.
+    // Another attempt takes the rows over (as after this one's lease and grace ran out).
+    for (let i = 0; i < 200 && !(calls.get(THROTTLED) ?? 0); i++) await new Promise((r) => setTimeout(r, 25));
+    await db.query(`UPDATE ledger SET claim_token = gen_random_uuid() WHERE run_id = $1 AND notify_state = 'sending'`, [runId]);
+    tookOver = true;
+    const outcome = await run;
+    expect(tookOver).toBe(true);
+    expect(outcome).toMatch(/taken over by another attempt/);
+    const callsWhenStopped = calls.get(THROTTLED);
+    // Past the backoff: a left-behind send would have gone out by now.
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(sent).toHaveLength(sentWhenFailed);
-    expect(sent).toEqual([]);
-    expect(calls.get(THROTTLED)).toBe(1);
-    // Neither account has an outcome: the retry reconciles both before sending anything.
+    expect(calls.get(THROTTLED)).toBe(callsWhenStopped);
+    expect(sent).toEqual([FINE]);
+    // The row it lost stays with its new owner: this attempt's late "hand back" was fenced off.
     const rows = await db.query(`SELECT account_id, notify_state FROM ledger WHERE run_id = $1 ORDER BY 1`, [runId]);
-    expect(rows.rows).toEqual([{ account_id: 1, notify_state: 'sending' }, { account_id: 2, notify_state: 'sending' }]);
+    expect(rows.rows).toEqual([{ account_id: 1, notify_state: 'sending' }, { account_id: 2, notify_state: 'sent' }]);
   });
 });
 

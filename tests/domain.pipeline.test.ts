@@ -2,14 +2,13 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { chooseChannel, type Contact } from '../domain/channel';
-import { emailMessageId, emailText, messageRef, smsSegments, smsText } from '../domain/templates';
+import { emailMessageId, emailText, REFERENCE_EXAMPLE, referenceIn, smsSegments, smsText } from '../domain/templates';
 import { assertTemplatesFit } from '../domain/template-check';
 import { backoffMs, THROTTLE_BACKOFF } from '../domain/retry';
 import { DEFAULT_PARAMS, paramProblems, rateProblems } from '../domain/run';
 import { blockSize } from '../activities/send-gate';
 
 const mobile: Contact = { status: 'active', phone: '+14155550123', phoneType: 'mobile', smsOptOut: false, email: 'a@b.example', emailOptOut: false };
-const sha = (s: string) => createHash('sha256').update(s).digest();
 
 describe('chooseChannel', () => {
   it('prefers SMS to a valid mobile number', () => {
@@ -38,7 +37,7 @@ describe('chooseChannel', () => {
 describe('templates', () => {
   const ctx = { carrierName: 'T-Mobile', resetUrl: 'https://t-mobile.com/pin', messageIdDomain: 'x' };
   it('the SMS fits one GSM-7 segment, names the reset link, never carries a PIN', () => {
-    const text = smsText(ctx, messageRef('run-1', 42, sha));
+    const text = smsText(ctx, REFERENCE_EXAMPLE);
     expect(smsSegments(text)).toMatchObject({ encoding: 'GSM-7', segments: 1 });
     expect(text).toContain(ctx.resetUrl);
     expect(text).toMatch(/never ask for your PIN by text/);
@@ -57,9 +56,11 @@ describe('templates', () => {
     expect(() => assertTemplatesFit({ ...ctx, carrierName: 'Carrier ✓' })).toThrow(/UCS-2/);
   });
   it('gives each run and account a stable reference and Message-ID', () => {
-    expect(messageRef('r', 1, sha)).toBe(messageRef('r', 1, sha));
-    expect(messageRef('r', 1, sha)).not.toBe(messageRef('r', 2, sha));
-    expect(messageRef('r', 1, sha)).toMatch(/^[A-Z2-9]{8}$/);
+    expect(referenceIn(smsText(ctx, '0123456789ABCDEF'))).toBe('0123456789ABCDEF');
+    expect(referenceIn(emailText(ctx, '0123456789ABCDEF'))).toBe('0123456789ABCDEF');
+    // Link shortening rewrites the link, never the reference.
+    expect(referenceIn(smsText(ctx, 'FEDCBA9876543210').replace(ctx.resetUrl, 'https://twil.io/abc'))).toBe('FEDCBA9876543210');
+    expect(referenceIn('no reference here')).toBeUndefined();
     expect(emailMessageId('r', 7, 'd.example')).toBe('<pinreset.r.7@d.example>');
     expect(emailText(ctx, 'REF')).toContain('Reference: REF');
   });

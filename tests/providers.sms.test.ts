@@ -128,7 +128,7 @@ describe('createTwilioSms against the fake Twilio', () => {
     const err = await failure(sms.send({ to: '+15551230004', body: BODY }));
     expect(sms.classify(err).kind).toBe('ambiguous');
     expect(sms.classify(err).code).toMatch(/^http_50[03]$/);
-    expect(await sms.listSentSince('+15551230004', start)).toEqual([]);
+    expect(await sms.listToSince('+15551230004', start)).toEqual([]);
   });
 
   it('a dropped connection after accept is ambiguous and reconciliation finds the message', async () => {
@@ -141,7 +141,7 @@ describe('createTwilioSms against the fake Twilio', () => {
     expect(JSON.stringify(err)).not.toContain(to);
     expect(String((err as Error).message)).not.toContain(to);
     fake.setFaults({ rateDropAfterAccept: 0 });
-    const found = await sms.listSentSince(to, start);
+    const found = await sms.listToSince(to, start);
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ sid: fake.messages()[0].sid, to, body: BODY });
     expect(found[0].dateCreated).toBeInstanceOf(Date);
@@ -202,10 +202,10 @@ describe('createTwilioSms against the fake Twilio', () => {
     const previous = await third!.previousPage();
     expect(previous!.instances.map((m) => m.sid)).toEqual(second!.instances.map((m) => m.sid));
 
-    // listSentSince caps at 50 and returns the newest.
-    const recent = await sms.listSentSince(to, start);
-    expect(recent).toHaveLength(50);
-    expect(recent.map((m) => m.sid)).toEqual(first.instances.map((m) => m.sid));
+    // listToSince reads every page: the attempt may be anywhere in the day's list.
+    const recent = await sms.listToSince(to, start);
+    expect(recent).toHaveLength(120);
+    expect(new Set(recent.map((m) => m.sid))).toEqual(sids);
   });
 
   it('filters by DateSent in the forms twilio-node and curl send', async () => {
@@ -213,8 +213,10 @@ describe('createTwilioSms against the fake Twilio', () => {
     await sms.send({ to, body: BODY });
     const client = createTwilioClient(options);
     const now = new Date();
-    expect(await client.messages.list({ to, dateSentAfter: new Date(now.getTime() + 5_000) })).toHaveLength(0);
-    expect(await client.messages.list({ to, dateSentBefore: new Date(now.getTime() - 60_000) })).toHaveLength(0);
+    // Twilio filters by GMT day only: the time of day twilio-node sends is ignored.
+    expect(await client.messages.list({ to, dateSentAfter: new Date(now.getTime() + 5_000) })).toHaveLength(1);
+    expect(await client.messages.list({ to, dateSentAfter: new Date(now.getTime() + 86_400_000) })).toHaveLength(0);
+    expect(await client.messages.list({ to, dateSentBefore: new Date(now.getTime() - 86_400_000) })).toHaveLength(0);
     expect(await client.messages.list({ to, dateSentAfter: new Date(now.getTime() - 60_000) })).toHaveLength(1);
     const today = now.toISOString().slice(0, 10);
     const auth = 'Basic ' + Buffer.from(`${accountSid}:${authToken}`).toString('base64');
@@ -226,6 +228,49 @@ describe('createTwilioSms against the fake Twilio', () => {
     expect(await list(`To=${encodeURIComponent(to)}&DateSent=${today}`)).toBe(1);
     expect(await list(`To=${encodeURIComponent(to)}&DateSent<=2000-01-01`)).toBe(0);
     expect(await list(`To=${encodeURIComponent(to)}&From=${encodeURIComponent('+19999999999')}`)).toBe(0);
+  });
+
+  it('lags like Twilio: a new message is missing from lists until the lag passes, but fetch by SID sees it', async () => {
+    fake.setFaults({ listLagMs: 1_500 });
+    const to = '+15551233333';
+    const { sid } = await sms.send({ to, body: BODY });
+    expect(await sms.listToSince(to, new Date())).toEqual([]);
+    expect(await sms.fetch(sid)).toMatchObject({ sid, to });
+    expect(await sms.fetch('SM' + '0'.repeat(32))).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 1_600));
+    expect((await sms.listToSince(to, new Date())).map((m) => m.sid)).toEqual([sid]);
+  });
+
+  it('can process a create after the client gave up (slow accept): ambiguous, and the message exists', async () => {
+    fake.setFaults({ rateSlowAccept: 1, slowAcceptMs: 400 });
+    const impatient = createTwilioSms({ ...options, timeoutMs: 100 });
+    const to = '+15551232222';
+    const err = await failure(impatient.send({ to, body: BODY }));
+    expect(impatient.classify(err)).toEqual({ kind: 'ambiguous', code: 'ETIMEDOUT' });
+    expect(fake.messages()).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(fake.messages()).toHaveLength(1);
+    expect(fake.stats().slowAccepted).toBe(1);
+  });
+
+  it('answers list and fetch with 429 / 5xx too, when told to', async () => {
+    const { sid } = await sms.send({ to: '+15551231111', body: BODY });
+    fake.setFaults({ listRate429: 1 });
+    expect(sms.classify(await failure(sms.listToSince('+15551231111', new Date()))).kind).toBe('rate_limited');
+    expect(sms.classify(await failure(sms.fetch(sid))).kind).toBe('rate_limited');
+    fake.setFaults({ listRate429: 0, listRate5xx: 1 });
+    expect(sms.classify(await failure(sms.listToSince('+15551231111', new Date()))).kind).toBe('ambiguous');
+    expect(fake.stats().lookupFaults).toBe(3);
+  });
+
+  it('rewrites links like link shortening: the reference outside the link survives', async () => {
+    fake.setFaults({ rewriteLinks: true });
+    const body = 'Carrier: set a new PIN at https://example.com/pin?x=1. Ref 0123456789ABCDEF';
+    const { sid } = await sms.send({ to: '+15551230909', body });
+    const stored = await sms.fetch(sid);
+    expect(stored!.body).not.toContain('https://example.com/pin');
+    expect(stored!.body).toMatch(/https:\/\/twil\.io\/s\w+/);
+    expect(stored!.body).toContain('Ref 0123456789ABCDEF');
   });
 
   it('computes num_segments: GSM-7 160 / 153, UCS-2 70 / 67', async () => {

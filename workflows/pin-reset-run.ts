@@ -5,7 +5,7 @@
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PlannedBatch } from '../db/sql/plan-batches';
-import { failureRate, PAUSE_FAILURE_TYPES, rateProblems, trimWindow, type RunParams } from '../domain/run';
+import { failureRate, PAUSE_FAILURE_TYPES, rateProblems, RUN_STOPPED_FAILURE, trimWindow, type RunParams } from '../domain/run';
 import { zeroCounts, type BatchRange, type Counts } from '../domain/types';
 import {
   approveSignal, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
@@ -51,6 +51,12 @@ function freshState(params: RunParams, nowMs: number): CarriedState {
   };
 }
 
+/** The batch stopped because the run was paused or cancelled: what it did not send is back in line. */
+function stoppedByRun(err: unknown): boolean {
+  const cause = err instanceof wf.ActivityFailure ? err.cause : undefined;
+  return cause instanceof wf.ApplicationFailure && cause.type === RUN_STOPPED_FAILURE;
+}
+
 /** The activity stopped its batch and asks for the run to pause (see PAUSE_FAILURE_TYPES). */
 function pauseRequest(err: unknown): string | undefined {
   const cause = err instanceof wf.ActivityFailure ? err.cause : undefined;
@@ -61,7 +67,7 @@ function pauseRequest(err: unknown): string | undefined {
 }
 
 function settled(c: Counts): number {
-  return c.skipped + c.sentSms + c.sentEmail + c.unreachable + c.failed + c.notifySkipped;
+  return c.skipped + c.sentSms + c.sentEmail + c.unreachable + c.failed + c.notifySkipped + (c.ambiguous ?? 0);
 }
 
 export async function pinResetRun(input: RunInput): Promise<RunResult> {
@@ -178,6 +184,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       s.counts.unreachable += c.unreachable;
       s.counts.failed += c.failed;
       s.counts.notifySkipped += c.notifySkipped;
+      s.counts.ambiguous = (s.counts.ambiguous ?? 0) + c.ambiguous;
       s.batchesNotified++;
       if (s.canary === 'pending' && b.last <= s.canaryLast!) s.canary = 'waiting';
       s.recent = trimWindow([...s.recent, { attempts: c.sentSms + c.sentEmail + c.failed, failed: c.failed }], params.autoPauseWindow);
@@ -186,6 +193,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         autoPause(`auto-paused: ${(100 * rate).toFixed(1)}% of the last ${s.recent.reduce((n, r) => n + r.attempts, 0)} notification attempts failed (threshold ${(100 * params.autoPauseFailureRate).toFixed(1)}%)`);
       }
     }, (err) => {
+      if (stoppedByRun(err)) {
+        s.toNotify.unshift(b);
+        return;
+      }
       const reason = pauseRequest(err);
       if (!reason) throw err;
       // The batch stopped itself: what it sent is recorded; the rest goes back in line.

@@ -16,6 +16,7 @@ export const PROGRESS_ROWS = {
   unreachable: 'unreachable (no usable contact)',
   failed: 'failed',
   notifySkipped: 'not notified (closed/deleted after reset)',
+  ambiguous: 'parked: may have been sent, being looked up (or held)',
   pending: 'pending',
 } as const;
 
@@ -48,7 +49,7 @@ function oneLine(text: string): string {
 
 export function settledCount(p: Progress): number {
   const c = p.counts;
-  return c.skipped + c.sentSms + c.sentEmail + c.unreachable + c.failed + c.notifySkipped;
+  return c.skipped + c.sentSms + c.sentEmail + c.unreachable + c.failed + c.notifySkipped + (c.ambiguous ?? 0);
 }
 
 function stateLine(p: Progress): string {
@@ -114,6 +115,7 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
     row('unreachable', c.unreachable),
     row('failed', c.failed),
     row('notifySkipped', c.notifySkipped),
+    row('ambiguous', c.ambiguous ?? 0),
     row('pending', c.pending),
     '',
     `Batches: ${fmt(p.batches.planned)} planned, ${fmt(p.batches.reset)} reset, ${fmt(p.batches.notified)} notified, ${fmt(p.batches.inFlight)} in flight.`,

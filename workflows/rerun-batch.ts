@@ -19,6 +19,7 @@ export interface RerunBatchInput {
 }
 
 export async function rerunBatch(input: RerunBatchInput): Promise<{ reset: Counts; notify: Counts }> {
+  await acts.assertRunNotLive({ runId: input.runId });
   const reset = await acts.resetBatch({ ...input, size: input.last - input.first + 1 });
   const notify = await acts.notifyBatch(input);
   return { reset, notify };

@@ -98,9 +98,11 @@ export async function checkActiveCohort(db: Db, runId: string, activeIds: number
   return { activeMissing: res.rows[0].active_missing, cohortNotActive: res.rows[0].cohort_not_active };
 }
 
-/** Ids of the accounts active now (taken with the snapshot, before the run). */
+/** Ids of the exposed accounts now: every account not closed or deleted (taken before the run). */
 export async function activeAccountIds(db: Db): Promise<number[]> {
-  const res = await db.query<{ ids: number[] }>(`SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids FROM accounts WHERE status = 'active'`);
+  const res = await db.query<{ ids: number[] }>(
+    `SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids FROM accounts WHERE status NOT IN ('closed', 'deleted')`,
+  );
   return res.rows[0].ids.map(Number);
 }
 
@@ -118,13 +120,17 @@ export interface NotifyRow {
   smsOptOut: boolean;
   email: string | null;
   emailOptOut: boolean;
+  ref: string | null;
+  /** How a parked row was settled (sid, callback, list, resend, held), or null. */
+  resolvedBy: string | null;
+  everAmbiguous: boolean;
 }
 
 /** Every ledger row of the run with the account's contact data, for the cross-check with the providers. */
 export async function notifyRows(db: Db, runId: string): Promise<NotifyRow[]> {
   const res = await db.query(
     `SELECT l.account_id, l.reset_state, l.notify_state, l.channel, l.fell_back, l.provider_message_id, l.error_code,
-            a.status, a.phone, a.phone_type, a.sms_opt_out, a.email, a.email_opt_out
+            l.ref, l.resolved_by, l.ever_ambiguous, a.status, a.phone, a.phone_type, a.sms_opt_out, a.email, a.email_opt_out
      FROM ledger l LEFT JOIN accounts a ON a.id = l.account_id
      WHERE l.run_id = $1 ORDER BY l.account_id`,
     [runId],
@@ -133,6 +139,7 @@ export async function notifyRows(db: Db, runId: string): Promise<NotifyRow[]> {
     accountId: r.account_id, resetState: r.reset_state, notifyState: r.notify_state, channel: r.channel, fellBack: r.fell_back,
     providerMessageId: r.provider_message_id, errorCode: r.error_code, status: r.status, phone: r.phone, phoneType: r.phone_type,
     smsOptOut: r.sms_opt_out ?? false, email: r.email, emailOptOut: r.email_opt_out ?? false,
+    ref: r.ref, resolvedBy: r.resolved_by, everAmbiguous: r.ever_ambiguous,
   }));
 }
 

@@ -8,5 +8,6 @@ export async function readCounts(db: Db, runId: string, range?: { first: number;
   return {
     planned: r.planned, reset: r.reset, skipped: r.skipped, sentSms: r.sent_sms, sentEmail: r.sent_email,
     fellBack: r.fell_back, unreachable: r.unreachable, failed: r.failed, notifySkipped: r.notify_skipped, pending: r.pending,
+    ambiguous: r.ambiguous ?? 0,
   };
 }

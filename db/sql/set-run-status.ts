@@ -6,7 +6,8 @@ export async function setRunStatus(db: Db, runId: string, status: RunStatus, rea
   await db.query(
     `UPDATE runs SET status = $2, status_reason = $3,
        started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
-       finished_at = CASE WHEN $2 IN ('completed', 'cancelled', 'failed') THEN COALESCE(finished_at, now()) ELSE finished_at END
+       finished_at = CASE WHEN $2 IN ('completed', 'cancelled', 'failed') THEN COALESCE(finished_at, now())
+                        WHEN $2 = 'running' THEN NULL ELSE finished_at END
      WHERE id = $1`,
     [runId, status, reason ?? null],
   );

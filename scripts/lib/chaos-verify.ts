@@ -8,7 +8,7 @@ import {
   checkActiveCohort, checkResets, notifyRows, runStatus, type NotifyRow, type ResetCheck, type VersionSnapshot,
 } from '../../db/sql/chaos-checks';
 import { chooseChannel } from '../../domain/channel';
-import { messageRef } from '../../domain/templates';
+import { referenceIn } from '../../domain/templates';
 import type { ChannelPolicy } from '../../domain/types';
 
 export interface SmsRecordLike {
@@ -96,7 +96,6 @@ export function normalizeAddress(address: string): string {
 }
 
 const stripBrackets = (id: string) => id.replace(/^<|>$/g, '');
-const REF = /Ref ([A-Z2-9]{8})$/;
 
 function countBy<K>(keys: Iterable<K>): Map<K, number> {
   const m = new Map<K, number>();
@@ -132,8 +131,8 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   // ---- SMS: provider records against the ledger -----------------------------------------------
   const smsSent = rows.filter((r) => r.notifyState === 'sent' && r.channel === 'sms');
   const expectedSms = new Map<string, NotifyRow>(); // "to|ref" -> row
-  for (const r of smsSent) expectedSms.set(`${r.phone}|${messageRef(runId, r.accountId, sha256)}`, r);
-  const smsByKey = countBy(input.sms.map((m) => `${m.to}|${REF.exec(m.body)?.[1] ?? m.body}`));
+  for (const r of smsSent) expectedSms.set(`${r.phone}|${r.ref}`, r);
+  const smsByKey = countBy(input.sms.map((m) => `${m.to}|${referenceIn(m.body) ?? m.body}`));
   const sids = new Map(input.sms.map((m) => [m.sid, m.to]));
   let smsDuplicates = 0;
   let smsUnrecorded = 0;
@@ -234,8 +233,8 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   };
   expect(status?.status === 'completed' && status.finished, `run status is ${status?.status ?? 'missing'}, not completed`);
   expect(reset.cohort > 0, 'the cohort is empty');
-  expect(cohortCheck.activeMissing === 0, `${cohortCheck.activeMissing} active accounts are missing from the cohort`);
-  expect(cohortCheck.cohortNotActive === 0, `${cohortCheck.cohortNotActive} cohort accounts were not active`);
+  expect(cohortCheck.activeMissing === 0, `${cohortCheck.activeMissing} exposed (open) accounts are missing from the cohort`);
+  expect(cohortCheck.cohortNotActive === 0, `${cohortCheck.cohortNotActive} cohort accounts were closed or deleted before the run`);
   expect(reset.resetPending === 0, `${reset.resetPending} cohort accounts still wait for their reset`);
   expect(reset.resetOnce === reset.resetRows, `${reset.resetRows - reset.resetOnce} reset accounts were not reset exactly once`);
   expect(reset.resetTwice === 0, `${reset.resetTwice} accounts were reset more than once`);

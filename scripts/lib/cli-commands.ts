@@ -13,6 +13,7 @@ import { formatPlan } from './format-plan';
 import { formatRunList, runListJson } from './format-runs';
 import { formatStatus, statusJson } from './format-status';
 import { planCohort, type CohortPlan, type PlanCohortSource } from './plan-cohort';
+import { finishRun } from './finish-run';
 import { redrive } from './redrive';
 import { writeReport, writeReportFile, type ReportFormat } from './report';
 import { sendControl, setRate, type Control } from './run-controls';
@@ -87,7 +88,7 @@ export async function start(o: StartOptions): Promise<void> {
   }
   const temporal = await ctx.temporalClient();
   // Only the options given: startRun fills in the defaults and the cohort kind (file or all_active).
-  const { runId, handle } = await startRun(db, temporal.client, { runId: o.runId, reason, operator, params: overrides, accountIds, taskQueue: cfg.temporal.taskQueue });
+  const { runId, handle } = await startRun(db, temporal.client, { runId: o.runId, reason, operator, params: overrides, accountIds, taskQueue: cfg.temporal.taskQueue, message: cfg.message });
   const url = workflowUiUrl(cfg.temporal, handle.workflowId);
   const cohort = accountIds ? 'file' : 'all_active';
   if (o.json) printJson({ runId, workflowId: handle.workflowId, webUi: url, reason, operator, cohort, accounts: accountIds?.length ?? null, params: { ...params, cohort } });
@@ -140,6 +141,22 @@ export async function control(runId: string, c: Control): Promise<void> {
     case 'cancel': return print(`Cancel requested for run ${runId} (${c.reason}).`);
     case 'approve': return print(`Run ${runId} approved by ${c.by}: the rest of the cohort proceeds.`);
   }
+}
+
+export async function finish(runId: string, o: { wait?: boolean; json?: boolean }): Promise<void> {
+  const ctx = context(DB_AND_TEMPORAL);
+  const cfg = ctx.cfg;
+  const db = await ctx.db();
+  const temporal = await ctx.temporalClient();
+  const handle = await finishRun(db, temporal.client, runId, cfg.temporal.taskQueue);
+  const url = workflowUiUrl(cfg.temporal, handle.workflowId);
+  if (o.json) printJson({ runId, workflowId: handle.workflowId, webUi: url, finishing: true });
+  else {
+    print(`Finishing run ${runId}: the rest is notified; PINs already reset stay as they are.`);
+    print(`  web ui   : ${url}`);
+    print(`  follow   : npm run pinreset -- status ${runId} --watch`);
+  }
+  if (o.wait) await waitAndReport(temporal.client, runId, o.json === true);
 }
 
 export async function changeRate(runId: string, rate: number): Promise<void> {

@@ -25,7 +25,7 @@ import { readCounts } from '../../db/sql/read-counts';
 import { chooseChannel } from '../../domain/channel';
 import type { Outcome } from '../../domain/outcome';
 import { DEFAULT_PARAMS, type RunParams } from '../../domain/run';
-import { emailMessageId, emailSubject, emailText, messageRef, smsText } from '../../domain/templates';
+import { emailMessageId, emailSubject, emailText, smsText } from '../../domain/templates';
 import type { ChannelPolicy, EmailSender, SmsSender } from '../../domain/types';
 import type { MessageConfig } from '../../config';
 import { createTwilioSms } from '../../providers/sms';
@@ -62,7 +62,8 @@ interface Ctx {
   message: MessageConfig;
 }
 
-const ref = (runId: string, accountId: number) => messageRef(runId, accountId, (s) => createHash('sha256').update(s).digest());
+// The baseline derives its own reference (16 hex digits), as a plain script would.
+const ref = (runId: string, accountId: number) => createHash('sha256').update(`${runId}:${accountId}`).digest('hex').slice(0, 16).toUpperCase();
 
 async function sendEmail(ctx: Ctx, row: ClaimedRow, r: string, fellBack: boolean, smsCode?: string): Promise<Outcome> {
   const messageId = emailMessageId(ctx.runId, row.accountId, ctx.message.messageIdDomain);

@@ -12,6 +12,10 @@ export interface RunOptionValues {
   canary?: number;
   autoPauseRate?: number;
   autoPauseWindow?: number;
+  ambiguous?: 'resend' | 'hold';
+  hold?: number;
+  notifyOnly?: boolean;
+  resetAgain?: boolean;
 }
 
 /** Only the options given: the rest stays with the defaults (start) or the source run (redrive). */
@@ -24,6 +28,15 @@ export function paramsFromOptions(o: RunOptionValues): Partial<RunParams> {
   if (o.canary !== undefined) p.canary = o.canary;
   if (o.autoPauseRate !== undefined) p.autoPauseFailureRate = o.autoPauseRate;
   if (o.autoPauseWindow !== undefined) p.autoPauseWindow = o.autoPauseWindow;
+  if (o.ambiguous !== undefined) p.ambiguous = o.ambiguous;
+  if (o.hold !== undefined) {
+    p.holdMs = Math.round(o.hold * 1000);
+    // The takeover grace keeps its margin over the hold: the provider timeout (10 s).
+    p.graceMs = p.holdMs + 10_000;
+  }
+  if (o.notifyOnly && o.resetAgain) throw new UsageError('--notify-only and --reset-again exclude each other');
+  if (o.notifyOnly) p.resetMode = 'notify_only';
+  if (o.resetAgain) p.resetMode = 'reset_again';
   return p;
 }
 

@@ -5,6 +5,9 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { inTransaction, type Db } from '../../db/pool';
 import { createRun } from '../../db/sql/create-run';
 import { addCohortAccounts } from '../../db/sql/add-cohort-accounts';
+import { countAlreadyReset } from '../../db/sql/count-already-reset';
+import { findLiveOverlap } from '../../db/sql/find-live-overlap';
+import type { MessageConfig } from '../../config';
 import { DEFAULT_PARAMS, paramProblems, RUN_ID_PATTERN, workflowIdForRun, type RunParams } from '../../domain/run';
 import { pinResetRun } from '../../workflows/pin-reset-run';
 import { OPERATOR, PHASE, REASON, RUN_ID } from '../../workflows/search-attributes';
@@ -24,6 +27,19 @@ export interface StartRunRequest {
   /** Explicit cohort (forensic file, redrive); otherwise every active account. */
   accountIds?: number[];
   taskQueue: string;
+  /** The message parameters to freeze in the run's row: every worker then sends the same text. */
+  message?: MessageConfig;
+}
+
+/** One live run per account: the accounts are held by an unfinished run. */
+export class CohortHeldError extends RunInputError {
+  constructor(readonly heldBy: string, status: string) {
+    super([
+      `run ${heldBy} (${status}) still holds accounts of this cohort: finish it (\`pinreset finish ${heldBy}\`) ` +
+        `or wait for it to end; a second run would reset and notify the same customers again`,
+    ]);
+    this.name = 'CohortHeldError';
+  }
 }
 
 /** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
@@ -57,6 +73,9 @@ export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason'
   return truncateUtf8(lines.join('\n\n'), 20_000);
 }
 
+/** Advisory lock taken while a run's cohort is checked and recorded. */
+const COHORT_LOCK = 0x70696e63; // 'pinc'
+
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
@@ -75,7 +94,22 @@ export async function startRun(db: Db, client: Client, req: StartRunRequest): Pr
 
   await inTransaction(db, async (tx) => {
     const txDb = tx as unknown as Db;
-    const created = await createRun(txDb, { id: runId, reason: req.reason, operator: req.operator, params });
+    // Two starts at once must not both pass the checks below.
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [COHORT_LOCK]);
+    const ids = req.accountIds ?? null;
+    const held = await findLiveOverlap(txDb, runId, ids);
+    if (held) throw new CohortHeldError(held.runId, held.status);
+    if (params.resetMode === 'reset' && params.cohort !== 'redrive') {
+      const already = await countAlreadyReset(txDb, runId, req.reason, ids);
+      if (already > 0) {
+        throw new RunInputError([
+          `${already} account(s) of this cohort were already reset for ${JSON.stringify(req.reason)}: ` +
+            'pass --notify-only to notify them without touching their PINs (a customer may have set a new one), ' +
+            'or --reset-again to invalidate their PINs once more',
+        ]);
+      }
+    }
+    const created = await createRun(txDb, { id: runId, reason: req.reason, operator: req.operator, params, message: req.message });
     if (!created) throw new RunInputError([`run ${runId} exists already`]);
     if (req.accountIds) await addCohortAccounts(txDb, runId, req.accountIds);
   });

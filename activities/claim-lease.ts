@@ -23,8 +23,8 @@ export class RunStopped extends Error {
   }
 }
 
-/** Run states in which nothing may be sent. */
-const SENDING_STATES = new Set(['created', 'running']);
+/** Run states in which nothing may be sent (an operator stopped it, or it failed). */
+const STOPPED_STATES = new Set(['paused', 'cancelling', 'cancelled', 'failed']);
 
 export class ClaimLease {
   readonly token = randomUUID();
@@ -101,7 +101,7 @@ export class ClaimLease {
     const lost = ids.filter((id) => this.held.has(id) && !still.has(id));
     if (lost.length) return this.fail(new LeaseLost(lost.length));
     if (ids.length) this.deadline = Math.max(this.deadline, asked + this.leaseMs - this.marginMs);
-    if (answer.runStatus !== null && !SENDING_STATES.has(answer.runStatus)) this.fail(new RunStopped(answer.runStatus));
+    if (answer.runStatus !== null && STOPPED_STATES.has(answer.runStatus)) this.fail(new RunStopped(answer.runStatus));
   }
 
   private fail(err: Error): void {

@@ -84,7 +84,7 @@ describe('a notify attempt whose claims are taken over stops sending', () => {
     );
     // Another attempt takes the rows over (as after this one's lease and grace ran out).
     for (let i = 0; i < 200 && !(calls.get(THROTTLED) ?? 0); i++) await new Promise((r) => setTimeout(r, 25));
-    await db.query(`UPDATE ledger SET claim_token = gen_random_uuid() WHERE run_id = $1 AND notify_state = 'sending'`, [runId]);
+    await db.query(`UPDATE ledger SET claim_token = gen_random_uuid() WHERE run_id = $1 AND account_id = 1`, [runId]);
     tookOver = true;
     const outcome = await run;
     expect(tookOver).toBe(true);

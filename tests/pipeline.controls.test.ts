@@ -162,23 +162,33 @@ describe('run controls and provider trouble', () => {
     }
   });
 
-  it('ambiguous failures (accepted, then the connection drops) are reconciled, never resent blindly', async () => {
+  it('ambiguous failures (accepted, then the connection drops) are parked and resolved by lookups, never resent blindly', async () => {
     const ids = await addAccounts(300);
-    providers.twilio.setFaults({ rateDropAfterAccept: 0.2, rate5xx: 0.05 });
+    // Twilio as it behaves: the list lags the creates by up to 1.5 s here (minutes in reality).
+    providers.twilio.setFaults({ rateDropAfterAccept: 0.2, rate5xx: 0.05, listLagMs: [0, 1_500] });
     try {
       const { runId, handle } = await startRun(db, client, {
         reason: 'INC-drop', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 0 },
+        // Hold longer than the list lag; grace longer than the client timeout (5 s) plus the lag.
+        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 0, holdMs: 2_000, graceMs: 7_000 },
       });
       const result = await handle.result();
-      expect(result.counts).toMatchObject({ sentSms: 300, failed: 0, pending: 0 });
+      expect(result.counts).toMatchObject({ sentSms: 300, failed: 0, pending: 0, ambiguous: 0 });
+      // Every parked row says how it was settled: found in the list (dropped after accept) or
+      // resent after two negative lookups (the 5xx this fake answers before processing).
+      const parked = await db.query(
+        `SELECT resolved_by, count(*)::int AS n FROM ledger WHERE run_id = $1 AND ever_ambiguous GROUP BY 1 ORDER BY 1`, [runId]);
+      const by = Object.fromEntries(parked.rows.map((r) => [r.resolved_by, r.n]));
+      expect(by.list).toBeGreaterThan(20);
+      expect(by.resend).toBeGreaterThan(0);
+      expect(Object.keys(by).every((k) => ['list', 'resend'].includes(k))).toBe(true);
       expect(providers.twilio.stats().dropped).toBeGreaterThan(20);
       expect(providers.twilio.duplicates()).toEqual([]);
       // Every ledger SID is a message the provider really holds for that account.
       const held = new Map(providers.twilio.messages().map((m) => [m.sid, m.to]));
       for (const [id, row] of await ledgerOf(db, runId)) expect(held.get(row.provider_message_id!)).toBe(account(id).phone);
     } finally {
-      providers.twilio.setFaults({ rateDropAfterAccept: 0, rate5xx: 0 });
+      providers.twilio.setFaults({ rateDropAfterAccept: 0, rate5xx: 0, listLagMs: 0 });
     }
   });
 });

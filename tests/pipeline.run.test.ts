@@ -22,8 +22,8 @@ function cohort(): AccountSpec[] {
   for (let id = 141; id <= 145; id++) specs.push(account(id, { phone: `${INVALID_PREFIX}${1000 + id}` })); // SMS 21211 -> email
   for (let id = 146; id <= 148; id++) specs.push(account(id, { phone: `${OPTED_OUT_PREFIX}${1000 + id}`, email: null })); // failed 21610
   for (let id = 149; id <= 150; id++) specs.push(account(id, { phone: 'not a number', email: 'broken@' })); // unreachable
-  specs.push(account(151, { status: 'suspended' })); // not in an all-active cohort
-  specs.push(account(152, { status: 'closed' })); // not in the active cohort at all
+  specs.push(account(151, { status: 'suspended' })); // exposed too: reset and notified (SMS)
+  specs.push(account(152, { status: 'closed' })); // not in the cohort at all
   return specs;
 }
 
@@ -61,7 +61,7 @@ describe('a run over a small mixed cohort', () => {
     expect(result.status).toBe('completed');
 
     const ledger = await ledgerOf(db, runId);
-    expect(ledger.size).toBe(150); // 151 suspended and 152 closed are not active
+    expect(ledger.size).toBe(151); // 151 suspended is exposed too; 152 closed is not
     const expectState = (ids: number[], notify: string, channel: string | null, extra: Partial<Record<string, unknown>> = {}) => {
       for (const id of ids) {
         const row = ledger.get(id)!;
@@ -70,7 +70,7 @@ describe('a run over a small mixed cohort', () => {
       }
     };
     const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
-    expectState(range(1, 120), 'sent', 'sms');
+    expectState([...range(1, 120), 151], 'sent', 'sms');
     expectState(range(121, 135), 'sent', 'email');
     expectState(range(136, 140), 'unreachable', null, { error_code: 'no_reachable_contact' });
     expectState(range(141, 145), 'sent', 'email', { fell_back: true, error_code: '21211' });
@@ -79,14 +79,14 @@ describe('a run over a small mixed cohort', () => {
 
     // The providers' own records: one SMS per SMS account, one email per email account.
     const sms = providers.twilio.countsByRecipient();
-    expect(sms.size).toBe(120);
+    expect(sms.size).toBe(121);
     expect([...sms.values()].every((n) => n === 1)).toBe(true);
     const mails = providers.smtp.countsByRecipient();
     expect(mails.size).toBe(20);
     expect([...mails.values()].every((n) => n === 1)).toBe(true);
     for (const id of range(1, 120)) expect(ledger.get(id)!.provider_message_id).toMatch(/^SM[0-9a-f]{32}$/);
 
-    expect(result.counts).toMatchObject({ planned: 150, reset: 150, skipped: 0, sentSms: 120, sentEmail: 20, fellBack: 5, unreachable: 7, failed: 3, pending: 0 });
+    expect(result.counts).toMatchObject({ planned: 151, reset: 151, skipped: 0, sentSms: 121, sentEmail: 20, fellBack: 5, unreachable: 7, failed: 3, pending: 0, ambiguous: 0 });
     expect(result.exposureWindowMs).toBeGreaterThanOrEqual(0);
 
     // The SMS text: one GSM-7 segment, no PIN, the reset link.
@@ -115,9 +115,9 @@ describe('a run over a small mixed cohort', () => {
       workflowId: `${workflowIdForRun(runId)}-again`, taskQueue: worker.taskQueue,
       args: [{ runId, reason: 'INC-2021-0815', operator: 'test@secops', params: { ...(await runParams(db, runId)) } }],
     });
-    expect(result.counts).toMatchObject({ planned: 150, reset: 150, sentSms: 120, sentEmail: 20, pending: 0 });
+    expect(result.counts).toMatchObject({ planned: 151, reset: 151, sentSms: 121, sentEmail: 20, pending: 0 });
     expect(providers.twilio.messages().length).toBe(smsBefore);
-    const v = await db.query("SELECT count(*)::int AS n FROM accounts WHERE credential_version <> 2 AND status = 'active'");
+    const v = await db.query("SELECT count(*)::int AS n FROM accounts WHERE credential_version <> 2 AND status <> 'closed'");
     expect(v.rows[0].n).toBe(0);
   });
 
@@ -126,7 +126,7 @@ describe('a run over a small mixed cohort', () => {
     expect(cps.rowCount).toBeGreaterThanOrEqual(3);
     const last = cps.rows[cps.rows.length - 1];
     expect(last.phase).toBe('completed');
-    expect(last.counts).toMatchObject({ planned: 150, sentSms: 120, sentEmail: 20, pending: 0 });
+    expect(last.counts).toMatchObject({ planned: 151, sentSms: 121, sentEmail: 20, pending: 0 });
     const run = await db.query('SELECT status, resets_done_at IS NOT NULL AS done FROM runs WHERE id = $1', [runId]);
     expect(run.rows[0]).toEqual({ status: 'completed', done: true });
   });

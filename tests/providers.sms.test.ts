@@ -56,7 +56,7 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  fake.setFaults({ rate429: 0, rate5xx: 0, rateDropAfterAccept: 0, latencyMs: 0 });
+  fake.setFaults({ rate429: 0, rate5xx: 0, rateDropAfterAccept: 0, latencyMs: 0, listLagMs: 0, rateSlowAccept: 0, listRate429: 0, listRate5xx: 0, rewriteLinks: false });
   fake.reset();
 });
 

@@ -55,13 +55,14 @@ export interface LedgerRow {
   fell_back: boolean;
   error_code: string | null;
   provider_message_id: string | null;
+  ref: string | null;
   credential_version: number | null;
   pin_status: string | null;
 }
 
 export async function ledgerOf(db: Db, runId: string): Promise<Map<number, LedgerRow>> {
   const res = await db.query<LedgerRow>(
-    `SELECT l.account_id, l.reset_state, l.notify_state, l.channel, l.fell_back, l.error_code, l.provider_message_id,
+    `SELECT l.account_id, l.reset_state, l.notify_state, l.channel, l.fell_back, l.error_code, l.provider_message_id, l.ref,
             a.credential_version, a.pin_status
      FROM ledger l LEFT JOIN accounts a ON a.id = l.account_id WHERE l.run_id = $1 ORDER BY l.account_id`,
     [runId],

@@ -85,7 +85,7 @@ describe('exactly once across runs', () => {
     const result = await r2.handle.result();
     expect(result.counts).toMatchObject({ reset: 30, sentSms: 30 });
     expect(await versions(ids)).toEqual([3, ...ids.slice(1).map(() => 2)]);
-    const kept = await db.query(`SELECT pin_hash, pin_status FROM accounts WHERE id = $1`, [ids[0]]);
+    const kept = await db.query(`SELECT encode(pin_hash, 'escape') AS pin_hash, pin_status FROM accounts WHERE id = $1`, [ids[0]]);
     expect(kept.rows[0]).toEqual({ pin_hash: 'chosen', pin_status: 'set' });
   });
 

@@ -9,6 +9,7 @@ import type { ParkedRow } from '../db/sql/claim-due-ambiguous';
 import { settleAmbiguous, type AmbiguousVerdict } from '../db/sql/settle-ambiguous';
 import type { Db } from '../db/pool';
 import type { AmbiguousPolicy } from '../domain/run';
+import { chooseChannel } from '../domain/channel';
 import { referenceIn } from '../domain/templates';
 import type { NotifyContext } from './notify-account';
 
@@ -20,7 +21,11 @@ const DAY_MARGIN_MS = 3_600_000;
 export type ParkedVerdict = AmbiguousVerdict['verdict'];
 
 export async function lookUpParked(ctx: NotifyContext, row: ParkedRow, policy: AmbiguousPolicy, postponed: number): Promise<AmbiguousVerdict> {
-  if (row.channel !== 'sms') return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
+  // A row taken over from a dead holder has no channel recorded: the one its holder would have
+  // chosen is the one to look up.
+  const choice = chooseChannel(row, ctx.policy, row.fellBack);
+  const channel = row.channel ?? ('channel' in choice ? choice.channel : null);
+  if (channel !== 'sms') return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
   try {
     if (row.providerMessageId) {
       await ctx.gate.take();

@@ -44,7 +44,11 @@ const program = new Command('chaos')
   .option('--kills <n>', 'worker SIGKILLs at random moments (each followed by a new process)', nonNegativeInt, 5)
   .option('--postgres-restarts <n>', 'PostgreSQL restarts', nonNegativeInt, 1)
   .option('--temporal-restarts <n>', 'Temporal server restarts', nonNegativeInt, 1)
-  .option('--rate <n>', 'notification ceiling for all workers, messages/s (0 = unlimited)', nonNegative, 0)
+  .option('--freezes <n>', 'SIGSTOPs of a worker for --freeze-ms (longer than the heartbeat timeout), then SIGCONT', nonNegativeInt, 1)
+  .option('--freeze-ms <ms>', 'how long a frozen worker sleeps', positiveInt, 40_000)
+  .option('--partitions <n>', "cuts of one worker's Temporal connection (it still reaches PostgreSQL and the providers)", nonNegativeInt, 1)
+  .option('--partition-ms <ms>', 'how long a partition lasts', positiveInt, 40_000)
+  .option('--rate <n>', 'notification ceiling for all workers, messages/s (0 = unlimited)', nonNegative, 500)
   .option('--reset-rate <n>', 'ceiling on PIN resets/s (0 = database speed)', nonNegative, 0)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
@@ -52,6 +56,9 @@ const program = new Command('chaos')
   .option('--twilio-5xx <share>', 'share answered 500/503 (not processed)', share, 0.02)
   .option('--twilio-drop <share>', 'share accepted, then the connection cut (ambiguous)', share, 0.01)
   .option('--twilio-latency <ms>', 'added latency per SMS request: ms, or min-max for a uniform spread', latency, 0)
+  .option('--twilio-list-lag <ms>', 'how long a new message stays missing from list results: ms, or min-max', latency, [0, 60_000])
+  .option('--twilio-slow <share>', 'share of creates processed only after the client gave up (12 s)', share, 0.005)
+  .option('--no-rewrite-links', 'do not rewrite links in SMS bodies (link shortening is on by default)')
   .option('--smtp-4xx <share>', 'share of emails answered 451 at end of DATA', share, 0.05)
   .option('--smtp-5xx <share>', 'share of emails answered 554 (permanent: those customers end failed)', share, 0)
   .option('--seed <n>', 'seed of the accounts and of the fault schedule', nonNegativeInt, 2021)
@@ -66,10 +73,15 @@ const program = new Command('chaos')
 const o = program.opts<{
   accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: number; resetRate: number;
   batchSize: number; concurrency: number; twilio429: number; twilio5xx: number; twilioDrop: number; twilioLatency: number | [number, number];
+  freezes: number; freezeMs: number; partitions: number; partitionMs: number; twilioListLag: number | [number, number]; twilioSlow: number; rewriteLinks: boolean;
   smtp4xx: number; smtp5xx: number; seed: number; window: [number, number]; workflowBundle?: string; timeout: number; dataDir?: string; keepData?: boolean; quiet?: boolean;
 }>();
 
-if (o.twilio429 + o.twilio5xx + o.twilioDrop > 1) program.error('the Twilio fault shares add up to more than 1');
+if (o.twilio429 + o.twilio5xx + o.twilioDrop + o.twilioSlow > 1) program.error('the Twilio fault shares add up to more than 1');
+// The claim timing follows the list lag: a lookup counts as negative only after the lag bound, and
+// a takeover waits for the worker's Twilio timeout (10 s) plus the lag.
+const lagBound = Array.isArray(o.twilioListLag) ? o.twilioListLag[1] : o.twilioListLag;
+const claim = { leaseMs: 20_000, holdMs: lagBound + 15_000, graceMs: lagBound + 15_000 };
 if (o.smtp4xx + o.smtp5xx > 1) program.error('the SMTP fault shares add up to more than 1');
 
 const started = Date.now();
@@ -81,7 +93,11 @@ async function main(): Promise<void> {
   const report = await runChaos({
     accounts: o.accounts, workers: o.workers, kills: o.kills, postgresRestarts: o.postgresRestarts, temporalRestarts: o.temporalRestarts,
     seed: o.seed, rate: o.rate, resetRate: o.resetRate, batchSize: o.batchSize, batchConcurrency: o.concurrency,
-    twilioFaults: { rate429: o.twilio429, rate5xx: o.twilio5xx, rateDropAfterAccept: o.twilioDrop, latencyMs: o.twilioLatency },
+    freezes: o.freezes, freezeMs: o.freezeMs, partitions: o.partitions, partitionMs: o.partitionMs, claim,
+    twilioFaults: {
+      rate429: o.twilio429, rate5xx: o.twilio5xx, rateDropAfterAccept: o.twilioDrop, latencyMs: o.twilioLatency,
+      listLagMs: o.twilioListLag, rateSlowAccept: o.twilioSlow, rewriteLinks: o.rewriteLinks,
+    },
     smtpFaults: { rate4xx: o.smtp4xx, rate5xx: o.smtp5xx },
     window: o.window, workflowBundlePath: o.workflowBundle,
     dataDir: o.dataDir, keepData: o.keepData, timeoutMs: o.timeout * 1000, log,

@@ -217,6 +217,8 @@ LANGUAGE sql AS $$
   WITH s AS (
     UPDATE ledger l
     SET notify_state = CASE p_verdict WHEN 'found' THEN 'sent' WHEN 'resend' THEN 'sending' ELSE 'ambiguous' END,
+        -- Only SMS can be found (by SID or list); a row taken over from a dead holder had none yet.
+        channel = CASE WHEN p_verdict = 'found' THEN 'sms' ELSE l.channel END,
         provider_message_id = coalesce(p_message_id, l.provider_message_id),
         resolved_by = CASE WHEN p_verdict IN ('found', 'resend', 'held') THEN p_resolved_by ELSE l.resolved_by END,
         notified_at = CASE WHEN p_verdict = 'found' THEN coalesce(l.ambiguous_since, clock_timestamp()) ELSE l.notified_at END,

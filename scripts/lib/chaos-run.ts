@@ -17,6 +17,7 @@ import { startRun } from './start-run';
 import { describeEvent, planChaos, type ChaosEvent } from './chaos-schedule';
 import { verifyRun, type ChaosVerdict } from './chaos-verify';
 import { WorkerFleet, WORKER_ENTRY, type WorkerExit } from './chaos-workers';
+import { startTcpProxy, type TcpProxy } from '../../stack/tcp-proxy';
 
 export interface ChaosOptions {
   accounts: number;
@@ -24,6 +25,17 @@ export interface ChaosOptions {
   kills: number;
   postgresRestarts: number;
   temporalRestarts: number;
+  /** SIGSTOPs of a worker for `freezeMs` (longer than the 15 s heartbeat timeout), then SIGCONT. */
+  freezes?: number;
+  freezeMs?: number;
+  /** Cuts of one worker's Temporal connection (it still reaches PostgreSQL and the providers) for `partitionMs`. */
+  partitions?: number;
+  partitionMs?: number;
+  /**
+   * Claim timing of the run (see domain/run.ts): hold must exceed the list lag the local Twilio
+   * server is given, grace the worker's Twilio timeout (10 s) plus that lag.
+   */
+  claim?: { leaseMs: number; holdMs: number; graceMs: number };
   seed: number;
   /** Notification ceiling, messages/s for all workers together; 0 = unlimited. */
   rate: number;
@@ -84,7 +96,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const dataDir = path.resolve(o.dataDir ?? path.join(PROJECT_ROOT, '.data', `chaos-${process.pid}`));
   await mkdir(dataDir, { recursive: true });
   const plan = planChaos({
-    seed: o.seed, workers: o.workers, kills: o.kills, postgresRestarts: o.postgresRestarts, temporalRestarts: o.temporalRestarts, window: o.window,
+    seed: o.seed, workers: o.workers, kills: o.kills, postgresRestarts: o.postgresRestarts, temporalRestarts: o.temporalRestarts,
+    freezes: o.freezes, partitions: o.partitions, window: o.window,
   });
   for (const e of plan) log(`plan: ${describeEvent(e)}`);
 
@@ -97,6 +110,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let db: Db | undefined;
   let connection: Connection | undefined;
   let fleet: WorkerFleet | undefined;
+  const proxies: TcpProxy[] = [];
   const problems: string[] = [];
   try {
     if (!stack.postgres?.embedded || !stack.temporal?.started) {
@@ -111,12 +125,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     log(`seeded ${seed.count} accounts (${activeIds.length} active) in ${(seedMs / 1000).toFixed(1)} s`);
 
     const taskQueue = `chaos-${process.pid}`;
+    // Each worker slot reaches Temporal through its own proxy, so one can be cut off alone.
+    if (o.partitions) {
+      const [host, port] = stack.temporal.address.split(':');
+      for (let i = 0; i < o.workers; i++) proxies.push(await startTcpProxy({ host, port: Number(port) }));
+    }
     fleet = new WorkerFleet(
       { ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle, ...o.workerEnv },
       WORKER_ENTRY,
       {
         logFile: path.join(dataDir, 'workers.log'),
         onUnexpectedExit: (e) => log(`worker ${e.slot} (pid ${e.pid}) died unordered: code ${e.code}, signal ${e.signal}; restarting it`),
+        envFor: (slot): Record<string, string> => (proxies[slot] ? { TEMPORAL_ADDRESS: proxies[slot].address } : {}),
       },
     );
     await Promise.all(Array.from({ length: o.workers }, (_, i) => fleet!.start(i)));
@@ -127,7 +147,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const runStart = Date.now();
     const { runId, handle } = await startRun(db, client, {
       reason: 'CHAOS-DRILL', operator: 'chaos', taskQueue,
-      params: { ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency },
+      params: {
+        ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency, ...o.claim,
+      },
     });
     log(`run ${runId} started`);
 
@@ -174,6 +196,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           rec.pid = killed?.pid;
           await sleep(ev.restartDelayMs ?? 0);
           void fleet.start(ev.worker!).catch(() => undefined);
+        } else if (ev.kind === 'freeze-worker') {
+          // In the background: the schedule goes on while the worker sleeps.
+          const ms = o.freezeMs ?? 20_000;
+          void fleet.freeze(ev.worker!, ms).then((r) => log(`chaos: worker ${ev.worker} (pid ${r?.pid}) woke after ${ms} ms`));
+          rec.pid = fleet.alivePids()[ev.worker!];
+        } else if (ev.kind === 'partition-worker') {
+          const proxy = proxies[ev.worker!];
+          const ms = o.partitionMs ?? 20_000;
+          proxy.blackhole();
+          setTimeout(() => {
+            proxy.restore();
+            log(`chaos: worker ${ev.worker} reaches Temporal again after ${ms} ms`);
+          }, ms);
         } else if (ev.kind === 'restart-postgres') {
           await stack.postgres.restart();
         } else {
@@ -261,7 +296,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       timings: { stackStartMs, seedMs, runMs, verifyMs, totalMs: Date.now() - t0 },
     };
   } finally {
+    for (const p of proxies) p.restore();
     await fleet?.stopAll().catch(() => undefined);
+    await Promise.allSettled(proxies.map((p) => p.stop()));
     await connection?.close().catch(() => undefined);
     await db?.end().catch(() => undefined);
     await stopStack(stack);
@@ -288,8 +325,10 @@ export function verdictLine(r: ChaosReport): string {
     `pending=${f?.notify.pending ?? '?'}`,
     `dup_sms=${f?.sms.duplicates ?? '?'}`,
     `dup_email=${f?.email.duplicates ?? '?'}`,
-    `raw_dup_email=${f?.email.rawExtraDeliveries ?? '?'}`,
+    `ambiguous=${f ? Object.entries(f.ambiguous).map(([k, n]) => `${k}:${n}`).join(',') || '0' : '?'}`,
     `kills=${kills}`,
+    `freezes=${r.executed.filter((e) => e.kind === 'freeze-worker' && !e.error).length}`,
+    `partitions=${r.executed.filter((e) => e.kind === 'partition-worker' && !e.error).length}`,
     `pg_restarts=${pg}`,
     `temporal_restarts=${tp}`,
     `unordered_worker_deaths=${r.unexpectedWorkerExits.length}`,
@@ -297,6 +336,8 @@ export function verdictLine(r: ChaosReport): string {
     `429s=${r.faults.twilio.rejected429}`,
     `5xx=${r.faults.twilio.rejected5xx}`,
     `drops=${r.faults.twilio.dropped}`,
+    `slow_accepts=${r.faults.twilio.slowAccepted}`,
+    `lookups=${r.faults.twilio.listed + r.faults.twilio.fetched}`,
     `smtp_4xx=${r.faults.smtp.rejected4xx}`,
     `exposure_window=${r.result?.exposureWindowMs !== undefined ? `${(r.result.exposureWindowMs / 1000).toFixed(1)}s` : '?'}`,
     `run=${(r.timings.runMs / 1000).toFixed(1)}s`,

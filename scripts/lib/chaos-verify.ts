@@ -1,7 +1,6 @@
 // The verdict of a chaos run, from two independent sources: PostgreSQL (ledger, accounts and the
 // credential versions recorded before the run) and the local providers' own records of what they
 // accepted. Counts only: nothing here prints a phone number, an address or a name.
-import { createHash } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import type { Db } from '../../db/pool';
 import {
@@ -66,9 +65,13 @@ export interface ChaosFigures {
   email: {
     deliveries: number;
     distinctMessageIds: number;
-    /** A recipient with more distinct Message-IDs than accounts notified at that address. */
+    /**
+     * Deliveries beyond one per account: the same Message-ID (one per account) delivered again,
+     * plus distinct Message-IDs beyond the accounts notified at an address. Relays rewrite
+     * Message-IDs and mailboxes do not deduplicate, so every extra delivery is a duplicate.
+     */
     duplicates: number;
-    /** The same Message-ID delivered more than once: a resend after an ambiguous failure (deduplicated by mail stores). */
+    /** The same Message-ID delivered more than once (part of `duplicates`). */
     rawDuplicateMessageIds: number;
     rawExtraDeliveries: number;
     unrecorded: number;
@@ -77,6 +80,8 @@ export interface ChaosFigures {
     recipientsWithSeveralUnexplained: number;
   };
   providerReports: VerifyInput['providerReports'];
+  /** Rows some attempt parked as ambiguous, by how they were settled (sid, callback, list, resend, held, or unresolved). */
+  ambiguous: Record<string, number>;
 }
 
 export interface ChaosVerdict {
@@ -85,7 +90,6 @@ export interface ChaosVerdict {
   figures: ChaosFigures;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 /** Case-folded address with an ASCII (punycode) domain, so an IDN address matches its envelope form. */
 export function normalizeAddress(address: string): string {
@@ -202,6 +206,7 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   for (const [to, ids] of idsPerRecipient) {
     const expected = mailAccountsPerRecipient.get(to) ?? 0;
     if (ids.size > expected) mailDuplicates += ids.size - expected;
+    // Counted per delivery, not per distinct Message-ID.
     if (ids.size > 1) {
       mailSeveral++;
       if (ids.size !== expected) mailSeveralUnexplained++;
@@ -226,7 +231,9 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
       recipientsWithSeveral: mailSeveral, recipientsWithSeveralUnexplained: mailSeveralUnexplained,
     },
     providerReports: input.providerReports,
+    ambiguous: Object.fromEntries(countBy(rows.filter((r) => r.everAmbiguous).map((r) => (r.notifyState === 'ambiguous' && r.resolvedBy !== 'held' ? 'unresolved' : (r.resolvedBy ?? 'unresolved'))))),
   };
+  figures.email.duplicates = mailDuplicates + rawExtra;
 
   const expect = (ok: boolean, problem: string) => {
     if (!ok) problems.push(problem);
@@ -249,7 +256,9 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   expect(smsUnrecorded === 0, `${smsUnrecorded} SMS accepted by the provider are not recorded as sent`);
   expect(smsMissing === 0, `${smsMissing} SMS recorded as sent are not in the provider's records`);
   expect(smsSeveralUnexplained === 0, `${smsSeveralUnexplained} numbers got more SMS than accounts notified there`);
-  expect(mailDuplicates === 0, `${mailDuplicates} duplicate emails (distinct Message-IDs beyond one per account)`);
+  expect(mailDuplicates + rawExtra === 0, `${mailDuplicates + rawExtra} duplicate email deliveries (beyond one per account)`);
+  const unresolved = figures.ambiguous.unresolved ?? 0;
+  expect(unresolved === 0, `${unresolved} ambiguous notifications were neither resolved nor held with a reason`);
   expect(mailUnrecorded === 0, `${mailUnrecorded} emails delivered are not recorded as sent`);
   expect(mailMissing === 0, `${mailMissing} emails recorded as sent were not delivered`);
   expect(mailSeveralUnexplained === 0, `${mailSeveralUnexplained} addresses got more distinct emails than accounts notified there`);

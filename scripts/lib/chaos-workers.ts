@@ -35,11 +35,15 @@ export class WorkerFleet {
   constructor(
     private readonly env: Record<string, string>,
     private readonly entry: string,
-    opts: { logFile?: string; onUnexpectedExit?: (e: WorkerExit) => void } = {},
+    opts: { logFile?: string; onUnexpectedExit?: (e: WorkerExit) => void; envFor?: (slot: number) => Record<string, string> } = {},
   ) {
     this.log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
     this.onUnexpectedExit = opts.onUnexpectedExit;
+    this.envFor = opts.envFor;
   }
+
+  /** Per-slot environment (the chaos drill routes each slot's Temporal traffic through its own proxy). */
+  private readonly envFor?: (slot: number) => Record<string, string>;
 
   private readonly onUnexpectedExit?: (e: WorkerExit) => void;
 
@@ -59,7 +63,7 @@ export class WorkerFleet {
   start(slot: number): Promise<void> {
     const t0 = Date.now();
     const child = spawn(process.execPath, ['--import', 'tsx', this.entry], {
-      env: { ...process.env, ...this.env },
+      env: { ...process.env, ...this.env, ...this.envFor?.(slot) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let markReady!: () => void;
@@ -107,6 +111,19 @@ export class WorkerFleet {
     s.ordered = true;
     s.child.kill('SIGKILL');
     await s.exited;
+    return { pid: s.child.pid ?? -1 };
+  }
+
+  /**
+   * Freezes the process in the slot (SIGSTOP) for `ms`, then wakes it (SIGCONT): a GC stall or a VM
+   * pause, longer than the heartbeat timeout. Resolves with its pid once it runs again.
+   */
+  async freeze(slot: number, ms: number): Promise<{ pid: number } | undefined> {
+    const s = this.slots[slot];
+    if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return undefined;
+    s.child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, ms));
+    s.child.kill('SIGCONT');
     return { pid: s.child.pid ?? -1 };
   }
 

@@ -1,8 +1,9 @@
 // One CSV record to one account row. Two kinds of problem:
-//  - structural (id, account number, name, status, plan, opt-out flags, field count, quoting):
-//    the row cannot be trusted and is rejected;
-//  - contact (phone, phone type, email, PIN format): the account is still imported, because its PIN
-//    must be reset whatever its contact data, with the bad value stored as NULL and a warning.
+//  - structural (id, account number, status, plan, opt-out flags, field count, quoting): the row
+//    cannot be trusted and is rejected;
+//  - contact and name (phone, phone type, email, PIN format, full name): the account is still
+//    imported, because its PIN must be reset whatever its contact data or name, with the bad value
+//    stored empty (a name cut to its limit) and a warning that flags the field.
 // Reasons name the field and the rule, never the value.
 import { normalizePhone, isPhoneType, type PhoneType } from '../domain/phone';
 import { validateEmail } from '../domain/email';
@@ -63,10 +64,14 @@ export function validateRow(fields: string[], columns: ColumnMap, line: number, 
   if (accountNumber === '') errors.push({ field: 'account_number', reason: 'missing' });
   else if (accountNumber.length > MAX_ACCOUNT_NUMBER_CHARS) errors.push({ field: 'account_number', reason: `longer than ${MAX_ACCOUNT_NUMBER_CHARS} characters` });
 
-  const fullName = get(columns.full_name).normalize('NFC');
-  if (fullName === '') errors.push({ field: 'full_name', reason: 'missing' });
+  // A bad name must not keep an exposed PIN from its reset: keep the account, flag the field.
+  let fullName = get(columns.full_name).normalize('NFC');
+  if (fullName === '') warnings.push({ field: 'full_name', reason: 'missing; stored empty' });
   // UTF-16 length bounds the code point count from above: count only when it might matter.
-  else if (fullName.length > MAX_NAME_CHARS && [...fullName].length > MAX_NAME_CHARS) errors.push({ field: 'full_name', reason: `longer than ${MAX_NAME_CHARS} characters` });
+  else if (fullName.length > MAX_NAME_CHARS && [...fullName].length > MAX_NAME_CHARS) {
+    fullName = [...fullName].slice(0, MAX_NAME_CHARS).join('');
+    warnings.push({ field: 'full_name', reason: `longer than ${MAX_NAME_CHARS} characters; stored cut to ${MAX_NAME_CHARS}` });
+  }
 
   const plan = get(columns.plan) || DEFAULT_PLAN;
   if (plan.length > MAX_PLAN_CHARS) errors.push({ field: 'plan', reason: `longer than ${MAX_PLAN_CHARS} characters` });

@@ -106,7 +106,7 @@ describe('import: good files', () => {
     expect(await report(file)).toEqual([{ line: 7, id: '4', severity: 'rejected', field: 'account_number', reason: 'missing' }]);
   });
 
-  it('accepts any unicode name up to 200 characters; rejects empty and longer names', async () => {
+  it('accepts any unicode name up to 200 characters; keeps accounts with an empty or longer name, flagged', async () => {
     const long200 = 'Ä'.repeat(199) + '👩';
     const file = await csvFile(
       [
@@ -123,14 +123,15 @@ describe('import: good files', () => {
       ].join('\n'),
     );
     const r = await run(file);
-    expect(r).toMatchObject({ read: 9, imported: 6, rejected: 3 });
+    // The PIN of every one of them must be reset: none is dropped.
+    expect(r).toMatchObject({ read: 9, imported: 9, rejected: 0 });
     expect((await rows()).map((a) => a.full_name)).toEqual([
-      'Zoë Ødegård-Łukasiewicz', '김민준', "D'Angelo O'Brien", '👩‍👩‍👧 Family Account', long200, 'مريم الحسيني',
+      'Zoë Ødegård-Łukasiewicz', '김민준', "D'Angelo O'Brien", '👩‍👩‍👧 Family Account', long200, long200, '', '', 'مريم الحسيني',
     ]);
-    expect((await report(file)).map((p) => [p.line, p.field, p.reason])).toEqual([
-      [7, 'full_name', 'longer than 200 characters'],
-      [8, 'full_name', 'missing'],
-      [9, 'full_name', 'missing'],
+    expect((await report(file)).map((p) => [p.line, p.severity, p.field, p.reason])).toEqual([
+      [7, 'warning', 'full_name', 'longer than 200 characters; stored cut to 200'],
+      [8, 'warning', 'full_name', 'missing; stored empty'],
+      [9, 'warning', 'full_name', 'missing; stored empty'],
     ]);
   });
 

@@ -111,7 +111,7 @@ export async function sendSms(ctx: NotifyContext, row: ClaimedRow, signal: Abort
     if (mustStop(ctx, signal)) return { ok: false, kind: 'not_sent', code: 'stopped' };
     const started = ctx.clock.now();
     try {
-      const sent = await ctx.sms.send({ to: row.phone!, body, ...(statusCallback ? { statusCallback } : {}) });
+      const sent = await ctx.sms.send({ to: row.phone!, body, ...(statusCallback ? { statusCallback } : {}), ...smsSender(ctx.message) });
       ctx.onSend({ channel: 'sms', result: 'ok', latencyMs: ctx.clock.now().getTime() - started.getTime() });
       return { ok: true, id: sent.sid };
     } catch (err) {
@@ -128,6 +128,13 @@ export async function sendSms(ctx: NotifyContext, row: ClaimedRow, signal: Abort
       if (r) return r;
     }
   }
+}
+
+/** The run's frozen SMS sender, when the run's creator knew it. */
+function smsSender(m: MessageConfig): { sender?: { from?: string; messagingServiceSid?: string } } {
+  if (m.smsMessagingServiceSid) return { sender: { messagingServiceSid: m.smsMessagingServiceSid } };
+  if (m.smsFrom) return { sender: { from: m.smsFrom } };
+  return {};
 }
 
 function classifySafely(provider: { classify(err: unknown): ClassifiedFailure }, err: unknown): ClassifiedFailure {
@@ -164,7 +171,10 @@ export async function sendEmail(ctx: NotifyContext, row: ClaimedRow, signal: Abo
     if (mustStop(ctx, signal)) return { ok: false, kind: 'not_sent', code: 'stopped' };
     const started = ctx.clock.now();
     try {
-      await ctx.email.send({ to: row.email!, messageId, subject: emailSubject(ctx.message), text: emailText(ctx.message, row.ref) });
+      await ctx.email.send({
+        to: row.email!, messageId, subject: emailSubject(ctx.message), text: emailText(ctx.message, row.ref),
+        ...(ctx.message.emailFrom ? { from: ctx.message.emailFrom } : {}),
+      });
       ctx.onSend({ channel: 'email', result: 'ok', latencyMs: ctx.clock.now().getTime() - started.getTime() });
       return { ok: true, id: messageId };
     } catch (err) {

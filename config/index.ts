@@ -37,6 +37,13 @@ export interface MessageConfig {
   resetUrl: string;
   /** Domain of deterministic email Message-IDs. */
   messageIdDomain: string;
+  /**
+   * Senders, frozen in the run's row with the text when the CLI knows them (TWILIO_FROM or
+   * TWILIO_MESSAGING_SERVICE_SID, EMAIL_FROM): every worker then sends as the same sender.
+   */
+  smsFrom?: string;
+  smsMessagingServiceSid?: string;
+  emailFrom?: string;
 }
 
 export interface WorkerConfig {

@@ -69,6 +69,8 @@ export interface SmsMessage {
   body: string;
   /** Where the provider reports delivery for this message (carries the row's reference). */
   statusCallback?: string;
+  /** The run's frozen sender, replacing the worker's configured one. */
+  sender?: { from?: string; messagingServiceSid?: string };
 }
 
 export interface SentSms {
@@ -102,6 +104,8 @@ export interface EmailMessage {
   html?: string;
   /** Deterministic per run and account, so a resend after an ambiguous failure is deduplicated downstream. */
   messageId: string;
+  /** The run's frozen sender address, replacing the worker's configured one. */
+  from?: string;
 }
 
 export interface SentEmail {

@@ -77,7 +77,7 @@ export function createSmtpEmail(opts: SmtpEmailOptions): EmailSender {
   return {
     async send(message: EmailMessage): Promise<SentEmail> {
       const mail: SendMailOptions = {
-        from: opts.from,
+        from: message.from ?? opts.from,
         to: message.to,
         subject: message.subject,
         text: message.text,

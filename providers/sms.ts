@@ -190,8 +190,12 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
   return {
     async send(message: SmsMessage): Promise<SentSms> {
       try {
+        // The run's frozen sender wins over this worker's configured one.
+        const frozen = message.sender?.messagingServiceSid
+          ? { messagingServiceSid: message.sender.messagingServiceSid }
+          : message.sender?.from ? { from: message.sender.from } : undefined;
         const created = await client.messages.create({
-          to: message.to, body: message.body, ...sender,
+          to: message.to, body: message.body, ...(frozen ?? sender),
           ...(message.statusCallback ? { statusCallback: message.statusCallback } : {}),
         });
         return { sid: created.sid };

@@ -88,7 +88,9 @@ export async function start(o: StartOptions): Promise<void> {
   }
   const temporal = await ctx.temporalClient();
   // Only the options given: startRun fills in the defaults and the cohort kind (file or all_active).
-  const { runId, handle } = await startRun(db, temporal.client, { runId: o.runId, reason, operator, params: overrides, accountIds, taskQueue: cfg.temporal.taskQueue, message: cfg.message });
+  const { runId, handle } = await startRun(db, temporal.client, { runId: o.runId, reason, operator, params: overrides, accountIds, taskQueue: cfg.temporal.taskQueue,
+    message: { ...cfg.message, smsFrom: cfg.sms.from, smsMessagingServiceSid: cfg.sms.messagingServiceSid, emailFrom: cfg.email.from || undefined },
+  });
   const url = workflowUiUrl(cfg.temporal, handle.workflowId);
   const cohort = accountIds ? 'file' : 'all_active';
   if (o.json) printJson({ runId, workflowId: handle.workflowId, webUi: url, reason, operator, cohort, accounts: accountIds?.length ?? null, params: { ...params, cohort } });

@@ -195,7 +195,7 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
           ? { messagingServiceSid: message.sender.messagingServiceSid }
           : message.sender?.from ? { from: message.sender.from } : undefined;
         const created = await client.messages.create({
-          to: message.to, body: message.body, ...(frozen ?? sender),
+          to: message.to, body: message.body, ...(frozen ? { ...frozen, ...(opts.statusCallbackUrl ? { statusCallback: opts.statusCallbackUrl } : {}) } : sender),
           ...(message.statusCallback ? { statusCallback: message.statusCallback } : {}),
         });
         return { sid: created.sid };

@@ -179,7 +179,7 @@ describe('pinreset CLI', () => {
     expect([csv.code, jsonl.code, toFile.code]).toEqual([0, 0, 0]);
 
     const lines = csv.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('account_id,outcome,channel,fell_back,provider_message_id,error_code,reset_at,notified_at,attempts');
+    expect(lines[0]).toBe('account_id,outcome,channel,fell_back,provider_message_id,error_code,reset_at,notified_at,attempts,resolved_by');
     expect(lines).toHaveLength(61);
     const rows = new Map(lines.slice(1).map((l) => [Number(l.split(',')[0]), l.split(',')]));
     expect([...rows.keys()]).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));

@@ -11,7 +11,7 @@ import type { Db } from '../pool';
  *   notify_skipped  PIN reset, but the account was closed or deleted before its notification
  *   pending         not settled yet
  */
-export const REPORT_OUTCOMES = ['sent', 'failed', 'unreachable', 'skipped', 'notify_skipped', 'pending'] as const;
+export const REPORT_OUTCOMES = ['sent', 'failed', 'unreachable', 'skipped', 'notify_skipped', 'ambiguous', 'pending'] as const;
 export type ReportOutcome = (typeof REPORT_OUTCOMES)[number];
 
 const OUTCOME_SQL = `CASE
@@ -30,6 +30,8 @@ export interface ReportRow {
   resetAt: Date | null;
   notifiedAt: Date | null;
   attempts: number;
+  /** How a parked (ambiguous) notification was settled: sid, callback, list, resend, held. */
+  resolvedBy: string | null;
 }
 
 /**
@@ -48,7 +50,7 @@ export async function readReportPage(
   const res = await db.query(
     `SELECT * FROM (
        SELECT l.account_id, ${OUTCOME_SQL} AS outcome, l.channel, l.fell_back, l.provider_message_id, l.error_code,
-              l.reset_at, l.notified_at, l.attempts
+              l.reset_at, l.notified_at, l.attempts, l.resolved_by
        FROM ledger l
        WHERE l.run_id = $1 AND l.account_id >= $2 AND l.account_id < $2 + $3::bigint
      ) r
@@ -60,7 +62,7 @@ export async function readReportPage(
     windowEnd: s + span - 1,
     rows: res.rows.map((r) => ({
       accountId: r.account_id, outcome: r.outcome, channel: r.channel, fellBack: r.fell_back, providerMessageId: r.provider_message_id,
-      errorCode: r.error_code, resetAt: r.reset_at, notifiedAt: r.notified_at, attempts: r.attempts,
+      errorCode: r.error_code, resetAt: r.reset_at, notifiedAt: r.notified_at, attempts: r.attempts, resolvedBy: r.resolved_by,
     })),
   };
 }

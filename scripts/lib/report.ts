@@ -14,7 +14,7 @@ export type ReportFormat = 'csv' | 'jsonl';
 export const REPORT_FORMATS: readonly ReportFormat[] = ['csv', 'jsonl'];
 
 export const REPORT_COLUMNS = [
-  'account_id', 'outcome', 'channel', 'fell_back', 'provider_message_id', 'error_code', 'reset_at', 'notified_at', 'attempts',
+  'account_id', 'outcome', 'channel', 'fell_back', 'provider_message_id', 'error_code', 'reset_at', 'notified_at', 'attempts', 'resolved_by',
 ] as const;
 
 const REPORT_PAGE = 5_000;
@@ -24,7 +24,7 @@ function csvField(v: string): string {
 }
 
 function values(r: ReportRow): (string | number | boolean | null)[] {
-  return [r.accountId, r.outcome, r.channel, r.fellBack, r.providerMessageId, r.errorCode, r.resetAt?.toISOString() ?? null, r.notifiedAt?.toISOString() ?? null, r.attempts];
+  return [r.accountId, r.outcome, r.channel, r.fellBack, r.providerMessageId, r.errorCode, r.resetAt?.toISOString() ?? null, r.notifiedAt?.toISOString() ?? null, r.attempts, r.resolvedBy];
 }
 
 export function csvLine(r: ReportRow): string {

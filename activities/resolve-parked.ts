@@ -29,15 +29,17 @@ export async function lookUpParked(ctx: NotifyContext, row: ParkedRow, policy: A
   try {
     if (row.providerMessageId) {
       await ctx.gate.take();
+      const t0 = ctx.clock.now().getTime();
       const m = await ctx.sms.fetch(row.providerMessageId);
-      ctx.onSend({ channel: 'sms', result: 'reconciled', code: m ? 'found_sid' : 'sid_unknown', latencyMs: 0 });
+      ctx.onSend({ channel: 'sms', result: 'reconciled', code: m ? 'found_sid' : 'sid_unknown', latencyMs: ctx.clock.now().getTime() - t0 });
       if (m) return { verdict: 'found', messageId: m.sid, resolvedBy: 'sid' };
     }
     if (!row.phone) return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
     await ctx.gate.take();
+    const t0 = ctx.clock.now().getTime();
     const listed = await ctx.sms.listToSince(row.phone, new Date(row.ambiguousSince.getTime() - DAY_MARGIN_MS));
     const match = listed.find((m) => referenceIn(m.body) === row.ref);
-    ctx.onSend({ channel: 'sms', result: 'reconciled', code: match ? 'found_list' : 'not_found', latencyMs: 0 });
+    ctx.onSend({ channel: 'sms', result: 'reconciled', code: match ? 'found_list' : 'not_found', latencyMs: ctx.clock.now().getTime() - t0 });
     if (match) return { verdict: 'found', messageId: match.sid, resolvedBy: 'list' };
   } catch {
     return { verdict: 'postpone', nextMs: POSTPONE_MS[Math.min(postponed, POSTPONE_MS.length - 1)] };

@@ -156,12 +156,13 @@ RETURNS integer
 LANGUAGE sql AS $$
   WITH parked AS (
     UPDATE ledger l
-    SET notify_state = 'ambiguous', ambiguous_since = l.lease_until, next_lookup_at = clock_timestamp(),
-        negative_lookups = 0, ever_ambiguous = true, claim_token = NULL,
+    SET notify_state = 'ambiguous', ambiguous_since = coalesce(l.lease_until, l.attempt_started_at, clock_timestamp()),
+        next_lookup_at = clock_timestamp(), negative_lookups = 0, ever_ambiguous = true, claim_token = NULL,
         error_code = 'claim_expired'
     WHERE l.run_id = p_run_id AND l.account_id BETWEEN p_first AND p_last
       AND l.notify_state = 'sending'
-      AND l.lease_until + make_interval(secs => p_grace_ms / 1000.0) < clock_timestamp()
+      -- A row claimed before leases existed (a run upgraded mid-flight) counts from its attempt.
+      AND coalesce(l.lease_until, l.attempt_started_at, '-infinity') + make_interval(secs => p_grace_ms / 1000.0) < clock_timestamp()
     RETURNING 1
   )
   SELECT count(*)::integer FROM parked

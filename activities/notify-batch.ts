@@ -4,7 +4,8 @@
 // send returns (outcome-recorder.ts). What it cannot settle it parks: an attempt that may have
 // reached the provider becomes 'ambiguous' and is resolved by lookups (resolve-parked.ts), and
 // rows a dead, frozen or partitioned attempt held are taken over only after their lease plus a
-// grace. The batch ends when nothing in its range is pending, held or waiting for a lookup.
+// grace. A batch ends when nothing in its range is pending and the parked rows due now are looked
+// up; the run's final reconciliation (settleParked) waits until every parked row is settled.
 import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import pLimit from 'p-limit';
@@ -33,6 +34,11 @@ export interface NotifyBatchInput {
   policy: ChannelPolicy;
   /** Stop this batch when more than `failureRate` of at least `minAttempts` attempts failed. */
   guard?: { failureRate: number; minAttempts: number };
+  /**
+   * Wait until every parked row of the range is settled (the run's final reconciliation). Without
+   * it the batch returns once only parked rows are left, so a hold period never blocks the window.
+   */
+  settleParked?: boolean;
 }
 
 /** Heartbeat details: what the attempt has done so far (for the Web UI's pending activity view). */
@@ -225,6 +231,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
         const u = await readUnsettled(deps.db, runId, first, last);
         if (u.pending === 0 && u.sending === 0 && u.ambiguousDue === 0) break;
         if (u.pending > 0) continue;
+        if (!input.settleParked) break; // parked rows wait for the run's final reconciliation
         const now = Date.now();
         const next = Math.min(
           u.nextDue ? u.nextDue.getTime() - now : Infinity,

@@ -64,6 +64,8 @@ export interface CarriedState {
   exposureWindowMs?: number;
   checkpointSeq: number;
   continuedAsNew: number;
+  /** Every parked (ambiguous) notification of the run was settled by the final reconciliation. */
+  parkedSettled?: boolean;
 }
 
 export interface RunResult {

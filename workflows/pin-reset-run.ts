@@ -38,7 +38,7 @@ function batchActivities(kind: 'reset' | 'notify', b: BatchRange) {
         startToCloseTimeout: '4 hours',
         heartbeatTimeout: '15s',
         retry: DB_RETRY,
-        summary: `notify accounts ${b.first}..${b.last}`,
+        summary: b.first === 0 && b.last === Number.MAX_SAFE_INTEGER ? 'settle parked (ambiguous) notifications of the run' : `notify accounts ${b.first}..${b.last}`,
       });
 }
 
@@ -206,6 +206,21 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     track('notify', `${b.first}`, p);
   };
 
+  // After the last batch: parked notifications (ambiguous sends, rows of dead holders) are settled
+  // over the whole run, waiting out their hold periods, so no batch ever held the window for them.
+  const dispatchReconcile = () => {
+    const all = { first: 0, last: Number.MAX_SAFE_INTEGER };
+    const p = wf.CancellationScope.nonCancellable(() =>
+      batchActivities('notify', all).notifyBatch({ runId, ...all, policy: params.policy, settleParked: true }),
+    ).then(() => {
+      s.parkedSettled = true;
+    }, (err) => {
+      // Paused or cancelled meanwhile: dispatched again after a resume; a cancel ends the run.
+      if (!stoppedByRun(err)) throw err;
+    });
+    track('notify', 'reconcile', p);
+  };
+
   const checkpoint = (note?: string) => {
     lastCheckpointMs = Date.now();
     settledSinceCheckpoint = false;
@@ -295,7 +310,12 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         continue; // notifications open now: dispatch them before waiting
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
-      if (idle && (cancelRequested || (resetsDone && s.toNotify.length === 0))) break;
+      const batchesDone = resetsDone && s.toNotify.length === 0;
+      if (idle && !cancelRequested && !s.paused && batchesDone && !s.parkedSettled) {
+        dispatchReconcile();
+        continue;
+      }
+      if (idle && (cancelRequested || (batchesDone && s.parkedSettled))) break;
 
       // Also when the run goes idle (paused, awaiting approval): the last checkpoint then holds
       // exactly what a status read without a worker should show.

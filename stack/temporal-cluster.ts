@@ -7,13 +7,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
-import { freePort, waitFor } from './ports';
+import { waitFor } from './ports';
 import { startPostgres, type LocalPostgres } from './postgres';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import type { LocalTemporal } from './temporal';
@@ -97,12 +98,13 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
       dynamicConfigFile = path.join(dataDir, 'dynamicconfig.yaml');
       await writeFile(dynamicConfigFile, dynamicConfigWith(readFileSync(DYNAMIC_CONFIG_FILE, 'utf8'), opts.dynamicConfig));
     }
-    const ports = {
-      TEMPORAL_FRONTEND_PORT: await freePort(), TEMPORAL_FRONTEND_HTTP_PORT: await freePort(), TEMPORAL_FRONTEND_MEMBERSHIP_PORT: await freePort(),
-      TEMPORAL_HISTORY_PORT: await freePort(), TEMPORAL_HISTORY_MEMBERSHIP_PORT: await freePort(),
-      TEMPORAL_MATCHING_PORT: await freePort(), TEMPORAL_MATCHING_MEMBERSHIP_PORT: await freePort(),
-      TEMPORAL_WORKER_PORT: await freePort(), TEMPORAL_WORKER_MEMBERSHIP_PORT: await freePort(),
-    };
+    const names = [
+      'TEMPORAL_FRONTEND_PORT', 'TEMPORAL_FRONTEND_HTTP_PORT', 'TEMPORAL_FRONTEND_MEMBERSHIP_PORT', 'TEMPORAL_HISTORY_PORT',
+      'TEMPORAL_HISTORY_MEMBERSHIP_PORT', 'TEMPORAL_MATCHING_PORT', 'TEMPORAL_MATCHING_MEMBERSHIP_PORT', 'TEMPORAL_WORKER_PORT',
+      'TEMPORAL_WORKER_MEMBERSHIP_PORT',
+    ] as const;
+    const picked = await freePorts(names.length);
+    const ports = Object.fromEntries(names.map((n, i) => [n, picked[i]])) as Record<(typeof names)[number], number>;
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? os.tmpdir(),
@@ -148,6 +150,31 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
   } catch (err) {
     await postgres.stop().catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * n distinct free ports, all held open while picking so none is handed out twice. Below 32768:
+ * the server stores its membership ports in cluster_membership.rpc_port, a PostgreSQL smallint
+ * ("value 37401 is out of range for type smallint" and a fatal exit otherwise), and Linux hands
+ * out ephemeral ports from 32768 up.
+ */
+async function freePorts(n: number): Promise<number[]> {
+  const held: net.Server[] = [];
+  try {
+    for (let tries = 0; held.length < n; tries++) {
+      if (tries > 1000) throw new Error('no free ports below 32768 on 127.0.0.1');
+      const port = 20_000 + Math.floor(Math.random() * 12_000);
+      const s = net.createServer();
+      const ok = await new Promise<boolean>((resolve) => {
+        s.once('error', () => resolve(false));
+        s.listen(port, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) held.push(s);
+    }
+    return held.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
   }
 }
 

@@ -107,7 +107,8 @@ describe('chaos: kills, restarts and provider faults', () => {
   beforeAll(async () => {
     if (process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS) return; // needs servers it may restart
     report = await runChaos({
-      accounts: 3_000, workers: 2, kills: 2, postgresRestarts: 1, temporalRestarts: 1, seed: 5,
+      // Three worker processes on the production-shaped cluster (`npm run test:cluster`).
+      accounts: 3_000, workers: process.env.PINRESET_TEMPORAL === 'cluster' ? 3 : 2, kills: 2, postgresRestarts: 1, temporalRestarts: 1, seed: 5,
       // A modest ceiling keeps the run long enough (~20 s) for every disruption to land in it.
       rate: 150, batchSize: 250, batchConcurrency: 4,
       twilioFaults: { rate429: 0.1, rate5xx: 0.02, rateDropAfterAccept: 0.01, latencyMs: [1, 15] },

@@ -3,6 +3,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../stack';
 
+/**
+ * Worker processes a test starts side by side: three against the production-shaped cluster
+ * (`npm run test:cluster`), where several workers share shards and task queues as in production.
+ */
+export const WORKER_PROCESSES = process.env.PINRESET_TEMPORAL === 'cluster' ? 3 : 1;
+
+/** `n` worker processes, ready. */
+export async function spawnWorkers(env: Record<string, string>, n: number): Promise<WorkerProcess[]> {
+  const started = Array.from({ length: n }, () => spawnWorker(env));
+  await Promise.all(started.map((w) => w.ready));
+  return started;
+}
+
 export interface WorkerProcess {
   child: ChildProcess;
   /** Everything the process wrote, for assertions on logs. */

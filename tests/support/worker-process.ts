@@ -25,8 +25,16 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/**
+ * PINRESET_WORKER_JS=dist (set by `npm run test:cluster`): the compiled worker of `npm run build`,
+ * as `npm run start:worker` and the Docker image run it, instead of the TypeScript source.
+ */
+const ENTRY = process.env.PINRESET_WORKER_JS === 'dist'
+  ? ['--import', path.join(PROJECT_ROOT, 'scripts', 'esm-extensionless.mjs'), path.join(PROJECT_ROOT, 'dist', 'workers', 'main.js')]
+  : ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')];
+
 export function spawnWorker(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
+  const child = spawn(process.execPath, ENTRY, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -8,7 +8,7 @@ export async function resolve(specifier, context, next) {
   try {
     return await next(specifier, context);
   } catch (err) {
-    if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !/^\\.{1,2}\\//.test(specifier)) throw err;
+    if (!['ERR_MODULE_NOT_FOUND', 'ERR_UNSUPPORTED_DIR_IMPORT'].includes(err?.code) || !/^\\.{1,2}\\//.test(specifier)) throw err;
     try {
       return await next(specifier + '.js', context);
     } catch {

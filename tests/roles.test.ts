@@ -8,6 +8,7 @@ import type { Client } from '@temporalio/client';
 import pg from 'pg';
 import { createPool, type Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
+import { ensureWorkerLogin } from '../db/sql/ensure-worker-login';
 import { account, insertAccounts, ledgerOf } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 
@@ -175,6 +176,35 @@ describe('the pinreset_worker role', () => {
       expect(counts.rows[0]).toEqual(real.rows[0]);
     } finally {
       await probe.query('DROP TABLE pg_temp.ledger');
+    }
+  });
+
+  it('`migrate` creates the worker login in the role, and re-passwords it on the next run', async () => {
+    const user = `pinreset_worker_m_${suffix}`;
+    try {
+      expect(await ensureWorkerLogin(admin, user, 'first-password-123')).toBe('created');
+      const asUser = (pw: string) => {
+        const u = new URL(adminUrl);
+        u.username = user;
+        u.password = pw;
+        return new pg.Client({ connectionString: u.toString() });
+      };
+      const c1 = asUser('first-password-123');
+      await c1.connect();
+      const member = await c1.query(`SELECT pg_has_role(current_user, 'pinreset_worker', 'MEMBER') AS m`);
+      expect(member.rows[0].m).toBe(true);
+      expect((await c1.query('SELECT 1 FROM accounts LIMIT 1').catch((e: { code?: string }) => e)) as { code?: string }).toMatchObject({ code: '42501' });
+      await c1.end();
+      expect(await ensureWorkerLogin(admin, user, "second-pass'word-456")).toBe('updated');
+      const old = asUser('first-password-123');
+      await expect(old.connect()).rejects.toThrow(/password authentication failed/);
+      const c2 = asUser("second-pass'word-456");
+      await c2.connect();
+      await c2.end();
+      await expect(ensureWorkerLogin(admin, 'Robert"; DROP ROLE x; --', 'long-enough-pass')).rejects.toThrow(/WORKER_DB_USER must be a plain/);
+      await expect(ensureWorkerLogin(admin, user, 'short')).rejects.toThrow(/at least 12/);
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${user}`);
     }
   });
 

@@ -8,8 +8,8 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_AUDIT=false
 
 # Dependencies first, so source edits reuse this layer.
-# All dependencies, dev included (no --omit=dev): the worker and scripts run TypeScript through
-# `tsx`, a devDependency, and the workflow bundle is built with the SDK's bundler below.
+# All dependencies, dev included (no --omit=dev): `npm run build` needs TypeScript, and the
+# operator scripts (`npm run accounts`, the CLI) still run TypeScript through `tsx`.
 # --ignore-scripts + rebuild: the dependencies' install scripts run, the project's own "prepare"
 # does not (it installs the Temporal CLI for the local stack, which the image doesn't need, and
 # its source isn't copied yet, so a plain `npm ci` would fail here).
@@ -18,10 +18,11 @@ RUN npm ci --ignore-scripts && npm rebuild && npm cache clean --force
 
 COPY . .
 
-# Prebuilt workflow bundle (WORKFLOW_BUNDLE_PATH): workers start without running webpack, and
-# every replica runs the very same workflow code, built once with the image.
-# (dist/ is in .dockerignore: always built from the copied source, never taken from the host.)
-RUN npm run build:bundle && test -s dist/workflow-bundle.js
+# `npm run build`: the compiled JavaScript the services run (dist/workers/main.js,
+# dist/scripts/migrate.js, ...) and the prebuilt workflow bundle (WORKFLOW_BUNDLE_PATH): workers
+# start without running webpack, and every replica runs the very same workflow code, built once
+# with the image. (dist/ is in .dockerignore: always built from the copied source.)
+RUN npm run build && test -s dist/workflow-bundle.js && test -s dist/workers/main.js
 ENV WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js
 
 # Set after `npm ci`, which would otherwise skip devDependencies.
@@ -30,6 +31,6 @@ ENV NODE_ENV=production
 # Unprivileged at run time; the files stay root-owned and read-only to the app.
 USER node
 
-# Overridden per service in docker-compose.yml (`npm run migrate`, `npm run worker`). npm
-# forwards SIGTERM to the worker, which then drains; run under an init (compose `init: true`).
-CMD ["npm", "run", "worker"]
+# Overridden per service in docker-compose.yml. node itself gets SIGTERM and drains; run under an
+# init (compose `init: true`).
+CMD ["node", "--import", "./scripts/esm-extensionless.mjs", "dist/workers/main.js"]

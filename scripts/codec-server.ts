@@ -10,10 +10,14 @@
 //   CODEC_SERVER_HOST     default 127.0.0.1 (never expose it without a token and TLS in front)
 //   CODEC_SERVER_ORIGINS  comma-separated origins allowed by CORS; default TEMPORAL_UI_URL's
 //                         origin, else http://127.0.0.1:8233 and http://localhost:8233
-//   CODEC_SERVER_TOKEN    optional: require "Authorization: Bearer <token>" (the UI sends its
-//                         access token when "Pass the user access token" is ticked)
+//   CODEC_SERVER_TOKEN    required: every request needs "Authorization: Bearer <token>" (the UI
+//                         sends its access token when "Pass the user access token" is ticked)
+//   CODEC_SERVER_ALLOW_NO_TOKEN=true   explicit opt-out, for a laptop-only dev server
 // Then in the Web UI: Settings (Data Encoder) -> Remote Codec Endpoint = http://127.0.0.1:8888,
 // or start the UI with TEMPORAL_CODEC_ENDPOINT / `temporal server start-dev --ui-codec-endpoint`.
+// Every request must carry an allowed Origin, also those that are not from a browser (no
+// exemption when the header is absent): the Temporal CLI sends it with
+//   --codec-endpoint http://127.0.0.1:8888 --codec-auth "Bearer <token>" --codec-header "Origin=<allowed origin>".
 //
 // Anyone who can reach it can decrypt payloads: bind it to localhost or put it behind the same
 // authentication as the UI. It logs requests by size and outcome only, never payload contents.
@@ -31,8 +35,10 @@ export interface CodecServerOptions {
   host?: string;
   /** Origins allowed to call from a browser (CORS). */
   origins: string[];
-  /** When set, every encode/decode needs `Authorization: Bearer <token>`. */
+  /** Every encode/decode needs `Authorization: Bearer <token>`; required unless allowNoToken. */
   token?: string;
+  /** Run without a token (CODEC_SERVER_ALLOW_NO_TOKEN=true): an explicit choice, never a default. */
+  allowNoToken?: boolean;
   /** Largest request body accepted, bytes (default 16 MiB). */
   maxBodyBytes?: number;
   log?: (line: string) => void;
@@ -87,6 +93,10 @@ function sameSecret(given: string, expected: string): boolean {
 }
 
 export async function startCodecServer(o: CodecServerOptions): Promise<CodecServer> {
+  if (!o.token && !o.allowNoToken) {
+    throw new Error('the codec server decrypts for whoever asks: set CODEC_SERVER_TOKEN (or CODEC_SERVER_ALLOW_NO_TOKEN=true on a laptop-only dev server)');
+  }
+  if (o.origins.length === 0) throw new Error('the codec server needs at least one allowed origin (CODEC_SERVER_ORIGINS)');
   const origins = new Set(o.origins.map((x) => x.replace(/\/+$/, '')));
   const maxBody = o.maxBodyBytes ?? 16 * 1024 * 1024;
   const log = o.log ?? (() => undefined);
@@ -118,7 +128,8 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
     }
     if (!op) return reply(404, { error: 'not found: POST /encode or /decode' });
     if (req.method !== 'POST') return reply(405, { error: 'method not allowed' }, { Allow: 'POST, OPTIONS' });
-    if (origin && !origins.has(origin)) return reply(403, { error: 'origin not allowed' });
+    // Every request, browser or not: a missing Origin is refused like a foreign one.
+    if (!origin || !origins.has(origin)) return reply(403, { error: 'origin not allowed (send an allowed Origin header)' });
     if (o.token) {
       const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
       if (!m || !sameSecret(m[1], o.token)) return reply(401, { error: 'unauthorized' }, { 'WWW-Authenticate': 'Bearer' });
@@ -199,7 +210,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const origins = originsFromEnv(process.env);
     const server = await startCodecServer({
       codec, port, host: process.env.CODEC_SERVER_HOST ?? '127.0.0.1', origins,
-      token: process.env.CODEC_SERVER_TOKEN?.trim() || undefined, log: (l) => console.log(l),
+      token: process.env.CODEC_SERVER_TOKEN?.trim() || undefined, allowNoToken: process.env.CODEC_SERVER_ALLOW_NO_TOKEN === 'true',
+      log: (l) => console.log(l),
     });
     console.log(JSON.stringify({ msg: 'codec server listening', url: server.url, origins, auth: process.env.CODEC_SERVER_TOKEN ? 'bearer' : 'none', keyIds: codec.knownKeyIds() }));
     const shutdown = () => void server.stop().then(() => process.exit(0));

@@ -28,6 +28,8 @@ export interface PostgresOptions {
   /** Keep the data directory across starts (the demo) or wipe it (tests). */
   keepData?: boolean;
   database?: string;
+  /** Start an embedded server even when DATABASE_URL is set (the Temporal cluster's own databases). */
+  ignoreDatabaseUrl?: boolean;
 }
 
 const USER = 'postgres';
@@ -35,7 +37,7 @@ const PASSWORD = 'pinreset-local';
 
 export async function startPostgres(opts: PostgresOptions): Promise<LocalPostgres> {
   const database = opts.database ?? 'pinreset';
-  const external = process.env.DATABASE_URL;
+  const external = opts.ignoreDatabaseUrl ? undefined : process.env.DATABASE_URL;
   if (external) {
     return { url: external, embedded: false, stop: async () => undefined, restart: async () => {
       throw new Error('cannot restart PostgreSQL given by DATABASE_URL');

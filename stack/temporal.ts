@@ -1,5 +1,6 @@
 // A real Temporal server for the local stack: the Temporal CLI's dev server (Web UI on, SQLite
-// file so a restart keeps state, custom search attributes registered), or TEMPORAL_ADDRESS.
+// file so a restart keeps state, custom search attributes registered), the production-shaped
+// cluster when PINRESET_TEMPORAL=cluster (stack/temporal-cluster.ts), or TEMPORAL_ADDRESS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -70,6 +71,16 @@ export async function startTemporal(opts: TemporalOptions): Promise<LocalTempora
 
 async function startTemporalOnce(opts: TemporalOptions): Promise<LocalTemporal> {
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  if (!process.env.TEMPORAL_ADDRESS && process.env.PINRESET_TEMPORAL === 'cluster') {
+    // The production-shaped server (stack/temporal-cluster.ts) instead of the dev server; its data
+    // sits beside where the dev server's SQLite file would be.
+    const { startCluster } = await import('./temporal-cluster');
+    const dbFile = path.resolve(opts.dbFile);
+    return startCluster({
+      dataDir: path.join(path.dirname(dbFile), `${path.basename(dbFile, path.extname(dbFile))}-cluster`),
+      dynamicConfig: opts.dynamicConfig, cli: findTemporalCli(), namespace,
+    });
+  }
   if (process.env.TEMPORAL_ADDRESS) {
     return {
       address: process.env.TEMPORAL_ADDRESS,

@@ -106,7 +106,8 @@ describe('chaos: kills, restarts and provider faults', () => {
   beforeAll(async () => {
     if (process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS) return; // needs servers it may restart
     report = await runChaos({
-      accounts: 3_000, workers: 2, kills: 2, postgresRestarts: 1, temporalRestarts: 1, seed: 5,
+      // Three worker processes on the production-shaped cluster (`npm run test:cluster`).
+      accounts: 3_000, workers: process.env.PINRESET_TEMPORAL === 'cluster' ? 3 : 2, kills: 2, postgresRestarts: 1, temporalRestarts: 1, seed: 5,
       // Longer than the 15 s heartbeat timeout: Temporal retries the worker's batches elsewhere
       // while it sleeps or is cut off, and it wakes (or reconnects) holding claims.
       freezes: 1, freezeMs: 20_000, partitions: 1, partitionMs: 20_000,
@@ -120,13 +121,13 @@ describe('chaos: kills, restarts and provider faults', () => {
       },
       smtpFaults: { rate4xx: 0.05 },
       workflowBundlePath: inject('workflowBundlePath'),
-      timeoutMs: 170_000,
+      timeoutMs: 280_000,
       // After the resets: a worker killed while it holds a reset batch stalls the run for the
       // reset activity's 5-minute start-to-close timeout (see docs/reliability.md), too long here.
       window: [0.2, 0.85],
     });
     console.log(verdictLine(report));
-  }, 240_000);
+  }, 360_000);
 
   it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))('every disruption happened and the run completed', () => {
     expect(report.problems).toEqual([]);

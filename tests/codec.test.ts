@@ -135,7 +135,7 @@ describe('codec server', () => {
 
   beforeAll(async () => {
     codec = new AesGcmCodec({ current: key() });
-    open = await startCodecServer({ codec, origins: [origin] });
+    open = await startCodecServer({ codec, origins: [origin], allowNoToken: true });
     locked = await startCodecServer({ codec, origins: [origin], token: 's3cret-token' });
   });
   afterAll(async () => {
@@ -144,7 +144,22 @@ describe('codec server', () => {
   });
 
   const post = (server: CodecServer, op: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}/${op}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    fetch(`${server.url}/${op}`, { method: 'POST', headers: { 'Content-Type': 'application/json', Origin: origin, ...headers }, body: JSON.stringify(body) });
+
+  it('will not start without a token unless told so explicitly, nor without an allowed origin', async () => {
+    await expect(startCodecServer({ codec, origins: [origin] })).rejects.toThrow(/set CODEC_SERVER_TOKEN/);
+    await expect(startCodecServer({ codec, origins: [], token: 't' })).rejects.toThrow(/allowed origin/);
+  });
+
+  it('checks the origin on every request: absent is refused like foreign', async () => {
+    const noOrigin = await fetch(`${locked.url}/decode`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer s3cret-token' }, body: '{"payloads":[]}',
+    });
+    expect(noOrigin.status).toBe(403);
+    expect(noOrigin.headers.get('access-control-allow-origin')).toBeNull();
+    expect((await post(locked, 'decode', { payloads: [] }, { Authorization: 'Bearer s3cret-token', Origin: 'https://evil.example' })).status).toBe(403);
+    expect((await post(locked, 'encode', { payloads: [] }, { Authorization: 'Bearer s3cret-token' })).status).toBe(200);
+  });
 
   it('encodes and decodes Temporal JSON payloads, both ways with the worker codec', async () => {
     const plain = jsonPayload({ runId: 'codec-srv-1' });
@@ -185,7 +200,7 @@ describe('codec server', () => {
   });
 
   it('rejects bad requests without echoing them', async () => {
-    const notJson = await fetch(`${open.url}/decode`, { method: 'POST', body: 'payloads=+15551234567' });
+    const notJson = await fetch(`${open.url}/decode`, { method: 'POST', headers: { Origin: origin }, body: 'payloads=+15551234567' });
     expect(notJson.status).toBe(400);
     expect(await notJson.text()).not.toContain('5551234567');
     expect((await post(open, 'decode', { nope: 1 })).status).toBe(400);
@@ -194,8 +209,8 @@ describe('codec server', () => {
     const unknownKey = await post(open, 'decode', { payloads: [payloadToJson(foreign)] });
     expect(unknownKey.status).toBe(400);
     expect(((await unknownKey.json()) as { error: string }).error).toMatch(/unknown encryption key id "other"/);
-    expect((await fetch(`${open.url}/decode`)).status).toBe(405);
-    expect((await fetch(`${open.url}/nothing`, { method: 'POST' })).status).toBe(404);
+    expect((await fetch(`${open.url}/decode`, { headers: { Origin: origin } })).status).toBe(405);
+    expect((await fetch(`${open.url}/nothing`, { method: 'POST', headers: { Origin: origin } })).status).toBe(404);
   });
 });
 
@@ -249,7 +264,7 @@ describe('a run with payload encryption on', () => {
     connection = await Connection.connect({ address: inject('temporalAddress') });
     client = new Client({ connection, namespace: 'default', dataConverter });
     rawClient = new Client({ connection, namespace: 'default' });
-    server = await startCodecServer({ codec: payloadCodecFromEnv(env)!, origins: [inject('temporalUiUrl')] });
+    server = await startCodecServer({ codec: payloadCodecFromEnv(env)!, origins: [inject('temporalUiUrl')], token: 'run-codec-token' });
     await insertAccounts(db, [
       ...Array.from({ length: 30 }, (_, i) => account(i + 1)),
       account(31, { phone: `${CONFIG_ERROR_PREFIX}0031` }),
@@ -322,7 +337,7 @@ describe('a run with payload encryption on', () => {
     const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'notifyBatch')!;
     const input = scheduled.activityTaskScheduledEventAttributes!.input!.payloads! as Payload[];
     const res = await fetch(`${server.url}/decode`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Origin: inject('temporalUiUrl') },
+      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Origin: inject('temporalUiUrl'), Authorization: 'Bearer run-codec-token' },
       body: JSON.stringify({ payloads: input.map(payloadToJson) }),
     });
     expect(res.status).toBe(200);
@@ -333,7 +348,9 @@ describe('a run with payload encryption on', () => {
 
     const failedEvent = history.events!.find((e) => e.activityTaskFailedEventAttributes)!;
     const attrs = failedEvent.activityTaskFailedEventAttributes!.failure!.encodedAttributes as Payload;
-    const res2 = await fetch(`${server.url}/decode`, { method: 'POST', body: JSON.stringify({ payloads: [payloadToJson(attrs)] }) });
+    const res2 = await fetch(`${server.url}/decode`, {
+      method: 'POST', headers: { Origin: inject('temporalUiUrl'), Authorization: 'Bearer run-codec-token' }, body: JSON.stringify({ payloads: [payloadToJson(attrs)] }),
+    });
     const [message] = ((await res2.json()) as { payloads: unknown[] }).payloads.map(payloadFromJson);
     expect(JSON.parse(Buffer.from(message.data!).toString()).message).toMatch(/sms provider rejected the configuration \(20003\)/);
 

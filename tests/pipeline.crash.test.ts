@@ -7,7 +7,7 @@ import type { Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
 import { account, insertAccounts, ledgerOf } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
-import { spawnWorker, type WorkerProcess } from './support/worker-process';
+import { spawnWorker, spawnWorkers, WORKER_PROCESSES, type WorkerProcess } from './support/worker-process';
 
 describe('a worker killed mid-batch', () => {
   let db: Db;
@@ -31,7 +31,7 @@ describe('a worker killed mid-batch', () => {
     await db?.end();
   });
 
-  it('loses and duplicates nobody', async () => {
+  it(`loses and duplicates nobody (${WORKER_PROCESSES} worker process${WORKER_PROCESSES > 1 ? 'es' : ''})`, async () => {
     const ids = Array.from({ length: 3000 }, (_, i) => i + 1);
     await insertAccounts(db, ids.map((id) => account(id, id % 10 === 0 ? { phone: null } : {})));
     const taskQueue = `crash-${Date.now()}`;
@@ -43,9 +43,9 @@ describe('a worker killed mid-batch', () => {
       WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
       SEND_CONCURRENCY: '16',
     };
-    const first = spawnWorker(env);
-    workers.push(first);
-    await first.ready;
+    // One worker (three on the cluster: the others keep working while the first dies).
+    const [first, ...others] = await spawnWorkers(env, WORKER_PROCESSES);
+    workers.push(first, ...others);
 
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-crash', operator: 't', taskQueue,
@@ -89,9 +89,9 @@ describe('a worker killed mid-batch', () => {
       ...providers.env, DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: taskQueue,
       WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'), SEND_CONCURRENCY: '16',
     };
-    const first = spawnWorker(env);
-    workers.push(first);
-    await first.ready;
+    // One worker (three on the cluster: the others keep working while the first dies).
+    const [first, ...others] = await spawnWorkers(env, WORKER_PROCESSES);
+    workers.push(first, ...others);
     const { handle } = await startRun(db, client, {
       reason: 'INC-drain', operator: 't', taskQueue, params: { batchSize: 500, batchConcurrency: 2, ratePerSecond: 300 },
     });

@@ -1,12 +1,14 @@
-// Least privilege (db/migrations/005_roles.sql): a worker logged in as a member of
-// pinreset_worker runs a whole pipeline run, and cannot delete, truncate, read PIN verifiers or
-// names, change anything else, or change the schema.
+// Least privilege (db/migrations/005_roles.sql, 011_least_privilege.sql): a worker logged in as a
+// member of pinreset_worker runs a whole pipeline run, and cannot delete, truncate, read or write
+// `accounts` at all (PINs and contact data only through the SECURITY DEFINER functions), change
+// anything else, or change the schema.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import pg from 'pg';
 import { createPool, type Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
+import { ensureWorkerLogin } from '../db/sql/ensure-worker-login';
 import { account, insertAccounts, ledgerOf } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 
@@ -23,6 +25,7 @@ describe('the pinreset_worker role', () => {
   const login = `pinreset_worker_t_${suffix}`;
   const outsider = `pinreset_outsider_t_${suffix}`;
   const password = randomBytes(12).toString('hex');
+  let runId = '';
 
   const urlFor = (user: string) => {
     const u = new URL(adminUrl);
@@ -54,11 +57,11 @@ describe('the pinreset_worker role', () => {
     await admin?.end();
   });
 
-  it('is a NOLOGIN group role, and every pinreset_* function runs with the caller\'s rights', async () => {
+  it('is a NOLOGIN group role, and every pinreset_* function runs as its owner with a pinned search_path', async () => {
     const role = await admin.query(`SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = 'pinreset_worker'`);
     expect(role.rows).toEqual([{ rolcanlogin: false, rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolbypassrls: false }]);
     const fns = await admin.query(
-      `SELECT p.proname, p.prosecdef, has_function_privilege('pinreset_worker', p.oid, 'EXECUTE') AS worker_may,
+      `SELECT p.proname, p.prosecdef, p.proconfig, has_function_privilege('pinreset_worker', p.oid, 'EXECUTE') AS worker_may,
               has_function_privilege('${outsider}', p.oid, 'EXECUTE') AS outsider_may
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        WHERE n.nspname = 'public' AND p.proname LIKE 'pinreset\\_%' ORDER BY 1`,
@@ -67,7 +70,20 @@ describe('the pinreset_worker role', () => {
       'pinreset_materialize_active_cohort', 'pinreset_plan_batches', 'pinreset_reset_batch', 'pinreset_claim_notify_chunk',
       'pinreset_record_outcomes', 'pinreset_counts', 'pinreset_acquire_send_slots', 'pinreset_acquire_reset_slots', 'pinreset_penalize_send_rate',
     ]));
-    for (const f of fns.rows) expect(f, f.proname).toMatchObject({ prosecdef: false, worker_may: true, outsider_may: false });
+    for (const f of fns.rows) {
+      expect(f, f.proname).toMatchObject({ prosecdef: true, proconfig: ['search_path=public, pg_temp'], worker_may: true, outsider_may: false });
+    }
+    // No table privilege on accounts is left to the role, not even on single columns.
+    const grants = await admin.query(
+      `SELECT privilege_type, column_name FROM information_schema.column_privileges
+       WHERE table_name = 'accounts' AND grantee = 'pinreset_worker'
+       UNION ALL SELECT privilege_type, NULL FROM information_schema.table_privileges
+       WHERE table_name = 'accounts' AND grantee = 'pinreset_worker'`,
+    );
+    expect(grants.rows).toEqual([]);
+    // Nobody but the owner may create objects in schema public.
+    const create = await admin.query(`SELECT has_schema_privilege('pinreset_worker', 'public', 'CREATE') AS w, has_schema_privilege('${outsider}', 'public', 'CREATE') AS o`);
+    expect(create.rows[0]).toEqual({ w: false, o: false });
   });
 
   it('runs a whole pipeline run as the worker login', async () => {
@@ -78,9 +94,10 @@ describe('the pinreset_worker role', () => {
       account(43, { status: 'closed' }), // not in an all-active cohort
     ]);
     // Creating the run (its row, the workflow) is the operator's act.
-    const { runId, handle } = await startRun(admin, client, {
+    let handle;
+    ({ runId, handle } = await startRun(admin, client, {
       reason: 'INC-roles', operator: 'secops', taskQueue: worker.taskQueue, params: { batchSize: 20, ratePerSecond: 0 },
-    });
+    }));
     const result = await handle.result();
     expect(result.status).toBe('completed');
     expect(result.counts).toMatchObject({ planned: 42, reset: 42, sentSms: 40, sentEmail: 1, unreachable: 1, failed: 0, pending: 0 });
@@ -93,7 +110,7 @@ describe('the pinreset_worker role', () => {
     expect(providers.twilio.messages()).toHaveLength(40);
   });
 
-  it('cannot delete, truncate, read PIN verifiers or names, or write outside its columns', async () => {
+  it('cannot delete, truncate, read or write accounts directly, or write outside its columns', async () => {
     const denied = [
       'DELETE FROM accounts',
       'DELETE FROM accounts WHERE id = 1',
@@ -126,6 +143,15 @@ describe('the pinreset_worker role', () => {
       'ALTER TABLE ledger DISABLE TRIGGER ALL',
       'CREATE INDEX evil ON accounts (phone)',
       `SET ROLE postgres`,
+      // Contact data and PIN columns: only through the functions, for accounts in a run's ledger.
+      'SELECT id, status FROM accounts WHERE id = 1',
+      'SELECT phone, email FROM accounts WHERE id = 1',
+      'SELECT count(*) FROM accounts',
+      "UPDATE accounts SET pin_status = 'reset_required', updated_at = now() WHERE id = 1",
+      'UPDATE accounts SET pin_hash = NULL, pin_salt = NULL WHERE id = 1',
+      'UPDATE accounts SET credential_version = credential_version + 1 WHERE id = 1',
+      // Shadowing a table or function through a schema of its own: no CREATE anywhere.
+      'CREATE SCHEMA evil',
     ];
     for (const sql of denied) {
       const err = await probe.query(sql).then(() => undefined, (e: Error & { code?: string }) => e);
@@ -133,11 +159,53 @@ describe('the pinreset_worker role', () => {
       // 42501 insufficient_privilege; "must be owner" is 42501 too.
       expect(err!.code, `${sql}: ${err!.message}`).toBe('42501');
     }
-    // And what it needs does work: reading contact columns, moving a PIN to reset_required.
-    const ok = await probe.query('SELECT id, status, phone, phone_type, email, sms_opt_out, email_opt_out, credential_version FROM accounts WHERE id = 1');
-    expect(ok.rowCount).toBe(1);
-    const upd = await probe.query("UPDATE accounts SET pin_status = 'reset_required', updated_at = now() WHERE id = 1 RETURNING id");
-    expect(upd.rowCount).toBe(1);
+    // And what it needs does work: the pipeline tables directly (the last test's run is there).
+    const ledger = await probe.query('SELECT count(*)::int AS n FROM ledger');
+    expect(ledger.rows[0].n).toBeGreaterThan(0);
+    const runs = await probe.query("UPDATE runs SET status_reason = status_reason WHERE status = 'completed' RETURNING id");
+    expect(runs.rowCount).toBe(1);
+  });
+
+  it('cannot make the functions read a table of its own (pinned search_path)', async () => {
+    const real = await probe.query('SELECT planned, reset FROM pinreset_counts($1)', [runId]);
+    expect(real.rows[0]).toMatchObject({ planned: 42, reset: 42 });
+    // Without the pinned search_path, pg_temp comes first and this empty table would be read.
+    await probe.query('CREATE TEMP TABLE ledger (LIKE public.ledger)');
+    try {
+      const counts = await probe.query('SELECT planned, reset FROM pinreset_counts($1)', [runId]);
+      expect(counts.rows[0]).toEqual(real.rows[0]);
+    } finally {
+      await probe.query('DROP TABLE pg_temp.ledger');
+    }
+  });
+
+  it('`migrate` creates the worker login in the role, and re-passwords it on the next run', async () => {
+    const user = `pinreset_worker_m_${suffix}`;
+    try {
+      expect(await ensureWorkerLogin(admin, user, 'first-password-123')).toBe('created');
+      const asUser = (pw: string) => {
+        const u = new URL(adminUrl);
+        u.username = user;
+        u.password = pw;
+        return new pg.Client({ connectionString: u.toString() });
+      };
+      const c1 = asUser('first-password-123');
+      await c1.connect();
+      const member = await c1.query(`SELECT pg_has_role(current_user, 'pinreset_worker', 'MEMBER') AS m`);
+      expect(member.rows[0].m).toBe(true);
+      expect((await c1.query('SELECT 1 FROM accounts LIMIT 1').catch((e: { code?: string }) => e)) as { code?: string }).toMatchObject({ code: '42501' });
+      await c1.end();
+      expect(await ensureWorkerLogin(admin, user, "second-pass'word-456")).toBe('updated');
+      const old = asUser('first-password-123');
+      await expect(old.connect()).rejects.toThrow(/password authentication failed/);
+      const c2 = asUser("second-pass'word-456");
+      await c2.connect();
+      await c2.end();
+      await expect(ensureWorkerLogin(admin, 'Robert"; DROP ROLE x; --', 'long-enough-pass')).rejects.toThrow(/WORKER_DB_USER must be a plain/);
+      await expect(ensureWorkerLogin(admin, user, 'short')).rejects.toThrow(/at least 12/);
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${user}`);
+    }
   });
 
   it('a login outside the role can call none of the pipeline functions', async () => {

@@ -19,6 +19,7 @@ import { connectionOptions, connectWithRetry } from './connection';
 import { createPinresetWorker } from './create-worker';
 import { dataConverterFromEnv } from './data-converter';
 import { JsonLogger } from './logger';
+import { assertSearchAttributes } from './search-attributes-check';
 import { PinresetMetrics, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
 import { freePort } from '../stack/ports';
 
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
       stopped: () => stopRequested,
       onRetry: (attempt, delayMs, error) => logger.warn('Temporal not reachable yet: retrying', { attempt, delayMs, error: error.message }),
     });
+    await assertSearchAttributes(connection, config.temporal.namespace);
     const worker = await createPinresetWorker({
       connection,
       namespace: config.temporal.namespace,

@@ -3,6 +3,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../stack';
 
+/**
+ * Worker processes a test starts side by side: three against the production-shaped cluster
+ * (`npm run test:cluster`), where several workers share shards and task queues as in production.
+ */
+export const WORKER_PROCESSES = process.env.PINRESET_TEMPORAL === 'cluster' ? 3 : 1;
+
+/** `n` worker processes, ready. */
+export async function spawnWorkers(env: Record<string, string>, n: number): Promise<WorkerProcess[]> {
+  const started = Array.from({ length: n }, () => spawnWorker(env));
+  await Promise.all(started.map((w) => w.ready));
+  return started;
+}
+
 export interface WorkerProcess {
   child: ChildProcess;
   /** Everything the process wrote, for assertions on logs. */
@@ -12,8 +25,16 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/**
+ * PINRESET_WORKER_JS=dist (set by `npm run test:cluster`): the compiled worker of `npm run build`,
+ * as `npm run start:worker` and the Docker image run it, instead of the TypeScript source.
+ */
+const ENTRY = process.env.PINRESET_WORKER_JS === 'dist'
+  ? ['--import', path.join(PROJECT_ROOT, 'scripts', 'esm-extensionless.mjs'), path.join(PROJECT_ROOT, 'dist', 'workers', 'main.js')]
+  : ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')];
+
 export function spawnWorker(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
+  const child = spawn(process.execPath, ENTRY, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -311,7 +311,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
       const batchesDone = resetsDone && s.toNotify.length === 0;
-      if (idle && !cancelRequested && !s.paused && batchesDone && !s.parkedSettled) {
+      // patched: runs that started before the final reconciliation existed end without it.
+      if (idle && !cancelRequested && !s.paused && batchesDone && !s.parkedSettled && wf.patched('settle-parked-at-end')) {
         dispatchReconcile();
         continue;
       }

@@ -311,10 +311,12 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
       const batchesDone = resetsDone && s.toNotify.length === 0;
-      // patched: runs that started before the final reconciliation existed end without it.
-      if (idle && !cancelRequested && !s.paused && batchesDone && !s.parkedSettled && wf.patched('settle-parked-at-end')) {
-        dispatchReconcile();
-        continue;
+      if (idle && !cancelRequested && !s.paused && batchesDone && !s.parkedSettled) {
+        if (wf.patched('settle-parked-at-end')) {
+          dispatchReconcile();
+          continue;
+        }
+        s.parkedSettled = true; // a run started before the final reconciliation existed ends without it
       }
       if (idle && (cancelRequested || (batchesDone && s.parkedSettled))) break;
 

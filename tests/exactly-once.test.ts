@@ -9,7 +9,7 @@ import { CohortHeldError, RunInputError, startRun } from '../scripts/lib/start-r
 import { finishRun } from '../scripts/lib/finish-run';
 import { redrive } from '../scripts/lib/redrive';
 import { progressQuery } from '../workflows/api';
-import { account, insertAccounts, ledgerOf } from './support/accounts';
+import { account, accountSupply, ledgerOf } from './support/accounts';
 import { freshDatabase, MESSAGE, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 import { until } from './support/until';
 
@@ -19,14 +19,8 @@ describe('exactly once across runs', () => {
   let worker: RunningWorker;
   let client: Client;
   let closeClient: () => Promise<void>;
-  let nextId = 1;
-
-  async function addAccounts(n: number): Promise<number[]> {
-    const ids = Array.from({ length: n }, (_, i) => nextId + i);
-    nextId += n;
-    await insertAccounts(db, ids.map((id) => account(id)));
-    return ids;
-  }
+  /** Fresh mobile accounts, n at a time: each test runs over its own. */
+  const addAccounts = accountSupply(() => db);
   const versions = async (ids: number[]) =>
     (await db.query<{ v: number }>('SELECT credential_version AS v FROM accounts WHERE id = ANY($1) ORDER BY id', [ids])).rows.map((r) => r.v);
   const smsTo = (ids: number[]) => {

@@ -6,7 +6,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../workflows/api';
-import { account, insertAccounts, ledgerOf } from './support/accounts';
+import { account, accountSupply, ledgerOf } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 import { until } from './support/until';
 
@@ -18,15 +18,8 @@ describe('run controls and provider trouble', () => {
   let worker: RunningWorker;
   let client: Client;
   let closeClient: () => Promise<void>;
-  let nextId = 1;
-
-  /** Adds n fresh mobile accounts and returns their id range; each test runs over its own accounts. */
-  async function addAccounts(n: number): Promise<number[]> {
-    const ids = Array.from({ length: n }, (_, i) => nextId + i);
-    nextId += n;
-    await insertAccounts(db, ids.map((id) => account(id)));
-    return ids;
-  }
+  /** Fresh mobile accounts, n at a time: each test runs over its own. */
+  const addAccounts = accountSupply(() => db);
 
   beforeAll(async () => {
     ({ db } = await freshDatabase('controls'));

@@ -25,6 +25,17 @@ export function account(id: number, spec: Partial<AccountSpec> = {}): AccountSpe
   return { id, phone: phoneFor(id), phoneType: 'mobile', email: emailFor(id), ...spec };
 }
 
+/** Hands out fresh mobile accounts, n at a time, and returns their ids: each test runs over its own. */
+export function accountSupply(db: () => Db): (n: number) => Promise<number[]> {
+  let next = 1;
+  return async (n) => {
+    const ids = Array.from({ length: n }, (_, i) => next + i);
+    next += n;
+    await insertAccounts(db(), ids.map((id) => account(id)));
+    return ids;
+  };
+}
+
 export async function insertAccounts(db: Db, specs: AccountSpec[]): Promise<void> {
   for (let i = 0; i < specs.length; i += 5000) {
     const chunk = specs.slice(i, i + 5000);

@@ -3,7 +3,7 @@
 import { CHANNEL_POLICIES, type ChannelPolicy } from './types';
 
 export type CohortKind = 'all_active' | 'file' | 'redrive';
-export type RunStatus = 'created' | 'running' | 'paused' | 'completed' | 'cancelled' | 'failed';
+export type RunStatus = 'created' | 'running' | 'paused' | 'cancelling' | 'completed' | 'cancelled' | 'failed';
 
 export interface RunParams {
   cohort: CohortKind;
@@ -25,6 +25,12 @@ export interface RunParams {
   autoPauseFailureRate: number;
   /** How many recent attempts the failure rate is measured over. */
   autoPauseWindow: number;
+  /**
+   * A database step (planning, a reset batch, a checkpoint...) that keeps failing this many
+   * seconds pauses the run with the reason, instead of retrying silently. Optional for runs
+   * started before it existed (DEFAULT_PARAMS then applies).
+   */
+  dbStallPauseSeconds?: number;
 }
 
 export const DEFAULT_PARAMS: RunParams = {
@@ -41,6 +47,7 @@ export const DEFAULT_PARAMS: RunParams = {
   canary: 0,
   autoPauseFailureRate: 0.05,
   autoPauseWindow: 1000,
+  dbStallPauseSeconds: 300,
 };
 
 export const LIMITS = {
@@ -52,6 +59,7 @@ export const LIMITS = {
   canary: { min: 0, max: 1_000_000 },
   autoPauseFailureRate: { min: 0, max: 1 },
   autoPauseWindow: { min: 10, max: 1_000_000 },
+  dbStallPauseSeconds: { min: 2, max: 86_400 },
 } as const;
 
 function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unknown, integer: boolean): void {
@@ -79,6 +87,7 @@ export function paramProblems(p: RunParams): string[] {
   checkNumber(problems, 'canary', p.canary, true);
   checkNumber(problems, 'autoPauseFailureRate', p.autoPauseFailureRate, false);
   checkNumber(problems, 'autoPauseWindow', p.autoPauseWindow, true);
+  if (p.dbStallPauseSeconds !== undefined) checkNumber(problems, 'dbStallPauseSeconds', p.dbStallPauseSeconds, false);
   if (!CHANNEL_POLICIES.includes(p.policy)) problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
   if (!['all_active', 'file', 'redrive'].includes(p.cohort)) problems.push(`cohort must be all_active, file or redrive`);
   return problems;

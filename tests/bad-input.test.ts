@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
-import { approveSignal, progressQuery } from '../workflows/api';
+import { approveUpdate, progressQuery } from '../workflows/api';
 import { emailMessageId, messageRef } from '../domain/templates';
 import { account, insertAccounts, ledgerOf, type AccountSpec, type LedgerRow } from './support/accounts';
 import { freshDatabase, MESSAGE, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
@@ -86,6 +86,9 @@ describe('bad input on a real run', () => {
 
   async function runIt() {
     const ids = [...Array.from({ length: 52 }, (_, i) => i + 1), 9001, 9002, 5, 9001];
+    // After the cohort was chosen, before the run reset them: one account deleted, one closed.
+    await db.query('DELETE FROM accounts WHERE id = 21');
+    await db.query(`UPDATE accounts SET status = 'closed' WHERE id = 22`);
     const started = await startRun(db, client, {
       reason: 'INC-bad-input', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
       params: { batchSize: 10, batchConcurrency: 1, canary: 20, ratePerSecond: 4, autoPauseFailureRate: 1 },
@@ -93,10 +96,7 @@ describe('bad input on a real run', () => {
     runId = started.runId;
     const { handle } = started;
     await until('the canary', async () => (await handle.query(progressQuery)).awaitingApproval);
-    // Before their reset: one account deleted, one closed.
-    await db.query('DELETE FROM accounts WHERE id = 21');
-    await db.query(`UPDATE accounts SET status = 'closed' WHERE id = 22`);
-    await handle.signal(approveSignal, { by: 'test' });
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'test' }] });
     // Every PIN invalidated (resets run first), notifications going at 4/s, ids 48..52 last in line.
     await until('the resets', async () => (await handle.query(progressQuery)).resetsDoneAtMs !== undefined);
     const before = await db.query(`SELECT account_id, reset_state, notify_state FROM ledger WHERE run_id = $1 AND account_id BETWEEN 48 AND 52 ORDER BY 1`, [runId]);

@@ -133,12 +133,13 @@ export async function status(runId: string, o: { watch?: boolean; interval: numb
 export async function control(runId: string, c: Control): Promise<void> {
   const ctx = context(DB_AND_TEMPORAL);
   const db = await ctx.db();
-  await sendControl(db, await ctx.temporalClient(), runId, c);
+  const outcome = await sendControl(db, await ctx.temporalClient(), runId, c);
+  if (outcome.note) return print(outcome.note);
   switch (c.kind) {
-    case 'pause': return print(`Pause requested for run ${runId} (${c.reason}): batches in flight finish, no new ones start.`);
+    case 'pause': return print(`Pause requested for run ${runId} (${c.reason}): sending stops within seconds; \`status\` shows what is still in flight.`);
     case 'resume': return print(`Resume requested for run ${runId}.`);
-    case 'cancel': return print(`Cancel requested for run ${runId} (${c.reason}).`);
-    case 'approve': return print(`Run ${runId} approved by ${c.by}: the rest of the cohort proceeds.`);
+    case 'cancel': return print(`Cancel requested for run ${runId} (${c.reason}): sending stops within seconds, then the run ends cancelled.`);
+    case 'approve': return print(`Run ${runId} approved by ${outcome.approval?.by ?? c.by} at ${new Date(outcome.approval?.atMs ?? Date.now()).toISOString()}: the rest of the cohort is notified.`);
   }
 }
 

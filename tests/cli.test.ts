@@ -161,9 +161,12 @@ describe('pinreset CLI', () => {
 
     const watched = await cli(['status', 'cli-all-1', '--watch', '--interval', '0.5']);
     expect(watched.code).toBe(0);
-    const frames = watched.stdout.split(/\n(?=Run cli-all-1 )/);
+    // Every frame starts with the time of its reading; the last line says how the run ended.
+    const frames = watched.stdout.split(/\n(?=\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Run cli-all-1 )/);
+    expect(frames[0]).toMatch(/^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Run cli-all-1 /);
     const last = frames[frames.length - 1];
     expect(last).toMatch(/state +: COMPLETED/);
+    expect(last.trimEnd().endsWith('Run cli-all-1 completed.')).toBe(true);
     expect(last).toMatch(/100\.0% +60 of 60 settled/);
     expect(last).toContain('reset 60 (skipped 0) | sms 40 | email 15 (fell back 0) | unreachable 5 | failed 0');
     expect(await readCounts(db, 'cli-all-1')).toMatchObject({ planned: 60, reset: 60, sentSms: 40, sentEmail: 15, unreachable: 5, pending: 0 });

@@ -19,7 +19,7 @@ import { connectionOptions, connectWithRetry } from './connection';
 import { createPinresetWorker } from './create-worker';
 import { dataConverterFromEnv } from './data-converter';
 import { JsonLogger } from './logger';
-import { PinresetMetrics, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
+import { PinresetMetrics, runProgressGauges, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
 import { freePort } from '../stack/ports';
 
 const base = { service: 'pinreset-worker', pid: process.pid };
@@ -91,6 +91,7 @@ async function main(): Promise<void> {
         sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics`,
         gauges: async () => [
           ...(await runRateGauges(db)),
+          ...(await runProgressGauges(db)),
           { name: 'pinreset_worker_send_concurrency', help: 'SEND_CONCURRENCY: sends in flight per notify activity.', values: [{ value: config.worker.sendConcurrency }] },
           { name: 'pinreset_worker_max_concurrent_activities', help: 'WORKER_MAX_ACTIVITIES: activities run at once by this worker.', values: [{ value: config.worker.maxConcurrentActivities }] },
         ],

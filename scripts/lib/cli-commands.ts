@@ -122,12 +122,16 @@ export async function status(runId: string, o: { watch?: boolean; interval: numb
   });
   const queryTimeoutMs = o.timeout * 1000;
   if (o.watch) {
-    await watchStatus(db, temporal, runId, { intervalMs: o.interval * 1000, queryTimeoutMs, json: o.json === true });
+    const last = await watchStatus(db, temporal, runId, { intervalMs: o.interval * 1000, queryTimeoutMs, json: o.json === true });
+    // Like --wait: a watch that ends on a cancelled or failed run exits 1.
+    if (last.finished && last.status !== 'completed') process.exitCode = EXIT.FAILURE;
     return;
   }
   const s = await readRunStatus(db, await temporal(), runId, { queryTimeoutMs });
   if (o.json) printJson(statusJson(s, Date.now()));
   else print(formatStatus(s, Date.now()));
+  // A workflow that cannot make progress is a failure, whatever the run row says.
+  if (s.workflowProblem) process.exitCode = EXIT.FAILURE;
 }
 
 export async function control(runId: string, c: Control): Promise<void> {

@@ -177,9 +177,9 @@ describe('bad input on a real run', () => {
     expect(row(50)).toMatchObject({ reset: 'reset', notify: 'sent', channel: 'email', fellBack: false });
     expect(smsTo(account(50).phone!)).toHaveLength(0);
     expect(mailFor(50).map((m) => m.to)).toEqual([[account(50).email]]);
-    expect(row(51)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(51)).toMatchObject({ notify: 'unreachable', error: 'opted_out' });
     expect(smsTo(account(51).phone!)).toHaveLength(0);
-    expect(row(52)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(52)).toMatchObject({ notify: 'unreachable', error: 'opted_out' });
     expect(mailFor(52)).toHaveLength(0);
   });
 
@@ -212,9 +212,9 @@ describe('bad input on a real run', () => {
     for (const id of [30, 31, 35, 36, 37, 38, 39]) expect(row(id), `account ${id}`).toMatchObject({ notify: 'sent', channel: 'email', fellBack: false });
     expect(row(33)).toMatchObject({ notify: 'sent', channel: 'email', fellBack: true, error: '21211' });
     expect(row(40)).toMatchObject({ notify: 'sent', channel: 'email', fellBack: true, error: '21211' });
-    expect(row(34)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(34)).toMatchObject({ notify: 'unreachable', error: 'invalid_number' });
     expect(row(41)).toMatchObject({ notify: 'failed', channel: 'sms', error: '21610' });
-    expect(row(42)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(42)).toMatchObject({ notify: 'unreachable', error: 'no_contact' });
     // Nothing was sent to a malformed number; the provider saw only E.164.
     for (const m of providers.twilio.messages()) expect(m.to).toMatch(/^\+[1-9]\d{7,14}$/);
     for (const raw of ['n/a', '+1 415 555 0131', '+１４１５５５５０１３６', '+10005550138', '+14155550139 ']) expect(smsTo(raw)).toHaveLength(0);
@@ -227,7 +227,7 @@ describe('bad input on a real run', () => {
     // Domains are case-insensitive (nodemailer lower-cases them); the local part is kept.
     expect(mailFor(46).map((m) => m.to)).toEqual([['UPPER.Case@example.com']]);
     for (const id of [43, 44, 45, 46]) expect(row(id)).toMatchObject({ notify: 'sent', channel: 'email' });
-    expect(row(47)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(47)).toMatchObject({ notify: 'unreachable', error: 'invalid_email' });
     expect(providers.smtp.messages().some((m) => m.to.some((t) => t.includes('broken')))).toBe(false);
   });
 

@@ -123,14 +123,14 @@ describe('pinreset CLI', () => {
     const a = JSON.parse(all.stdout);
     expect(a).toMatchObject({
       cohort: { kind: 'all_active', accounts: 60, unknown: 0 }, resets: 60, skipped: { closed: 0, deleted: 0, unknown: 0 },
-      channels: { sms: 40, email: 15, unreachable: 5, unreachableByReason: { no_reachable_contact: 5 } },
+      channels: { sms: 40, email: 15, unreachable: 5, unreachableByReason: { opted_out: 3, invalid_number: 2 } },
       batches: 9, messages: 55, notifySeconds: 11, params: { batchSize: 7, ratePerSecond: 5, policy: 'sms_then_email' },
     });
     expect(a.scan).toMatchObject({ accounts: 60 });
 
     const e = JSON.parse(emailOnly.stdout);
     expect(e).toMatchObject({
-      channels: { sms: 0, email: 55, unreachable: 5, unreachableByReason: { no_valid_email: 5 } },
+      channels: { sms: 0, email: 55, unreachable: 5, unreachableByReason: { no_contact: 3, invalid_email: 2 } },
       batches: 2, canaryAccounts: 10, notifySeconds: 0.55,
     });
 
@@ -191,12 +191,14 @@ describe('pinreset CLI', () => {
     expect(rows.get(1)![4]).toMatch(/^SM[0-9a-f]{32}$/);
     expect(rows.get(1)![8]).toBe('1');
     expect(rows.get(41)!.slice(1, 3)).toEqual(['sent', 'email']);
-    expect(rows.get(56)!.slice(1, 6)).toEqual(['unreachable', '', 'false', '', 'no_reachable_contact']);
+    expect(rows.get(56)!.slice(1, 6)).toEqual(['unreachable', '', 'false', '', 'opted_out']);
+    expect(rows.get(59)![5]).toBe('invalid_number');
     expect(rows.get(56)![7]).toBe(''); // never notified
 
     const j = jsonl.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
     expect(j.map((r) => r.account_id)).toEqual([56, 57, 58, 59, 60]);
-    expect(j.every((r) => r.outcome === 'unreachable' && r.error_code === 'no_reachable_contact' && r.notified_at === null)).toBe(true);
+    expect(j.map((r) => r.error_code)).toEqual(['opted_out', 'opted_out', 'opted_out', 'invalid_number', 'invalid_number']);
+    expect(j.every((r) => r.outcome === 'unreachable' && r.notified_at === null)).toBe(true);
 
     expect(await readFile(outFile, 'utf8')).toBe(csv.stdout);
     expect(toFile.stderr).toContain('Wrote 60 rows');

@@ -9,7 +9,8 @@
 //   report    <runId> [--format csv|jsonl] [--out FILE] [--outcome sent,failed,...]
 //   redrive   <runId> --reason R [run options] [--run-id ID] [--wait] [--json]
 //
-// Configuration from the environment (config/index.ts): DATABASE_URL for every command;
+// Configuration from the environment (config/index.ts), completed by `.env` in the working
+// directory or the file PINRESET_ENV_FILE names (the environment wins): DATABASE_URL for every command;
 // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_UI_URL (and TLS / API key)
 // for the commands that talk to Temporal (start, status, pause, resume, cancel, approve, set-rate,
 // redrive). plan, list, report and start --dry-run need only the database.
@@ -189,6 +190,8 @@ runOptions(
 
 // ---- main ---------------------------------------------------------------------------------------
 try {
+  // `.env` (or PINRESET_ENV_FILE) fills in what the environment does not set.
+  (await import('../config/dotenv')).loadDotEnv();
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {

@@ -1,8 +1,10 @@
 // `npm run migrate`: applies the numbered migrations in db/migrations to DATABASE_URL.
 import { loadConfig } from '../config';
+import { loadDotEnv } from '../config/dotenv';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 
+loadDotEnv();
 const config = loadConfig(process.env, ['database']);
 const db = createPool(config.database.url, 1);
 migrate(db)

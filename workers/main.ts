@@ -10,6 +10,7 @@
 import os from 'node:os';
 import { makeTelemetryFilterString, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
 import { loadConfig, type Config } from '../config';
+import { loadDotEnv } from '../config/dotenv';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { createTwilioSms } from '../providers/sms';
@@ -32,6 +33,8 @@ function coreLevel(level: Config['logLevel']): LogLevel {
 }
 
 async function main(): Promise<void> {
+  // `.env` (or PINRESET_ENV_FILE) fills in what the environment does not set.
+  loadDotEnv();
   const config = loadConfig();
   logger = new JsonLogger({ level: config.logLevel, base });
   const metricsOn = config.worker.metricsPort > 0;

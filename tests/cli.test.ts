@@ -349,13 +349,14 @@ describe('pinreset CLI', () => {
     const [text, json] = await cliAll([{ args: ['list', '--limit', '10'] }, { args: ['list', '--json'] }]);
     expect([text.code, json.code]).toEqual([0, 0]);
     const lines = text.stdout.split('\n');
-    expect(lines[0]).toMatch(/^RUN +STATUS +PHASE +COHORT +PLANNED +SENT +UNREACH +FAILED +PENDING +STARTED \(UTC\) +OPERATOR +REASON$/);
-    expect(lines.find((l) => l.startsWith('cli-all-1 '))).toMatch(/^cli-all-1 +completed +completed +all_active +60 +55 +5 +0 +0 +\S+ \S+ +cli-tester +INC-CLI-1$/);
+    expect(lines[0]).toMatch(/^RUN +STATUS +PHASE +COHORT +PROGRESS +PLANNED +SENT +UNREACH +FAILED +PENDING +STARTED \(UTC\) +OPERATOR +REASON$/);
+    expect(lines.find((l) => l.startsWith('cli-all-1 '))).toMatch(/^cli-all-1 +completed +completed +all_active +100\.0% +60 +55 +5 +0 +0 +\S+ \S+ +cli-tester +INC-CLI-1$/);
+    expect(text.stdout).toContain('cli-redrive-1: redrive of cli-src-1');
     expect(lines.find((l) => l.startsWith('cli-ctl-1 '))).toMatch(/cancelled .* alice@secops +INC-CTL$/);
     expect(text.stdout).toContain('cli-ctl-1: cancelled (wrong cohort)');
     const rows = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
     expect(rows.map((r) => r.id)).toEqual(['cli-redrive-fresh', 'cli-redrive-1', 'cli-src-1', 'cli-ctl-1', 'cli-all-1']);
-    expect(rows[1]).toMatchObject({ status: 'completed', cohortKind: 'redrive', counts: { sentSms: 10 }, operator: 'cli-tester' });
+    expect(rows[1]).toMatchObject({ status: 'completed', cohortKind: 'redrive', counts: { sentSms: 10 }, operator: 'cli-tester', sourceRunId: 'cli-src-1', settledPercent: 100, paused: false });
   });
 
   it('every bad argument: a one-line error naming the problem, exit 2, and nothing started', async () => {

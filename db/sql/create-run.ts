@@ -2,11 +2,11 @@ import type { Db } from '../pool';
 import type { RunParams } from '../../domain/run';
 
 /** Records a new run. Returns false when a run with this id exists already (idempotent start). */
-export async function createRun(db: Db, run: { id: string; reason: string; operator: string; params: RunParams }): Promise<boolean> {
+export async function createRun(db: Db, run: { id: string; reason: string; operator: string; params: RunParams; sourceRunId?: string }): Promise<boolean> {
   const res = await db.query(
-    `INSERT INTO runs (id, reason, operator, cohort_kind, params, rate_per_second, reset_rate_per_second)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-    [run.id, run.reason, run.operator, run.params.cohort, JSON.stringify(run.params), run.params.ratePerSecond, run.params.resetMaxPerSecond],
+    `INSERT INTO runs (id, reason, operator, cohort_kind, params, rate_per_second, reset_rate_per_second, source_run_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+    [run.id, run.reason, run.operator, run.params.cohort, JSON.stringify(run.params), run.params.ratePerSecond, run.params.resetMaxPerSecond, run.sourceRunId ?? null],
   );
   return res.rowCount === 1;
 }

@@ -12,6 +12,7 @@ export interface RunOptionValues {
   canary?: number;
   autoPauseRate?: number;
   autoPauseWindow?: number;
+  dbStallPause?: number;
 }
 
 /** Only the options given: the rest stays with the defaults (start) or the source run (redrive). */
@@ -24,6 +25,7 @@ export function paramsFromOptions(o: RunOptionValues): Partial<RunParams> {
   if (o.canary !== undefined) p.canary = o.canary;
   if (o.autoPauseRate !== undefined) p.autoPauseFailureRate = o.autoPauseRate;
   if (o.autoPauseWindow !== undefined) p.autoPauseWindow = o.autoPauseWindow;
+  if (o.dbStallPause !== undefined) p.dbStallPauseSeconds = o.dbStallPause;
   return p;
 }
 

@@ -37,7 +37,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     PATH: process.env.PATH, HOME: process.env.HOME, USER: 'ops-tester', PINRESET_ENV_FILE: '',
     DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: worker.taskQueue,
   });
-  function spawnCli(args: string[]): { child: ChildProcess; done: Promise<CliResult> } {
+  function spawnCli(args: string[]): { child: ChildProcess; done: Promise<CliResult>; out(): string } {
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: PROJECT_ROOT, env: env() });
     let stdout = '';
     let stderr = '';
@@ -47,7 +47,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
-    return { child, done };
+    return { child, done, out: () => stdout };
   }
   const cli = (args: string[]) => spawnCli(args).done;
 
@@ -132,18 +132,18 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
   });
 
   it('counts, rate, ETA and accounts in flight move with the ledger while a batch is in flight; watch ends on a cancel with exit 1', async () => {
-    const ids = await addAccounts(300);
-    // One batch of 300 at 20 msg/s (15 s): per-batch counts would show 0 sent until its end.
+    const ids = await addAccounts(600);
+    // One batch of 600 at 20 msg/s (30 s): per-batch counts would show 0 sent until its end.
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-live', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-      params: { batchSize: 300, batchConcurrency: 1, ratePerSecond: 20 },
+      params: { batchSize: 600, batchConcurrency: 1, ratePerSecond: 20 },
     });
     const mid = await until('ledger counts while the batch is in flight', async () => {
       const p = await progress(runId);
-      return p.batches.notified === 0 && p.batches.inFlight === 1 && p.counts.sentSms >= 40 && p.live ? p : undefined;
+      return p.batches.notified === 0 && p.batches.inFlight === 1 && p.counts.sentSms >= 120 && p.live ? p : undefined;
     }, 60_000, 250);
     expect(mid.live!.counts.sentSms).toBe(mid.counts.sentSms);
-    expect(mid.counts.pending).toBe(300 - mid.counts.sentSms);
+    expect(mid.counts.pending).toBe(600 - mid.counts.sentSms);
 
     const [json, text, notPaused] = await Promise.all([cli(['status', runId, '--json']), cli(['status', runId]), cli(['resume', runId])]);
     expect(json.code, json.stderr).toBe(0);
@@ -160,7 +160,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     expect(notPaused).toMatchObject({ code: 0, stdout: `Run ${runId} is not paused (running): nothing to resume.\n` });
 
     const watch = spawnCli(['status', runId, '--watch', '--interval', '0.5']);
-    await until('a first watch frame', async () => watch.child.stdout!.readableLength >= 0 && (await Promise.race([watch.done.then(() => true), new Promise((r) => setTimeout(() => r(false), 1_000))])) === false);
+    await until('a first watch frame', async () => watch.out().includes(`Run ${runId}`), 30_000, 100);
     const cancelled = await cli(['cancel', runId, '--reason', 'drill']);
     expect(cancelled.code).toBe(0);
     await handle.executeUpdate(setRateUpdate, { args: [0] }).catch(() => undefined);
@@ -172,16 +172,16 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
   });
 
   it('approve is refused until the canary is done, records who and when, and is idempotent; every PIN is reset at once', async () => {
-    const ids = await addAccounts(300);
+    await addAccounts(100);
     const runId = 'ops-canary-1';
-    const started = await cli(['start', '--reason', 'INC-CANARY', '--run-id', runId, '--canary', '100', '--rate', '20', '--batch-size', '100', '--auto-pause-rate', '1']);
+    // The cohort is every active account (the other tests' too); the canary, the first 200 ids, takes 10 s at 20 msg/s.
+    const started = await cli(['start', '--reason', 'INC-CANARY', '--run-id', runId, '--canary', '200', '--rate', '20', '--batch-size', '200', '--auto-pause-rate', '1']);
     expect(started.code, started.stderr).toBe(0);
-    expect(started.stdout).toContain('canary   : every PIN is invalidated at once; the first 100 accounts are notified, then notifications wait for `pinreset approve ops-canary-1`');
-    // The cohort is every active account (the other tests' too): what counts is the first 100 ids.
-    await until('the first canary SMS', async () => providers.twilio.messages().some((m) => m.to === account(ids[0]).phone) || (await progress(runId)).counts.sentSms > 0, 60_000, 100);
+    expect(started.stdout).toContain('canary   : every PIN is invalidated at once; the first 200 accounts are notified, then notifications wait for `pinreset approve ops-canary-1`');
+    await until('the first canary SMS', async () => (await db.query(`SELECT 1 FROM ledger WHERE run_id = $1 AND notify_state = 'sent' LIMIT 1`, [runId])).rowCount === 1, 60_000, 100);
     const early = await cli(['approve', runId, '--operator', 'eager']);
     expect(early.code).toBe(1);
-    expect(early.stderr).toMatch(/^error: approve refused for run ops-canary-1: the canary is not done yet: the first 100 accounts are still being notified/);
+    expect(early.stderr).toMatch(/^error: approve refused for run ops-canary-1: the canary is not done yet: the first 200 accounts are still being notified/);
     expect((await runRow(runId)).approved_by).toBeNull();
 
     const waiting = await until('the canary to finish', async () => {
@@ -191,10 +191,10 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     const planned = waiting.counts.planned;
     // Every PIN of the cohort invalidated while only the canary was notified.
     const resets = await db.query(`SELECT count(*) FILTER (WHERE reset_state = 'reset')::int AS reset, count(*) FILTER (WHERE notify_state = 'sent')::int AS sent FROM ledger WHERE run_id = $1`, [runId]);
-    expect(resets.rows[0]).toEqual({ reset: planned, sent: 100 });
+    expect(resets.rows[0]).toEqual({ reset: planned, sent: 200 });
     const status = await cli(['status', runId]);
     expect(status.stdout).toContain('AWAITING APPROVAL');
-    expect(status.stdout).toContain('canary   : first 100 accounts notified first (every PIN invalidated at once); done, waiting for approval');
+    expect(status.stdout).toContain('canary   : first 200 accounts notified first (every PIN invalidated at once); done, waiting for approval');
 
     const ok = await cli(['approve', runId, '--operator', 'lead@secops']);
     expect(ok.code, ok.stderr).toBe(0);
@@ -209,7 +209,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     const result = await client.workflow.getHandle(workflowIdForRun(runId)).result();
     expect(result.counts).toMatchObject({ planned, sentSms: planned, pending: 0 });
     const done = await cli(['status', runId]);
-    expect(done.stdout).toMatch(/canary +: first 100 accounts notified first \(every PIN invalidated at once\); approved by lead@secops at /);
+    expect(done.stdout).toMatch(/canary +: first 200 accounts notified first \(every PIN invalidated at once\); approved by lead@secops at /);
   });
 
   it('a database step failing longer than --db-stall-pause pauses the run with the reason; resume continues', async () => {
@@ -274,9 +274,10 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
        FROM unnest($3::bigint[]) AS id`,
       [stalled, ids[0], ids],
     );
+    await db.query(`INSERT INTO checkpoints (run_id, seq, counts, phase) VALUES ($1, 1, '{}', 'notifying')`, [stalled]);
     const r = await cli(['status', stalled, '--timeout', '1']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/STALLED +: no provider call for 2m0\ds while 2 accounts are pending/);
+    expect(r.stdout).toMatch(/STALLED +: no provider call for 2m 0\ds while 2 accounts are pending/);
     expect(r.stdout).toContain('PROBLEM  : its workflow is not known to Temporal');
   });
 });

@@ -2,6 +2,7 @@
 // customer at the provider rate, batch by batch in sliding windows. Deterministic and free of
 // I/O; it carries only ids, ranges and counts. Activities are idempotent, so a batch dispatched
 // twice (after a crash or continue-as-new) changes nothing the first dispatch already did.
+import { RetryState } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PlannedBatch } from '../db/sql/plan-batches';
@@ -74,10 +75,13 @@ function pauseRequest(err: unknown): { reason: string; details?: { attempts?: nu
  * timeout): the reason, with the last error, for pausing the run. Undefined for other failures.
  */
 function dbStallReason(step: string, seconds: number, err: unknown): string | undefined {
-  if (!(err instanceof wf.ActivityFailure) || !(err.cause instanceof wf.TimeoutFailure)) return undefined;
-  let last: unknown = err.cause.cause;
-  while (last instanceof wf.TemporalFailure && last.cause) last = last.cause;
-  const why = last instanceof Error ? last.message : err.cause.message;
+  // Out of time either during an attempt (a TimeoutFailure) or between them (the last attempt's
+  // failure, with retry state TIMEOUT).
+  if (!(err instanceof wf.ActivityFailure)) return undefined;
+  if (!(err.cause instanceof wf.TimeoutFailure) && err.retryState !== RetryState.TIMEOUT) return undefined;
+  let last: unknown = err.cause;
+  while (last instanceof wf.TimeoutFailure && last.cause) last = last.cause;
+  const why = last instanceof Error ? last.message : err.message;
   return `auto-paused: database step ${step} kept failing for ${seconds} s (${(why || 'timed out').replace(/\s+/g, ' ').slice(0, 200)}); check PostgreSQL, then resume`;
 }
 

@@ -4,7 +4,7 @@
 // ledger, so they move with it whatever the workflow is doing. A workflow whose tasks fail (a
 // search attribute missing on the server, a bug) is diagnosed from Temporal and reported.
 import { isGrpcDeadlineError, WorkflowNotFoundError } from '@temporalio/client';
-import { temporal as proto } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { Db } from '../../db/pool';
 import { readLiveProgress } from '../../db/sql/read-live-progress';
 import { readRun, type RunRow } from '../../db/sql/read-run';
@@ -116,7 +116,7 @@ export interface StatusOptions {
   now?: () => Date;
 }
 
-const { EventType } = proto.api.enums.v1;
+const { EventType } = proto.temporal.api.enums.v1;
 
 /**
  * Why the run's workflow cannot make progress, from Temporal: it is closed while the run is not

@@ -56,7 +56,7 @@ describe('pinreset CLI', () => {
     const e: Record<string, string | undefined> = {
       PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR,
       DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: 'default',
-      TEMPORAL_TASK_QUEUE: worker.taskQueue, TEMPORAL_UI_URL: inject('temporalUiUrl'), USER: 'cli-tester', ...extra,
+      TEMPORAL_TASK_QUEUE: worker.taskQueue, TEMPORAL_UI_URL: inject('temporalUiUrl'), USER: 'cli-tester', PINRESET_ENV_FILE: '', ...extra,
     };
     return Object.fromEntries(Object.entries(e).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
   };
@@ -309,8 +309,15 @@ describe('pinreset CLI', () => {
     expect(startedLine.webUi).toContain('/workflows/pinreset-run-cli-redrive-1');
     expect(resultLine.result).toMatchObject({ status: 'completed', counts: { planned: 10, reset: 10, sentSms: 10, failed: 0 } });
 
-    const run = await db.query(`SELECT cohort_kind, operator, reason FROM runs WHERE id = 'cli-redrive-1'`);
-    expect(run.rows[0]).toEqual({ cohort_kind: 'redrive', operator: 'cli-tester', reason: 'INC-SRC-redrive' });
+    const run = await db.query(`SELECT cohort_kind, operator, reason, source_run_id FROM runs WHERE id = 'cli-redrive-1'`);
+    expect(run.rows[0]).toEqual({ cohort_kind: 'redrive', operator: 'cli-tester', reason: 'INC-SRC-redrive', source_run_id: 'cli-src-1' });
+    // Found from its source run in Temporal's list too (visibility is eventually consistent).
+    const linked = await until('the redrive listed by its source', async () => {
+      const found: string[] = [];
+      for await (const w of client.workflow.list({ query: `PinresetSourceRunId = 'cli-src-1'` })) found.push(w.workflowId);
+      return found.length ? found : undefined;
+    });
+    expect(linked).toEqual(['pinreset-run-cli-redrive-1']);
     const ledger = await db.query(`SELECT account_id, reset_state, notify_state, channel FROM ledger WHERE run_id = 'cli-redrive-1' ORDER BY account_id`);
     expect(ledger.rows.map((r) => r.account_id)).toEqual(failing);
     expect(ledger.rows.every((r) => r.reset_state === 'reset' && r.notify_state === 'sent' && r.channel === 'sms')).toBe(true);

@@ -132,18 +132,19 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
   });
 
   it('counts, rate, ETA and accounts in flight move with the ledger while a batch is in flight; watch ends on a cancel with exit 1', async () => {
-    const ids = await addAccounts(900);
-    // One batch of 900 at 15 msg/s (60 s): per-batch counts would show 0 sent until its end.
+    const ids = await addAccounts(1200);
+    // One batch of 1,200 at 15 msg/s (80 s): per-batch counts would show 0 sent until its end.
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-live', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-      params: { batchSize: 900, batchConcurrency: 1, ratePerSecond: 15 },
+      params: { batchSize: 1200, batchConcurrency: 1, ratePerSecond: 15 },
     });
     const mid = await until('ledger counts while the batch is in flight', async () => {
       const p = await progress(runId);
-      return p.batches.notified === 0 && p.batches.inFlight === 1 && p.counts.sentSms >= 90 && p.live ? p : undefined;
+      // 30 s of sending before a rate is given (MIN_WINDOW_S).
+      return p.batches.notified === 0 && p.batches.inFlight === 1 && p.counts.sentSms >= 90 && p.live && p.live.windowS >= 30 ? p : undefined;
     }, 60_000, 250);
     expect(mid.live!.counts.sentSms).toBe(mid.counts.sentSms);
-    expect(mid.counts.pending).toBe(900 - mid.counts.sentSms);
+    expect(mid.counts.pending).toBe(1200 - mid.counts.sentSms);
 
     const [json, text, notPaused] = await Promise.all([cli(['status', runId, '--json']), cli(['status', runId]), cli(['resume', runId])]);
     expect(json.code, json.stderr).toBe(0);

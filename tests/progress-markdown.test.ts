@@ -70,6 +70,7 @@ describe('progressMarkdown', () => {
       topErrors: [{ outcome: 'failed', code: '21211', count: 80 }, { outcome: 'unreachable', code: 'no_contact', count: 400 }],
     };
     const md = progressMarkdown(progress({ live }), at(102));
+    expect(progressMarkdown(progress({ live: { ...live, windowS: 20 } }), at(102))).toContain('**Sent**: - over the last 20 s · **ETA**: estimating (after 30 s of sending)');
     expect(md).toContain('**Sent**: 95 msg/s over the last 60 s · **ETA**: about 55 s for 6,000 pending · **In flight**: 230 accounts being sent now');
     expect(md).toContain('Read from the ledger at 12:01:40 UTC');
     expect(md).toContain('**Top error codes**: 21211 failed 80, no_contact unreachable 400');

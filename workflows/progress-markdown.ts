@@ -87,7 +87,7 @@ function liveLine(p: Progress): string | undefined {
   const etaText = p.paused ? `none while paused (${fmt(p.counts.pending)} pending)`
     : p.awaitingApproval ? 'none until the canary is approved'
       : p.cancelRequested ? 'stopping'
-        : eta === undefined ? 'estimating (no sends in the last minute yet)'
+        : eta === undefined ? 'estimating (after 30 s of sending)'
           : eta === 0 ? 'finishing' : `about ${formatDuration(eta * 1000)} for ${fmt(p.counts.pending)} pending`;
   return [
     `**Sent**: ${rate === undefined ? '-' : `${rateText(rate)} msg/s`} over the last ${Math.round(live.windowS)} s`,

@@ -189,7 +189,7 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
       const dialog = page.locator('dialog[open][data-testid="signal-confirmation-modal"]');
       await dialog.locator('[data-testid="signal-select-button"]:visible').click();
       // The handler descriptions are what the operator picks from.
-      const pause = dialog.locator('[role="option"]:visible', { hasText: 'Dispatch no new batches' });
+      const pause = dialog.locator('[role="option"]:visible', { hasText: 'Stop sending within seconds' });
       await expect.poll(() => pause.innerText()).toContain('pause');
       await pause.click();
       await dialog.locator('[role="textbox"][aria-label="Data"]:visible').click();

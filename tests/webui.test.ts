@@ -290,7 +290,7 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
       }, 30_000, 1_000),
     );
     expect(shown.counts).toEqual(ledger);
-    expect(shown.text).toContain('Finished: 300 of 300 accounts settled');
+    expect(shown.text).toMatch(/Finished \(completed\): 300 of 300 accounts settled; ran .* from start to end/);
     expect(shown.text).toMatch(/Exposure window: every PIN of the cohort was invalidated [\d.]+ s after the start/);
     await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await screenshot(page, 'webui-4-completed-run.png');

@@ -5,11 +5,14 @@ import { markResetsDone } from '../db/sql/mark-resets-done';
 import { materializeActiveCohort } from '../db/sql/materialize-active-cohort';
 import { planBatches, type PlannedBatch } from '../db/sql/plan-batches';
 import { readCounts } from '../db/sql/read-counts';
+import { readLiveProgress } from '../db/sql/read-live-progress';
 import { readRun } from '../db/sql/read-run';
+import { markRunStarted, recordApproval, recordRunControl, type ControlStatus } from '../db/sql/record-run-control';
 import { saveCheckpoint } from '../db/sql/save-checkpoint';
 import { setRunStatus } from '../db/sql/set-run-status';
 import { setSendRate } from '../db/sql/set-send-rate';
 import type { RunStatus } from '../domain/run';
+import type { LiveReading } from '../domain/live-progress';
 import type { Counts } from '../domain/types';
 import type { ActivityDeps } from './deps';
 import { whileAlive } from './keepalive';
@@ -22,7 +25,8 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       return whileAlive(async () => {
         const run = await readRun(db, input.runId);
         if (!run) throw new Error(`unknown run ${input.runId}: create it before starting its workflow`);
-        await setRunStatus(db, input.runId, 'running');
+        // 'created' -> 'running'; a pause recorded before the first step stays.
+        await markRunStarted(db, input.runId);
         const planned = run.cohortKind === 'all_active' ? await materializeActiveCohort(db, input.runId) : await countCohort(db, input.runId);
         return { planned };
       });
@@ -37,6 +41,34 @@ export function makeRunLifecycle(deps: ActivityDeps) {
     async saveCheckpoint(input: { runId: string; seq: number; phase: string; counts: Counts; note?: string }): Promise<void> {
       return whileAlive(async () => {
         await saveCheckpoint(db, input.runId, input.seq, input.phase, input.counts, input.note);
+      });
+    },
+
+    /**
+     * Reads the run's live progress from the ledger and saves it as a checkpoint (the ledger's
+     * counts, so a status read without a worker shows the same). Returns the reading.
+     */
+    async checkpointProgress(input: { runId: string; seq: number; phase: string; note?: string }): Promise<LiveReading> {
+      return whileAlive(async () => {
+        const live = await readLiveProgress(db, input.runId);
+        await saveCheckpoint(db, input.runId, input.seq, input.phase, live.counts, input.note);
+        return live;
+      });
+    },
+
+    /** Pause, resume or cancel, recorded at once for every worker's send path (ordered by seq). */
+    async recordRunControl(input: { runId: string; seq: number; status: ControlStatus; reason?: string }): Promise<void> {
+      return whileAlive(async () => {
+        await recordRunControl(db, input.runId, input.seq, input.status, input.reason);
+      });
+    },
+
+    /** Who approved the canary, and when (the first approval stays). */
+    async recordApproval(input: { runId: string; by: string }): Promise<{ by: string; atMs: number }> {
+      return whileAlive(async () => {
+        const a = await recordApproval(db, input.runId, input.by);
+        if (!a) throw new Error(`unknown run ${input.runId}`);
+        return { by: a.by, atMs: a.at.getTime() };
       });
     },
 

@@ -11,7 +11,7 @@ export interface TemporalConfig {
   address: string;
   namespace: string;
   taskQueue: string;
-  /** Web UI base address, for links printed by scripts. */
+  /** Web UI base address, for links printed by scripts; '' when unknown (no guessed port). */
   uiUrl: string;
   apiKey?: string;
   tls?: { serverName?: string; caPath?: string; certPath?: string; keyPath?: string };
@@ -154,7 +154,9 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     address,
     namespace: r.optional('TEMPORAL_NAMESPACE') ?? 'default',
     taskQueue: r.optional('TEMPORAL_TASK_QUEUE') ?? 'pinreset',
-    uiUrl: r.url('TEMPORAL_UI_URL', false, ['http', 'https'], 'http://127.0.0.1:8233'),
+    // No default: the UI's port depends on the deployment (compose 8080, the demo a free port), and
+    // a guessed one gave links to the wrong place.
+    uiUrl: r.optional('TEMPORAL_UI_URL') ? r.url('TEMPORAL_UI_URL', false, ['http', 'https']) : '',
     apiKey: r.optional('TEMPORAL_API_KEY'),
     tls: tlsOn
       ? { serverName: r.optional('TEMPORAL_TLS_SERVER_NAME'), caPath: r.optional('TEMPORAL_TLS_CA'), certPath: tlsCert, keyPath: tlsKey }

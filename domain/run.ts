@@ -3,7 +3,7 @@
 import { CHANNEL_POLICIES, type ChannelPolicy } from './types';
 
 export type CohortKind = 'all_active' | 'file' | 'redrive';
-export type RunStatus = 'created' | 'running' | 'paused' | 'completed' | 'cancelled' | 'failed';
+export type RunStatus = 'created' | 'running' | 'paused' | 'cancelling' | 'completed' | 'cancelled' | 'failed';
 
 export interface RunParams {
   cohort: CohortKind;
@@ -47,6 +47,12 @@ export interface RunParams {
    * 'notify_only' notifies them without touching PINs; 'reset_again' resets them once more.
    */
   resetMode: ResetMode;
+  /**
+   * A database step (planning, a reset batch, a checkpoint...) that keeps failing this many
+   * seconds pauses the run with the reason, instead of retrying silently. Optional for runs
+   * started before it existed (DEFAULT_PARAMS then applies).
+   */
+  dbStallPauseSeconds?: number;
 }
 
 export type AmbiguousPolicy = 'resend' | 'hold';
@@ -71,6 +77,7 @@ export const DEFAULT_PARAMS: RunParams = {
   holdMs: 16 * 60_000,
   graceMs: 16 * 60_000 + 10_000,
   resetMode: 'reset',
+  dbStallPauseSeconds: 300,
 };
 
 export const LIMITS = {
@@ -85,6 +92,7 @@ export const LIMITS = {
   leaseMs: { min: 2_000, max: 600_000 },
   holdMs: { min: 1_000, max: 24 * 3_600_000 },
   graceMs: { min: 1_000, max: 24 * 3_600_000 },
+  dbStallPauseSeconds: { min: 2, max: 86_400 },
 } as const;
 
 function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unknown, integer: boolean): void {
@@ -119,6 +127,7 @@ export function paramProblems(p: RunParams): string[] {
   if (!['reset', 'notify_only', 'reset_again'].includes(p.resetMode)) {
     problems.push(`resetMode must be reset, notify_only or reset_again, got ${JSON.stringify(p.resetMode)}`);
   }
+  if (p.dbStallPauseSeconds !== undefined) checkNumber(problems, 'dbStallPauseSeconds', p.dbStallPauseSeconds, false);
   if (!CHANNEL_POLICIES.includes(p.policy)) problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
   if (!['all_active', 'file', 'redrive'].includes(p.cohort)) problems.push(`cohort must be all_active, file or redrive`);
   return problems;

@@ -7,6 +7,7 @@
 // Exit codes: 0 done, 1 --strict refused the import, 2 bad input or configuration.
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config';
+import { loadDotEnv } from '../config/dotenv';
 import { createPool, type Db } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { accountStats } from '../db/sql/account-stats';
@@ -26,6 +27,7 @@ function integer(min: number, max: number) {
 }
 
 async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+  loadDotEnv();
   const config = loadConfig(process.env, ['database']);
   const db = createPool(config.database.url, Math.max(2, config.database.poolSize));
   try {

@@ -10,7 +10,8 @@
 //   redrive   <runId> --reason R [run options] [--run-id ID] [--wait] [--json]
 //   finish    <runId> [--wait] [--json]   (a cancelled or terminated run: notify the rest, no second reset)
 //
-// Configuration from the environment (config/index.ts): DATABASE_URL for every command;
+// Configuration from the environment (config/index.ts), completed by `.env` in the working
+// directory or the file PINRESET_ENV_FILE names (the environment wins): DATABASE_URL for every command;
 // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_UI_URL (and TLS / API key)
 // for the commands that talk to Temporal (start, status, pause, resume, cancel, approve, set-rate,
 // redrive). plan, list, report and start --dry-run need only the database.
@@ -37,26 +38,40 @@ let loaded: Promise<typeof import('./lib/cli-commands')> | undefined;
 const commands = () => (loaded ??= import('./lib/cli-commands'));
 const operator = async () => (await import('./lib/cli-context')).defaultOperator();
 
-const EXIT_CODES_HELP = `
-Exit codes:
-  0  done (with --wait: the run completed)
-  1  runtime failure: unknown run id, Temporal or PostgreSQL unreachable, no worker answered,
-     run already finished, or (--wait) the run ended cancelled or failed
-  2  bad arguments or configuration: nothing was started or changed`;
+/** Exit codes, with the lines particular to a command. */
+function exitCodes(...extra: string[]): string {
+  return [
+    '',
+    'Exit codes:',
+    '  0  done',
+    '  1  runtime failure: unknown run id, Temporal or PostgreSQL unreachable, no worker answered,',
+    '     run already finished',
+    ...extra.map((l) => `     ${l}`),
+    '  2  bad arguments or configuration: nothing was started or changed',
+  ].join('\n');
+}
+const EXIT_CODES_HELP = exitCodes();
+const EXIT_CODES_WAIT = exitCodes('with --wait: 1 also when the run ended cancelled or failed (0 only if it completed)');
 
-function runOptions(cmd: Command, withGuards: boolean): Command {
+/**
+ * Run options; `defaults` says where unset ones come from: the documented defaults (plan, start)
+ * or the source run (redrive). Commander adds no "(default: ...)" of its own: none is set here.
+ */
+function runOptions(cmd: Command, withGuards: boolean, defaults: 'fixed' | 'source' = 'fixed'): Command {
+  const d = (v: unknown) => (defaults === 'source' ? "(default: the source run's)" : `(default ${String(v)})`);
   cmd
-    .option('--policy <policy>', `channel policy: sms_then_email, sms_only or email_only (default ${DEFAULT_PARAMS.policy})`, parse.policy)
-    .option('--batch-size <n>', `accounts per batch, 1-10000 (default ${DEFAULT_PARAMS.batchSize})`, parse.batchSize)
-    .option('--rate <r>', `notification ceiling for all workers, messages/s; 0 = unlimited (default ${DEFAULT_PARAMS.ratePerSecond})`, parse.rate)
-    .option('--canary <n>', 'process the first N accounts, then wait for `approve` (default 0: no canary)', parse.canary);
+    .option('--policy <policy>', `channel policy: sms_then_email, sms_only or email_only ${d(DEFAULT_PARAMS.policy)}`, parse.policy)
+    .option('--batch-size <n>', `accounts per batch, 1-10000 ${d(DEFAULT_PARAMS.batchSize)}`, parse.batchSize)
+    .option('--rate <r>', `notification ceiling for all workers, messages/s; 0 = unlimited ${d(DEFAULT_PARAMS.ratePerSecond)}`, parse.rate)
+    .option('--canary <n>', 'canary: every PIN is invalidated at once, but only the first N accounts are notified until `approve` (default 0: no canary)', parse.canary);
   if (withGuards) {
     cmd
-      .option('--concurrency <n>', `notify batches in flight, 1-200 (default ${DEFAULT_PARAMS.batchConcurrency})`, parse.concurrency)
-      .option('--auto-pause-rate <share>', `pause the run when more than this share (0-1) of recent notification attempts failed (default ${DEFAULT_PARAMS.autoPauseFailureRate})`, parse.autoPauseRate)
-      .option('--auto-pause-window <n>', `attempts the failure share is measured over (default ${DEFAULT_PARAMS.autoPauseWindow})`, parse.autoPauseWindow)
-      .option('--ambiguous <policy>', 'a send that may have reached the provider and that no lookup resolved: resend (after two negative lookups a hold period apart) or hold (report it, never resend) (default resend)', parse.oneOf(['resend', 'hold'] as const))
-      .option('--hold <seconds>', `wait between a possible send and a lookup that may count as negative; longer than the provider's list lag (default ${DEFAULT_PARAMS.holdMs / 1000})`, parse.seconds(1, 86_400))
+      .option('--concurrency <n>', `notify batches in flight, 1-200 ${d(DEFAULT_PARAMS.batchConcurrency)}`, parse.concurrency)
+      .option('--auto-pause-rate <share>', `pause the run when more than this share (0-1) of the recent notification attempts failed (over the window below, across batches; within a batch from its 100th attempt on) ${d(DEFAULT_PARAMS.autoPauseFailureRate)}`, parse.autoPauseRate)
+      .option('--auto-pause-window <n>', `attempts the failure share is measured over, across batches ${d(DEFAULT_PARAMS.autoPauseWindow)}`, parse.autoPauseWindow)
+      .option('--db-stall-pause <seconds>', `pause the run when a database step keeps failing this long, 2-86400 ${d(DEFAULT_PARAMS.dbStallPauseSeconds)}`, parse.dbStallPause)
+      .option('--ambiguous <policy>', `a send that may have reached the provider and that no lookup resolved: resend (after two negative lookups a hold period apart) or hold (report it, never resend) ${d(DEFAULT_PARAMS.ambiguous)}`, parse.oneOf(['resend', 'hold'] as const))
+      .option('--hold <seconds>', `wait between a possible send and a lookup that may count as negative; longer than the provider's list lag ${d(DEFAULT_PARAMS.holdMs / 1000)}`, parse.seconds(1, 86_400))
       .option('--notify-only', 'accounts already reset for the same --reason: notify them without touching their PINs')
       .option('--reset-again', 'accounts already reset for the same --reason: invalidate their PINs once more');
   }
@@ -97,7 +112,7 @@ runOptions(
   .option('--wait', 'wait until the run ends (exit 0 if it completed, 1 if cancelled or failed)')
   .option('--dry-run', 'print the plan (as `plan`) and start nothing')
   .option('--json', 'print one JSON object')
-  .addHelpText('after', EXIT_CODES_HELP)
+  .addHelpText('after', EXIT_CODES_WAIT)
   .action(async (o: StartOptions) => (await commands()).start(o));
 
 // ---- finish -----------------------------------------------------------------------------------
@@ -113,19 +128,19 @@ program
 // ---- status -----------------------------------------------------------------------------------
 program
   .command('status')
-  .description('Progress of a run: counts by outcome, rate, ETA, paused and why, awaiting approval. Live from the workflow; from the last checkpoint in PostgreSQL when no worker answers.')
+  .description('Progress of a run: counts by outcome read from the ledger, messages/s sent over the last minute beside the ceiling, ETA, accounts in flight, a stall warning, top error codes, paused and why, awaiting approval. State live from the workflow; from the last checkpoint in PostgreSQL when no worker answers.')
   .argument('<runId>', 'run id', parse.runId)
-  .option('--watch', 'redraw until the run ends')
-  .option('--interval <seconds>', 'redraw interval with --watch, 0.5-3600 (default 2)', parse.seconds(0.5, 3600), 2)
-  .option('--timeout <seconds>', 'how long the live query may take before falling back to the checkpoint, 0.5-120 (default 5)', parse.seconds(0.5, 120), 5)
+  .option('--watch', 'redraw until the run ends; each frame shows the time of its reading')
+  .option('--interval <seconds>', 'redraw interval with --watch, 0.5-3600', parse.seconds(0.5, 3600), 2)
+  .option('--timeout <seconds>', 'how long the live query may take before falling back to the checkpoint, 0.5-120', parse.seconds(0.5, 120), 5)
   .option('--json', 'print one JSON object (with --watch: one per redraw, one per line)')
-  .addHelpText('after', EXIT_CODES_HELP)
+  .addHelpText('after', exitCodes("1 also when the run's workflow cannot make progress (its tasks fail), or --watch ended", 'on a cancelled or failed run'))
   .action(async (runId: string, o: { watch?: boolean; interval: number; timeout: number; json?: boolean }) => (await commands()).status(runId, o));
 
 // ---- pause / resume / cancel / approve / set-rate -----------------------------------------------
 program
   .command('pause')
-  .description('Pause a run: no new batches start; batches in flight finish.')
+  .description('Pause a run: sending stops within seconds on every worker, batches in flight included; what was claimed and not sent goes back in line. `status` shows what is still in flight.')
   .argument('<runId>', 'run id', parse.runId)
   .option('--reason <text>', 'why (shown by status and recorded on the run)', parse.text('--reason', 200))
   .addHelpText('after', EXIT_CODES_HELP)
@@ -134,14 +149,14 @@ program
 
 program
   .command('resume')
-  .description('Resume a paused run (also after an auto-pause; the failure rate is judged afresh).')
+  .description('Resume a paused run where it stopped (also after an auto-pause; the failure rate is judged afresh). A run that is not paused is left as it is, and the command says so.')
   .argument('<runId>', 'run id', parse.runId)
   .addHelpText('after', EXIT_CODES_HELP)
   .action(async (runId: string) => (await commands()).control(runId, { kind: 'resume' }));
 
 program
   .command('cancel')
-  .description('Cancel a run gracefully: batches in flight finish, nothing new starts; the run records where it stopped.')
+  .description('Cancel a run: sending stops within seconds (as pause), nothing new starts; the run ends cancelled and records where it stopped. Accounts not reached stay pending.')
   .argument('<runId>', 'run id', parse.runId)
   .option('--reason <text>', 'why (recorded on the run)', parse.text('--reason', 200))
   .addHelpText('after', EXIT_CODES_HELP)
@@ -150,10 +165,10 @@ program
 
 program
   .command('approve')
-  .description('Approve the rest of a run after its canary accounts were processed.')
+  .description('Approve the notifications of the rest of the cohort once the canary accounts are notified. Refused until then; recorded with who and when; a second approve changes nothing and says who approved.')
   .argument('<runId>', 'run id', parse.runId)
   .option('--operator <name>', 'who approves (default: $USER or the OS user)')
-  .addHelpText('after', EXIT_CODES_HELP)
+  .addHelpText('after', exitCodes('1 also when the approval is refused: the canary is not done yet, or the run has no canary'))
   .action(async (runId: string, o: { operator?: string }) =>
     (await commands()).control(runId, { kind: 'approve', by: o.operator?.trim() || (await operator()) }));
 
@@ -169,8 +184,8 @@ program
 // ---- list ---------------------------------------------------------------------------------------
 program
   .command('list')
-  .description('Recent runs, newest first: status, counts from the last checkpoint, start time, operator, reason.')
-  .option('--limit <n>', 'runs to show, 1-1000 (default 20)', parse.positiveInt(1000), 20)
+  .description('Recent runs, newest first: status (paused and cancelling included), phase, progress and counts from the last checkpoint, start time, operator, reason; redrives name their source run.')
+  .option('--limit <n>', 'runs to show, 1-1000', parse.positiveInt(1000), 20)
   .option('--json', 'print one JSON object per line')
   .addHelpText('after', EXIT_CODES_HELP)
   .action(async (o: { limit: number; json?: boolean }) => (await commands()).list(o));
@@ -192,18 +207,21 @@ runOptions(
     .command('redrive')
     .description('Start a new run over the accounts whose notification failed in a finished run. Their PINs are NOT reset again (a customer may have set a new one); only the notification is retried. Accounts notified since by a later run are left out. Run options default to the source run\'s.')
     .argument('<runId>', 'the finished run whose failed notifications to retry', parse.runId)
-    .option('--reason <text>', 'incident or ticket id (required)')
+    .option('--reason <text>', "incident or ticket id (default: the source run's, so the incident finds both)")
     .option('--operator <name>', 'who starts the redrive (default: $USER or the OS user)'),
   true,
+  'source',
 )
   .option('--run-id <id>', 'id of the new run (default: generated)', parse.runId)
   .option('--wait', 'wait until the new run ends (exit 0 if it completed, 1 if cancelled or failed)')
   .option('--json', 'print one JSON object')
-  .addHelpText('after', EXIT_CODES_HELP)
+  .addHelpText('after', EXIT_CODES_WAIT)
   .action(async (sourceRunId: string, o: RedriveOptions) => (await commands()).redriveRun(sourceRunId, o));
 
 // ---- main ---------------------------------------------------------------------------------------
 try {
+  // `.env` (or PINRESET_ENV_FILE) fills in what the environment does not set.
+  (await import('../config/dotenv')).loadDotEnv();
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {

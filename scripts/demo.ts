@@ -2,6 +2,7 @@
 // Twilio and SMTP servers, seeds accounts, starts a worker process, runs a full-speed reset and
 // notification run, shows progress, and prints a summary ending with one line of JSON.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Client, Connection } from '@temporalio/client';
@@ -13,6 +14,7 @@ import { buildBundle } from '../workers/build-bundle';
 import { startRun } from './lib/start-run';
 import { formatProgressLine } from './lib/format';
 import { progressQuery, type RunResult } from '../workflows/api';
+import { envFileText, exportBlock } from '../config/dotenv';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -31,7 +33,7 @@ const program = new Command('demo')
   .option('--rate <n>', 'notification rate ceiling, messages/s (0 = unlimited)', nonNegative, 0)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
-  .option('--hold', 'keep the stack running after the run (Ctrl-C to stop), to browse the Web UI')
+  .option('--hold', 'keep the stack running after the run (Ctrl-C to stop), and print the environment the CLI and a second worker need to use it')
   .parse();
 const opts = program.opts<{ accounts: number; rate: number; batchSize: number; concurrency: number; hold?: boolean }>();
 
@@ -52,6 +54,13 @@ async function main(): Promise<void> {
 
   const taskQueue = 'pinreset';
   const worker = startWorkerProcess({ ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle });
+  // Everything the CLI and a second worker need to join this stack, as a paste-able block and a file.
+  const handover = { ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue };
+  const envFile = path.join(dataDir, 'pinreset.env');
+  if (opts.hold) {
+    await writeFile(envFile, envFileText(handover), { mode: 0o600 });
+    console.log(holdText(handover, envFile));
+  }
   const connection = await Connection.connect({ address: stack.temporal!.address });
   const client = new Client({ connection, namespace: stack.temporal!.namespace });
 
@@ -96,13 +105,28 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(summary));
 
   if (opts.hold) {
-    console.log(`\nStack still up; Web UI at ${stack.temporal!.uiUrl}. Ctrl-C to stop.`);
+    console.log(`\nStack still up; Web UI at ${stack.temporal!.uiUrl}. The environment to use it is printed above and in ${envFile}. Ctrl-C to stop.`);
     return;
   }
   await stopWorker(worker);
   await connection.close();
   await db.end();
   await stack.stop();
+}
+
+function holdText(vars: Record<string, string>, envFile: string): string {
+  return [
+    '',
+    'The stack stays up (--hold). To use the CLI or start a second worker on it, paste into a shell:',
+    '',
+    '# --- pinreset demo stack ---',
+    exportBlock(vars),
+    '# ---',
+    '',
+    `or load the same variables from a file: export PINRESET_ENV_FILE=${envFile} (or copy it to .env)`,
+    'then: npm run pinreset -- list   |   npm run worker (a second worker)',
+    '',
+  ].join('\n');
 }
 
 function startWorkerProcess(env: Record<string, string>): ChildProcess {

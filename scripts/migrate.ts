@@ -2,10 +2,12 @@
 // WORKER_DB_USER and WORKER_DB_PASSWORD set, it then creates (or re-passwords) that login in the
 // least-privilege group role pinreset_worker, which the workers connect as (docker-compose.yml).
 import { loadConfig } from '../config';
+import { loadDotEnv } from '../config/dotenv';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { ensureWorkerLogin } from '../db/sql/ensure-worker-login';
 
+loadDotEnv();
 const config = loadConfig(process.env, ['database']);
 const db = createPool(config.database.url, 1);
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
-import { approveSignal, progressQuery } from '../workflows/api';
+import { approveUpdate, progressQuery } from '../workflows/api';
 import { emailMessageId } from '../domain/templates';
 import { account, insertAccounts, ledgerOf, type AccountSpec, type LedgerRow } from './support/accounts';
 import { freshDatabase, MESSAGE, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
@@ -87,6 +87,9 @@ describe('bad input on a real run', () => {
 
   async function runIt() {
     const ids = [...Array.from({ length: 52 }, (_, i) => i + 1), 9001, 9002, 5, 9001];
+    // After the cohort was chosen, before the run reset them: one account deleted, one closed.
+    await db.query('DELETE FROM accounts WHERE id = 21');
+    await db.query(`UPDATE accounts SET status = 'closed' WHERE id = 22`);
     const started = await startRun(db, client, {
       reason: 'INC-bad-input', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
       params: { batchSize: 10, batchConcurrency: 1, canary: 20, ratePerSecond: 4, autoPauseFailureRate: 1 },
@@ -94,10 +97,7 @@ describe('bad input on a real run', () => {
     runId = started.runId;
     const { handle } = started;
     await until('the canary', async () => (await handle.query(progressQuery)).awaitingApproval);
-    // Before their reset: one account deleted, one closed.
-    await db.query('DELETE FROM accounts WHERE id = 21');
-    await db.query(`UPDATE accounts SET status = 'closed' WHERE id = 22`);
-    await handle.signal(approveSignal, { by: 'test' });
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'test' }] });
     // Every PIN invalidated (resets run first), notifications going at 4/s, ids 48..52 last in line.
     await until('the resets', async () => (await handle.query(progressQuery)).resetsDoneAtMs !== undefined);
     const before = await db.query(`SELECT account_id, reset_state, notify_state FROM ledger WHERE run_id = $1 AND account_id BETWEEN 48 AND 52 ORDER BY 1`, [runId]);
@@ -178,9 +178,9 @@ describe('bad input on a real run', () => {
     expect(row(50)).toMatchObject({ reset: 'reset', notify: 'sent', channel: 'email', fellBack: false });
     expect(smsTo(account(50).phone!)).toHaveLength(0);
     expect(mailFor(50).map((m) => m.to)).toEqual([[account(50).email]]);
-    expect(row(51)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(51)).toMatchObject({ notify: 'unreachable', error: 'opted_out' });
     expect(smsTo(account(51).phone!)).toHaveLength(0);
-    expect(row(52)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(52)).toMatchObject({ notify: 'unreachable', error: 'opted_out' });
     expect(mailFor(52)).toHaveLength(0);
   });
 
@@ -214,9 +214,9 @@ describe('bad input on a real run', () => {
     for (const id of [30, 31, 35, 36, 37, 38, 39]) expect(row(id), `account ${id}`).toMatchObject({ notify: 'sent', channel: 'email', fellBack: false });
     expect(row(33)).toMatchObject({ notify: 'sent', channel: 'email', fellBack: true, error: '21211' });
     expect(row(40)).toMatchObject({ notify: 'sent', channel: 'email', fellBack: true, error: '21211' });
-    expect(row(34)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(34)).toMatchObject({ notify: 'unreachable', error: 'invalid_number' });
     expect(row(41)).toMatchObject({ notify: 'failed', channel: 'sms', error: '21610' });
-    expect(row(42)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(42)).toMatchObject({ notify: 'unreachable', error: 'no_contact' });
     // Nothing was sent to a malformed number; the provider saw only E.164.
     for (const m of providers.twilio.messages()) expect(m.to).toMatch(/^\+[1-9]\d{7,14}$/);
     for (const raw of ['n/a', '+1 415 555 0131', '+１４１５５５５０１３６', '+10005550138', '+14155550139 ']) expect(smsTo(raw)).toHaveLength(0);
@@ -229,7 +229,7 @@ describe('bad input on a real run', () => {
     // Domains are case-insensitive (nodemailer lower-cases them); the local part is kept.
     expect(mailFor(46).map((m) => m.to)).toEqual([['UPPER.Case@example.com']]);
     for (const id of [43, 44, 45, 46]) expect(row(id)).toMatchObject({ notify: 'sent', channel: 'email' });
-    expect(row(47)).toMatchObject({ notify: 'unreachable', error: 'no_reachable_contact' });
+    expect(row(47)).toMatchObject({ notify: 'unreachable', error: 'invalid_email' });
     expect(providers.smtp.messages().some((m) => m.to.some((t) => t.includes('broken')))).toBe(false);
   });
 

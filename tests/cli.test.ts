@@ -56,7 +56,7 @@ describe('pinreset CLI', () => {
     const e: Record<string, string | undefined> = {
       PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR,
       DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: 'default',
-      TEMPORAL_TASK_QUEUE: worker.taskQueue, TEMPORAL_UI_URL: inject('temporalUiUrl'), USER: 'cli-tester', ...extra,
+      TEMPORAL_TASK_QUEUE: worker.taskQueue, TEMPORAL_UI_URL: inject('temporalUiUrl'), USER: 'cli-tester', PINRESET_ENV_FILE: '', ...extra,
     };
     return Object.fromEntries(Object.entries(e).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
   };
@@ -123,14 +123,14 @@ describe('pinreset CLI', () => {
     const a = JSON.parse(all.stdout);
     expect(a).toMatchObject({
       cohort: { kind: 'all_active', accounts: 60, unknown: 0 }, resets: 60, skipped: { closed: 0, deleted: 0, unknown: 0 },
-      channels: { sms: 40, email: 15, unreachable: 5, unreachableByReason: { no_reachable_contact: 5 } },
+      channels: { sms: 40, email: 15, unreachable: 5, unreachableByReason: { opted_out: 3, invalid_number: 2 } },
       batches: 9, messages: 55, notifySeconds: 11, params: { batchSize: 7, ratePerSecond: 5, policy: 'sms_then_email' },
     });
     expect(a.scan).toMatchObject({ accounts: 60 });
 
     const e = JSON.parse(emailOnly.stdout);
     expect(e).toMatchObject({
-      channels: { sms: 0, email: 55, unreachable: 5, unreachableByReason: { no_valid_email: 5 } },
+      channels: { sms: 0, email: 55, unreachable: 5, unreachableByReason: { no_contact: 3, invalid_email: 2 } },
       batches: 2, canaryAccounts: 10, notifySeconds: 0.55,
     });
 
@@ -161,9 +161,12 @@ describe('pinreset CLI', () => {
 
     const watched = await cli(['status', 'cli-all-1', '--watch', '--interval', '0.5']);
     expect(watched.code).toBe(0);
-    const frames = watched.stdout.split(/\n(?=Run cli-all-1 )/);
+    // Every frame starts with the time of its reading; the last line says how the run ended.
+    const frames = watched.stdout.split(/\n(?=\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Run cli-all-1 )/);
+    expect(frames[0]).toMatch(/^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Run cli-all-1 /);
     const last = frames[frames.length - 1];
     expect(last).toMatch(/state +: COMPLETED/);
+    expect(last.trimEnd().endsWith('Run cli-all-1 completed.')).toBe(true);
     expect(last).toMatch(/100\.0% +60 of 60 settled/);
     expect(last).toContain('reset 60 (skipped 0) | sms 40 | email 15 (fell back 0) | unreachable 5 | failed 0');
     expect(await readCounts(db, 'cli-all-1')).toMatchObject({ planned: 60, reset: 60, sentSms: 40, sentEmail: 15, unreachable: 5, pending: 0 });
@@ -188,12 +191,14 @@ describe('pinreset CLI', () => {
     expect(rows.get(1)![4]).toMatch(/^SM[0-9a-f]{32}$/);
     expect(rows.get(1)![8]).toBe('1');
     expect(rows.get(41)!.slice(1, 3)).toEqual(['sent', 'email']);
-    expect(rows.get(56)!.slice(1, 6)).toEqual(['unreachable', '', 'false', '', 'no_reachable_contact']);
+    expect(rows.get(56)!.slice(1, 6)).toEqual(['unreachable', '', 'false', '', 'opted_out']);
+    expect(rows.get(59)![5]).toBe('invalid_number');
     expect(rows.get(56)![7]).toBe(''); // never notified
 
     const j = jsonl.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
     expect(j.map((r) => r.account_id)).toEqual([56, 57, 58, 59, 60]);
-    expect(j.every((r) => r.outcome === 'unreachable' && r.error_code === 'no_reachable_contact' && r.notified_at === null)).toBe(true);
+    expect(j.map((r) => r.error_code)).toEqual(['opted_out', 'opted_out', 'opted_out', 'invalid_number', 'invalid_number']);
+    expect(j.every((r) => r.outcome === 'unreachable' && r.notified_at === null)).toBe(true);
 
     expect(await readFile(outFile, 'utf8')).toBe(csv.stdout);
     expect(toFile.stderr).toContain('Wrote 60 rows');
@@ -304,8 +309,15 @@ describe('pinreset CLI', () => {
     expect(startedLine.webUi).toContain('/workflows/pinreset-run-cli-redrive-1');
     expect(resultLine.result).toMatchObject({ status: 'completed', counts: { planned: 10, reset: 10, sentSms: 10, failed: 0 } });
 
-    const run = await db.query(`SELECT cohort_kind, operator, reason FROM runs WHERE id = 'cli-redrive-1'`);
-    expect(run.rows[0]).toEqual({ cohort_kind: 'redrive', operator: 'cli-tester', reason: 'INC-SRC-redrive' });
+    const run = await db.query(`SELECT cohort_kind, operator, reason, source_run_id FROM runs WHERE id = 'cli-redrive-1'`);
+    expect(run.rows[0]).toEqual({ cohort_kind: 'redrive', operator: 'cli-tester', reason: 'INC-SRC-redrive', source_run_id: 'cli-src-1' });
+    // Found from its source run in Temporal's list too (visibility is eventually consistent).
+    const linked = await until('the redrive listed by its source', async () => {
+      const found: string[] = [];
+      for await (const w of client.workflow.list({ query: `PinresetSourceRunId = 'cli-src-1'` })) found.push(w.workflowId);
+      return found.length ? found : undefined;
+    });
+    expect(linked).toEqual(['pinreset-run-cli-redrive-1']);
     const ledger = await db.query(`SELECT account_id, reset_state, notify_state, channel FROM ledger WHERE run_id = 'cli-redrive-1' ORDER BY account_id`);
     expect(ledger.rows.map((r) => r.account_id)).toEqual(failing);
     expect(ledger.rows.every((r) => r.reset_state === 'reset' && r.notify_state === 'sent' && r.channel === 'sms')).toBe(true);
@@ -344,13 +356,14 @@ describe('pinreset CLI', () => {
     const [text, json] = await cliAll([{ args: ['list', '--limit', '10'] }, { args: ['list', '--json'] }]);
     expect([text.code, json.code]).toEqual([0, 0]);
     const lines = text.stdout.split('\n');
-    expect(lines[0]).toMatch(/^RUN +STATUS +PHASE +COHORT +PLANNED +SENT +UNREACH +FAILED +PENDING +STARTED \(UTC\) +OPERATOR +REASON$/);
-    expect(lines.find((l) => l.startsWith('cli-all-1 '))).toMatch(/^cli-all-1 +completed +completed +all_active +60 +55 +5 +0 +0 +\S+ \S+ +cli-tester +INC-CLI-1$/);
+    expect(lines[0]).toMatch(/^RUN +STATUS +PHASE +COHORT +PROGRESS +PLANNED +SENT +UNREACH +FAILED +PENDING +STARTED \(UTC\) +OPERATOR +REASON$/);
+    expect(lines.find((l) => l.startsWith('cli-all-1 '))).toMatch(/^cli-all-1 +completed +completed +all_active +100\.0% +60 +55 +5 +0 +0 +\S+ \S+ +cli-tester +INC-CLI-1$/);
+    expect(text.stdout).toContain('cli-redrive-1: redrive of cli-src-1');
     expect(lines.find((l) => l.startsWith('cli-ctl-1 '))).toMatch(/cancelled .* alice@secops +INC-CTL$/);
     expect(text.stdout).toContain('cli-ctl-1: cancelled (wrong cohort)');
     const rows = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
     expect(rows.map((r) => r.id)).toEqual(['cli-redrive-fresh', 'cli-redrive-1', 'cli-src-1', 'cli-ctl-1', 'cli-all-1']);
-    expect(rows[1]).toMatchObject({ status: 'completed', cohortKind: 'redrive', counts: { sentSms: 10 }, operator: 'cli-tester' });
+    expect(rows[1]).toMatchObject({ status: 'completed', cohortKind: 'redrive', counts: { sentSms: 10 }, operator: 'cli-tester', sourceRunId: 'cli-src-1', settledPercent: 100, paused: false });
   });
 
   it('every bad argument: a one-line error naming the problem, exit 2, and nothing started', async () => {

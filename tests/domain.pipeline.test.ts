@@ -21,16 +21,26 @@ describe('chooseChannel', () => {
     expect(chooseChannel({ ...mobile, phone: '555-0123' }, 'sms_then_email')).toEqual({ channel: 'email' });
     expect(chooseChannel(mobile, 'sms_then_email', true)).toEqual({ channel: 'email' });
   });
-  it('records why nobody can be reached', () => {
-    expect(chooseChannel({ ...mobile, phone: null, email: null }, 'sms_then_email')).toEqual({ unreachable: 'no_reachable_contact' });
+  it('records why nobody can be reached: no contact, landline only, opted out, invalid number, invalid email', () => {
+    const none = (over: Partial<typeof mobile>, policy: 'sms_then_email' | 'sms_only' | 'email_only' = 'sms_then_email') => chooseChannel({ ...mobile, ...over }, policy);
+    expect(none({ phone: null, email: null })).toEqual({ unreachable: 'no_contact' });
+    expect(none({ phone: '', email: '' })).toEqual({ unreachable: 'no_contact' });
+    expect(none({ phoneType: 'landline', email: null })).toEqual({ unreachable: 'landline_only' });
+    expect(none({ smsOptOut: true, email: null })).toEqual({ unreachable: 'opted_out' });
+    expect(none({ phone: null, emailOptOut: true })).toEqual({ unreachable: 'opted_out' });
+    expect(none({ phone: 'n/a', email: null })).toEqual({ unreachable: 'invalid_number' });
+    expect(none({ phone: null, email: 'broken@' })).toEqual({ unreachable: 'invalid_email' });
+    // The phone's problem first (SMS is the primary channel), then the email's.
+    expect(none({ phoneType: 'landline', email: 'broken@' })).toEqual({ unreachable: 'landline_only' });
     expect(chooseChannel({ ...mobile, email: 'not-an-email' }, 'sms_then_email', true)).toEqual({ unreachable: 'sms_failed_no_email' });
-    expect(chooseChannel({ ...mobile, emailOptOut: true }, 'email_only')).toEqual({ unreachable: 'email_opted_out' });
-    expect(chooseChannel({ ...mobile, smsOptOut: true }, 'sms_only')).toEqual({ unreachable: 'sms_opted_out' });
-    expect(chooseChannel({ ...mobile, phoneType: 'landline' }, 'sms_only')).toEqual({ unreachable: 'landline_only' });
+    expect(none({ emailOptOut: true }, 'email_only')).toEqual({ unreachable: 'opted_out' });
+    expect(none({ email: null }, 'email_only')).toEqual({ unreachable: 'no_contact' });
+    expect(none({ smsOptOut: true }, 'sms_only')).toEqual({ unreachable: 'opted_out' });
+    expect(none({ phoneType: 'landline' }, 'sms_only')).toEqual({ unreachable: 'landline_only' });
   });
   it('honours the policy', () => {
     expect(chooseChannel(mobile, 'email_only')).toEqual({ channel: 'email' });
-    expect(chooseChannel({ ...mobile, phone: null }, 'sms_only')).toEqual({ unreachable: 'no_valid_mobile' });
+    expect(chooseChannel({ ...mobile, phone: null }, 'sms_only')).toEqual({ unreachable: 'no_contact' });
   });
 });
 

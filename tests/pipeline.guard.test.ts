@@ -6,7 +6,8 @@ import type { Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
 import { createTwilioSms } from '../providers/sms';
 import { LOCAL_TWILIO } from '../stack';
-import { approveSignal, cancelSignal, progressQuery, resumeSignal } from '../workflows/api';
+import { approveUpdate, cancelSignal, progressQuery, resumeSignal } from '../workflows/api';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 import { until } from './support/until';
@@ -52,26 +53,40 @@ describe('canary and auto-pause', () => {
     await db?.end();
   });
 
-  it('a canary processes the first N accounts, then waits for approval before the rest', async () => {
+  it('a canary gates notifications, never resets: every PIN is invalidated at once, the first N notified, then approval', async () => {
     const ids = await addAccounts(300);
+    // Slow enough (20 msg/s: 2 s for the canary) that an early approve arrives while it runs.
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-canary', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-      params: { batchSize: 100, canary: 40, ratePerSecond: 0 },
+      params: { batchSize: 100, canary: 40, ratePerSecond: 20 },
     });
+    await until('the first canary SMS', async () => providers.twilio.messages().length > 0);
+    const early = await handle.executeUpdate(approveUpdate, { args: [{ by: 'eager@secops' }] }).catch((e) => e);
+    expect(early).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect((early as WorkflowUpdateFailedError).cause?.message).toMatch(/the canary is not done yet: the first 40 accounts are still being notified/);
+
     const waiting = await until('the canary to finish', async () => {
       const p = await handle.query(progressQuery);
       return p.awaitingApproval ? p : undefined;
     });
     expect(waiting.phase).toBe('awaiting_approval');
-    expect(waiting.counts).toMatchObject({ reset: 40, sentSms: 40 });
+    expect(waiting.approval).toBeUndefined();
+    // Every PIN of the cohort invalidated while the canary was notified: the exposure window is closed.
+    expect(waiting.exposureWindowMs).toBeDefined();
     await new Promise((r) => setTimeout(r, 1_000));
     const reset = await db.query(`SELECT count(*)::int AS n FROM ledger WHERE run_id = $1 AND reset_state = 'reset'`, [runId]);
-    expect(reset.rows[0].n).toBe(40);
+    expect(reset.rows[0].n).toBe(300);
     expect(providers.twilio.messages().length).toBe(40);
     // Exactly the first 40 accounts by id.
     expect(new Set(providers.twilio.messages().map((m) => m.to))).toEqual(new Set(ids.slice(0, 40).map((id) => account(id).phone)));
 
-    await handle.signal(approveSignal, { by: 'lead@secops' });
+    const approved = await handle.executeUpdate(approveUpdate, { args: [{ by: 'lead@secops' }] });
+    expect(approved).toMatchObject({ by: 'lead@secops', already: false });
+    const again = await handle.executeUpdate(approveUpdate, { args: [{ by: 'someone-else' }] });
+    expect(again).toEqual({ ...approved, already: true });
+    const row = await db.query('SELECT approved_by, approved_at FROM runs WHERE id = $1', [runId]);
+    expect(row.rows[0].approved_by).toBe('lead@secops');
+    expect(Math.abs(row.rows[0].approved_at.getTime() - approved.atMs)).toBeLessThan(1_000);
     const result = await handle.result();
     expect(result.counts).toMatchObject({ planned: 300, reset: 300, sentSms: 300, pending: 0 });
     expect(providers.twilio.duplicates()).toEqual([]);

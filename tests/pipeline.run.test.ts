@@ -72,7 +72,7 @@ describe('a run over a small mixed cohort', () => {
     const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
     expectState([...range(1, 120), 151], 'sent', 'sms');
     expectState(range(121, 135), 'sent', 'email');
-    expectState(range(136, 140), 'unreachable', null, { error_code: 'no_reachable_contact' });
+    expectState(range(136, 140), 'unreachable', null, { error_code: 'opted_out' });
     expectState(range(141, 145), 'sent', 'email', { fell_back: true, error_code: '21211' });
     expectState(range(146, 148), 'failed', 'sms', { error_code: '21610' });
     expectState(range(149, 150), 'unreachable', null);

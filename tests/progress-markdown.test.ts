@@ -11,7 +11,8 @@ function progress(over: Partial<Progress> = {}, counts: Partial<Progress['counts
   return {
     runId: 'r-1', phase: 'notifying', counts: { ...zeroCounts(), planned: 10_000, reset: 10_000, sentSms: 3_000, sentEmail: 500, unreachable: 400, failed: 100, pending: 6_000, ...counts },
     paused: false, autoPaused: false, cancelRequested: false, awaitingApproval: false, ratePerSecond: 100,
-    batches: { planned: 10, reset: 10, notified: 4, inFlight: 2 }, startedAtMs: T0, pausedMs: 0, continuedAsNew: 0, ...over,
+    batches: { planned: 10, reset: 10, notified: 4, inFlight: 2 }, startedAtMs: T0, pausedMs: 0, continuedAsNew: 0,
+    cohort: 'all_active', canary: 0, ...over,
   };
 }
 
@@ -41,7 +42,7 @@ describe('progressMarkdown', () => {
 
   it('says why a run is paused, by whom, and that it has no ETA then', () => {
     const op = progressMarkdown(progress({ paused: true, pauseReason: 'checking | complaints\nfrom ops' }), at(100));
-    expect(op).toContain('**State**: **paused** (checking / complaints from ops). Batches in flight finish; signal `resume` to continue.');
+    expect(op).toContain('**State**: **paused** (checking / complaints from ops). Sending stops within seconds; signal `resume` to continue.');
     expect(op).toContain('**ETA**: none while paused (6,000 pending)');
     const auto = progressMarkdown(progress({ paused: true, autoPaused: true, pauseReason: 'auto-paused: 9.0% of the last 1000 notification attempts failed (threshold 5.0%)' }), at(100));
     expect(auto).toContain('**State**: **paused automatically**: 9.0% of the last 1000 notification attempts failed (threshold 5.0%).');
@@ -56,9 +57,42 @@ describe('progressMarkdown', () => {
     expect(progressMarkdown(progress({ phase: 'preparing' }, zeroCounts()), at(0))).toContain('ETA**: after the cohort is frozen');
     const done = progressMarkdown(progress({ phase: 'completed', exposureWindowMs: 4_321 }, { sentSms: 9_000, sentEmail: 500, pending: 0 }), at(3_700));
     expect(done).toContain('**State**: **completed**');
-    expect(done).toContain('**Finished**: 10,000 of 10,000 accounts settled in 1 h 01 min.');
+    expect(done).toContain('**Finished** (completed): 10,000 of 10,000 accounts settled; ran 1 h 01 min from start to now.');
     expect(done).toContain('every PIN of the cohort was invalidated 4.3 s after the start');
     expect(done).not.toContain('ETA');
+  });
+
+  it('with a ledger reading: the rate over the last minute, an ETA from it, accounts in flight and the reading time', () => {
+    // 6,000 pending; of the 4,000 settled, 3,600 needed a message (3,500 sent + 100 failed): 90%.
+    // 5,700 sent in the last 60 s = 95 msg/s sent, 97.7 attempts/s: 6,000 x 0.9 / 97.7 = 55 s.
+    const live = {
+      counts: progress().counts, inFlight: 230, sentInWindow: 5_700, windowS: 60, lastActivityAtMs: at(99), readAtMs: at(100),
+      topErrors: [{ outcome: 'failed', code: '21211', count: 80 }, { outcome: 'unreachable', code: 'no_contact', count: 400 }],
+    };
+    const md = progressMarkdown(progress({ live }), at(102));
+    expect(progressMarkdown(progress({ live: { ...live, windowS: 20 } }), at(102))).toContain('**Sent**: - over the last 20 s · **ETA**: estimating (after 30 s of sending)');
+    expect(md).toContain('**Sent**: 95 msg/s over the last 60 s · **ETA**: about 55 s for 6,000 pending · **In flight**: 230 accounts being sent now');
+    expect(md).toContain('Read from the ledger at 12:01:40 UTC');
+    expect(md).toContain('**Top error codes**: 21211 failed 80, no_contact unreachable 400');
+    expect(md).not.toContain('STALLED');
+    // Nothing sent for 90 s while accounts are pending: a stall, unless paused.
+    const stalled = { ...live, lastActivityAtMs: at(10) };
+    expect(progressMarkdown(progress({ live: stalled }), at(100))).toContain('**STALLED**: no provider call for 1 min 30 s while 6,000 accounts are pending');
+    expect(progressMarkdown(progress({ live: stalled, paused: true }), at(100))).not.toContain('STALLED');
+  });
+
+  it('reads the end right: cancelled with its reason, failed, true durations, redrive wording', () => {
+    const cancelled = progressMarkdown(progress({ phase: 'cancelled', endReason: 'wrong cohort', finishedAtMs: at(600), pausedMs: 480_000 }), at(900));
+    expect(cancelled).toContain('**State**: **CANCELLED** (wrong cohort)');
+    expect(cancelled).toContain('ran 10 min 00 s from start to end (paused 8 min 00 s of it)');
+    expect(progressMarkdown(progress({ phase: 'failed', endReason: 'workflow failed: boom' }), at(10))).toContain('**State**: **FAILED**: workflow failed: boom');
+    const redrive = progressMarkdown(progress({ cohort: 'redrive' }), at(10));
+    expect(redrive).toContain('### Redrive run `r-1`: notifications only, PINs are not reset again');
+    expect(redrive).toContain('| PIN reset (by the source run; not reset again) | 10,000 |');
+    const canary = progressMarkdown(progress({ canary: 100, approval: { by: 'lead@secops', atMs: at(30) } }), at(40));
+    expect(canary).toContain('**Canary**: the first 100 accounts are notified first; every PIN is invalidated at once. Approved by lead@secops at 2024-05-01 12:00:30 UTC.');
+    const tripped = progressMarkdown(progress({ paused: true, autoPaused: true, autoPause: { attempts: 100, failed: 18, batch: { first: 1, last: 2000 } } }), at(40));
+    expect(tripped).toContain('**Auto-pause trigger**: 18 of 100 attempts failed (tripped in batch 1..2000, included in the counts above).');
   });
 
   it('formats durations', () => {

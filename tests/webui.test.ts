@@ -17,7 +17,7 @@ import type { Counts } from '../domain/types';
 import { workflowIdForRun } from '../domain/run';
 import { startRun } from '../scripts/lib/start-run';
 import { PROJECT_ROOT } from '../stack';
-import { progressQuery, resumeSignal, setRateUpdate } from '../workflows/api';
+import { cancelSignal, progressQuery, resumeSignal, setRateUpdate } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
 import { PROGRESS_ROWS } from '../workflows/progress-markdown';
 import { account, insertAccounts, type AccountSpec } from './support/accounts';
@@ -189,7 +189,7 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
       const dialog = page.locator('dialog[open][data-testid="signal-confirmation-modal"]');
       await dialog.locator('[data-testid="signal-select-button"]:visible').click();
       // The handler descriptions are what the operator picks from.
-      const pause = dialog.locator('[role="option"]:visible', { hasText: 'Dispatch no new batches' });
+      const pause = dialog.locator('[role="option"]:visible', { hasText: 'Stop sending within seconds' });
       await expect.poll(() => pause.innerText()).toContain('pause');
       await pause.click();
       await dialog.locator('[role="textbox"][aria-label="Data"]:visible').click();
@@ -290,9 +290,56 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
       }, 30_000, 1_000),
     );
     expect(shown.counts).toEqual(ledger);
-    expect(shown.text).toContain('Finished: 300 of 300 accounts settled');
+    expect(shown.text).toMatch(/Finished \(completed\): 300 of 300 accounts settled; ran .* from start to end/);
     expect(shown.text).toMatch(/Exposure window: every PIN of the cohort was invalidated [\d.]+ s after the start/);
     await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await screenshot(page, 'webui-4-completed-run.png');
+  });
+
+  it('shows counts that move with the ledger while a batch is still in flight, then a cancelled run as cancelled', async () => {
+    expect(page, 'the first test opened the browser').toBeDefined();
+    // One batch of 900 at 20 msg/s: counts per finished batch would stay at 0 sent for 45 s.
+    const ids = Array.from({ length: 900 }, (_, i) => 1001 + i);
+    await insertAccounts(db, ids.map((id) => account(id)));
+    const live = await startRun(db, client, {
+      reason: 'INC-2024-0043', operator: 'oncall@secops', taskQueue: worker.taskQueue, accountIds: ids,
+      params: { batchSize: 900, batchConcurrency: 1, ratePerSecond: 20 },
+    });
+    const workflowId = workflowIdForRun(live.runId);
+    const mid = await step('live-details', () =>
+      waitUntil('the details to show sends while the batch is in flight', async () => {
+        const d = await readCurrentDetails(page, ui, workflowId);
+        return d.counts.sentSms > 0 && /Batches: 1 planned, 1 reset, 0 notified, 1 in flight/.test(d.text) ? d : undefined;
+      }, 90_000, 1_000),
+    );
+    // The shown count was the ledger's at the time of its reading (the ledger has moved on since).
+    expect(mid.counts.sentSms).toBeLessThanOrEqual((await readCounts(db, live.runId)).sentSms);
+    expect(mid.counts.pending).toBe(900 - mid.counts.sentSms);
+    // The rate and ETA come after 30 s of sending (MIN_WINDOW_S).
+    expect(mid.text).toMatch(/Sent: (-|[\d.]+ msg\/s) over the last \d+ s · ETA: .* · In flight: [\d,]+ accounts being sent now/);
+    expect(mid.text).toMatch(/Read from the ledger at \d\d:\d\d:\d\d UTC/);
+    await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    await screenshot(page, 'webui-5-live-counts.png');
+
+    await live.handle.signal(cancelSignal, { reason: 'wrong cohort (drill)' });
+    await live.handle.executeUpdate(setRateUpdate, { args: [0] }).catch(() => undefined);
+    expect((await live.handle.result()).status).toBe('cancelled');
+    const ledger = await ledgerCounts(db, live.runId);
+    const shown = await step('cancelled-details', () =>
+      waitUntil('the details of the cancelled run', async () => {
+        const d = await readCurrentDetails(page, ui, workflowId);
+        return d.text.includes('State: CANCELLED') ? d : undefined;
+      }, 30_000, 1_000),
+    );
+    expect(shown.text).toContain('State: CANCELLED (wrong cohort (drill)): accounts not reached stay pending in the ledger');
+    expect(shown.text).toMatch(/Finished \(cancelled\): [\d,]+ of 900 accounts settled; ran .* from start to end/);
+    expect(shown.counts).toEqual(ledger);
+    // In the list: the phase column says cancelled, and the run is not among the paused ones.
+    await step('cancelled-list', async () => {
+      await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(`PinresetRunId = '${live.runId}' AND PinresetPhase = 'cancelled' AND PinresetPaused = false`)}`);
+      const rows = page.locator('table:visible', { hasText: 'pinreset-run-' }).locator('tbody tr');
+      await expect.poll(async () => (await rows.allInnerTexts()).join('\n'), { timeout: 30_000 }).toContain(workflowId);
+      await screenshot(page, 'webui-6-cancelled-list.png');
+    });
   });
 });

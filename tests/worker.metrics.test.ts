@@ -121,6 +121,22 @@ describe('worker metrics endpoint', () => {
       if (!rateSeen) await new Promise((r) => setTimeout(r, 100));
     }
     expect(rateSeen).toBe(20);
+    // Live progress from the ledger while it runs: counts by outcome that move before any batch ends.
+    const run = { run_id: runId };
+    let live = parseMetrics(await scrape());
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && !sum(live.samples, 'pinreset_run_accounts', { ...run, outcome: 'sentSms' }); ) {
+      await new Promise((r) => setTimeout(r, 200));
+      live = parseMetrics(await scrape());
+    }
+    expect(live.types.get('pinreset_run_accounts')).toBe('gauge');
+    expect(sum(live.samples, 'pinreset_run_accounts', { ...run, outcome: 'planned' })).toBe(78);
+    const sentNow = sum(live.samples, 'pinreset_run_accounts', { ...run, outcome: 'sentSms' });
+    expect(sentNow).toBeGreaterThan(0);
+    expect(sentNow).toBeLessThanOrEqual((await readCounts(db, runId)).sentSms);
+    for (const g of ['pinreset_run_in_flight', 'pinreset_run_seconds_since_provider_call', 'pinreset_run_stalled']) {
+      expect(live.samples.some((x) => x.name === g && x.labels.run_id === runId), g).toBe(true);
+    }
+    expect(sum(live.samples, 'pinreset_run_stalled', run)).toBe(0);
 
     const result = await handle.result();
     expect(result.status).toBe('completed');

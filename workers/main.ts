@@ -10,6 +10,7 @@
 import os from 'node:os';
 import { makeTelemetryFilterString, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
 import { loadConfig, type Config } from '../config';
+import { loadDotEnv } from '../config/dotenv';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { createTwilioSms } from '../providers/sms';
@@ -20,7 +21,7 @@ import { createPinresetWorker } from './create-worker';
 import { dataConverterFromEnv } from './data-converter';
 import { JsonLogger } from './logger';
 import { assertSearchAttributes } from './search-attributes-check';
-import { PinresetMetrics, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
+import { PinresetMetrics, runProgressGauges, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
 import { freePort } from '../stack/ports';
 
 const base = { service: 'pinreset-worker', pid: process.pid };
@@ -33,6 +34,8 @@ function coreLevel(level: Config['logLevel']): LogLevel {
 }
 
 async function main(): Promise<void> {
+  // `.env` (or PINRESET_ENV_FILE) fills in what the environment does not set.
+  loadDotEnv();
   const config = loadConfig();
   logger = new JsonLogger({ level: config.logLevel, base });
   const metricsOn = config.worker.metricsPort > 0;
@@ -93,6 +96,7 @@ async function main(): Promise<void> {
         sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics`,
         gauges: async () => [
           ...(await runRateGauges(db)),
+          ...(await runProgressGauges(db)),
           { name: 'pinreset_worker_send_concurrency', help: 'SEND_CONCURRENCY: sends in flight per notify activity.', values: [{ value: config.worker.sendConcurrency }] },
           { name: 'pinreset_worker_max_concurrent_activities', help: 'WORKER_MAX_ACTIVITIES: activities run at once by this worker.', values: [{ value: config.worker.maxConcurrentActivities }] },
         ],

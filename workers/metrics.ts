@@ -13,6 +13,8 @@
 import http from 'node:http';
 import type { Db } from '../db/pool';
 import { listActiveRunRates } from '../db/sql/list-active-run-rates';
+import { readLiveProgress } from '../db/sql/read-live-progress';
+import { achievedRate, etaSeconds, idleSeconds, stallSeconds } from '../domain/live-progress';
 import type { SendEvent } from '../activities/deps';
 import { listen } from '../stack/ports';
 
@@ -165,6 +167,41 @@ export async function runRateGauges(db: Db): Promise<Gauge[]> {
       name: 'pinreset_run_rate_limit_per_second',
       help: 'Configured global notification rate of each running or paused run, messages/s for all workers together (0 = unlimited).',
       values: runs.map((r) => ({ labels: { run_id: r.id, status: r.status }, value: r.rate })),
+    },
+  ];
+}
+
+/** Active runs whose ledger is read per scrape (each reading scans the run's ledger rows). */
+const MAX_PROGRESS_RUNS = 10;
+
+/**
+ * Live progress of each running, paused or cancelling run, read from the ledger at scrape time:
+ * accounts by outcome, in flight, the send rate achieved over the last minute, the ETA from it,
+ * seconds since the last provider call and a stall flag. Same figures as `pinreset status`.
+ */
+export async function runProgressGauges(db: Db): Promise<Gauge[]> {
+  const runs = (await listActiveRunRates(db, MAX_PROGRESS_RUNS)).filter((r) => r.status !== 'created');
+  const readings = await Promise.all(runs.map(async (r) => ({ run: r, live: await readLiveProgress(db, r.id) })));
+  const per = (f: (x: (typeof readings)[number]) => number | undefined) =>
+    readings.flatMap((x) => {
+      const v = f(x);
+      return v === undefined ? [] : [{ labels: { run_id: x.run.id }, value: v }];
+    });
+  const OUTCOMES = ['reset', 'skipped', 'sentSms', 'sentEmail', 'fellBack', 'unreachable', 'failed', 'notifySkipped', 'pending'] as const;
+  return [
+    {
+      name: 'pinreset_run_accounts',
+      help: 'Accounts of each active run by outcome, from the ledger at scrape time (outcome: planned, reset, skipped, sentSms, sentEmail, fellBack, unreachable, failed, notifySkipped, pending).',
+      values: readings.flatMap(({ run, live }) => (['planned', ...OUTCOMES] as const).map((o) => ({ labels: { run_id: run.id, outcome: o }, value: live.counts[o] }))),
+    },
+    { name: 'pinreset_run_in_flight', help: 'Accounts being sent now (claimed by a send attempt, not settled) per active run.', values: per((x) => x.live.inFlight) },
+    { name: 'pinreset_run_sent_per_second', help: 'Messages accepted by the providers per second over the last minute, per active run (compare with pinreset_run_rate_limit_per_second).', values: per((x) => achievedRate(x.live)) },
+    { name: 'pinreset_run_eta_seconds', help: 'Seconds until every pending account is settled at the rate achieved over the last minute; absent while paused or unknown.', values: per((x) => etaSeconds(x.live, x.run.status !== 'running')) },
+    { name: 'pinreset_run_seconds_since_provider_call', help: 'Seconds since the last provider call seen in the ledger, per active run.', values: per((x) => idleSeconds(x.live)) },
+    {
+      name: 'pinreset_run_stalled',
+      help: '1 when a running run has accounts pending and made no provider call for 60 s (or 5 messages at its ceiling); alert on it.',
+      values: per((x) => (stallSeconds(x.live, { sending: x.run.status === 'running', ratePerSecond: x.run.rate }) !== undefined ? 1 : 0)),
     },
   ];
 }

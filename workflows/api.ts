@@ -1,6 +1,7 @@
 // The run workflow's public interface: shared by the workflow, the CLI and tests.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { RunParams } from '../domain/run';
+import type { LiveReading } from '../domain/live-progress';
+import type { CohortKind, RunParams } from '../domain/run';
 import type { BatchRange, Counts } from '../domain/types';
 
 export interface RunInput {
@@ -13,7 +14,21 @@ export interface RunInput {
   carried?: CarriedState;
 }
 
-export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'draining' | 'completed' | 'cancelled';
+export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'draining' | 'completed' | 'cancelled' | 'failed';
+
+/** Who let the run go on after its canary, and when. */
+export interface Approval {
+  by: string;
+  atMs: number;
+}
+
+/** The figures behind an auto-pause: what tripped it, where. */
+export interface AutoPauseFigures {
+  attempts: number;
+  failed: number;
+  /** The batch that tripped the guard (its outcomes are in the ledger counts). */
+  batch?: BatchRange;
+}
 
 export interface Progress {
   runId: string;
@@ -28,6 +43,19 @@ export interface Progress {
   awaitingApproval: boolean;
   ratePerSecond: number;
   batches: { planned: number; reset: number; notified: number; inFlight: number };
+  /** The latest reading of the ledger (refreshed every few seconds while work is in flight). */
+  live?: LiveReading;
+  cohort: CohortKind;
+  /** Canary size (0 = none) and, once given, the approval. */
+  canary: number;
+  approval?: Approval;
+  autoPause?: AutoPauseFigures;
+  /** When sending was last opened (start, resume, approval): a stall is judged from then. */
+  sendingSinceMs?: number;
+  /** Set once the run is over (completed, cancelled or failed). */
+  finishedAtMs?: number;
+  /** Why it was cancelled, or why it failed. */
+  endReason?: string;
   startedAtMs: number;
   /** Time spent paused so far (rates and ETAs leave it out). */
   pausedMs: number;
@@ -66,6 +94,12 @@ export interface CarriedState {
   continuedAsNew: number;
   /** Every parked (ambiguous) notification of the run was settled by the final reconciliation. */
   parkedSettled?: boolean;
+  /** Sequence of control writes (pause, resume, cancel) to runs.status. */
+  controlSeq?: number;
+  live?: LiveReading;
+  approval?: Approval;
+  autoPause?: AutoPauseFigures;
+  sendingSinceMs?: number;
 }
 
 export interface RunResult {
@@ -80,6 +114,10 @@ export interface RunResult {
 export const pauseSignal = defineSignal<[{ reason?: string }?]>('pause');
 export const resumeSignal = defineSignal<[]>('resume');
 export const cancelSignal = defineSignal<[{ reason?: string }?]>('cancel');
-export const approveSignal = defineSignal<[{ by?: string }?]>('approve');
+/**
+ * Approve the rest of a run after its canary: an Update, so an approval before the canary is done
+ * is refused (validator) and a second approval is answered with the first one (`already`).
+ */
+export const approveUpdate = defineUpdate<Approval & { already: boolean }, [{ by: string }]>('approve');
 export const progressQuery = defineQuery<Progress>('progress');
 export const setRateUpdate = defineUpdate<{ previous: number; current: number }, [number]>('setRate');

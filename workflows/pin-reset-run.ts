@@ -2,13 +2,15 @@
 // customer at the provider rate, batch by batch in sliding windows. Deterministic and free of
 // I/O; it carries only ids, ranges and counts. Activities are idempotent, so a batch dispatched
 // twice (after a crash or continue-as-new) changes nothing the first dispatch already did.
+import { RetryState } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PlannedBatch } from '../db/sql/plan-batches';
-import { failureRate, PAUSE_FAILURE_TYPES, rateProblems, RUN_STOPPED_FAILURE, trimWindow, type RunParams } from '../domain/run';
+import type { ControlStatus } from '../db/sql/record-run-control';
+import { DEFAULT_PARAMS, failureRate, PAUSE_FAILURE_TYPES, rateProblems, RUN_STOPPED_FAILURE, trimWindow, type RunParams } from '../domain/run';
 import { zeroCounts, type BatchRange, type Counts } from '../domain/types';
 import {
-  approveSignal, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
+  approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
   type CarriedState, type Phase, type Progress, type RunInput, type RunResult,
 } from './api';
 import { progressMarkdown } from './progress-markdown';
@@ -22,16 +24,24 @@ const lifecycle = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minut
 
 /** Batches planned per planning call. */
 const PLAN_PAGE = 200;
-/** Persist a checkpoint at most this often (only when something changed). */
+/**
+ * Read the ledger's live progress (and save it as a checkpoint) this often while batches are in
+ * flight: counts, rate and ETA then move with the ledger, not per finished batch. Each reading is
+ * a timer and an activity (~11 history events), so a long run continues as new about every 30 min.
+ */
 const CHECKPOINT_EVERY_MS = 5_000;
 
 type Batch = PlannedBatch;
 
-function batchActivities(kind: 'reset' | 'notify', b: BatchRange) {
+function batchActivities(kind: 'reset' | 'notify', b: BatchRange, dbStallSeconds: number) {
   // Deterministic ids: the same batch always has the same activity id, in every run of the chain.
   const activityId = `${kind}-${b.first}-${b.last}`;
   return kind === 'reset'
-    ? wf.proxyActivities<Activities>({ activityId, startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY, summary: `reset PINs of accounts ${b.first}..${b.last}` })
+    ? wf.proxyActivities<Activities>({
+        activityId, startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY, summary: `reset PINs of accounts ${b.first}..${b.last}`,
+        // A reset is a database step: one that keeps failing pauses the run (dbStallReason).
+        scheduleToCloseTimeout: `${dbStallSeconds}s`,
+      })
     : wf.proxyActivities<Activities>({
         activityId,
         // Long at low rates; a dead worker is noticed by the heartbeat timeout instead.
@@ -58,12 +68,38 @@ function stoppedByRun(err: unknown): boolean {
 }
 
 /** The activity stopped its batch and asks for the run to pause (see PAUSE_FAILURE_TYPES). */
-function pauseRequest(err: unknown): string | undefined {
+function pauseRequest(err: unknown): { reason: string; details?: { attempts?: number; failed?: number } } | undefined {
   const cause = err instanceof wf.ActivityFailure ? err.cause : undefined;
   if (cause instanceof wf.ApplicationFailure && (PAUSE_FAILURE_TYPES as readonly string[]).includes(cause.type ?? '')) {
-    return `auto-paused: ${cause.message}`;
+    return { reason: `auto-paused: ${cause.message}`, details: cause.type === 'FailureThreshold' ? (cause.details?.[0] as { attempts?: number; failed?: number }) : undefined };
   }
   return undefined;
+}
+
+/**
+ * A database step that kept failing for the run's dbStallPauseSeconds (its schedule-to-close
+ * timeout): the reason, with the last error, for pausing the run. Undefined for other failures.
+ */
+function dbStallReason(step: string, seconds: number, err: unknown): string | undefined {
+  // Out of time either during an attempt (a TimeoutFailure) or between them (the last attempt's
+  // failure, with retry state TIMEOUT).
+  if (!(err instanceof wf.ActivityFailure)) return undefined;
+  if (!(err.cause instanceof wf.TimeoutFailure) && err.retryState !== RetryState.TIMEOUT) return undefined;
+  let last: unknown = err.cause;
+  while (last instanceof wf.TimeoutFailure && last.cause) last = last.cause;
+  const why = last instanceof Error ? last.message : err.message;
+  return `auto-paused: database step ${step} kept failing for ${seconds} s (${(why || 'timed out').replace(/\s+/g, ' ').slice(0, 200)}); check PostgreSQL, then resume`;
+}
+
+/** One line for a failure, for runs.status_reason (never customer data: messages carry ids and codes). */
+function failureLine(err: unknown): string {
+  let e: unknown = err;
+  const parts: string[] = [];
+  while (e instanceof Error && parts.length < 3) {
+    if (e.message) parts.push(e.message.replace(/\s+/g, ' '));
+    e = (e as { cause?: unknown }).cause;
+  }
+  return `workflow failed: ${parts.join(': ') || String(err)}`.slice(0, 500);
 }
 
 function settled(c: Counts): number {
@@ -83,25 +119,61 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   const background = new Set<Promise<unknown>>();
   let lastCheckpointMs = 0;
   let settledSinceCheckpoint = false;
-  let statusInDb: 'running' | 'paused' = 'running';
+  let pausedSeen = false;
+  let finishedAtMs: number | undefined;
+  let failedReason: string | undefined;
+  let ended = false;
+  const stallSeconds = params.dbStallPauseSeconds ?? DEFAULT_PARAMS.dbStallPauseSeconds!;
+  // Database-only steps, bounded: one failing for stallSeconds pauses the run (dbStep) instead of
+  // retrying silently. Controls and the final status stay unbounded: they must land eventually.
+  const dbSteps = wf.proxyActivities<Activities>({
+    startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', scheduleToCloseTimeout: `${stallSeconds}s`, retry: DB_RETRY,
+  });
 
+  /**
+   * The freshest counts: the ledger's latest reading, or the finished batches' totals when those
+   * are newer (a batch that just finished). Both only move forward.
+   */
+  const shownCounts = (): Counts => {
+    const batches = { ...s.counts, pending: Math.max(0, s.counts.planned - settled(s.counts)) };
+    const live = s.live?.counts;
+    return live && settled(live) + live.reset >= settled(batches) + batches.reset ? live : batches;
+  };
   const progress = (): Progress => ({
-    runId, phase, counts: { ...s.counts, pending: Math.max(0, s.counts.planned - settled(s.counts)) },
+    runId, phase, counts: shownCounts(),
     paused: s.paused, pauseReason: s.pauseReason, autoPaused: s.autoPaused, cancelRequested,
     awaitingApproval: s.canary === 'waiting', ratePerSecond: s.ratePerSecond,
     batches: { planned: s.batchesPlanned, reset: s.batchesReset, notified: s.batchesNotified, inFlight: inFlight.reset.size + inFlight.notify.size },
-    startedAtMs: s.startedAtMs, pausedMs: s.pausedTotalMs + (s.pausedSinceMs !== undefined ? Date.now() - s.pausedSinceMs : 0),
+    live: s.live, cohort: params.cohort, canary: params.canary, approval: s.approval, autoPause: s.autoPause,
+    sendingSinceMs: s.sendingSinceMs, finishedAtMs, endReason: failedReason ?? cancelReason,
+    startedAtMs: s.startedAtMs, pausedMs: s.pausedTotalMs + (s.pausedSinceMs !== undefined ? (finishedAtMs ?? Date.now()) - s.pausedSinceMs : 0),
     resetsDoneAtMs: s.resetsDoneAtMs, exposureWindowMs: s.exposureWindowMs, continuedAsNew: s.continuedAsNew,
   });
+
+  /**
+   * Writes pause / resume / cancel to runs.status at once, from the handler itself: every worker's
+   * send path reads it (readRunStop) and stops before its next provider call, without waiting
+   * for its batch to end. Ordered by seq; drain() waits for it.
+   */
+  const recordControl = (status: ControlStatus, reason?: string) => {
+    const seq = (s.controlSeq = (s.controlSeq ?? 0) + 1);
+    const p = wf.CancellationScope.nonCancellable(() => lifecycle.recordRunControl({ runId, seq, status, reason }));
+    background.add(p);
+    void p.finally(() => background.delete(p));
+  };
 
   wf.setHandler(progressQuery, progress, { description: 'Live progress: counts by outcome, batches, rate, pause state, exposure window.' });
   wf.setHandler(pauseSignal, (arg) => {
     s.paused = true;
     s.pausedSinceMs ??= Date.now();
     s.pauseReason = arg?.reason ?? 'paused by operator';
+    if (!cancelRequested && finishedAtMs === undefined) recordControl('paused', s.pauseReason);
     bump();
-  }, { description: 'Dispatch no new batches; batches in flight finish. Optional { reason }.' });
+  }, { description: 'Stop sending within seconds: no new batches, and the batches in flight stop before their next message (claimed, unsent accounts go back in line). Optional { reason }.' });
   wf.setHandler(resumeSignal, () => {
+    if (!s.paused || cancelRequested || finishedAtMs !== undefined) return; // nothing to resume (the CLI says so)
+    recordControl('running');
+    s.sendingSinceMs = Date.now();
     s.paused = false;
     s.pauseReason = undefined;
     s.autoPaused = false;
@@ -111,15 +183,33 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     s.recent = [];
     bump();
   }, { description: 'Resume dispatching batches after a pause (also after an auto-pause).' });
-  wf.setHandler(approveSignal, () => {
-    if (s.canary === 'waiting' || s.canary === 'pending') s.canary = 'approved';
+  wf.setHandler(approveUpdate, async (arg) => {
+    if (s.approval) return { ...s.approval, already: true };
+    s.approval = { by: arg.by.trim(), atMs: Date.now() };
+    s.canary = 'approved';
+    s.sendingSinceMs = Date.now();
     bump();
-  }, { description: 'Approve the rest of the run after the canary accounts were processed.' });
+    // The database keeps the first approval; answer with what it holds.
+    const recorded = await wf.CancellationScope.nonCancellable(() => lifecycle.recordApproval({ runId, by: s.approval!.by }));
+    s.approval = recorded;
+    return { ...recorded, already: false };
+  }, {
+    description: 'Approve the notifications after the canary: { "by": "<who>" }. Refused until the canary accounts are notified; a second approval answers with the first.',
+    validator: (arg) => {
+      if (!arg || typeof arg.by !== 'string' || !arg.by.trim()) throw new Error('approve needs { "by": "<who approves>" }');
+      if (s.approval) return; // idempotent: answered by the handler
+      if (cancelRequested || finishedAtMs !== undefined) throw new Error('the run is cancelled or over: nothing to approve');
+      if (s.canary === 'none') throw new Error('this run has no canary: nothing to approve');
+      if (s.canary === 'pending') throw new Error(`the canary is not done yet: the first ${params.canary} accounts are still being notified; approve once status says AWAITING APPROVAL`);
+    },
+  });
   wf.setHandler(cancelSignal, (arg) => {
+    if (cancelRequested || finishedAtMs !== undefined) return;
     cancelRequested = true;
     cancelReason = arg?.reason ?? 'cancelled by operator';
+    recordControl('cancelling', cancelReason);
     bump();
-  }, { description: 'Stop gracefully: no new batches, batches in flight finish, the run records where it stopped.' });
+  }, { description: 'Cancel: sending stops within seconds (as pause), nothing new starts, the run ends cancelled and records where it stopped.' });
   wf.setHandler(setRateUpdate, async (rate) => {
     const previous = s.ratePerSecond;
     await lifecycle.setSendRate({ runId, ratePerSecond: rate });
@@ -151,21 +241,9 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     inFlight[kind].set(key, wrapped);
   };
 
-  const dispatchReset = (b: Batch) => {
-    // Not cancellable: a cancelled run still lets the batches in flight finish cleanly.
-    const p = wf.CancellationScope.nonCancellable(() =>
-      batchActivities('reset', b).resetBatch({ runId, first: b.first, last: b.last, size: b.size, reason: input.reason }),
-    ).then((c) => {
-      s.counts.reset += c.reset;
-      s.counts.skipped += c.skipped;
-      s.batchesReset++;
-      if (c.reset > 0) s.toNotify.push(b);
-      else s.batchesNotified++;
-    });
-    track('reset', `${b.first}`, p);
-  };
-
   const autoPause = (reason: string) => {
+    if (s.paused && s.autoPaused) return; // already paused itself: the first reason stands
+    if (!s.paused && !cancelRequested) recordControl('paused', reason);
     s.paused = true;
     s.pausedSinceMs ??= Date.now();
     s.autoPaused = true;
@@ -173,10 +251,45 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     wf.log.warn('run auto-paused', { runId, reason });
   };
 
+  /** Runs a bounded database step; one that kept failing pauses the run and gives undefined. */
+  const dbStep = async <T>(step: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (err) {
+      const reason = dbStallReason(step, stallSeconds, err);
+      if (!reason) throw err;
+      autoPause(reason);
+      return undefined;
+    }
+  };
+
+  const dispatchReset = (b: Batch) => {
+    // Not cancellable: a cancelled run still lets the batches in flight finish cleanly.
+    const p = wf.CancellationScope.nonCancellable(() =>
+      batchActivities('reset', b, stallSeconds).resetBatch({ runId, first: b.first, last: b.last, size: b.size, reason: input.reason }),
+    ).then((c) => {
+      s.counts.reset += c.reset;
+      s.counts.skipped += c.skipped;
+      s.batchesReset++;
+      if (c.reset > 0) s.toNotify.push(b);
+      else {
+        s.batchesNotified++;
+        // A canary whose accounts were all closed since: nothing to notify, it is done.
+        if (s.canary === 'pending' && b.last <= s.canaryLast!) s.canary = 'waiting';
+      }
+    }, (err) => {
+      const reason = dbStallReason('resetBatch', stallSeconds, err);
+      if (!reason) throw err;
+      s.toReset.unshift(b); // done again after resume: the reset is idempotent
+      autoPause(reason);
+    });
+    track('reset', `${b.first}`, p);
+  };
+
   const guard = { failureRate: params.autoPauseFailureRate, minAttempts: Math.min(100, params.autoPauseWindow) };
   const dispatchNotify = (b: Batch) => {
     const p = wf.CancellationScope.nonCancellable(() =>
-      batchActivities('notify', b).notifyBatch({ runId, first: b.first, last: b.last, policy: params.policy, guard }),
+      batchActivities('notify', b, stallSeconds).notifyBatch({ runId, first: b.first, last: b.last, policy: params.policy, guard }),
     ).then((c) => {
       s.counts.sentSms += c.sentSms;
       s.counts.sentEmail += c.sentEmail;
@@ -190,18 +303,24 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       s.recent = trimWindow([...s.recent, { attempts: c.sentSms + c.sentEmail + c.failed, failed: c.failed }], params.autoPauseWindow);
       const rate = failureRate(s.recent, guard.minAttempts);
       if (rate !== undefined && params.autoPauseFailureRate < 1 && rate > params.autoPauseFailureRate && !s.paused) {
-        autoPause(`auto-paused: ${(100 * rate).toFixed(1)}% of the last ${s.recent.reduce((n, r) => n + r.attempts, 0)} notification attempts failed (threshold ${(100 * params.autoPauseFailureRate).toFixed(1)}%)`);
+        const attempts = s.recent.reduce((n, r) => n + r.attempts, 0);
+        const failed = s.recent.reduce((n, r) => n + r.failed, 0);
+        s.autoPause = { attempts, failed, batch: { first: b.first, last: b.last } };
+        autoPause(`auto-paused: ${(100 * rate).toFixed(1)}% of the last ${attempts} notification attempts failed (${failed} failed; threshold ${(100 * params.autoPauseFailureRate).toFixed(1)}%)`);
       }
     }, (err) => {
       if (stoppedByRun(err)) {
         s.toNotify.unshift(b);
         return;
       }
-      const reason = pauseRequest(err);
-      if (!reason) throw err;
-      // The batch stopped itself: what it sent is recorded; the rest goes back in line.
+      const request = pauseRequest(err);
+      if (!request) throw err;
+      // The batch stopped itself: what it sent is recorded (the ledger counts show it); the rest goes back in line.
       s.toNotify.unshift(b);
-      autoPause(reason);
+      if (request.details?.attempts !== undefined) {
+        s.autoPause = { attempts: request.details.attempts, failed: request.details.failed ?? 0, batch: { first: b.first, last: b.last } };
+      }
+      autoPause(request.reason);
     });
     track('notify', `${b.first}`, p);
   };
@@ -211,7 +330,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   const dispatchReconcile = () => {
     const all = { first: 0, last: Number.MAX_SAFE_INTEGER };
     const p = wf.CancellationScope.nonCancellable(() =>
-      batchActivities('notify', all).notifyBatch({ runId, ...all, policy: params.policy, settleParked: true }),
+      batchActivities('notify', all, stallSeconds).notifyBatch({ runId, ...all, policy: params.policy, settleParked: true }),
     ).then(() => {
       s.parkedSettled = true;
     }, (err) => {
@@ -221,30 +340,51 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     track('notify', 'reconcile', p);
   };
 
-  const checkpoint = (note?: string) => {
+  /** Reads the ledger's live progress and saves it as a checkpoint; the details show the reading. */
+  const checkpoint = (note?: string, final = false) => {
     lastCheckpointMs = Date.now();
     settledSinceCheckpoint = false;
     const seq = ++s.checkpointSeq;
-    const p = wf.CancellationScope.nonCancellable(() =>
-      lifecycle.saveCheckpoint({ runId, seq, phase, counts: progress().counts, note }),
-    );
+    const args = { runId, seq, phase, note };
+    const p = wf.CancellationScope.nonCancellable(() => (final ? lifecycle : dbSteps).checkpointProgress(args)).then((live) => {
+      if (!s.live || live.readAtMs >= s.live.readAtMs) s.live = live;
+      bump();
+    }, (err) => {
+      const reason = dbStallReason('checkpointProgress', stallSeconds, err);
+      if (!reason) throw err;
+      autoPause(reason);
+      bump();
+    });
     background.add(p);
     void p.finally(() => background.delete(p));
     return p;
   };
+
+  // While batches are in flight, read the ledger every CHECKPOINT_EVERY_MS (a timer and an
+  // activity each); idle runs (paused, awaiting approval) add nothing to their history.
+  const busy = () => inFlight.reset.size + inFlight.notify.size > 0;
+  // Not cancellable: a run cancelled from Temporal keeps reading while its batches drain.
+  void wf.CancellationScope.nonCancellable(async () => {
+    for (;;) {
+      await wf.condition(() => ended || busy());
+      if (ended) return;
+      await wf.sleep(CHECKPOINT_EVERY_MS);
+      if (ended) return;
+      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS - 500) checkpoint();
+    }
+  }).catch(() => undefined);
 
   const drain = async () => {
     await wf.condition(() => inFlight.reset.size === 0 && inFlight.notify.size === 0);
     await Promise.all([...background]);
   };
 
-  const syncPauseStatus = async () => {
-    const want = s.paused ? 'paused' : 'running';
-    if (want === statusInDb) return;
-    statusInDb = want;
+  // runs.status itself is written by the handlers (recordControl), at once.
+  const syncPauseStatus = () => {
+    if (s.paused === pausedSeen) return;
+    pausedSeen = s.paused;
     // Operators can list every paused run: PinresetPaused = true.
     wf.upsertSearchAttributes([{ key: PAUSED, value: s.paused }]);
-    await lifecycle.setRunStatus({ runId, status: want, reason: s.paused ? s.pauseReason : undefined });
     checkpoint(s.paused ? `paused: ${s.pauseReason}` : 'resumed');
   };
 
@@ -255,23 +395,36 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         { key: REASON, value: input.reason }, { key: OPERATOR, value: input.operator }, { key: PAUSED, value: false },
       ]);
       showDetails();
-      const { planned } = await lifecycle.prepareRun({ runId });
-      s.planned = planned;
-      s.counts.planned = planned;
+      s.sendingSinceMs = Date.now();
+      // Until the cohort is frozen nothing else can happen: a failing database pauses here too.
+      for (;;) {
+        const prepared = await dbStep('prepareRun', () => dbSteps.prepareRun({ runId }));
+        if (prepared) {
+          s.planned = prepared.planned;
+          s.counts.planned = prepared.planned;
+          break;
+        }
+        syncPauseStatus();
+        showDetails();
+        await wf.condition(() => !s.paused || cancelRequested);
+        if (cancelRequested) break;
+      }
       if (s.ratePerSecond !== params.ratePerSecond) await lifecycle.setSendRate({ runId, ratePerSecond: s.ratePerSecond });
-      setPhase('resetting');
+      setPhase(s.canary === 'pending' ? 'canary' : 'resetting');
       checkpoint('cohort frozen');
     } else {
-      statusInDb = s.paused ? 'paused' : 'running';
+      pausedSeen = s.paused;
     }
 
     for (;;) {
       if (failure) throw failure;
-      await syncPauseStatus();
+      syncPauseStatus();
       if (!cancelRequested && !s.paused) {
         if (s.canary === 'pending' && s.canaryLast === undefined) {
-          // The canary is one batch of exactly the first N accounts.
-          const [canary] = await lifecycle.planBatches({ runId, after: 0, batchSize: params.canary, max: 1 });
+          // The canary is one batch of exactly the first N accounts: the first N notifications.
+          const planned = await dbStep('planBatches', () => dbSteps.planBatches({ runId, after: 0, batchSize: params.canary, max: 1 }));
+          if (!planned) continue;
+          const [canary] = planned;
           s.canaryLast = canary?.last ?? 0;
           if (canary) {
             s.toReset.push(canary);
@@ -280,9 +433,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
           } else s.planningDone = true;
           setPhase('canary');
         }
-        const gated = s.canary === 'pending' || s.canary === 'waiting';
-        if (!gated && !s.planningDone && s.toReset.length < params.resetConcurrency * 2) {
-          const next = await lifecycle.planBatches({ runId, after: s.planCursor, batchSize: params.batchSize, max: PLAN_PAGE });
+        // The canary gates notifications, never resets: every PIN is invalidated at once.
+        if (!s.planningDone && s.toReset.length < params.resetConcurrency * 2) {
+          const next = await dbStep('planBatches', () => dbSteps.planBatches({ runId, after: s.planCursor, batchSize: params.batchSize, max: PLAN_PAGE }));
+          if (!next) continue;
           s.toReset.push(...next);
           s.batchesPlanned += next.length;
           if (next.length > 0) s.planCursor = next[next.length - 1].last;
@@ -290,27 +444,36 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         }
         while (inFlight.reset.size < params.resetConcurrency && s.toReset.length) dispatchReset(s.toReset.shift() as Batch);
         // Resets first, at database speed: notifications would compete with them for the worker
-        // and the database, and the exposure window is what counts. The canary is the exception.
-        const notifyOpen = s.resetsDoneAtMs !== undefined || s.canary === 'pending';
-        while (notifyOpen && inFlight.notify.size < params.batchConcurrency && s.toNotify.length) dispatchNotify(s.toNotify.shift() as Batch);
+        // and the database, and the exposure window is what counts. The canary is the exception:
+        // its batch is notified as soon as it is reset; the rest waits for `approve`.
+        if (s.canary === 'pending') {
+          const i = s.toNotify.findIndex((b) => b.last <= s.canaryLast!);
+          if (i >= 0 && inFlight.notify.size < params.batchConcurrency) dispatchNotify(s.toNotify.splice(i, 1)[0] as Batch);
+        } else if (s.canary !== 'waiting' && s.resetsDoneAtMs !== undefined) {
+          while (inFlight.notify.size < params.batchConcurrency && s.toNotify.length) dispatchNotify(s.toNotify.shift() as Batch);
+        }
       }
 
       if (s.canary === 'waiting' && (phase as Phase) !== 'awaiting_approval') {
         setPhase('awaiting_approval');
         checkpoint('canary done: waiting for approval');
       }
-      if (s.canary === 'approved' && ['canary', 'awaiting_approval'].includes(phase as Phase)) setPhase('resetting');
+      if (s.canary === 'approved' && ['canary', 'awaiting_approval'].includes(phase as Phase)) {
+        setPhase(s.resetsDoneAtMs !== undefined ? 'notifying' : 'resetting');
+        checkpoint(`canary approved by ${s.approval?.by ?? 'an operator'}`);
+      }
       const resetsDone = s.planningDone && s.toReset.length === 0 && inFlight.reset.size === 0;
-      if (resetsDone && s.resetsDoneAtMs === undefined) {
-        const { exposureWindowMs } = await lifecycle.markResetsDone({ runId });
+      if (resetsDone && s.resetsDoneAtMs === undefined && !s.paused) {
+        const marked = await dbStep('markResetsDone', () => dbSteps.markResetsDone({ runId }));
+        if (!marked) continue;
         s.resetsDoneAtMs = Date.now();
-        s.exposureWindowMs = exposureWindowMs;
-        setPhase('notifying');
+        s.exposureWindowMs = marked.exposureWindowMs;
+        if (s.canary !== 'pending' && s.canary !== 'waiting') setPhase('notifying');
         checkpoint('every PIN of the cohort invalidated');
         continue; // notifications open now: dispatch them before waiting
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
-      const batchesDone = resetsDone && s.toNotify.length === 0;
+      const batchesDone = resetsDone && s.resetsDoneAtMs !== undefined && s.toNotify.length === 0;
       if (idle && !cancelRequested && !s.paused && batchesDone && !s.parkedSettled) {
         if (wf.patched('settle-parked-at-end')) {
           dispatchReconcile();
@@ -337,25 +500,45 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       await wf.condition(() => version !== seen);
     }
   } catch (err) {
-    if (!wf.isCancellation(err)) throw err;
+    if (err instanceof wf.ContinueAsNew) throw err;
+    if (!wf.isCancellation(err)) {
+      // The run cannot go on: say so in PostgreSQL and the Web UI before the workflow fails.
+      await wf.CancellationScope.nonCancellable(async () => {
+        ended = true;
+        finishedAtMs = Date.now();
+        failedReason = failureLine(err);
+        setPhase('failed');
+        wf.upsertSearchAttributes([{ key: PAUSED, value: false }]);
+        showDetails();
+        await lifecycle.setRunStatus({ runId, status: 'failed', reason: failedReason });
+      });
+      throw err;
+    }
     // Cancelled from Temporal: stop as gracefully as a cancel signal would.
-    cancelRequested = true;
-    cancelReason ??= 'workflow cancelled';
+    if (!cancelRequested) {
+      cancelRequested = true;
+      cancelReason ??= 'workflow cancelled';
+      recordControl('cancelling', cancelReason);
+    }
   }
 
   return wf.CancellationScope.nonCancellable(async () => {
     await drain();
+    ended = true;
     const status = cancelRequested ? 'cancelled' : 'completed';
     s.counts = { ...(await lifecycle.readRunCounts({ runId })) };
-    setPhase(status);
     // The final checkpoint first: whoever sees the run finished also sees its final counts.
-    await checkpoint(cancelRequested ? `cancelled: ${cancelReason}` : 'run complete');
+    await checkpoint(cancelRequested ? `cancelled: ${cancelReason}` : 'run complete', true);
     await lifecycle.setRunStatus({ runId, status, reason: cancelReason });
+    finishedAtMs = Date.now();
+    setPhase(status);
+    // A cancelled run is no longer paused: the list must not show it among the paused ones.
+    wf.upsertSearchAttributes([{ key: PAUSED, value: false }]);
     await wf.condition(wf.allHandlersFinished);
     showDetails();
     return {
       runId, status, counts: s.counts, exposureWindowMs: s.exposureWindowMs,
-      wallTimeMs: Date.now() - s.startedAtMs, continuedAsNew: s.continuedAsNew,
+      wallTimeMs: finishedAtMs - s.startedAtMs, continuedAsNew: s.continuedAsNew,
     };
   });
 }

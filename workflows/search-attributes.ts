@@ -8,6 +8,8 @@ export const SEARCH_ATTRIBUTES = {
   PinresetReason: 'Keyword',
   PinresetOperator: 'Keyword',
   PinresetPaused: 'Bool',
+  /** Set on redrive runs only: the run whose failed notifications they retry. */
+  PinresetSourceRunId: 'Keyword',
 } as const;
 
 export const RUN_ID = defineSearchAttributeKey('PinresetRunId', SearchAttributeType.KEYWORD);
@@ -15,3 +17,4 @@ export const PHASE = defineSearchAttributeKey('PinresetPhase', SearchAttributeTy
 export const REASON = defineSearchAttributeKey('PinresetReason', SearchAttributeType.KEYWORD);
 export const OPERATOR = defineSearchAttributeKey('PinresetOperator', SearchAttributeType.KEYWORD);
 export const PAUSED = defineSearchAttributeKey('PinresetPaused', SearchAttributeType.BOOL);
+export const SOURCE_RUN_ID = defineSearchAttributeKey('PinresetSourceRunId', SearchAttributeType.KEYWORD);

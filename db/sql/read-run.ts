@@ -15,6 +15,9 @@ export interface RunRow {
   startedAt: Date | null;
   resetsDoneAt: Date | null;
   finishedAt: Date | null;
+  approvedBy: string | null;
+  approvedAt: Date | null;
+  sourceRunId: string | null;
   lastCheckpoint: { seq: number; phase: string; counts: Counts; createdAt: Date } | null;
 }
 
@@ -33,6 +36,7 @@ export async function readRun(db: Db, runId: string): Promise<RunRow | undefined
     id: r.id, reason: r.reason, operator: r.operator, cohortKind: r.cohort_kind, params: r.params, status: r.status,
     statusReason: r.status_reason, planned: r.planned, ratePerSecond: r.rate_per_second, createdAt: r.created_at,
     startedAt: r.started_at, resetsDoneAt: r.resets_done_at, finishedAt: r.finished_at,
+    approvedBy: r.approved_by ?? null, approvedAt: r.approved_at ?? null, sourceRunId: r.source_run_id ?? null,
     lastCheckpoint: r.c_seq === null ? null : { seq: r.c_seq, phase: r.c_phase, counts: r.c_counts, createdAt: r.c_created_at },
   };
 }

@@ -100,17 +100,20 @@ export async function start(o: StartOptions): Promise<void> {
     print(`  workflow : ${handle.workflowId} (task queue ${cfg.temporal.taskQueue})`);
     print(`  cohort   : ${cohortNote}`);
     print(`  reason   : ${reason}; operator ${operator}`);
+    if (params.canary > 0) print(`  canary   : every PIN is invalidated at once; the first ${params.canary} accounts are notified, then notifications wait for \`pinreset approve ${runId}\``);
     print(`  follow   : npm run pinreset -- status ${runId} --watch`);
   }
   if (o.wait) await waitAndReport(temporal.client, runId, o.json === true);
 }
 
-async function waitAndReport(client: Parameters<typeof waitForRun>[0], runId: string, json: boolean): Promise<void> {
+async function waitAndReport(client: Parameters<typeof waitForRun>[0], runId: string, json: boolean, redrive = false): Promise<void> {
   const result: RunResult = await waitForRun(client, runId);
   if (json) printJson({ result });
   else {
     const c = result.counts;
-    print(`Run ${runId} ${result.status}: reset ${c.reset}/${c.planned}, sms ${c.sentSms}, email ${c.sentEmail} (fell back ${c.fellBack}), unreachable ${c.unreachable}, failed ${c.failed}, pending ${c.pending}`);
+    // A redrive resets nothing: it says what it notified.
+    const head = redrive ? `notified ${c.sentSms + c.sentEmail}/${c.planned} (PINs not reset again)` : `reset ${c.reset}/${c.planned}`;
+    print(`Run ${runId} ${result.status}: ${head}, sms ${c.sentSms}, email ${c.sentEmail} (fell back ${c.fellBack}), unreachable ${c.unreachable}, failed ${c.failed}, pending ${c.pending}`);
   }
   if (result.status !== 'completed') process.exitCode = EXIT.FAILURE;
 }
@@ -125,23 +128,28 @@ export async function status(runId: string, o: { watch?: boolean; interval: numb
   });
   const queryTimeoutMs = o.timeout * 1000;
   if (o.watch) {
-    await watchStatus(db, temporal, runId, { intervalMs: o.interval * 1000, queryTimeoutMs, json: o.json === true });
+    const last = await watchStatus(db, temporal, runId, { intervalMs: o.interval * 1000, queryTimeoutMs, json: o.json === true });
+    // Like --wait: a watch that ends on a cancelled or failed run exits 1.
+    if (last.finished && last.status !== 'completed') process.exitCode = EXIT.FAILURE;
     return;
   }
   const s = await readRunStatus(db, await temporal(), runId, { queryTimeoutMs });
   if (o.json) printJson(statusJson(s, Date.now()));
   else print(formatStatus(s, Date.now()));
+  // A workflow that cannot make progress is a failure, whatever the run row says.
+  if (s.workflowProblem) process.exitCode = EXIT.FAILURE;
 }
 
 export async function control(runId: string, c: Control): Promise<void> {
   const ctx = context(DB_AND_TEMPORAL);
   const db = await ctx.db();
-  await sendControl(db, await ctx.temporalClient(), runId, c);
+  const outcome = await sendControl(db, await ctx.temporalClient(), runId, c);
+  if (outcome.note) return print(outcome.note);
   switch (c.kind) {
-    case 'pause': return print(`Pause requested for run ${runId} (${c.reason}): batches in flight finish, no new ones start.`);
+    case 'pause': return print(`Pause requested for run ${runId} (${c.reason}): sending stops within seconds; \`status\` shows what is still in flight.`);
     case 'resume': return print(`Resume requested for run ${runId}.`);
-    case 'cancel': return print(`Cancel requested for run ${runId} (${c.reason}).`);
-    case 'approve': return print(`Run ${runId} approved by ${c.by}: the rest of the cohort proceeds.`);
+    case 'cancel': return print(`Cancel requested for run ${runId} (${c.reason}): sending stops within seconds, then the run ends cancelled.`);
+    case 'approve': return print(`Run ${runId} approved by ${outcome.approval?.by ?? c.by} at ${new Date(outcome.approval?.atMs ?? Date.now()).toISOString()}: the rest of the cohort is notified.`);
   }
 }
 
@@ -184,7 +192,8 @@ export async function report(runId: string, o: { format: ReportFormat; out?: str
 }
 
 export async function redriveRun(sourceRunId: string, o: RedriveOptions): Promise<void> {
-  const reason = checkReason(o.reason);
+  // Default: the source run's reason (the incident), so a search by the incident finds both.
+  const reason = o.reason === undefined ? undefined : checkReason(o.reason);
   const operator = o.operator?.trim() || defaultOperator();
   const overrides = paramsFromOptions(o);
   checkedParams(overrides);
@@ -201,11 +210,11 @@ export async function redriveRun(sourceRunId: string, o: RedriveOptions): Promis
   const url = workflowUiUrl(cfg.temporal, r.workflowId);
   if (o.json) printJson({ ...r, webUi: url });
   else {
-    print(`Started redrive run ${r.runId} of run ${sourceRunId}`);
+    print(`Started redrive run ${r.runId} of run ${sourceRunId}${reason ? '' : ' (reason: the source run\'s)'}`);
     print(`  web ui   : ${url}`);
     print(`  cohort   : ${r.accounts.toLocaleString('en-US')} accounts whose notification failed (PINs not reset again)${r.handledSince ? `; ${r.handledSince} left out, notified since by a later run` : ''}`);
     print(`  policy   : ${r.params.policy}; rate ${r.params.ratePerSecond || 'unlimited'} msg/s`);
     print(`  follow   : npm run pinreset -- status ${r.runId} --watch`);
   }
-  if (o.wait) await waitAndReport(temporal.client, r.runId, o.json === true);
+  if (o.wait) await waitAndReport(temporal.client, r.runId, o.json === true, true);
 }

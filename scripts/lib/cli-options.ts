@@ -26,6 +26,7 @@ export const parse = {
   canary: limit('canary', true),
   autoPauseRate: limit('autoPauseFailureRate', false),
   autoPauseWindow: limit('autoPauseWindow', true),
+  dbStallPause: limit('dbStallPauseSeconds', false),
   positiveInt: (max: number) => numberIn(1, max, true),
   anyNumber(v: string): number {
     const n = Number(v.trim());

@@ -19,8 +19,11 @@ export function formatPlan(p: CohortPlan, title = 'Plan (nothing was changed)'):
   );
   const reasons = Object.entries(p.channels.unreachableByReason).sort((a, b) => b[1] - a[1]);
   if (reasons.length) out.push(`  unreachable   : ${reasons.map(([r, k]) => `${r} ${n(k)}`).join(', ')}`);
+  out.push(`  batches       : ${n(p.batches)} of up to ${n(p.params.batchSize)} accounts`);
+  if (p.canaryAccounts) {
+    out.push(`  canary        : gates notifications, not resets: every PIN is invalidated at once; the first ${n(p.canaryAccounts)} accounts are notified, the rest waits for \`approve\``);
+  }
   out.push(
-    `  batches       : ${n(p.batches)} of up to ${n(p.params.batchSize)} accounts${p.canaryAccounts ? ` (first a canary of ${n(p.canaryAccounts)}, then approval)` : ''}`,
     `  duration      : ${p.notifySeconds !== undefined
       ? `about ${formatDuration(p.notifySeconds)} to send ${n(p.messages)} messages at ${n(p.params.ratePerSecond)}/s (at least; SMS failures that fall back to email add messages)`
       : `${n(p.messages)} messages at an unlimited rate: set by the providers and workers`}`,

@@ -14,7 +14,8 @@ import { startRun } from './start-run';
 
 export interface RedriveRequest {
   sourceRunId: string;
-  reason: string;
+  /** Default: the source run's reason (the incident), so both are found by it. */
+  reason?: string;
   operator: string;
   runId?: string;
   /** Overrides; the rest comes from the source run's parameters. */
@@ -26,7 +27,7 @@ export type RedriveResult =
   | { started: false; sourceRunId: string; failed: 0; handledSince: number }
   | { started: true; sourceRunId: string; runId: string; workflowId: string; accounts: number; handledSince: number; params: RunParams };
 
-const INHERITED: (keyof RunParams)[] = ['batchSize', 'batchConcurrency', 'resetConcurrency', 'ratePerSecond', 'policy', 'autoPauseFailureRate', 'autoPauseWindow'];
+const INHERITED: (keyof RunParams)[] = ['batchSize', 'batchConcurrency', 'resetConcurrency', 'ratePerSecond', 'policy', 'autoPauseFailureRate', 'autoPauseWindow', 'dbStallPauseSeconds'];
 
 export async function redrive(db: Db, client: Client, req: RedriveRequest): Promise<RedriveResult> {
   const source = await readRun(db, req.sourceRunId);
@@ -46,7 +47,7 @@ export async function redrive(db: Db, client: Client, req: RedriveRequest): Prom
   for (const k of INHERITED) if (source.params[k] !== undefined) (inherited as Record<string, unknown>)[k] = source.params[k];
   const params: RunParams = { ...DEFAULT_PARAMS, ...inherited, canary: 0, dryRun: false, ...req.params, cohort: 'redrive' };
   const { runId, handle } = await startRun(db, client, {
-    runId: req.runId, reason: req.reason, operator: req.operator, taskQueue: req.taskQueue, accountIds, params,
+    runId: req.runId, reason: req.reason ?? source.reason, operator: req.operator, taskQueue: req.taskQueue, accountIds, params, sourceRunId: req.sourceRunId,
   });
   return { started: true, sourceRunId: req.sourceRunId, runId, workflowId: handle.workflowId, accounts: accountIds.length, handledSince, params };
 }

@@ -2,19 +2,26 @@
 // Update, validated by the workflow). The run must exist in the database and not be finished.
 import { isGrpcDeadlineError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { Db } from '../../db/pool';
-import { readRun } from '../../db/sql/read-run';
+import { readRun, type RunRow } from '../../db/sql/read-run';
 import { rateProblems, workflowIdForRun } from '../../domain/run';
-import { approveSignal, cancelSignal, pauseSignal, resumeSignal, setRateUpdate } from '../../workflows/api';
+import { approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate, type Approval } from '../../workflows/api';
 import { RuntimeFailure, UnknownRunError, UsageError } from './cli-errors';
 import { FINISHED } from './run-status';
 import type { TemporalClient } from './temporal-client';
 
 export type Control = { kind: 'pause'; reason: string } | { kind: 'resume' } | { kind: 'cancel'; reason: string } | { kind: 'approve'; by: string };
 
-async function liveRun(db: Db, runId: string): Promise<void> {
+async function liveRun(db: Db, runId: string): Promise<RunRow> {
   const run = await readRun(db, runId);
   if (!run) throw new UnknownRunError(runId);
   if (FINISHED.includes(run.status)) throw new RuntimeFailure(`run ${runId} is ${run.status} already: nothing to steer`);
+  return run;
+}
+
+/** What a control did; `note` when it changed nothing (resume of a run that is not paused, a second approve). */
+export interface ControlOutcome {
+  note?: string;
+  approval?: Approval & { already: boolean };
 }
 
 function temporalFailure(err: unknown, runId: string, what: string, timeoutMs: number): Error {
@@ -25,20 +32,34 @@ function temporalFailure(err: unknown, runId: string, what: string, timeoutMs: n
   return new RuntimeFailure(`run ${runId}: ${what} failed: ${(err as Error).message.split('\n')[0]}`);
 }
 
-export async function sendControl(db: Db, t: TemporalClient, runId: string, control: Control, timeoutMs = 10_000): Promise<void> {
-  await liveRun(db, runId);
+export async function sendControl(db: Db, t: TemporalClient, runId: string, control: Control, timeoutMs = 10_000): Promise<ControlOutcome> {
+  const run = await liveRun(db, runId);
   const handle = t.client.workflow.getHandle(workflowIdForRun(runId));
-  const send = () => {
-    switch (control.kind) {
-      case 'pause': return handle.signal(pauseSignal, { reason: control.reason });
-      case 'resume': return handle.signal(resumeSignal);
-      case 'cancel': return handle.signal(cancelSignal, { reason: control.reason });
-      case 'approve': return handle.signal(approveSignal, { by: control.by });
-    }
-  };
+  const deadline = () => Date.now() + timeoutMs;
   try {
-    await t.connection.withDeadline(Date.now() + timeoutMs, send);
+    switch (control.kind) {
+      case 'pause':
+        await t.connection.withDeadline(deadline(), () => handle.signal(pauseSignal, { reason: control.reason }));
+        return {};
+      case 'resume': {
+        // The workflow ignores a resume of a run that is not paused: say so instead of "requested".
+        const p = await t.connection.withDeadline(deadline(), () => handle.query(progressQuery)).catch(() => undefined);
+        const paused = p ? p.paused && !p.cancelRequested : run.status === 'paused';
+        if (!paused) return { note: `Run ${runId} is not paused (${p?.cancelRequested ? 'cancelling' : run.status}): nothing to resume.` };
+        await t.connection.withDeadline(deadline(), () => handle.signal(resumeSignal));
+        return {};
+      }
+      case 'cancel':
+        await t.connection.withDeadline(deadline(), () => handle.signal(cancelSignal, { reason: control.reason }));
+        return {};
+      case 'approve': {
+        const approval = await t.connection.withDeadline(deadline(), () => handle.executeUpdate(approveUpdate, { args: [{ by: control.by }] }));
+        return { approval, note: approval.already ? `Run ${runId} was already approved by ${approval.by} at ${new Date(approval.atMs).toISOString()}: nothing changed.` : undefined };
+      }
+    }
   } catch (err) {
+    // Refused by the workflow (the canary is not done yet, no canary): the run's state is at fault.
+    if (err instanceof WorkflowUpdateFailedError) throw new RuntimeFailure(`approve refused for run ${runId}: ${err.cause?.message ?? err.message}`);
     throw temporalFailure(err, runId, control.kind, timeoutMs);
   }
 }

@@ -16,6 +16,7 @@ export interface RunOptionValues {
   hold?: number;
   notifyOnly?: boolean;
   resetAgain?: boolean;
+  dbStallPause?: number;
 }
 
 /** Only the options given: the rest stays with the defaults (start) or the source run (redrive). */
@@ -37,6 +38,7 @@ export function paramsFromOptions(o: RunOptionValues): Partial<RunParams> {
   if (o.notifyOnly && o.resetAgain) throw new UsageError('--notify-only and --reset-again exclude each other');
   if (o.notifyOnly) p.resetMode = 'notify_only';
   if (o.resetAgain) p.resetMode = 'reset_again';
+  if (o.dbStallPause !== undefined) p.dbStallPauseSeconds = o.dbStallPause;
   return p;
 }
 

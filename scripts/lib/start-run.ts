@@ -10,7 +10,7 @@ import { findLiveOverlap } from '../../db/sql/find-live-overlap';
 import type { MessageConfig } from '../../config';
 import { DEFAULT_PARAMS, paramProblems, RUN_ID_PATTERN, workflowIdForRun, type RunParams } from '../../domain/run';
 import { pinResetRun } from '../../workflows/pin-reset-run';
-import { OPERATOR, PHASE, REASON, RUN_ID } from '../../workflows/search-attributes';
+import { OPERATOR, PHASE, REASON, RUN_ID, SOURCE_RUN_ID } from '../../workflows/search-attributes';
 
 export class RunInputError extends Error {
   constructor(readonly problems: string[]) {
@@ -26,6 +26,8 @@ export interface StartRunRequest {
   params?: Partial<RunParams>;
   /** Explicit cohort (forensic file, redrive); otherwise every active account. */
   accountIds?: number[];
+  /** A redrive's source run: recorded on the run and as the PinresetSourceRunId search attribute. */
+  sourceRunId?: string;
   taskQueue: string;
   /** The message parameters to freeze in the run's row: every worker then sends the same text. */
   message?: MessageConfig;
@@ -59,16 +61,19 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
 
 /** Markdown shown under "Details" in the Web UI for the whole life of the run (<= 20 KB). */
-export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason' | 'operator' | 'accountIds'>, params: RunParams): string {
-  const cohort = params.cohort === 'all_active' ? 'every active prepaid account (frozen when the run starts)' : `${req.accountIds?.length ?? 0} listed accounts (${params.cohort})`;
+export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason' | 'operator' | 'accountIds' | 'sourceRunId'>, params: RunParams): string {
+  const cohort = params.cohort === 'all_active' ? 'every active prepaid account (frozen when the run starts)'
+    : params.cohort === 'redrive' ? `${req.accountIds?.length ?? 0} accounts whose notification failed${req.sourceRunId ? ` in run \`${req.sourceRunId}\`` : ''}: notified again, PINs NOT reset again`
+      : `${req.accountIds?.length ?? 0} listed accounts (${params.cohort})`;
   const lines = [
     `**Run** \`${runId}\` · find all its workflows with \`PinresetRunId = '${runId}'\``,
+    ...(req.sourceRunId ? [`**Redrive of** \`${req.sourceRunId}\` (\`PinresetSourceRunId = '${req.sourceRunId}'\` lists every redrive of it)`] : []),
     `**Reason**: ${oneLine(req.reason)}`,
     `**Started by**: ${oneLine(req.operator)}`,
     `**Cohort**: ${cohort}`,
     `**Channel policy**: ${params.policy} · batch ${params.batchSize} accounts · ${params.batchConcurrency} notify / ${params.resetConcurrency} reset batches in flight · rate ${params.ratePerSecond || 'unlimited'} msg/s${params.dryRun ? ' · **dry run**' : ''}`,
-    `**Safety**: ${params.canary > 0 ? `canary of ${params.canary} accounts, then waits for \`approve\`` : 'no canary'} · auto-pause above ${(100 * params.autoPauseFailureRate).toFixed(1)}% failed of the last ${params.autoPauseWindow} attempts`,
-    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `approve`, `cancel` `{"reason":"..."}`; update `setRate` with a number (msg/s, 0 = unlimited). Live status: the Current Details panel and the query `progress`.',
+    `**Safety**: ${params.canary > 0 ? `canary: every PIN is invalidated at once, the first ${params.canary} accounts are notified, then notifications wait for \`approve\`` : 'no canary'} · auto-pause above ${(100 * params.autoPauseFailureRate).toFixed(1)}% failed of the last ${params.autoPauseWindow} attempts (and within a batch from its 100th attempt) · a database step failing for ${params.dbStallPauseSeconds ?? 300} s pauses the run`,
+    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `cancel` `{"reason":"..."}`; updates `approve` `{"by":"<you>"}` and `setRate` with a number (msg/s, 0 = unlimited). Do not use Terminate or Reset (docs/operators.md). Live status: the Current Details panel and the query `progress`.',
   ];
   return truncateUtf8(lines.join('\n\n'), 20_000);
 }
@@ -109,7 +114,7 @@ export async function startRun(db: Db, client: Client, req: StartRunRequest): Pr
         ]);
       }
     }
-    const created = await createRun(txDb, { id: runId, reason: req.reason, operator: req.operator, params, message: req.message });
+    const created = await createRun(txDb, { id: runId, reason: req.reason, operator: req.operator, params, sourceRunId: req.sourceRunId, message: req.message });
     if (!created) throw new RunInputError([`run ${runId} exists already`]);
     if (req.accountIds) await addCohortAccounts(txDb, runId, req.accountIds);
   });
@@ -123,6 +128,7 @@ export async function startRun(db: Db, client: Client, req: StartRunRequest): Pr
     staticDetails: staticDetails(runId, req, params),
     typedSearchAttributes: [
       { key: RUN_ID, value: runId }, { key: PHASE, value: 'preparing' }, { key: REASON, value: req.reason }, { key: OPERATOR, value: req.operator },
+      ...(req.sourceRunId ? [{ key: SOURCE_RUN_ID, value: req.sourceRunId }] : []),
     ],
   });
   return { runId, handle };

@@ -30,7 +30,8 @@ export async function connectTemporal(t: TemporalConfig, connectTimeoutMs = 5_00
   return { client, connection, close: () => connection.close() };
 }
 
-/** The run's page in the Temporal Web UI. */
+/** The run's page in the Temporal Web UI; without TEMPORAL_UI_URL, the path and how to get a link. */
 export function workflowUiUrl(t: TemporalConfig, workflowId: string): string {
-  return `${t.uiUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(t.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  const page = `/namespaces/${encodeURIComponent(t.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  return t.uiUrl ? `${t.uiUrl.replace(/\/+$/, '')}${page}` : `${page} on your Web UI (set TEMPORAL_UI_URL for a link)`;
 }

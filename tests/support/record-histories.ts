@@ -17,7 +17,7 @@ import { createTwilioSms } from '../../providers/sms';
 import { createSmtpEmail } from '../../providers/email';
 import { createPinresetWorker } from '../../workers/create-worker';
 import { startRun } from '../../scripts/lib/start-run';
-import { approveSignal, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../../workflows/api';
+import { approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../../workflows/api';
 import { account, insertAccounts } from './accounts';
 import { FIXTURES_DIR, historyToFixture } from './history-fixtures';
 
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     await until('the canary to wait for approval', async () => (await a.handle.query(progressQuery)).awaitingApproval);
     await a.handle.signal(pauseSignal, { reason: 'recorder pause' });
     await until('the pause', async () => (await a.handle.query(progressQuery)).paused);
-    await a.handle.signal(approveSignal, { by: 'recorder' });
+    await a.handle.executeUpdate(approveUpdate, { args: [{ by: 'recorder' }] });
     await a.handle.signal(resumeSignal);
     await a.handle.executeUpdate(setRateUpdate, { args: [400] });
     await a.handle.result();

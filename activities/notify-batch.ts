@@ -148,7 +148,8 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       }
     };
     const stoppedOutcome = (row: ClaimedRow): Outcome => ({ accountId: row.accountId, state: 'pending', fellBack: row.fellBack });
-    const attemptOne = async (row: ClaimedRow): Promise<void> => {
+    /** `resend`: the row was ambiguous (two negative lookups); if it is not sent now it stays parked. */
+    const attemptOne = async (row: ClaimedRow, resend = false): Promise<void> => {
       let outcome: Outcome;
       if (tripped || signal.aborted) outcome = stoppedOutcome(row);
       else {
@@ -161,6 +162,8 @@ export function makeNotifyBatch(deps: ActivityDeps) {
           outcome = stoppedOutcome(row);
         }
       }
+      // A row once ambiguous never goes back to plain 'pending': unsent, it is parked again.
+      if (resend && outcome.state === 'pending') outcome = { ...outcome, state: 'ambiguous', errorCode: 'resend_not_sent', nextLookupMs: 0 };
       judge(outcome);
       if (outcome.state !== 'pending') settledCount++;
       if (outcome.state === 'ambiguous') parkedCount++;
@@ -178,7 +181,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       }
       // Two negative lookups a hold period apart (or an email, which has no lookup): send again,
       // under this attempt's token, and record like any other send.
-      await attemptOne(row);
+      await attemptOne(row, true);
     };
 
     const stopError = (): unknown => {

@@ -12,6 +12,15 @@ import { progressQuery } from '../workflows/api';
 import { account, accountSupply, ledgerOf } from './support/accounts';
 import { freshDatabase, MESSAGE, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 import { until } from './support/until';
+import { randomUUID } from 'node:crypto';
+import { createRun } from '../db/sql/create-run';
+import { addCohortAccounts } from '../db/sql/add-cohort-accounts';
+import { resetBatch } from '../db/sql/reset-batch';
+import { claimNotifyLeased } from '../db/sql/claim-notify-leased';
+import { claimDueAmbiguous } from '../db/sql/claim-due-ambiguous';
+import { recordLeased } from '../db/sql/record-leased';
+import { renewClaims } from '../db/sql/renew-claims';
+import { DEFAULT_PARAMS } from '../domain/run';
 
 describe('exactly once across runs', () => {
   let db: Db;
@@ -40,6 +49,27 @@ describe('exactly once across runs', () => {
     await closeClient?.();
     await providers?.stop();
     await db?.end();
+  });
+
+  it('a lease covers the rows an attempt is looking up, not only those it is sending', async () => {
+    const ids = await addAccounts(3);
+    const runId = 'lease-lookups-1';
+    await createRun(db, { id: runId, reason: 'INC-lease', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file' } });
+    await addCohortAccounts(db, runId, ids);
+    await resetBatch(db, runId, ids[0], ids[2], 'INC-lease');
+    const token = randomUUID();
+    const claimed = await claimNotifyLeased(db, runId, 0, ids[2], 10, token, 30_000);
+    expect(claimed.rows.map((r) => r.ref)).toEqual(claimed.rows.map(() => expect.stringMatching(/^[0-9A-F]{16}$/)));
+    // One send may have gone out: parked, due for a lookup now.
+    await recordLeased(db, runId, token, [{ accountId: ids[0], state: 'ambiguous', channel: 'sms', fellBack: false, errorCode: 'ETIMEDOUT', nextLookupMs: 0 }]);
+    const other = randomUUID();
+    const due = await claimDueAmbiguous(db, runId, 0, ids[2], 10, other, 30_000);
+    expect(due.map((r) => r.accountId)).toEqual([ids[0]]);
+    // The looking-up attempt keeps its row; the sending attempt keeps the other two.
+    expect((await renewClaims(db, runId, other, [ids[0]], 30_000)).held).toEqual([ids[0]]);
+    expect((await renewClaims(db, runId, token, ids, 30_000)).held.sort()).toEqual([ids[1], ids[2]]);
+    // And neither can record over the other's rows.
+    expect(await recordLeased(db, runId, token, [{ accountId: ids[0], state: 'sent', channel: 'sms', fellBack: false }])).toEqual(new Set());
   });
 
   it('refuses a second run over accounts an unfinished run holds, naming that run', async () => {

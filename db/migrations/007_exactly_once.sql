@@ -96,9 +96,10 @@ LANGUAGE sql AS $$
   ORDER BY c.account_id
 $$;
 
--- Extend the lease of the rows this token still holds. Returns the ids still held (a row missing
--- from the answer was taken over: its holder must stop at once) and the run's status, so pause
--- and cancel reach every send path within one renewal.
+-- Extend the lease of the rows this token still holds: claimed to send ('sending') or to look up
+-- ('ambiguous'). Returns the ids still held (a row missing from the answer was taken over: its
+-- holder must stop at once) and the run's status, so pause and cancel reach every send path within
+-- one renewal.
 CREATE OR REPLACE FUNCTION pinreset_renew_claims(p_run_id text, p_token uuid, p_account_ids bigint[], p_lease_ms integer)
 RETURNS TABLE (held bigint[], lease_until timestamptz, run_status text)
 LANGUAGE sql AS $$
@@ -106,7 +107,7 @@ LANGUAGE sql AS $$
     UPDATE ledger l
     SET lease_until = clock_timestamp() + make_interval(secs => p_lease_ms / 1000.0)
     WHERE l.run_id = p_run_id AND l.account_id = ANY (p_account_ids)
-      AND l.claim_token = p_token AND l.notify_state = 'sending'
+      AND l.claim_token = p_token AND l.notify_state IN ('sending', 'ambiguous')
     RETURNING l.account_id, l.lease_until
   )
   SELECT coalesce((SELECT array_agg(account_id) FROM renewed), '{}'),

@@ -11,6 +11,7 @@ import { isSmsConfigError } from '../domain/sms-errors';
 import { isEmailConfigError } from '../domain/email-errors';
 import type { Clock, SendEvent } from './deps';
 import type { SendGate } from './send-gate';
+import { statusCallbackUrl } from '../domain/delivery';
 
 export interface NotifyContext {
   runId: string;
@@ -23,6 +24,8 @@ export interface NotifyContext {
   random: () => number;
   ref: (accountId: number) => string;
   onSend: (e: SendEvent) => void;
+  /** PUBLIC_CALLBACK_URL, when status callbacks are on. */
+  statusCallbackBase?: string;
 }
 
 /** The provider refused our account or sender, not the recipient. Carries only the code. */
@@ -99,12 +102,13 @@ async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSin
       const found = await reconcileSms(ctx, to, body, ambiguousSince);
       if (found) return { ok: true, id: found };
     }
-    await ctx.gate.take();
+    await ctx.gate.take({ channel: 'sms', signal });
     // A timed-out attempt (a zombie) must never send: its retry may already be sending.
     stopIfCancelled(signal);
     const started = ctx.clock.now();
     try {
-      const sent = await ctx.sms.send({ to, body });
+      const statusCallback = ctx.statusCallbackBase ? statusCallbackUrl(ctx.statusCallbackBase, ctx.runId, ref) : undefined;
+      const sent = await ctx.sms.send({ to, body, statusCallback });
       ctx.onSend({ channel: 'sms', result: 'ok', latencyMs: ctx.clock.now().getTime() - started.getTime() });
       return { ok: true, id: sent.sid };
     } catch (err) {
@@ -118,7 +122,7 @@ async function sendSms(ctx: NotifyContext, to: string, ref: string, ambiguousSin
       if (f.kind === 'rate_limited') {
         if (++throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, permanent: false, code: f.code };
         const wait = backoffMs(THROTTLE_BACKOFF, throttled, ctx.random);
-        await ctx.gate.penalize(Math.min(wait, 250));
+        await ctx.gate.penalize(Math.min(wait, 250), 'sms');
         await pause(ctx, wait, signal);
         continue;
       }
@@ -151,7 +155,7 @@ async function sendEmail(ctx: NotifyContext, to: string, accountId: number, ref:
   let throttled = 0;
   let failures = 0;
   for (;;) {
-    await ctx.gate.take();
+    await ctx.gate.take({ channel: 'email', signal });
     stopIfCancelled(signal);
     const started = ctx.clock.now();
     try {

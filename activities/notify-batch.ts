@@ -39,12 +39,18 @@ export function makeNotifyBatch(deps: ActivityDeps) {
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
   const onSend = deps.onSend ?? (() => undefined);
-  // Shared by every notify activity on this worker: the worker's total sends in flight.
-  const sendLimit = pLimit(deps.sendConcurrency ?? 48);
+  // Sends in flight per run on this worker: one run waiting for its rate must never hold the
+  // send slots of another run (a slow run would otherwise starve every run on the worker).
+  const sendLimits = new Map<string, ReturnType<typeof pLimit>>();
+  const sendLimitFor = (runId: string) => {
+    let limit = sendLimits.get(runId);
+    if (!limit) sendLimits.set(runId, (limit = pLimit(deps.sendConcurrency ?? 48)));
+    return limit;
+  };
   const gates = new Map<string, SendGate>();
   const gateFor = (runId: string) => {
     let gate = gates.get(runId);
-    if (!gate) gates.set(runId, (gate = new SendGate(deps.db, runId, clock)));
+    if (!gate) gates.set(runId, (gate = new SendGate(deps.db, runId, clock, deps.senders)));
     return gate;
   };
 
@@ -55,7 +61,9 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     const ctx = {
       runId, policy, sms: deps.sms, email: deps.email, gate: gateFor(runId), clock, message: deps.message, random, onSend,
       ref: (accountId: number) => messageRef(runId, accountId, (s) => createHash('sha256').update(s).digest()),
+      statusCallbackBase: deps.statusCallbackBase,
     };
+    const sendLimit = sendLimitFor(runId);
     // Stops every send of THIS attempt: on cancellation (including a heartbeat timeout the server
     // declared) and as soon as one account fails with an error (database down...). Without it, a
     // failed attempt left sends behind, queued or sleeping in a 429 backoff, that went out after

@@ -8,7 +8,7 @@ import { readRun } from '../db/sql/read-run';
 import { saveCheckpoint } from '../db/sql/save-checkpoint';
 import { setRunStatus } from '../db/sql/set-run-status';
 import { setSendRate } from '../db/sql/set-send-rate';
-import type { RunStatus } from '../domain/run';
+import { rateToNumber, type Rate, type RunStatus } from '../domain/run';
 import type { Counts } from '../domain/types';
 import type { ActivityDeps } from './deps';
 import { whileAlive } from './keepalive';
@@ -44,9 +44,9 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       return whileAlive(async () => ({ exposureWindowMs: await markResetsDone(db, input.runId) }));
     },
 
-    async setSendRate(input: { runId: string; ratePerSecond: number }): Promise<void> {
+    async setSendRate(input: { runId: string; ratePerSecond: Rate }): Promise<void> {
       return whileAlive(async () => {
-        await setSendRate(db, input.runId, input.ratePerSecond);
+        await setSendRate(db, input.runId, rateToNumber(input.ratePerSecond));
       });
     },
 

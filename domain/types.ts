@@ -62,6 +62,8 @@ export interface ClassifiedFailure {
 export interface SmsMessage {
   to: string;
   body: string;
+  /** Per-message status callback URL (domain/delivery.ts statusCallbackUrl); overrides the sender's. */
+  statusCallback?: string;
 }
 
 export interface SentSms {

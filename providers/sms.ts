@@ -190,7 +190,9 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
   return {
     async send(message: SmsMessage): Promise<SentSms> {
       try {
-        const created = await client.messages.create({ to: message.to, body: message.body, ...sender });
+        const created = await client.messages.create({
+          to: message.to, body: message.body, ...sender, ...(message.statusCallback ? { statusCallback: message.statusCallback } : {}),
+        });
         return { sid: created.sid };
       } catch (error) {
         throw sanitize(error, message);

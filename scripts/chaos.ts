@@ -5,6 +5,8 @@
 // Ends with `CHAOS PASS ...` or `CHAOS FAIL ...` and one line of JSON; exits 1 on FAIL.
 import { Command, InvalidArgumentError } from 'commander';
 import { runChaos, verdictLine } from './lib/chaos-run';
+import { parse } from './lib/cli-options';
+import type { Rate } from '../domain/run';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -44,7 +46,7 @@ const program = new Command('chaos')
   .option('--kills <n>', 'worker SIGKILLs at random moments (each followed by a new process)', nonNegativeInt, 5)
   .option('--postgres-restarts <n>', 'PostgreSQL restarts', nonNegativeInt, 1)
   .option('--temporal-restarts <n>', 'Temporal server restarts', nonNegativeInt, 1)
-  .option('--rate <n>', 'notification ceiling for all workers, messages/s (0 = unlimited)', nonNegative, 0)
+  .option('--rate <n>', "notification ceiling for all workers, messages/s, or 'unlimited'", parse.rate, 'unlimited' as Rate)
   .option('--reset-rate <n>', 'ceiling on PIN resets/s (0 = database speed)', nonNegative, 0)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
@@ -64,7 +66,7 @@ const program = new Command('chaos')
   .parse();
 
 const o = program.opts<{
-  accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: number; resetRate: number;
+  accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: Rate; resetRate: number;
   batchSize: number; concurrency: number; twilio429: number; twilio5xx: number; twilioDrop: number; twilioLatency: number | [number, number];
   smtp4xx: number; smtp5xx: number; seed: number; window: [number, number]; workflowBundle?: string; timeout: number; dataDir?: string; keepData?: boolean; quiet?: boolean;
 }>();

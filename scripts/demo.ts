@@ -11,6 +11,8 @@ import { createPool } from '../db/pool';
 import { seedAccounts } from '../accounts/seed';
 import { buildBundle } from '../workers/build-bundle';
 import { startRun } from './lib/start-run';
+import { parse } from './lib/cli-options';
+import type { Rate } from '../domain/run';
 import { formatProgressLine } from './lib/format';
 import { progressQuery, type RunResult } from '../workflows/api';
 
@@ -28,12 +30,12 @@ function nonNegative(v: string): number {
 const program = new Command('demo')
   .description('Run the whole pipeline on the embedded local stack')
   .option('--accounts <n>', 'accounts to seed', positiveInt, 850_000)
-  .option('--rate <n>', 'notification rate ceiling, messages/s (0 = unlimited)', nonNegative, 0)
+  .option('--rate <n>', "notification rate ceiling, messages/s, or 'unlimited'", parse.rate, 'unlimited' as Rate)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
   .option('--hold', 'keep the stack running after the run (Ctrl-C to stop), to browse the Web UI')
   .parse();
-const opts = program.opts<{ accounts: number; rate: number; batchSize: number; concurrency: number; hold?: boolean }>();
+const opts = program.opts<{ accounts: number; rate: Rate; batchSize: number; concurrency: number; hold?: boolean }>();
 
 async function main(): Promise<void> {
   const dataDir = path.join(PROJECT_ROOT, '.data', 'demo');

@@ -5,6 +5,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { listen } from './ports';
+import { createStatusCallbackEmitter, type CallbackBehaviour, type StatusCallbackEmitter } from './twilio-status-callbacks';
 
 export type LatencySpec = number | [min: number, max: number];
 
@@ -37,6 +38,8 @@ export interface FakeTwilioOptions {
   faults?: Partial<TwilioFaults>;
   /** Seed of the fault PRNG, for repeatable fault sequences. */
   seed?: number;
+  /** Status callbacks to each message's StatusCallback (stack/twilio-status-callbacks.ts). */
+  callbacks?: Partial<CallbackBehaviour>;
 }
 
 export interface FakeTwilioMessage {
@@ -76,6 +79,8 @@ export interface FakeTwilio {
   countsByRecipient(): Map<string, number>;
   duplicates(): Array<{ to: string; count: number }>;
   stats(): FakeTwilioStats;
+  /** The status callbacks it sends, and the final outcome it decided for each message. */
+  readonly callbacks: StatusCallbackEmitter;
   faults(): TwilioFaults;
   setFaults(partial: Partial<TwilioFaults>): TwilioFaults;
   /** Forget all records and zero the stats (faults stay). */
@@ -244,6 +249,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     return s;
   };
   const timers = new Set<NodeJS.Timeout>();
+  const callbacks = createStatusCallbackEmitter({ accountSid, authToken, random: prng((opts.seed ?? 0x5eed) + 1), behaviour: opts.callbacks });
 
   function latency(): number {
     const l = faults.latencyMs;
@@ -344,6 +350,8 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     if (list) list.push(m);
     else byTo.set(to, [m]);
     stats.accepted++;
+    // Processed, so Twilio reports on it, whether or not the caller hears of it.
+    callbacks.created(m);
     if (r < faults.rate429 + faults.rate5xx + faults.rateDropAfterAccept) {
       stats.dropped++;
       // Processed, but the caller never learns it: no status line, the connection just dies.
@@ -498,6 +506,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       return out;
     },
     stats: () => ({ ...stats }),
+    callbacks,
     faults: () => structuredClone(faults),
     setFaults(partial) {
       const next = { ...faults, ...partial };
@@ -510,8 +519,10 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       byTo = new Map();
       bySid = new Map();
       stats = zeroStats();
+      callbacks.reset();
     },
     stop() {
+      callbacks.stop();
       for (const t of timers) clearTimeout(t);
       timers.clear();
       return new Promise<void>((resolve) => {

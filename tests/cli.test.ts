@@ -333,7 +333,7 @@ describe('pinreset CLI', () => {
     await insertAccounts(db, [account(2100)]);
     const { handle } = await startRun(db, client, {
       runId: 'cli-redrive-fresh', reason: 'INC-X', operator: 't', taskQueue: worker.taskQueue, accountIds: [2100],
-      params: { cohort: 'redrive', ratePerSecond: 0 },
+      params: { cohort: 'redrive', ratePerSecond: 'unlimited' },
     });
     expect((await handle.result()).counts).toMatchObject({ reset: 1, sentSms: 1 });
     const a = await db.query('SELECT credential_version, pin_status FROM accounts WHERE id = 2100');

@@ -151,7 +151,7 @@ describe('run controls and provider trouble', () => {
     try {
       const { handle } = await startRun(db, client, {
         reason: 'INC-429', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 0 },
+        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 'unlimited' },
       });
       const result = await handle.result();
       expect(result.counts).toMatchObject({ sentSms: 300, failed: 0, pending: 0 });
@@ -168,7 +168,7 @@ describe('run controls and provider trouble', () => {
     try {
       const { runId, handle } = await startRun(db, client, {
         reason: 'INC-drop', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 0 },
+        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 'unlimited' },
       });
       const result = await handle.result();
       expect(result.counts).toMatchObject({ sentSms: 300, failed: 0, pending: 0 });

@@ -46,7 +46,7 @@ function family(name: string, type: 'counter' | 'gauge' | 'histogram', help: str
   return [`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`];
 }
 
-class Counter {
+export class Counter {
   private readonly series = new Map<string, { labels: Labels; value: number }>();
   constructor(readonly name: string, readonly help: string) {}
 
@@ -69,7 +69,7 @@ class Counter {
   }
 }
 
-class Histogram {
+export class Histogram {
   private readonly series = new Map<string, { labels: Labels; buckets: number[]; sum: number; count: number }>();
   constructor(readonly name: string, readonly help: string, readonly bounds: number[]) {}
 
@@ -101,7 +101,7 @@ export interface Gauge {
   values: { labels?: Labels; value: number }[];
 }
 
-function renderGauges(gauges: Gauge[]): string[] {
+export function renderGauges(gauges: Gauge[]): string[] {
   const lines: string[] = [];
   for (const g of gauges) {
     lines.push(...family(g.name, 'gauge', g.help));

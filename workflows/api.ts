@@ -1,6 +1,6 @@
 // The run workflow's public interface: shared by the workflow, the CLI and tests.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { RunParams } from '../domain/run';
+import type { Rate, RunParams } from '../domain/run';
 import type { BatchRange, Counts } from '../domain/types';
 
 export interface RunInput {
@@ -26,7 +26,7 @@ export interface Progress {
   cancelRequested: boolean;
   /** Canary done, waiting for `approve`. */
   awaitingApproval: boolean;
-  ratePerSecond: number;
+  ratePerSecond: Rate;
   batches: { planned: number; reset: number; notified: number; inFlight: number };
   startedAtMs: number;
   /** Time spent paused so far (rates and ETAs leave it out). */
@@ -56,7 +56,7 @@ export interface CarriedState {
   canaryLast?: number;
   /** Recent notification attempts, for the auto-pause failure rate. */
   recent: { attempts: number; failed: number }[];
-  ratePerSecond: number;
+  ratePerSecond: Rate;
   startedAtMs: number;
   pausedTotalMs: number;
   pausedSinceMs?: number;
@@ -80,4 +80,4 @@ export const resumeSignal = defineSignal<[]>('resume');
 export const cancelSignal = defineSignal<[{ reason?: string }?]>('cancel');
 export const approveSignal = defineSignal<[{ by?: string }?]>('approve');
 export const progressQuery = defineQuery<Progress>('progress');
-export const setRateUpdate = defineUpdate<{ previous: number; current: number }, [number]>('setRate');
+export const setRateUpdate = defineUpdate<{ previous: Rate; current: Rate }, [Rate]>('setRate');

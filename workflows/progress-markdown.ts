@@ -83,7 +83,7 @@ function etaLine(p: Progress, nowMs: number): string {
   else {
     // The ceiling bounds what comes next (a lowered rate); the observed average is the
     // conservative guess after a raise (unreachable accounts settle without a message).
-    const effective = p.ratePerSecond > 0 ? Math.min(observed, p.ratePerSecond) : observed;
+    const effective = p.ratePerSecond !== 'unlimited' ? Math.min(observed, p.ratePerSecond) : observed;
     eta = `about ${formatDuration((pending / effective) * 1000)} for ${fmt(pending)} pending`;
   }
   return `${throughput} · **ETA**: ${eta}`;
@@ -99,7 +99,7 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
     '',
     `**State**: ${stateLine(p)}`,
     '',
-    `**Progress**: ${fmt(settled)} of ${fmt(c.planned)} accounts settled (${pct}%) · **Rate ceiling**: ${p.ratePerSecond > 0 ? `${fmt(p.ratePerSecond)} msg/s` : 'unlimited'}`,
+    `**Progress**: ${fmt(settled)} of ${fmt(c.planned)} accounts settled (${pct}%) · **Rate ceiling**: ${p.ratePerSecond !== 'unlimited' ? `${fmt(p.ratePerSecond)} msg/s` : 'unlimited'}`,
     '',
     etaLine(p, nowMs),
     '',

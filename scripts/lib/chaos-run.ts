@@ -2,6 +2,7 @@
 // local stack (Temporal dev server, PostgreSQL, local Twilio and SMTP with faults on), seeded
 // accounts, worker processes, a run of the real workflow, and on a seeded schedule: SIGKILLed
 // workers, a PostgreSQL restart and a Temporal restart. Then the verdict (chaos-verify.ts).
+import type { Rate } from '../../domain/run';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
@@ -26,7 +27,7 @@ export interface ChaosOptions {
   temporalRestarts: number;
   seed: number;
   /** Notification ceiling, messages/s for all workers together; 0 = unlimited. */
-  rate: number;
+  rate: Rate;
   /** Ceiling on PIN resets/s (params.resetMaxPerSecond); 0 = database speed. */
   resetRate?: number;
   batchSize: number;

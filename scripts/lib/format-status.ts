@@ -50,7 +50,7 @@ export function formatStatus(s: RunStatusView, nowMs: number, currentRate?: numb
     `  state    : ${stateLine(s)}  (phase ${s.phase}, status ${s.status})`,
     `  progress : ${progressBar(k.settled, c.planned)}  ${n(k.settled)} of ${n(c.planned)} settled`,
     `  outcomes : reset ${n(c.reset)} (skipped ${n(c.skipped)}) | sms ${n(c.sentSms)} | email ${n(c.sentEmail)} (fell back ${n(c.fellBack)}) | unreachable ${n(c.unreachable)} | failed ${n(c.failed)} | notify-skipped ${n(c.notifySkipped)} | pending ${n(c.pending)}`,
-    `  rate     : ${rate}; ceiling ${s.ratePerSecond > 0 ? `${n(s.ratePerSecond)} msg/s` : 'unlimited'}; ETA ${eta}`,
+    `  rate     : ${rate}; ceiling ${s.ratePerSecond !== 'unlimited' ? `${n(s.ratePerSecond)} msg/s` : 'unlimited'}; ETA ${eta}`,
   ];
   if (s.batches) lines.push(`  batches  : ${n(s.batches.planned)} planned, ${n(s.batches.reset)} reset, ${n(s.batches.notified)} notified, ${n(s.batches.inFlight)} in flight`);
   if (s.exposureWindowMs !== undefined) lines.push(`  exposure : every PIN invalidated ${formatDuration(s.exposureWindowMs / 1000)} after the start`);

@@ -5,7 +5,7 @@ import { isGrpcDeadlineError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Db } from '../../db/pool';
 import { readCounts } from '../../db/sql/read-counts';
 import { readRun, type RunRow } from '../../db/sql/read-run';
-import { workflowIdForRun } from '../../domain/run';
+import { rateFromNumber, workflowIdForRun, type Rate } from '../../domain/run';
 import { zeroCounts, type Counts } from '../../domain/types';
 import { progressQuery, type Progress } from '../../workflows/api';
 import { UnknownRunError } from './cli-errors';
@@ -29,8 +29,8 @@ export interface RunStatusView {
   awaitingApproval: boolean;
   cancelRequested: boolean;
   counts: Counts;
-  /** Notification rate ceiling, messages/s (0 = unlimited). */
-  ratePerSecond: number;
+  /** Notification rate ceiling, messages/s or 'unlimited'. */
+  ratePerSecond: Rate;
   reason: string;
   operator: string;
   startedAt?: string;
@@ -71,7 +71,7 @@ function fromDatabase(run: RunRow, source: 'checkpoint' | 'final', fallbackReaso
     paused: run.status === 'paused', pauseReason, autoPaused: pauseReason?.startsWith('auto-paused') ?? false,
     awaitingApproval: !finished && cp?.phase === 'awaiting_approval', cancelRequested: false,
     counts: ledgerCounts ?? cp?.counts ?? { ...zeroCounts(), planned: run.planned, pending: run.planned },
-    ratePerSecond: run.ratePerSecond, reason: run.reason, operator: run.operator,
+    ratePerSecond: rateFromNumber(run.ratePerSecond), reason: run.reason, operator: run.operator,
     startedAt: run.startedAt?.toISOString(), finishedAt: run.finishedAt?.toISOString(),
     asOf: (ledgerCounts ? now : (cp?.createdAt ?? now)).toISOString(),
     exposureWindowMs: run.resetsDoneAt && run.startedAt ? run.resetsDoneAt.getTime() - run.startedAt.getTime() : undefined,

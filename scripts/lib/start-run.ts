@@ -5,7 +5,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { inTransaction, type Db } from '../../db/pool';
 import { createRun } from '../../db/sql/create-run';
 import { addCohortAccounts } from '../../db/sql/add-cohort-accounts';
-import { DEFAULT_PARAMS, paramProblems, RUN_ID_PATTERN, workflowIdForRun, type RunParams } from '../../domain/run';
+import { DEFAULT_PARAMS, formatRate, paramProblems, RUN_ID_PATTERN, workflowIdForRun, type RunParams } from '../../domain/run';
 import { pinResetRun } from '../../workflows/pin-reset-run';
 import { OPERATOR, PHASE, REASON, RUN_ID } from '../../workflows/search-attributes';
 
@@ -50,9 +50,9 @@ export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason'
     `**Reason**: ${oneLine(req.reason)}`,
     `**Started by**: ${oneLine(req.operator)}`,
     `**Cohort**: ${cohort}`,
-    `**Channel policy**: ${params.policy} · batch ${params.batchSize} accounts · ${params.batchConcurrency} notify / ${params.resetConcurrency} reset batches in flight · rate ${params.ratePerSecond || 'unlimited'} msg/s${params.dryRun ? ' · **dry run**' : ''}`,
+    `**Channel policy**: ${params.policy} · batch ${params.batchSize} accounts · ${params.batchConcurrency} notify / ${params.resetConcurrency} reset batches in flight · rate ${formatRate(params.ratePerSecond)}${params.dryRun ? ' · **dry run**' : ''}`,
     `**Safety**: ${params.canary > 0 ? `canary of ${params.canary} accounts, then waits for \`approve\`` : 'no canary'} · auto-pause above ${(100 * params.autoPauseFailureRate).toFixed(1)}% failed of the last ${params.autoPauseWindow} attempts`,
-    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `approve`, `cancel` `{"reason":"..."}`; update `setRate` with a number (msg/s, 0 = unlimited). Live status: the Current Details panel and the query `progress`.',
+    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `approve`, `cancel` `{"reason":"..."}`; update `setRate` with a number (msg/s) or "unlimited" (0 is refused: pause to stop). Live status: the Current Details panel and the query `progress`.',
   ];
   return truncateUtf8(lines.join('\n\n'), 20_000);
 }

@@ -42,6 +42,8 @@ export interface RunParams {
   autoPauseFailureRate: number;
   /** How many recent attempts the failure rate is measured over. */
   autoPauseWindow: number;
+  /** Delivery follow-up (deadline, 30003 retry delay, filtered-share pause); defaults DEFAULT_DELIVERY. */
+  delivery?: Partial<DeliveryParams>;
 }
 
 export const DEFAULT_PARAMS: RunParams = {

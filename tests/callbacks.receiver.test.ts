@@ -25,7 +25,7 @@ async function post(url: string, params: Record<string, string>, signature?: str
   return res.status;
 }
 
-const sign = (url: string, params: Record<string, string>, token = TOKEN) => twilio.getExpectedTwilioSignature(token, url, params);
+const sign = (url: string, params: Record<string, string>, token: string = TOKEN) => twilio.getExpectedTwilioSignature(token, url, params);
 
 describe('the status-callback receiver', () => {
   let db: Db;

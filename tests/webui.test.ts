@@ -87,7 +87,7 @@ async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | f
   }
 }
 
-const LABEL_TO_KEY = new Map(Object.entries(PROGRESS_ROWS).map(([k, label]) => [label, k as keyof Counts]));
+const LABEL_TO_KEY = new Map(Object.entries(PROGRESS_ROWS).map(([k, label]) => [label, k as Exclude<keyof Counts, 'delivery'>]));
 
 interface ShownDetails {
   text: string;

@@ -13,7 +13,7 @@ export interface RunInput {
   carried?: CarriedState;
 }
 
-export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'draining' | 'completed' | 'cancelled';
+export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'confirming_delivery' | 'draining' | 'completed' | 'cancelled';
 
 export interface Progress {
   runId: string;
@@ -64,6 +64,10 @@ export interface CarriedState {
   exposureWindowMs?: number;
   checkpointSeq: number;
   continuedAsNew: number;
+  /** Delivery follow-up: the pause rules judge receipts from here (start, or last resume). */
+  deliveryJudgeFromMs?: number;
+  /** Every SMS has a final receipt or is past the deadline, after the last send. */
+  deliveryDone?: boolean;
 }
 
 export interface RunResult {

@@ -5,7 +5,7 @@
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PlannedBatch } from '../db/sql/plan-batches';
-import { failureRate, PAUSE_FAILURE_TYPES, rateProblems, trimWindow, type RunParams } from '../domain/run';
+import { DEFAULT_DELIVERY, failureRate, PAUSE_FAILURE_TYPES, rateProblems, trimWindow, type RunParams } from '../domain/run';
 import { zeroCounts, type BatchRange, type Counts } from '../domain/types';
 import {
   approveSignal, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
@@ -19,6 +19,11 @@ const DB_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval
 
 // Heartbeats (activities/keepalive.ts) let a killed worker's activity be retried in seconds, not minutes.
 const lifecycle = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY });
+
+/** Delivery follow-up sweeps (issue 11): short, retried like the other database steps. */
+const deliveryActs = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY, summary: 'follow up delivery receipts' });
+/** A sweep of the receipts at most this often, while notifications go out and after. */
+const FOLLOW_UP_EVERY_MS = 5_000;
 
 /** Batches planned per planning call. */
 const PLAN_PAGE = 200;
@@ -103,6 +108,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     s.pausedSinceMs = undefined;
     // The operator has looked at the failures: judge the failure rate afresh from here.
     s.recent = [];
+    s.deliveryJudgeFromMs = Date.now();
     bump();
   }, { description: 'Resume dispatching batches after a pause (also after an auto-pause).' });
   wf.setHandler(approveSignal, () => {
@@ -195,6 +201,34 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     track('notify', `${b.first}`, p);
   };
 
+  // Delivery follow-up: sweeps while notifications go out, then a bounded phase after the last
+  // send, until every SMS has a final receipt or is past the deadline (the sweep records those
+  // 'unknown'). Receipts come minutes after a send, and 30007/30001 must pause the run while it
+  // still sends; so sweeps run beside the batches, not only at the end.
+  const followUp = { inFlight: false, lastMs: 0, enabled: true };
+  const dispatchFollowUp = (sendsDone: boolean) => {
+    followUp.inFlight = true;
+    const p = wf.CancellationScope.nonCancellable(() =>
+      deliveryActs.followUpDeliveries({
+        runId, policy: params.policy, delivery: { ...DEFAULT_DELIVERY, ...params.delivery }, sendsDone,
+        judgeFromMs: s.deliveryJudgeFromMs ?? s.startedAtMs, ratePerSecond: s.ratePerSecond,
+      }),
+    ).then((r) => {
+      s.counts.delivery = r.counts;
+      followUp.enabled = r.enabled;
+      if (r.done) s.deliveryDone = true;
+      if (r.pauseReason && !s.paused) autoPause(r.pauseReason);
+    }, (err) => {
+      failure ??= err;
+    }).finally(() => {
+      followUp.inFlight = false;
+      followUp.lastMs = Date.now();
+      bump();
+    });
+    background.add(p);
+    void p.finally(() => background.delete(p));
+  };
+
   const checkpoint = (note?: string) => {
     lastCheckpointMs = Date.now();
     settledSinceCheckpoint = false;
@@ -284,7 +318,11 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         continue; // notifications open now: dispatch them before waiting
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
-      if (idle && (cancelRequested || (resetsDone && s.toNotify.length === 0))) break;
+      const sendsDone = resetsDone && s.toNotify.length === 0 && inFlight.notify.size === 0;
+      const following = !cancelRequested && !s.deliveryDone && (inFlight.notify.size > 0 || sendsDone);
+      if (following && !followUp.inFlight && Date.now() - followUp.lastMs >= FOLLOW_UP_EVERY_MS) dispatchFollowUp(sendsDone);
+      if (sendsDone && !s.deliveryDone && followUp.enabled && (phase as Phase) !== 'confirming_delivery') setPhase('confirming_delivery');
+      if (idle && (cancelRequested || (sendsDone && s.deliveryDone && !followUp.inFlight))) break;
 
       // Also when the run goes idle (paused, awaiting approval): the last checkpoint then holds
       // exactly what a status read without a worker should show.
@@ -300,7 +338,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         await wf.continueAsNew<typeof pinResetRun>({ ...input, carried: s });
       }
       const seen = version;
-      await wf.condition(() => version !== seen);
+      if (following) await wf.condition(() => version !== seen, FOLLOW_UP_EVERY_MS);
+      else await wf.condition(() => version !== seen);
     }
   } catch (err) {
     if (!wf.isCancellation(err)) throw err;
@@ -312,7 +351,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   return wf.CancellationScope.nonCancellable(async () => {
     await drain();
     const status = cancelRequested ? 'cancelled' : 'completed';
-    s.counts = { ...(await lifecycle.readRunCounts({ runId })) };
+    s.counts = { ...(await lifecycle.readRunCounts({ runId })), delivery: s.counts.delivery };
     setPhase(status);
     // The final checkpoint first: whoever sees the run finished also sees its final counts.
     await checkpoint(cancelRequested ? `cancelled: ${cancelReason}` : 'run complete');

@@ -1,6 +1,7 @@
 // Live status for the Web UI (workflow current details, `setCurrentDetails`). Pure and
 // deterministic (workflow code): counts, states and durations only, never customer data.
 // docs/operators.md explains each line; tests/webui.test.ts reads the table rows by their labels.
+import type { DeliveryCounts } from '../domain/delivery';
 import type { Phase, Progress } from './api';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -25,10 +26,17 @@ const PHASE_TEXT: Record<Phase, string> = {
   awaiting_approval: 'awaiting approval',
   resetting: 'resetting: invalidating PINs, notifying batch by batch behind them',
   notifying: 'notifying: every PIN is invalidated, customers are being notified',
+  confirming_delivery: 'confirming delivery: every message is out; waiting for the last delivery receipts (bounded by the deadline)',
   draining: 'draining: handing over to a fresh workflow run (continue-as-new)',
   completed: 'completed',
   cancelled: 'cancelled',
 };
+
+/** What the SMS delivery receipts say: one line, undelivered and failed by error code. */
+export function deliveryLine(d: DeliveryCounts): string {
+  const codes = Object.entries(d.byCode).sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code}: ${fmt(n)}`).join(', ');
+  return `**Delivery receipts**: ${fmt(d.delivered)} delivered · ${fmt(d.undelivered)} undelivered · ${fmt(d.failed)} failed${codes ? ` (${codes})` : ''} · ${fmt(d.unknown)} unknown (no receipt by the deadline) · ${fmt(d.accepted + d.sent)} awaiting · ${fmt(d.fellBackAfterReceipt)} fell back to email after a receipt`;
+}
 
 /** "2 h 05 min", "4 min 10 s", "35 s". */
 export function formatDuration(ms: number): string {
@@ -122,6 +130,8 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
     const w = p.exposureWindowMs < 60_000 ? `${(p.exposureWindowMs / 1000).toFixed(1)} s` : formatDuration(p.exposureWindowMs);
     lines.push('', `**Exposure window**: every PIN of the cohort was invalidated ${w} after the start.`);
   }
+  const d = c.delivery;
+  if (d) lines.push('', deliveryLine(d));
   if (p.continuedAsNew > 0) lines.push('', `Continued as new ${p.continuedAsNew} time(s): the run's earlier history is in the previous executions of this workflow id.`);
   return lines.join('\n');
 }

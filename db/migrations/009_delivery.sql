@@ -202,3 +202,98 @@ BEGIN
   END LOOP;
 END $$;
 GRANT EXECUTE ON FUNCTION pinreset_record_status_callbacks(text[], text[], text[], text[], smallint[], text[]) TO pinreset_callbacks;
+
+-- ---- the delivery follow-up (activities/follow-up-deliveries.ts) ---------------------------------
+
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS delivery_watermark timestamptz;
+
+CREATE OR REPLACE FUNCTION pinreset_delivery_rank(p_state text) RETURNS smallint
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE p_state WHEN 'accepted' THEN 1 WHEN 'sent' THEN 3 WHEN 'unknown' THEN 3
+                      WHEN 'delivered' THEN 4 WHEN 'undelivered' THEN 4 WHEN 'failed' THEN 4 ELSE 0 END::smallint
+$$;
+
+CREATE OR REPLACE FUNCTION pinreset_delivery_state_of(p_status text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN p_status IN ('accepted', 'scheduled', 'queued', 'sending') THEN 'accepted'
+              WHEN p_status = 'sent' THEN 'sent'
+              WHEN p_status IN ('delivered', 'read') THEN 'delivered'
+              WHEN p_status = 'undelivered' THEN 'undelivered'
+              ELSE 'failed' END
+$$;
+
+-- Fold the run's receipts that changed since the last fold into its ledger rows, by message SID
+-- (the SMS the row holds now). Moves only up the rank; a late final receipt also replaces
+-- 'unknown'. Also: email rows accepted by the relay become 'sent', and relay bounces 'undelivered'.
+-- The watermark overlaps by 10 s, so a receipt committed late is not missed; refolding is a no-op.
+CREATE OR REPLACE FUNCTION pinreset_fold_receipts(p_run_id text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_since timestamptz;
+  v_now timestamptz := clock_timestamp();
+  v_n integer;
+  v_m integer;
+BEGIN
+  SELECT coalesce(delivery_watermark, '-infinity') INTO v_since FROM runs WHERE id = p_run_id FOR UPDATE;
+  UPDATE ledger l
+  SET delivery_state = pinreset_delivery_state_of(r.status), delivery_code = r.error_code,
+      delivery_updated_at = r.updated_at, delivery_final_at = r.final_at
+  FROM sms_receipts r
+  WHERE r.run_id = p_run_id AND r.updated_at >= v_since - interval '10 seconds'
+    AND l.provider_message_id = r.message_sid AND l.run_id = p_run_id AND l.channel = 'sms'
+    AND pinreset_delivery_rank(l.delivery_state) < r.rank;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  UPDATE ledger l SET delivery_state = 'sent', delivery_updated_at = l.notified_at
+  WHERE l.run_id = p_run_id AND l.channel = 'email' AND l.notify_state = 'sent' AND l.delivery_state IS NULL;
+  UPDATE ledger l
+  SET delivery_state = 'undelivered', delivery_code = 'email_' || b.event || coalesce(':' || b.reason, ''),
+      delivery_updated_at = b.received_at, delivery_final_at = b.received_at, delivery_action = 'email_bounced'
+  FROM email_bounces b
+  WHERE b.received_at >= v_since - interval '10 seconds' AND l.run_id = p_run_id
+    AND l.provider_message_id = b.message_id AND l.channel = 'email' AND l.delivery_action IS DISTINCT FROM 'email_bounced';
+  GET DIAGNOSTICS v_m = ROW_COUNT;
+  UPDATE runs SET delivery_watermark = v_now WHERE id = p_run_id;
+  RETURN v_n + v_m;
+END $$;
+
+-- SMS with no final receipt p_deadline_s after they were sent: 'unknown', not 'sent'.
+CREATE OR REPLACE FUNCTION pinreset_mark_unknown_deliveries(p_run_id text, p_deadline_s double precision) RETURNS integer
+LANGUAGE sql AS $$
+  WITH u AS (
+    UPDATE ledger l SET delivery_state = 'unknown', delivery_updated_at = clock_timestamp()
+    WHERE l.run_id = p_run_id AND l.channel = 'sms' AND l.notify_state = 'sent'
+      AND (l.delivery_state IS NULL OR l.delivery_state IN ('accepted', 'sent'))
+      AND coalesce(l.delivery_updated_at, l.notified_at) < clock_timestamp() - make_interval(secs => p_deadline_s)
+    RETURNING 1
+  )
+  SELECT count(*)::integer FROM u
+$$;
+
+-- Receipt figures for the pause rules, over final receipts since p_from: the last p_window
+-- finals and how many were filtered; 30001s since the previous fold.
+CREATE OR REPLACE FUNCTION pinreset_recent_receipts(p_run_id text, p_from timestamptz, p_window integer)
+RETURNS TABLE (finals integer, filtered integer, queue_overflow integer)
+LANGUAGE sql STABLE AS $$
+  WITH recent AS (
+    SELECT error_code FROM sms_receipts
+    WHERE run_id = p_run_id AND rank >= 4 AND final_at >= p_from
+    ORDER BY final_at DESC LIMIT p_window
+  )
+  SELECT count(*)::integer, count(*) FILTER (WHERE error_code IN ('30007', '30034'))::integer,
+         (SELECT count(*)::integer FROM sms_receipts WHERE run_id = p_run_id AND rank >= 4 AND error_code = '30001' AND final_at >= p_from)
+  FROM recent
+$$;
+
+DO $$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public' AND p.proname LIKE 'pinreset\_%'
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pinreset_worker', f);
+  END LOOP;
+END $$;
+GRANT EXECUTE ON FUNCTION pinreset_record_status_callbacks(text[], text[], text[], text[], smallint[], text[]) TO pinreset_callbacks;
+GRANT UPDATE (delivery_watermark) ON runs TO pinreset_worker;

@@ -28,7 +28,7 @@ import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
 import { recentReceipts } from '../db/sql/recent-receipts';
 import { systemClock, type ActivityDeps } from './deps';
 import { whileAlive } from './keepalive';
-import { SendGate } from './send-gate';
+import { RunStoppingError, SendGate } from './send-gate';
 
 export interface FollowUpInput {
   runId: string;
@@ -97,25 +97,13 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       // 2. Receipts into the ledger.
       await foldReceipts(db, runId);
 
-      // 3. Bad outcomes.
-      for (const row of await rowsNeedingAction(db, runId, PER_SWEEP)) {
-        const action = actionFor(row.deliveryState as DeliveryState, row.code, row.retried);
-        const expect = { action: row.retried ? 'sms_retried' : null, messageId: row.messageId };
-        if (action.kind === 'retry_sms' || action.kind === 'queue_overflow') {
-          const retryAt = new Date(clock.now().getTime() + input.delivery.retryAfterSeconds * 1000);
-          if (await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'retry_scheduled', retryAt })) actions.retried++;
-        } else if (action.kind === 'fallback' || action.kind === 'filtered') {
-          const r = await fallBack(row, expect);
-          if (r === 'email') actions.fellBack++;
-          else if (r === 'unreachable') actions.unreachable++;
-        } else {
-          // Nothing to do for the customer (e.g. 30008): the outcome stays recorded with its code.
-          await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'none' });
-        }
+      // 3. Bad outcomes. A cancelled run sends nothing more (RunStoppingError): report and stop.
+      try {
+        await act();
+      } catch (err) {
+        if (!(err instanceof RunStoppingError)) throw err;
+        return { enabled: true, counts: await readDeliveryCounts(db, runId), open: await openDeliveries(db, runId), done: true, actions };
       }
-
-      // 4. Retries that are due.
-      for (const row of await retriesDue(db, runId, STALE_CLAIM_S, PER_SWEEP)) await retrySms(row);
 
       // 5. No final receipt by the deadline.
       actions.unknown = await markUnknownDeliveries(db, runId, input.delivery.deadlineSeconds);
@@ -124,6 +112,27 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       const pauseReason = deliveryPauseReason(recent, { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate }, input.ratePerSecond);
       const open = await openDeliveries(db, runId);
       return { enabled: true, counts: await readDeliveryCounts(db, runId), open, done: input.sendsDone && open === 0, pauseReason, actions };
+
+      async function act(): Promise<void> {
+        for (const row of await rowsNeedingAction(db, runId, PER_SWEEP)) {
+          const action = actionFor(row.deliveryState as DeliveryState, row.code, row.retried);
+          const expect = { action: row.retried ? 'sms_retried' : null, messageId: row.messageId };
+          if (action.kind === 'retry_sms' || action.kind === 'queue_overflow') {
+            const retryAt = new Date(clock.now().getTime() + input.delivery.retryAfterSeconds * 1000);
+            if (await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'retry_scheduled', retryAt })) actions.retried++;
+          } else if (action.kind === 'fallback' || action.kind === 'filtered') {
+            const r = await fallBack(row, expect);
+            if (r === 'email') actions.fellBack++;
+            else if (r === 'unreachable') actions.unreachable++;
+          } else {
+            // Nothing to do for the customer (e.g. 30008): the outcome stays recorded with its code.
+            await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'none' });
+          }
+        }
+
+        // 4. Retries that are due.
+        for (const row of await retriesDue(db, runId, STALE_CLAIM_S, PER_SWEEP)) await retrySms(row);
+      }
 
       async function fallBack(row: DeliveryActionRow, expect: { action: string | null; messageId: string | null }): Promise<'email' | 'unreachable' | 'later'> {
         const choice = chooseChannel(row, input.policy, true);

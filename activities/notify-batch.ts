@@ -10,7 +10,7 @@ import type { ChannelPolicy, Counts } from '../domain/types';
 import { systemClock, type ActivityDeps } from './deps';
 import { notifyAccount, ProviderConfigError } from './notify-account';
 import type { Outcome } from '../domain/outcome';
-import { SendGate } from './send-gate';
+import { RunStoppingError, SendGate } from './send-gate';
 
 export interface NotifyBatchInput {
   runId: string;
@@ -101,6 +101,11 @@ export function makeNotifyBatch(deps: ActivityDeps) {
         }
         return outcome;
       } catch (err) {
+        if (err instanceof RunStoppingError) {
+          // Cancelled while waiting for a slot: nothing was sent for this account; release it.
+          tripped ??= ApplicationFailure.nonRetryable(err.message, 'RunStopping');
+          return { accountId: row.accountId, state: 'pending', fellBack: false };
+        }
         if (!(err instanceof ProviderConfigError)) {
           stopAttempt(err);
           throw err;

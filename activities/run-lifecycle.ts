@@ -8,6 +8,7 @@ import { readRun } from '../db/sql/read-run';
 import { saveCheckpoint } from '../db/sql/save-checkpoint';
 import { setRunStatus } from '../db/sql/set-run-status';
 import { setSendRate } from '../db/sql/set-send-rate';
+import { markRunStopping } from '../db/sql/send-budget';
 import { rateToNumber, type Rate, type RunStatus } from '../domain/run';
 import type { Counts } from '../domain/types';
 import type { ActivityDeps } from './deps';
@@ -47,6 +48,13 @@ export function makeRunLifecycle(deps: ActivityDeps) {
     async setSendRate(input: { runId: string; ratePerSecond: Rate }): Promise<void> {
       return whileAlive(async () => {
         await setSendRate(db, input.runId, rateToNumber(input.ratePerSecond));
+      });
+    },
+
+    /** Cancel: sends waiting for a slot stop now instead of finishing their batch at the rate. */
+    async markRunStopping(input: { runId: string }): Promise<void> {
+      return whileAlive(async () => {
+        await markRunStopping(db, input.runId);
       });
     },
 

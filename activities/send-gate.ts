@@ -19,9 +19,10 @@ export interface GateSenders {
   email: { key: string; defaultRate: number };
 }
 
+/** Without configuration (tests, tools): unlimited budgets; the worker passes SMS_SENDER_RATE / EMAIL_RELAY_RATE. */
 export const DEFAULT_SENDERS: GateSenders = {
-  sms: { key: 'sms:default', defaultRate: 100 },
-  email: { key: 'email:default', defaultRate: 200 },
+  sms: { key: 'sms:default', defaultRate: Infinity },
+  email: { key: 'email:default', defaultRate: Infinity },
 };
 
 /** Budget key of an SMS sender: the Messaging Service when there is one (it pools its numbers). */
@@ -51,6 +52,14 @@ export const MAX_WAIT_MS = 250;
 const PENALTY_EVERY_MS = 1_000;
 /** While both limits are unlimited, look again this often for a new rate. */
 const UNLIMITED_RECHECK_MS = 1_000;
+
+/** The run was cancelled: no slot will come. The send path releases the account (not attempted). */
+export class RunStoppingError extends Error {
+  constructor(readonly runId: string) {
+    super(`run ${runId} is stopping (cancelled): no more sends`);
+    this.name = 'RunStoppingError';
+  }
+}
 
 class Lane {
   tokens = 0;
@@ -126,6 +135,7 @@ export class SendGate {
     for (let round = 0; round < 4; round++) {
       const n = blockSize(lane.rate);
       const r = await acquireSendBudget(this.db, this.runId, lane.key, n, lane.defaultRate, MAX_WAIT_MS);
+      if (r.waitMs < 0) throw new RunStoppingError(this.runId);
       lane.rate = Math.min(r.runRate, r.senderRate);
       if (r.granted) {
         if (!Number.isFinite(r.runRate) && !Number.isFinite(r.senderRate)) {

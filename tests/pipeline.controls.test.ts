@@ -109,7 +109,7 @@ describe('run controls and provider trouble', () => {
     for (const bad of [-5, 1e9, '100' as unknown as number]) {
       const err = await handle.executeUpdate(setRateUpdate, { args: [bad] }).catch((e) => e);
       expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-      expect((err as WorkflowUpdateFailedError).cause?.message).toMatch(/ratePerSecond must be a number from 0 to 100000/);
+      expect((err as WorkflowUpdateFailedError).cause?.message).toMatch(/ratePerSecond must be a number from 0.2 to 100000/);
     }
     const changed = await handle.executeUpdate(setRateUpdate, { args: [400] });
     expect(changed).toEqual({ previous: 20, current: 400 });

@@ -192,6 +192,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         autoPause(`auto-paused: ${(100 * rate).toFixed(1)}% of the last ${s.recent.reduce((n, r) => n + r.attempts, 0)} notification attempts failed (threshold ${(100 * params.autoPauseFailureRate).toFixed(1)}%)`);
       }
     }, (err) => {
+      // Cancelled while its sends waited for slots: what it sent is recorded, the rest is pending.
+      if (cancelRequested && err instanceof wf.ActivityFailure && err.cause instanceof wf.ApplicationFailure && err.cause.type === 'RunStopping') return;
       const reason = pauseRequest(err);
       if (!reason) throw err;
       // The batch stopped itself: what it sent is recorded; the rest goes back in line.
@@ -256,6 +258,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     checkpoint(s.paused ? `paused: ${s.pauseReason}` : 'resumed');
   };
 
+  let stopMarked = false;
   try {
     if (!input.carried) {
       wf.upsertSearchAttributes([
@@ -276,6 +279,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     for (;;) {
       if (failure) throw failure;
       await syncPauseStatus();
+      if (cancelRequested && !stopMarked) {
+        stopMarked = true;
+        await lifecycle.markRunStopping({ runId });
+      }
       if (!cancelRequested && !s.paused) {
         if (s.canary === 'pending' && s.canaryLast === undefined) {
           // The canary is one batch of exactly the first N accounts.
@@ -349,6 +356,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   }
 
   return wf.CancellationScope.nonCancellable(async () => {
+    if (cancelRequested && !stopMarked) await lifecycle.markRunStopping({ runId });
     await drain();
     const status = cancelRequested ? 'cancelled' : 'completed';
     s.counts = { ...(await lifecycle.readRunCounts({ runId })), delivery: s.counts.delivery };

@@ -87,6 +87,9 @@ CREATE TABLE IF NOT EXISTS send_budgets (
 -- 0 meant "unlimited" until now. It is the natural gesture to stop, so unlimited is now an
 -- explicit value (Infinity, shown as 'unlimited'), and 0 is refused by the validators.
 UPDATE runs SET rate_per_second = 'Infinity' WHERE rate_per_second = 0;
+-- Set when an operator cancels: sends waiting for a slot stop at once instead of finishing their
+-- batch at the run's rate (a batch at 0.2 msg/s would keep the run CANCELLING for minutes).
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS stopping boolean NOT NULL DEFAULT false;
 ALTER TABLE runs ALTER COLUMN rate_per_second SET DEFAULT 'Infinity';
 
 CREATE OR REPLACE FUNCTION pinreset_budget_penalty(p_penalty double precision, p_at timestamptz) RETURNS double precision
@@ -113,6 +116,11 @@ BEGIN
   INSERT INTO send_budgets (sender, rate) VALUES (p_sender, p_default_rate) ON CONFLICT DO NOTHING;
   SELECT * INTO v_run FROM runs WHERE id = p_run_id FOR UPDATE;
   IF NOT FOUND THEN RAISE EXCEPTION 'unknown run %', p_run_id; END IF;
+  IF v_run.stopping THEN
+    -- Cancelled: no more slots; wait_ms -1 tells the gate to stop the send.
+    RETURN QUERY SELECT false, -1::double precision, v_run.rate_per_second, 0::double precision;
+    RETURN;
+  END IF;
   SELECT * INTO v_b FROM send_budgets WHERE sender = p_sender FOR UPDATE;
   v_sender_rate := v_b.rate * (1 - pinreset_budget_penalty(v_b.penalty, v_b.penalized_at));
   IF v_run.rate_per_second <= 0 THEN
@@ -296,4 +304,4 @@ BEGIN
   END LOOP;
 END $$;
 GRANT EXECUTE ON FUNCTION pinreset_record_status_callbacks(text[], text[], text[], text[], smallint[], text[]) TO pinreset_callbacks;
-GRANT UPDATE (delivery_watermark) ON runs TO pinreset_worker;
+GRANT UPDATE (delivery_watermark, stopping) ON runs TO pinreset_worker;

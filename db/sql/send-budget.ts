@@ -1,7 +1,8 @@
 import type { Db } from '../pool';
 
 export interface BudgetGrant {
-  /** False: nothing reserved, the next slot is waitMs away (more than the caller's maximum). */
+  /** False: nothing reserved, the next slot is waitMs away (more than the caller's maximum);
+   *  waitMs -1: the run is stopping (cancelled), no slot will come. */
   granted: boolean;
   waitMs: number;
   /** The run's ceiling and the sender's effective rate (after any throttling penalty); Infinity = unlimited. */
@@ -41,4 +42,9 @@ export async function listSenderBudgets(db: Db): Promise<SenderBudget[]> {
     'SELECT sender, rate, pinreset_budget_penalty(penalty, penalized_at) AS penalty FROM send_budgets ORDER BY sender',
   );
   return res.rows;
+}
+
+/** Cancel: sends of the run waiting for a slot stop now (the gate throws RunStoppingError). */
+export async function markRunStopping(db: Db, runId: string): Promise<void> {
+  await db.query('UPDATE runs SET stopping = true WHERE id = $1', [runId]);
 }

@@ -143,7 +143,9 @@ export interface DeliveryGuard {
   minReceipts: number;
 }
 
-export const DEFAULT_DELIVERY_GUARD: DeliveryGuard = { filteredRate: 0.02, minReceipts: 50 };
+// 5%: a realistic background of ~1% filtered must never pause a run by chance (over 1,000
+// receipts, 5% is 13 standard deviations above 1%); a filtered template gives far more.
+export const DEFAULT_DELIVERY_GUARD: DeliveryGuard = { filteredRate: 0.05, minReceipts: 50 };
 
 /** Why the run must pause, from recent receipt figures; undefined when it need not. */
 export function deliveryPauseReason(

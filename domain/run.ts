@@ -154,4 +154,4 @@ export interface DeliveryParams {
   filteredPauseRate: number;
 }
 
-export const DEFAULT_DELIVERY: DeliveryParams = { deadlineSeconds: 900, retryAfterSeconds: 300, filteredPauseRate: 0.02 };
+export const DEFAULT_DELIVERY: DeliveryParams = { deadlineSeconds: 900, retryAfterSeconds: 300, filteredPauseRate: 0.05 };

@@ -4,6 +4,7 @@
 // account's Message-ID, so a repeat of the same body or Message-ID is a true duplicate.
 import type { FakeSmtp } from './fake-smtp';
 import type { FakeTwilio } from './fake-twilio';
+import type { Db } from '../db/pool';
 
 export interface DeliveryAudit {
   sms: number;
@@ -32,4 +33,53 @@ export function auditDeliveries(twilio: FakeTwilio, smtp: FakeSmtp): DeliveryAud
     emailAccounts: idSeen.size,
     emailResends: over(idSeen),
   };
+}
+
+/**
+ * The run's delivery receipts against the local Twilio server's own record of the final outcome
+ * it decided for each message: they must match exactly (issue 11). Also checks that every
+ * account undelivered with 30005/30006 that has a usable email fell back to it.
+ */
+export interface ReceiptAudit {
+  /** Final outcomes decided by the local server, per 'status' or 'status:code'. */
+  server: Record<string, number>;
+  /** Final receipts recorded for the run, the same way. */
+  recorded: Record<string, number>;
+  /** Messages whose recorded final outcome differs from the server's, or is missing. */
+  mismatched: number;
+  missing: number;
+  /** Accounts undelivered with 30005/30006 that have an email on file, and of those how many fell back. */
+  fallbackDue: number;
+  fellBack: number;
+  match: boolean;
+}
+
+export async function auditReceipts(db: Db, runId: string, twilio: FakeTwilio): Promise<ReceiptAudit> {
+  const outcomes = twilio.callbacks.outcomes();
+  const res = await db.query<{ message_sid: string; status: string; error_code: string | null }>(
+    'SELECT message_sid, status, error_code FROM sms_receipts WHERE run_id = $1 AND rank >= 4', [runId],
+  );
+  const recordedBySid = new Map(res.rows.map((r) => [r.message_sid, r]));
+  const key = (status: string, code: string | null) => (code ? `${status}:${code}` : status);
+  const server: Record<string, number> = {};
+  const recorded: Record<string, number> = {};
+  let mismatched = 0;
+  let missing = 0;
+  const sids = new Set(twilio.messages().map((m) => m.sid));
+  for (const [sid, o] of outcomes) {
+    if (!sids.has(sid)) continue;
+    server[key(o.status, o.code)] = (server[key(o.status, o.code)] ?? 0) + 1;
+    const r = recordedBySid.get(sid);
+    if (!r) missing++;
+    else if (r.status !== o.status || r.error_code !== o.code) mismatched++;
+  }
+  for (const r of res.rows) recorded[key(r.status, r.error_code)] = (recorded[key(r.status, r.error_code)] ?? 0) + 1;
+  const fb = await db.query<{ due: number; done: number }>(
+    `SELECT count(*)::int AS due, count(*) FILTER (WHERE l.delivery_action = 'fallback_email')::int AS done
+     FROM ledger l JOIN accounts a ON a.id = l.account_id
+     WHERE l.run_id = $1 AND l.delivery_code IN ('30005', '30006') AND a.email IS NOT NULL AND NOT a.email_opt_out`,
+    [runId],
+  );
+  const { due, done } = fb.rows[0];
+  return { server, recorded, mismatched, missing, fallbackDue: due, fellBack: done, match: mismatched === 0 && missing === 0 && res.rowCount === outcomes.size };
 }

@@ -160,7 +160,7 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
 
   it('has the whole stack', () => {
     expect(Object.keys(load().services).sort()).toEqual(
-      ['accounts-db', 'mailpit', 'migrate', 'temporal', 'temporal-create-search-attributes', 'temporal-db', 'temporal-ui', 'worker'].sort(),
+      ['accounts-db', 'callbacks', 'mailpit', 'migrate', 'temporal', 'temporal-create-search-attributes', 'temporal-db', 'temporal-ui', 'worker'].sort(),
     );
   });
 

@@ -55,7 +55,8 @@ describe('acting on the outcome', () => {
   });
 
   it('pauses on any 30001, and on a filtered share above the threshold over enough receipts', () => {
-    const g = DEFAULT_DELIVERY_GUARD;
+    const g = { ...DEFAULT_DELIVERY_GUARD, filteredRate: 0.02 };
+    expect(DEFAULT_DELIVERY_GUARD.filteredRate).toBe(0.05);
     expect(deliveryPauseReason({ finals: 10, filtered: 0, queueOverflow: 1 }, g, 100)).toMatch(/30001 .*100 msg\/s is above the sender's throughput/);
     expect(deliveryPauseReason({ finals: 200, filtered: 4, queueOverflow: 0 }, g, 100)).toBeUndefined(); // 2.0%: not above
     expect(deliveryPauseReason({ finals: 200, filtered: 5, queueOverflow: 0 }, g, 100)).toMatch(/2\.5% of the last 200 delivery receipts were carrier-filtered/);

@@ -132,13 +132,13 @@ describe('delivery receipts acted on by the run', () => {
     await insertAccounts(db, specs);
     const { handle } = await startRun(db, client, {
       runId: 'delivery-filtered', reason: 'INC-delivery', operator: 't', taskQueue: worker.taskQueue, accountIds: specs.map((s) => s.id),
-      params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 15, delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 } },
+      params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 15, delivery: { deadlineSeconds: 60, retryAfterSeconds: 1, filteredPauseRate: 0.1 } },
     });
     const run = await until('the run to pause itself', async () => {
       const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'delivery-filtered'")).rows[0];
       return r.status === 'paused' ? r : undefined;
     }, 90_000, 200);
-    expect(run.status_reason).toMatch(/carrier-filtered \(30007\/30034/);
+    expect(run.status_reason).toMatch(/carrier-filtered \(30007\/30034; threshold 10\.0%\)/);
     const pending = await db.query("SELECT count(*)::int AS n FROM ledger WHERE run_id = 'delivery-filtered' AND notify_state = 'pending'");
     expect(pending.rows[0].n).toBeGreaterThan(100);
     await handle.signal('cancel', { reason: 'template filtered' });

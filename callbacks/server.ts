@@ -47,15 +47,16 @@ const MAX_GROUP = 500;
 
 /** Collects receipts and writes each group in one statement; each caller learns its group's fate. */
 class ReceiptWriter {
-  private queue: { cb: StatusCallback; done: (err?: Error) => void }[] = [];
+  private queue: { cb: StatusCallback; done: (err: Error | null, changed?: boolean) => void }[] = [];
   private timer: NodeJS.Timeout | null = null;
   private writing = 0;
 
   constructor(private readonly db: Db, private readonly batchMs: number) {}
 
-  write(cb: StatusCallback): Promise<void> {
+  /** Resolves true when the receipt changed (false: a repeat or a late lower-ranked status). */
+  write(cb: StatusCallback): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ cb, done: (err) => (err ? reject(err) : resolve()) });
+      this.queue.push({ cb, done: (err, changed) => (err ? reject(err) : resolve(changed ?? false)) });
       if (this.queue.length >= MAX_GROUP) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.batchMs);
     });
@@ -69,7 +70,21 @@ class ReceiptWriter {
     if (group.length === 0) return;
     this.writing++;
     recordStatusCallbacks(this.db, group.map((g) => g.cb)).then(
-      () => group.forEach((g) => g.done()),
+      (changed) => {
+        // Within a group only the highest-ranked callback of a SID counts as the change.
+        const credited = new Set<string>();
+        const best = new Map<string, StatusCallback>();
+        for (const g of group) {
+          const b = best.get(g.cb.messageSid);
+          if (!b || g.cb.rank > b.rank) best.set(g.cb.messageSid, g.cb);
+        }
+        for (const g of group) {
+          const sid = g.cb.messageSid;
+          const isChange = changed.has(sid) && best.get(sid) === g.cb && !credited.has(sid);
+          if (isChange) credited.add(sid);
+          g.done(null, isChange);
+        }
+      },
       (err: Error) => group.forEach((g) => g.done(err)),
     ).finally(() => this.writing--);
   }
@@ -103,8 +118,8 @@ export async function startCallbackServer(o: CallbackServerOptions): Promise<Cal
   const limit = o.maxBodyBytes ?? 16 * 1024;
   const writer = new ReceiptWriter(o.db, o.batchMs ?? 2);
 
-  const requests = new Counter('pinreset_callbacks_total', 'Callbacks received by kind (twilio_status, email_events) and result (ok, forbidden, too_large, bad_request, unavailable).');
-  const statuses = new Counter('pinreset_callback_statuses_total', 'Accepted Twilio status callbacks by MessageStatus and ErrorCode ("" when none). Repeats included.');
+  const requests = new Counter('pinreset_callbacks_total', 'Callbacks received by kind (twilio_status, email_events) and result (ok; repeat = accepted, changed nothing; forbidden, too_large, bad_request, unavailable).');
+  const statuses = new Counter('pinreset_delivery_receipts_total', 'Receipt changes by MessageStatus and ErrorCode ("" when none): each message counts once per status it reaches; repeats and late lower-ranked callbacks are not counted. Final statuses: delivered, undelivered, failed.');
   const latency = new Histogram('pinreset_callback_latency_seconds', 'Time from request to answer, seconds.', LATENCY_BUCKETS);
   let dbUp = 1;
 
@@ -133,16 +148,17 @@ export async function startCallbackServer(o: CallbackServerOptions): Promise<Cal
     }
     const cb = parseStatusCallback(params, new URLSearchParams(query));
     if (typeof cb === 'string') return answer(res, 400, kind, 'bad_request', started, `${cb}\n`);
+    let changed: boolean;
     try {
-      await writer.write(cb);
+      changed = await writer.write(cb);
       dbUp = 1;
     } catch {
       dbUp = 0;
       // Twilio retries (the URL asks it to): nothing is lost while the database restarts.
       return answer(res, 503, kind, 'unavailable', started, 'receipt store unavailable, retry\n');
     }
-    statuses.inc({ status: cb.status, code: cb.errorCode ?? '' });
-    answer(res, 204, kind, 'ok', started);
+    if (changed) statuses.inc({ status: cb.status, code: cb.errorCode ?? '' });
+    answer(res, 204, kind, changed ? 'ok' : 'repeat', started);
   }
 
   async function emailEvents(req: http.IncomingMessage, res: http.ServerResponse, started: bigint): Promise<void> {

@@ -99,10 +99,10 @@ async function main(): Promise<void> {
   console.log(`  not notified    : unreachable ${c.unreachable}, failed ${c.failed}, skipped ${c.notifySkipped}, pending ${c.pending}`);
   console.log(`  exposure window : ${summary.exposureWindowS} s (start to last PIN invalidated)`);
   console.log(`  wall time       : ${summary.wallTimeS} s, ${summary.messagesPerSecond} messages/s`);
-  console.log(`  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`);
+  console.log(`  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates, ${summary.smsRetriesAfterReceipt} deliberate retries after a 30003), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`);
   if (c.delivery) console.log(`  receipts        : ${deliveryLine(c.delivery).replace(/\*\*[^*]+\*\*: /, '')}`);
   const r = summary.receipts;
-  console.log(`  vs local Twilio : ${r.match ? 'every final receipt matches' : `MISMATCH (${r.mismatched} differ, ${r.missing} missing)`} (${JSON.stringify(r.server)}); email fallback for ${r.fellBack} of ${r.fallbackDue} accounts undelivered with 30005/30006 that have an email`);
+  console.log(`  vs local Twilio : ${r.match ? 'every final receipt matches' : `MISMATCH (${r.mismatched} differ, ${r.missing} missing)`} (${JSON.stringify(r.server)}); of ${r.fallbackDue} accounts undelivered with 30005/30006, ${r.fellBack} fell back to email and ${r.unreachable} have no usable email (unreachable)`);
   console.log(JSON.stringify(summary));
 
   if (opts.hold) {

@@ -10,6 +10,8 @@ export interface DeliveryAudit {
   sms: number;
   /** SMS sent twice with the same body to the same number: the same account notified twice. */
   smsDuplicates: number;
+  /** Deliberate second SMS after the first one's receipt said 30003 or 30001 (issue 11): not duplicates. */
+  smsRetriesAfterReceipt: number;
   emails: number;
   /** Distinct Message-IDs: accounts notified by email. */
   emailAccounts: number;
@@ -19,8 +21,18 @@ export interface DeliveryAudit {
 
 export function auditDeliveries(twilio: FakeTwilio, smtp: FakeSmtp): DeliveryAudit {
   const smsSeen = new Map<string, number>();
+  const lastSid = new Map<string, string>();
+  const outcomes = twilio.callbacks.outcomes();
+  let retries = 0;
   for (const m of twilio.messages()) {
     const key = `${m.to}\n${m.body}`;
+    const previous = lastSid.get(key);
+    lastSid.set(key, m.sid);
+    const o = previous ? outcomes.get(previous) : undefined;
+    if (o && (o.code === '30003' || o.code === '30001')) {
+      retries++;
+      continue;
+    }
     smsSeen.set(key, (smsSeen.get(key) ?? 0) + 1);
   }
   const idSeen = new Map<string, number>();
@@ -29,6 +41,7 @@ export function auditDeliveries(twilio: FakeTwilio, smtp: FakeSmtp): DeliveryAud
   return {
     sms: twilio.messages().length,
     smsDuplicates: over(smsSeen),
+    smsRetriesAfterReceipt: retries,
     emails: smtp.messages().length,
     emailAccounts: idSeen.size,
     emailResends: over(idSeen),
@@ -48,9 +61,10 @@ export interface ReceiptAudit {
   /** Messages whose recorded final outcome differs from the server's, or is missing. */
   mismatched: number;
   missing: number;
-  /** Accounts undelivered with 30005/30006 that have an email on file, and of those how many fell back. */
+  /** Accounts undelivered with 30005/30006: fell back to email, or unreachable (no usable email), or not acted on yet. */
   fallbackDue: number;
   fellBack: number;
+  unreachable: number;
   match: boolean;
 }
 
@@ -74,12 +88,15 @@ export async function auditReceipts(db: Db, runId: string, twilio: FakeTwilio): 
     else if (r.status !== o.status || r.error_code !== o.code) mismatched++;
   }
   for (const r of res.rows) recorded[key(r.status, r.error_code)] = (recorded[key(r.status, r.error_code)] ?? 0) + 1;
-  const fb = await db.query<{ due: number; done: number }>(
-    `SELECT count(*)::int AS due, count(*) FILTER (WHERE l.delivery_action = 'fallback_email')::int AS done
-     FROM ledger l JOIN accounts a ON a.id = l.account_id
-     WHERE l.run_id = $1 AND l.delivery_code IN ('30005', '30006') AND a.email IS NOT NULL AND NOT a.email_opt_out`,
+  const fb = await db.query<{ due: number; done: number; unreachable: number }>(
+    `SELECT count(*)::int AS due, count(*) FILTER (WHERE l.delivery_action = 'fallback_email')::int AS done,
+            count(*) FILTER (WHERE l.delivery_action = 'unreachable')::int AS unreachable
+     FROM ledger l WHERE l.run_id = $1 AND l.delivery_code IN ('30005', '30006')`,
     [runId],
   );
-  const { due, done } = fb.rows[0];
-  return { server, recorded, mismatched, missing, fallbackDue: due, fellBack: done, match: mismatched === 0 && missing === 0 && res.rowCount === outcomes.size };
+  const { due, done, unreachable } = fb.rows[0];
+  return {
+    server, recorded, mismatched, missing, fallbackDue: due, fellBack: done, unreachable,
+    match: mismatched === 0 && missing === 0 && res.rowCount === outcomes.size && done + unreachable === due,
+  };
 }

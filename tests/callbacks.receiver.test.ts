@@ -179,6 +179,13 @@ describe('the status-callback receiver', () => {
       expect(new Set(rows.rows.map((r) => r.ref))).toEqual(new Set(sids.map((_, i) => `R${i}`)));
       const counts = fake.callbacks.outcomeCounts();
       expect(Object.keys(counts).length).toBeGreaterThan(3); // the mix really mixed
+      // Prometheus: each message counted once at its final status, repeats and reorderings not.
+      const metric = (status: string, code: string) =>
+        Number(server.metrics().match(new RegExp(`pinreset_delivery_receipts_total\\{status="${status}",code="${code}"\\} (\\d+)`))?.[1] ?? 0);
+      for (const [k, n] of Object.entries(counts)) {
+        const [status, code = ''] = k.split(':');
+        expect(metric(status, code)).toBe(n);
+      }
       expect(fake.callbacks.stats()).toMatchObject({ abandoned: 0, failedAttempts: 0 });
     });
 

@@ -35,7 +35,7 @@ const PHASE_TEXT: Record<Phase, string> = {
 /** What the SMS delivery receipts say: one line, undelivered and failed by error code. */
 export function deliveryLine(d: DeliveryCounts): string {
   const codes = Object.entries(d.byCode).sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code}: ${fmt(n)}`).join(', ');
-  return `**Delivery receipts**: ${fmt(d.delivered)} delivered · ${fmt(d.undelivered)} undelivered · ${fmt(d.failed)} failed${codes ? ` (${codes})` : ''} · ${fmt(d.unknown)} unknown (no receipt by the deadline) · ${fmt(d.accepted + d.sent)} awaiting · ${fmt(d.fellBackAfterReceipt)} fell back to email after a receipt`;
+  return `**Delivery receipts**: ${fmt(d.delivered)} delivered · ${fmt(d.undelivered)} undelivered · ${fmt(d.failed)} failed${codes ? ` (${codes})` : ''} · ${fmt(d.unknown)} unknown (no receipt by the deadline) · ${fmt(d.accepted + d.sent)} sent, no final receipt yet (emails stay here: the relay's acceptance) · ${fmt(d.fellBackAfterReceipt)} fell back to email after a receipt`;
 }
 
 /** "2 h 05 min", "4 min 10 s", "35 s". */

@@ -30,10 +30,10 @@ CREATE TABLE IF NOT EXISTS email_bounces (
   received_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
--- Upsert of one callback. Returns whether anything changed (a repeat changes nothing).
+-- Upsert of a group of callbacks. Returns the SIDs whose receipt changed (a repeat changes nothing).
 CREATE OR REPLACE FUNCTION pinreset_record_status_callbacks(
   p_sids text[], p_run_ids text[], p_refs text[], p_statuses text[], p_ranks smallint[], p_codes text[]
-) RETURNS integer
+) RETURNS SETOF text
 LANGUAGE sql AS $$
   WITH c AS (
     -- Several callbacks of one SID in one call: keep the highest rank (the first final among equals).
@@ -48,9 +48,9 @@ LANGUAGE sql AS $$
           run_id = coalesce(r.run_id, excluded.run_id), ref = coalesce(r.ref, excluded.ref),
           updated_at = clock_timestamp(), final_at = coalesce(r.final_at, excluded.final_at), callbacks = r.callbacks + 1
       WHERE excluded.rank > r.rank AND r.rank < 4
-    RETURNING 1
+    RETURNING message_sid
   )
-  SELECT count(*)::integer FROM up
+  SELECT message_sid FROM up
 $$;
 
 -- Delivery state per ledger row. delivery_state: accepted < sent < delivered | undelivered |

@@ -2,7 +2,6 @@
 // local stack (Temporal dev server, PostgreSQL, local Twilio and SMTP with faults on), seeded
 // accounts, worker processes, a run of the real workflow, and on a seeded schedule: SIGKILLed
 // workers, a PostgreSQL restart and a Temporal restart. Then the verdict (chaos-verify.ts).
-import type { Rate } from '../../domain/run';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
@@ -18,6 +17,8 @@ import { startRun } from './start-run';
 import { describeEvent, planChaos, type ChaosEvent } from './chaos-schedule';
 import { verifyRun, type ChaosVerdict } from './chaos-verify';
 import { WorkerFleet, WORKER_ENTRY, type WorkerExit } from './chaos-workers';
+import type { Rate } from '../../domain/run';
+import { auditReceipts, type ReceiptAudit } from '../../stack/delivery-audit';
 
 export interface ChaosOptions {
   accounts: number;
@@ -66,6 +67,8 @@ export interface ChaosReport {
   runId: string;
   result?: RunResult;
   verdict?: ChaosVerdict;
+  /** Delivery receipts against the local Twilio server's records (issue 11). */
+  receipts?: ReceiptAudit & { abandonedCallbacks: number };
   seed: SeedResult;
   options: Omit<ChaosOptions, 'log'>;
   planned: ChaosEvent[];
@@ -128,7 +131,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const runStart = Date.now();
     const { runId, handle } = await startRun(db, client, {
       reason: 'CHAOS-DRILL', operator: 'chaos', taskQueue,
-      params: { ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency },
+      // Receipts come within seconds from the local server: short retry delay and deadline.
+      params: {
+        ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency,
+        delivery: { retryAfterSeconds: 5, deadlineSeconds: 60 },
+      },
     });
     log(`run ${runId} started`);
 
@@ -227,9 +234,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
     const verifyStart = Date.now();
+    // SMS replaced by a delivery follow-up (a retry after 30003, or email after 30005/30006) are
+    // accounted for by the ledger's first_message_id: the account's message is the later one.
+    const superseded = new Set((await db.query<{ sid: string }>('SELECT first_message_id AS sid FROM ledger WHERE run_id = $1 AND first_message_id IS NOT NULL', [runId])).rows.map((r) => r.sid));
     const verdict = await verifyRun({
       db, runId, before, activeIds,
-      sms: stack.twilio!.messages(),
+      sms: stack.twilio!.messages().filter((m) => !superseded.has(m.sid)),
       emails: stack.smtp!.messages(),
       providerReports: {
         smsDuplicates: stack.twilio!.duplicates().length,
@@ -239,6 +249,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     });
     const verifyMs = Date.now() - verifyStart;
     problems.push(...verdict.problems);
+    // Every final receipt recorded must be the server's; a receipt may be missing only where the
+    // server gave up its callback retries (a PostgreSQL restart longer than Twilio's retry window).
+    const receipts = { ...(await auditReceipts(db, runId, stack.twilio!)), abandonedCallbacks: stack.twilio!.callbacks.stats().abandoned };
+    if (receipts.mismatched > 0) problems.push(`${receipts.mismatched} delivery receipts differ from the local Twilio server's records`);
+    if (receipts.missing > receipts.abandonedCallbacks) problems.push(`${receipts.missing} final receipts missing, more than the ${receipts.abandonedCallbacks} callbacks the server gave up on`);
+    if (receipts.fellBack + receipts.unreachable !== receipts.fallbackDue) problems.push(`${receipts.fallbackDue - receipts.fellBack - receipts.unreachable} accounts undelivered with 30005/30006 got no email fallback`);
     if (skipped.length) problems.push(`${skipped.length} planned disruptions did not happen before the run ended`);
     const kills = executed.filter((e) => e.kind === 'kill-worker' && e.pid).length;
     if (kills < o.kills) problems.push(`only ${kills} of ${o.kills} worker kills happened`);
@@ -251,6 +267,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       runId,
       result,
       verdict,
+      receipts,
       seed,
       options,
       planned: plan,
@@ -288,6 +305,9 @@ export function verdictLine(r: ChaosReport): string {
     `failed=${f?.notify.failed ?? '?'}`,
     `pending=${f?.notify.pending ?? '?'}`,
     `dup_sms=${f?.sms.duplicates ?? '?'}`,
+    `receipts=${r.receipts ? `${JSON.stringify(r.receipts.recorded).replace(/[{}"]/g, '')}` : '?'}`,
+    `receipts_match=${r.receipts ? r.receipts.mismatched === 0 && r.receipts.missing <= r.receipts.abandonedCallbacks : '?'}`,
+    `fallback_after_receipt=${r.receipts ? `${r.receipts.fellBack}+${r.receipts.unreachable}unreachable/${r.receipts.fallbackDue}` : '?'}`,
     `dup_email=${f?.email.duplicates ?? '?'}`,
     `raw_dup_email=${f?.email.rawExtraDeliveries ?? '?'}`,
     `kills=${kills}`,

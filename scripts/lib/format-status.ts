@@ -52,6 +52,11 @@ export function formatStatus(s: RunStatusView, nowMs: number, currentRate?: numb
     `  outcomes : reset ${n(c.reset)} (skipped ${n(c.skipped)}) | sms ${n(c.sentSms)} | email ${n(c.sentEmail)} (fell back ${n(c.fellBack)}) | unreachable ${n(c.unreachable)} | failed ${n(c.failed)} | notify-skipped ${n(c.notifySkipped)} | pending ${n(c.pending)}`,
     `  rate     : ${rate}; ceiling ${s.ratePerSecond !== 'unlimited' ? `${n(s.ratePerSecond)} msg/s` : 'unlimited'}; ETA ${eta}`,
   ];
+  const d = c.delivery;
+  if (d) {
+    const codes = Object.entries(d.byCode).sort(([a], [b]) => a.localeCompare(b)).map(([code, x]) => `${code} ${n(x)}`).join(', ');
+    lines.push(`  delivery : delivered ${n(d.delivered)} | undelivered ${n(d.undelivered)} | failed ${n(d.failed)}${codes ? ` (${codes})` : ''} | unknown ${n(d.unknown)} | no final receipt yet ${n(d.accepted + d.sent)} | fell back after receipt ${n(d.fellBackAfterReceipt)}`);
+  }
   if (s.batches) lines.push(`  batches  : ${n(s.batches.planned)} planned, ${n(s.batches.reset)} reset, ${n(s.batches.notified)} notified, ${n(s.batches.inFlight)} in flight`);
   if (s.exposureWindowMs !== undefined) lines.push(`  exposure : every PIN invalidated ${formatDuration(s.exposureWindowMs / 1000)} after the start`);
   lines.push(`  run      : reason ${s.reason}; operator ${s.operator}; started ${s.startedAt ?? '-'}${s.finishedAt ? `; finished ${s.finishedAt}` : ''}`);

@@ -4,6 +4,7 @@
 import { isGrpcDeadlineError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Db } from '../../db/pool';
 import { readCounts } from '../../db/sql/read-counts';
+import { readDeliveryCounts } from '../../db/sql/read-delivery-counts';
 import { readRun, type RunRow } from '../../db/sql/read-run';
 import { rateFromNumber, workflowIdForRun, type Rate } from '../../domain/run';
 import { zeroCounts, type Counts } from '../../domain/types';
@@ -97,7 +98,8 @@ export interface StatusOptions {
  * or by hand may have none).
  */
 async function finalStatus(db: Db, run: RunRow, now: Date): Promise<RunStatusView> {
-  return fromDatabase(run, 'final', undefined, now, await readCounts(db, run.id));
+  const [counts, delivery] = await Promise.all([readCounts(db, run.id), readDeliveryCounts(db, run.id)]);
+  return fromDatabase(run, 'final', undefined, now, { ...counts, delivery });
 }
 
 /**

@@ -183,7 +183,7 @@ describe('pinreset CLI', () => {
     expect(lines).toHaveLength(61);
     const rows = new Map(lines.slice(1).map((l) => [Number(l.split(',')[0]), l.split(',')]));
     expect([...rows.keys()]).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
-    for (const r of rows.values()) expect(r).toHaveLength(9);
+    for (const r of rows.values()) expect(r).toHaveLength(13);
     expect(rows.get(1)!.slice(1, 4)).toEqual(['sent', 'sms', 'false']);
     expect(rows.get(1)![4]).toMatch(/^SM[0-9a-f]{32}$/);
     expect(rows.get(1)![8]).toBe('1');

@@ -252,7 +252,7 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
 
   it('finds the run by its search attribute and shows the completed counts', async () => {
     expect(handle, 'the first test started the run').toBeDefined();
-    await handle.executeUpdate(setRateUpdate, { args: [0] });
+    await handle.executeUpdate(setRateUpdate, { args: ['unlimited'] });
     await handle.signal(resumeSignal);
     const result = await handle.result();
     expect(result.status).toBe('completed');

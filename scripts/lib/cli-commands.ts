@@ -147,7 +147,7 @@ export async function changeRate(runId: string, rate: Rate): Promise<void> {
   const ctx = context(DB_AND_TEMPORAL);
   const db = await ctx.db();
   const r = await setRate(db, await ctx.temporalClient(), runId, rate);
-  print(`Rate of run ${runId}: ${formatRate(r.previous)} -> ${formatRate(r.current)}`);
+  print(`Rate of run ${runId}: ${r.previous} -> ${r.current}${r.current === 'unlimited' ? '' : ' messages/s'}`);
 }
 
 export async function list(o: { limit: number; json?: boolean }): Promise<void> {

@@ -10,7 +10,7 @@ export interface PlanEstimateInput {
   batchSize: number;
   /** The first N accounts as one batch, then the rest after approval; 0 = no canary. */
   canary: number;
-  /** Messages/s for all workers together; 0 = unlimited. */
+  /** Messages/s for all workers together; 0 or Infinity = no estimate (unlimited). */
   ratePerSecond: number;
 }
 

@@ -157,13 +157,13 @@ function processGauges(): Gauge[] {
   ];
 }
 
-/** The configured notification rate of each running or paused run (0 = unlimited). */
+/** The configured notification ceiling of each running or paused run (+Inf = unlimited). */
 export async function runRateGauges(db: Db): Promise<Gauge[]> {
   const runs = await listActiveRunRates(db);
   return [
     {
       name: 'pinreset_run_rate_limit_per_second',
-      help: 'Configured global notification rate of each running or paused run, messages/s for all workers together (0 = unlimited).',
+      help: 'Configured notification ceiling of each running or paused run, messages/s for all workers together (+Inf = unlimited).',
       values: runs.map((r) => ({ labels: { run_id: r.id, status: r.status }, value: r.rate })),
     },
   ];

@@ -127,7 +127,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     bump();
     return { previous, current: rate };
   }, {
-    description: 'Change the global notification rate (messages/s for all workers together; 0 = unlimited). Takes effect within seconds.',
+    description: "Change the run's notification ceiling (messages/s for all workers together, or \"unlimited\"; 0 is refused: pause to stop). Takes effect within a second.",
     validator: (rate) => {
       const problems = rateProblems(rate);
       if (problems.length) throw new Error(problems.join('; '));

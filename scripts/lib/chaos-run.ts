@@ -27,7 +27,7 @@ export interface ChaosOptions {
   postgresRestarts: number;
   temporalRestarts: number;
   seed: number;
-  /** Notification ceiling, messages/s for all workers together; 0 = unlimited. */
+  /** Notification ceiling, messages/s for all workers together, or 'unlimited'. */
   rate: Rate;
   /** Ceiling on PIN resets/s (params.resetMaxPerSecond); 0 = database speed. */
   resetRate?: number;

@@ -167,7 +167,8 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         const claimed = await recordDeliveryAction(db, runId, row.accountId, { action: claimedBefore ? 'retry_sending' : 'retry_scheduled', messageId: row.messageId }, { action: 'retry_sending', retryAt: claim });
         if (!claimed || !row.phone) return;
         if (claimedBefore) {
-          // An attempt died after claiming: did its SMS go out?
+          // An attempt died after claiming: did its SMS go out? (List calls count against the budget too.)
+          await gate.take({ channel: 'sms' });
           const earlier = await deps.sms.listSentSince(row.phone, new Date(claimedBefore.getTime() - 5_000)).catch(() => []);
           const match = earlier.find((m) => m.body === body && m.sid !== row.messageId);
           if (match) {

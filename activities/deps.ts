@@ -1,6 +1,7 @@
 import type { Db } from '../db/pool';
 import type { EmailSender, SmsSender } from '../domain/types';
 import type { MessageConfig } from '../config';
+import type { GateSenders } from './send-gate';
 
 export interface Clock {
   now(): Date;
@@ -24,8 +25,11 @@ export interface ActivityDeps {
   /** Observes each provider call (metrics); must not throw. */
   onSend?: (event: SendEvent) => void;
   random?: () => number;
-  /** Status callback URL for a message of this run with this reference (delivery receipts). */
-  statusCallback?: (runId: string, ref: string) => string | undefined;
+  /** Send budgets: the SMS sender and email relay keys and their default rates (activities/send-gate.ts). */
+  senders?: GateSenders;
+  /** PUBLIC_CALLBACK_URL: when set, every SMS asks for status callbacks there (with its run and ref),
+   *  and runs follow up on delivery receipts. */
+  statusCallbackBase?: string;
 }
 
 export interface SendEvent {

@@ -3,6 +3,7 @@ import type { ActivityDeps } from './deps';
 import { makeNotifyBatch } from './notify-batch';
 import { makeResetBatch } from './reset-batch';
 import { makeRunLifecycle } from './run-lifecycle';
+import { makeFollowUpDeliveries } from './follow-up-deliveries';
 
 export type { ActivityDeps } from './deps';
 
@@ -11,6 +12,7 @@ export function createActivities(deps: ActivityDeps) {
     ...makeRunLifecycle(deps),
     resetBatch: makeResetBatch(deps),
     notifyBatch: makeNotifyBatch(deps),
+    followUpDeliveries: makeFollowUpDeliveries(deps),
   };
 }
 

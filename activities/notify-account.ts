@@ -14,6 +14,7 @@ import { isEmailConfigError } from '../domain/email-errors';
 import type { ClaimLease } from './claim-lease';
 import type { Clock, SendEvent } from './deps';
 import type { SendGate } from './send-gate';
+import { statusCallbackUrl } from '../domain/delivery';
 
 export interface NotifyContext {
   runId: string;
@@ -29,8 +30,8 @@ export interface NotifyContext {
   lease: ClaimLease;
   /** Wait before the first lookup of a parked attempt (run parameter holdMs). */
   holdMs: number;
-  /** Status callback URL for a message with this reference, if delivery receipts are on. */
-  statusCallback?: (ref: string) => string | undefined;
+  /** PUBLIC_CALLBACK_URL, when status callbacks are on. */
+  statusCallbackBase?: string;
 }
 
 /** The provider refused our account or sender, not the recipient. Carries only the code. */
@@ -103,10 +104,10 @@ function emailOutcome(ctx: NotifyContext, row: ClaimedRow, r: SendResult, fellBa
 
 export async function sendSms(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal): Promise<SendResult> {
   const body = smsText(ctx.message, row.ref);
-  const statusCallback = ctx.statusCallback?.(row.ref);
+  const statusCallback = ctx.statusCallbackBase ? statusCallbackUrl(ctx.statusCallbackBase, ctx.runId, row.ref) : undefined;
   const tries = { throttled: 0, failures: 0 };
   for (;;) {
-    await ctx.gate.take();
+    await ctx.gate.take({ channel: 'sms', signal });
     // Checked right before the call: a stopped, zombie or lease-expired attempt never sends.
     if (mustStop(ctx, signal)) return { ok: false, kind: 'not_sent', code: 'stopped' };
     const started = ctx.clock.now();
@@ -124,7 +125,7 @@ export async function sendSms(ctx: NotifyContext, row: ClaimedRow, signal: Abort
       if (f.kind === 'permanent') return { ok: false, kind: 'permanent', code: f.code };
       // May have been processed (timeout, dropped connection, 5xx): park it; lookups decide.
       if (f.kind === 'ambiguous') return { ok: false, kind: 'ambiguous', code: f.code };
-      const r = await retryOrGiveUp(ctx, f, tries, signal);
+      const r = await retryOrGiveUp(ctx, 'sms', f, tries, signal);
       if (r) return r;
     }
   }
@@ -147,12 +148,12 @@ function classifySafely(provider: { classify(err: unknown): ClassifiedFailure },
 
 /** Waits before a safe retry, or says why not: the result ends the send. */
 async function retryOrGiveUp(
-  ctx: NotifyContext, f: ClassifiedFailure, tries: { throttled: number; failures: number }, signal: AbortSignal,
+  ctx: NotifyContext, channel: 'sms' | 'email', f: ClassifiedFailure, tries: { throttled: number; failures: number }, signal: AbortSignal,
 ): Promise<SendResult | undefined> {
   if (f.kind === 'rate_limited') {
     if (++tries.throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, kind: 'failed', code: f.code };
     const wait = backoffMs(THROTTLE_BACKOFF, tries.throttled, ctx.random);
-    await ctx.gate.penalize(Math.min(wait, 250));
+    await ctx.gate.penalize(Math.min(wait, 250), channel);
     await pause(ctx, wait, signal);
     return undefined;
   }
@@ -167,7 +168,7 @@ export async function sendEmail(ctx: NotifyContext, row: ClaimedRow, signal: Abo
   const messageId = emailMessageId(ctx.runId, row.accountId, ctx.message.messageIdDomain);
   const tries = { throttled: 0, failures: 0 };
   for (;;) {
-    await ctx.gate.take();
+    await ctx.gate.take({ channel: 'email', signal });
     if (mustStop(ctx, signal)) return { ok: false, kind: 'not_sent', code: 'stopped' };
     const started = ctx.clock.now();
     try {
@@ -183,7 +184,7 @@ export async function sendEmail(ctx: NotifyContext, row: ClaimedRow, signal: Abo
       if (isEmailConfigError(f)) throw new ProviderConfigError('email', f.code);
       if (f.kind === 'permanent') return { ok: false, kind: 'permanent', code: f.code };
       if (f.kind === 'ambiguous') return { ok: false, kind: 'ambiguous', code: f.code };
-      const r = await retryOrGiveUp(ctx, f, tries, signal);
+      const r = await retryOrGiveUp(ctx, 'email', f, tries, signal);
       if (r) return r;
     }
   }

@@ -25,7 +25,7 @@ import { systemClock, type ActivityDeps } from './deps';
 import { notifyAccount, ProviderConfigError, type NotifyContext } from './notify-account';
 import { OutcomeRecorder } from './outcome-recorder';
 import { lookUpParked, settle } from './resolve-parked';
-import { SendGate } from './send-gate';
+import { RunStoppingError, SendGate } from './send-gate';
 
 export interface NotifyBatchInput {
   runId: string;
@@ -78,12 +78,18 @@ export function makeNotifyBatch(deps: ActivityDeps) {
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
   const onSend = deps.onSend ?? (() => undefined);
-  // Shared by every notify activity on this worker: the worker's total sends in flight.
-  const sendLimit = pLimit(deps.sendConcurrency ?? 48);
+  // Sends in flight per run on this worker: one run waiting for its rate must never hold the
+  // send slots of another run (a slow run would otherwise starve every run on the worker).
+  const sendLimits = new Map<string, ReturnType<typeof pLimit>>();
+  const sendLimitFor = (runId: string) => {
+    let limit = sendLimits.get(runId);
+    if (!limit) sendLimits.set(runId, (limit = pLimit(deps.sendConcurrency ?? 48)));
+    return limit;
+  };
   const gates = new Map<string, SendGate>();
   const gateFor = (runId: string) => {
     let gate = gates.get(runId);
-    if (!gate) gates.set(runId, (gate = new SendGate(deps.db, runId, clock)));
+    if (!gate) gates.set(runId, (gate = new SendGate(deps.db, runId, clock, deps.senders)));
     return gate;
   };
   const settingsFor = async (runId: string): Promise<RunSettings> => {
@@ -99,6 +105,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     const settings = await settingsFor(runId);
     const timing = claimTiming(settings.params);
 
+    const sendLimit = sendLimitFor(runId);
     // Stops every send of THIS attempt: on cancellation (including a heartbeat timeout the server
     // declared), on a lost lease or a stopped run, and when one account fails with an error
     // (database down...). A stopped attempt never leaves a send behind to go out later.
@@ -124,7 +131,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     });
     const ctx: NotifyContext = {
       runId, policy, sms: deps.sms, email: deps.email, gate: gateFor(runId), clock, message: settings.message, random, onSend,
-      lease, holdMs: timing.holdMs, statusCallback: deps.statusCallback ? (ref) => deps.statusCallback!(runId, ref) : undefined,
+      lease, holdMs: timing.holdMs, statusCallbackBase: deps.statusCallbackBase,
     };
 
     // Trips on a provider configuration error or too many failures: accounts not yet attempted
@@ -158,6 +165,9 @@ export function makeNotifyBatch(deps: ActivityDeps) {
         } catch (err) {
           if (err instanceof ProviderConfigError) {
             tripped ??= ApplicationFailure.nonRetryable(err.message, 'ProviderConfig', { channel: err.channel, code: err.code });
+          } else if (err instanceof RunStoppingError) {
+            // Cancelled while waiting for a slot: nothing was sent for this account.
+            stopAttempt(new RunStopped('cancelling'));
           } else stopAttempt(err);
           outcome = stoppedOutcome(row);
         }
@@ -172,7 +182,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
 
     const resolveOne = async (row: ParkedRow, postponed: number): Promise<void> => {
       if (signal.aborted || !lease.canSend()) return; // its lookup lease runs out; someone looks again
-      const verdict = await lookUpParked(ctx, row, timing.ambiguous, postponed);
+      const verdict = await lookUpParked(deps.db, ctx, row, timing.ambiguous, postponed);
       const ok = await settle(deps.db, ctx, row, verdict);
       if (!ok || verdict.verdict !== 'resend') {
         lease.release([row.accountId]);

@@ -1,4 +1,5 @@
-// Settles one parked (ambiguous) notification, in this order: the message SID if one is known
+// Settles one parked (ambiguous) notification, in this order: a status callback that carried the
+// row's reference (the receiver stores it, callbacks/); the message SID if one is known
 // (fetch by SID, the dependable read); else, once the hold period has passed, a list by `To` from
 // the attempt's GMT day, every page, matched on the row's reference alone (never the whole body:
 // link shortening and template changes alter it). Only two negative lookups a hold period apart
@@ -8,6 +9,7 @@
 import type { ParkedRow } from '../db/sql/claim-due-ambiguous';
 import { settleAmbiguous, type AmbiguousVerdict } from '../db/sql/settle-ambiguous';
 import type { Db } from '../db/pool';
+import { receiptsByRef } from '../db/sql/delivery-actions';
 import type { AmbiguousPolicy } from '../domain/run';
 import { chooseChannel } from '../domain/channel';
 import { referenceIn } from '../domain/templates';
@@ -20,22 +22,27 @@ const DAY_MARGIN_MS = 3_600_000;
 
 export type ParkedVerdict = AmbiguousVerdict['verdict'];
 
-export async function lookUpParked(ctx: NotifyContext, row: ParkedRow, policy: AmbiguousPolicy, postponed: number): Promise<AmbiguousVerdict> {
+export async function lookUpParked(
+  db: Db, ctx: NotifyContext, row: ParkedRow, policy: AmbiguousPolicy, postponed: number,
+): Promise<AmbiguousVerdict> {
   // A row taken over from a dead holder has no channel recorded: the one its holder would have
   // chosen is the one to look up.
   const choice = chooseChannel(row, ctx.policy, row.fellBack);
   const channel = row.channel ?? ('channel' in choice ? choice.channel : null);
   if (channel !== 'sms') return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
   try {
+    // A status callback that carried this row's reference: the send reached Twilio after all.
+    const [receipt] = await receiptsByRef(db, ctx.runId, [row.ref]);
+    if (receipt) return { verdict: 'found', messageId: receipt.messageSid, resolvedBy: 'callback' };
     if (row.providerMessageId) {
-      await ctx.gate.take();
+      await ctx.gate.take({ channel: 'sms' });
       const t0 = ctx.clock.now().getTime();
       const m = await ctx.sms.fetch(row.providerMessageId);
       ctx.onSend({ channel: 'sms', result: 'reconciled', code: m ? 'found_sid' : 'sid_unknown', latencyMs: ctx.clock.now().getTime() - t0 });
       if (m) return { verdict: 'found', messageId: m.sid, resolvedBy: 'sid' };
     }
     if (!row.phone) return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
-    await ctx.gate.take();
+    await ctx.gate.take({ channel: 'sms' });
     const t0 = ctx.clock.now().getTime();
     const listed = await ctx.sms.listToSince(row.phone, new Date(row.ambiguousSince.getTime() - DAY_MARGIN_MS));
     const match = listed.find((m) => referenceIn(m.body) === row.ref);

@@ -11,7 +11,8 @@ import { markRunStarted, recordApproval, recordRunControl, type ControlStatus } 
 import { saveCheckpoint } from '../db/sql/save-checkpoint';
 import { setRunStatus } from '../db/sql/set-run-status';
 import { setSendRate } from '../db/sql/set-send-rate';
-import type { RunStatus } from '../domain/run';
+import { markRunStopping } from '../db/sql/send-budget';
+import { rateToNumber, type Rate, type RunStatus } from '../domain/run';
 import type { LiveReading } from '../domain/live-progress';
 import type { Counts } from '../domain/types';
 import type { ActivityDeps } from './deps';
@@ -77,9 +78,16 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       return whileAlive(async () => ({ exposureWindowMs: await markResetsDone(db, input.runId) }));
     },
 
-    async setSendRate(input: { runId: string; ratePerSecond: number }): Promise<void> {
+    async setSendRate(input: { runId: string; ratePerSecond: Rate }): Promise<void> {
       return whileAlive(async () => {
-        await setSendRate(db, input.runId, input.ratePerSecond);
+        await setSendRate(db, input.runId, rateToNumber(input.ratePerSecond));
+      });
+    },
+
+    /** Cancel: sends waiting for a slot stop now instead of finishing their batch at the rate. */
+    async markRunStopping(input: { runId: string }): Promise<void> {
+      return whileAlive(async () => {
+        await markRunStopping(db, input.runId);
       });
     },
 

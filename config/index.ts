@@ -1,6 +1,7 @@
 // One validated configuration for workers and scripts: environment in, typed config out.
 // Every problem is collected and reported together, each naming its variable; values of secrets
 // are never echoed.
+import { MIN_RATE } from '../domain/run';
 
 export interface DatabaseConfig {
   url: string;
@@ -59,8 +60,27 @@ export interface WorkerConfig {
   resetMaxPerSecond: number;
 }
 
+export interface CallbacksConfig {
+  /** Public URL of the status-callback endpoint as Twilio calls it (validated signatures depend on it). */
+  publicUrl?: string;
+  /** Port of the callback receiver (`npm run callbacks`). */
+  port: number;
+  /** Largest accepted callback body, bytes. */
+  maxBodyBytes: number;
+  /** SendGrid Event Webhook verification key (base64 DER); unset = email bounce route off. */
+  sendgridPublicKey?: string;
+}
+
+/** Default send budgets per sender, messages/s for all runs and workers together. */
+export interface BudgetConfig {
+  sms: number;
+  email: number;
+}
+
 export interface Config {
   database: DatabaseConfig;
+  callbacks: CallbacksConfig;
+  budgets: BudgetConfig;
   temporal: TemporalConfig;
   sms: SmsConfig;
   email: EmailConfig;
@@ -69,7 +89,7 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
-export type Section = 'database' | 'temporal' | 'sms' | 'email';
+export type Section = 'database' | 'temporal' | 'sms' | 'email' | 'callbacks';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -124,12 +144,26 @@ class Reader {
     return Number(v);
   }
 
+  /** A rate: a number of messages/s from `min`, or the word 'unlimited' (Infinity). */
+  rate(name: string, fallback: number, min: number): number {
+    const v = this.optional(name);
+    if (v === undefined) return fallback;
+    if (v === 'unlimited') return Infinity;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > 100_000) {
+      this.problems.push(`${name} must be a rate from ${min} to 100000 messages/s or 'unlimited', got "${v}"`);
+      return fallback;
+    }
+    return n;
+  }
+
   pattern(name: string, value: string | undefined, re: RegExp, what: string): void {
     if (value !== undefined && value !== '' && !re.test(value)) this.problems.push(`${name} must be ${what}`);
   }
 }
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
 
 /**
  * Reads the configuration. `need` names the sections whose variables must be present: scripts
@@ -198,9 +232,26 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     resetMaxPerSecond: r.int('RESET_MAX_PER_SECOND', 0, 0, 10_000_000),
   };
 
+  const callbacks: CallbacksConfig = {
+    publicUrl: r.url('PUBLIC_CALLBACK_URL', needs('callbacks'), ['https', 'http']) || undefined,
+    port: r.int('CALLBACKS_PORT', 8088, 0, 65535),
+    maxBodyBytes: r.int('CALLBACKS_MAX_BODY_BYTES', 16 * 1024, 512, 1024 * 1024),
+    sendgridPublicKey: r.optional('SENDGRID_WEBHOOK_PUBLIC_KEY'),
+  };
+  if (callbacks.publicUrl) {
+    const u = new URL(callbacks.publicUrl);
+    if (u.search || u.hash) r.problems.push('PUBLIC_CALLBACK_URL must have no query or #fragment (run, ref and the retry fragment are added per message)');
+  }
+  r.pattern('SENDGRID_WEBHOOK_PUBLIC_KEY', callbacks.sendgridPublicKey, /^[A-Za-z0-9+/=]{40,400}$/, 'the base64 verification key shown by SendGrid');
+
+  const budgets: BudgetConfig = {
+    sms: r.rate('SMS_SENDER_RATE', 100, MIN_RATE),
+    email: r.rate('EMAIL_RELAY_RATE', 200, MIN_RATE),
+  };
+
   const level = r.optional('LOG_LEVEL') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) r.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
   if (r.problems.length) throw new ConfigError(r.problems);
-  return { database, temporal, sms, email, message, worker, logLevel: level as Config['logLevel'] };
+  return { database, callbacks, budgets, temporal, sms, email, message, worker, logLevel: level as Config['logLevel'] };
 }

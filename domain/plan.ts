@@ -10,7 +10,7 @@ export interface PlanEstimateInput {
   batchSize: number;
   /** The first N accounts as one batch, then the rest after approval; 0 = no canary. */
   canary: number;
-  /** Messages/s for all workers together; 0 = unlimited. */
+  /** Messages/s for all workers together; 0 or Infinity = no estimate (unlimited). */
   ratePerSecond: number;
 }
 
@@ -39,7 +39,7 @@ export function estimatePlan(p: PlanEstimateInput): PlanEstimate {
   return {
     batches: batchCount(p.cohort, p.batchSize, p.canary),
     canaryAccounts: p.canary > 0 ? Math.min(p.canary, p.cohort) : 0,
-    notifySeconds: p.ratePerSecond > 0 ? p.messages / p.ratePerSecond : undefined,
+    notifySeconds: p.ratePerSecond > 0 && Number.isFinite(p.ratePerSecond) ? p.messages / p.ratePerSecond : undefined,
   };
 }
 

@@ -5,6 +5,22 @@ import { CHANNEL_POLICIES, type ChannelPolicy } from './types';
 export type CohortKind = 'all_active' | 'file' | 'redrive';
 export type RunStatus = 'created' | 'running' | 'paused' | 'cancelling' | 'completed' | 'cancelled' | 'failed';
 
+/** A send rate, messages/s, or no ceiling at all. 0 is not a rate: to stop, pause the run. */
+export type Rate = number | 'unlimited';
+/** The lowest rate accepted (one message every 5 s): lower ones leave every send waiting minutes. */
+export const MIN_RATE = 0.2;
+
+/** Rates as PostgreSQL stores them: 'unlimited' is Infinity in a double precision column. */
+export function rateToNumber(rate: Rate): number {
+  return rate === 'unlimited' ? Infinity : rate;
+}
+export function rateFromNumber(n: number): Rate {
+  return n === Infinity ? 'unlimited' : n;
+}
+export function formatRate(rate: Rate): string {
+  return rate === 'unlimited' ? 'unlimited' : `${rate} msg/s`;
+}
+
 export interface RunParams {
   cohort: CohortKind;
   /** Accounts per batch: one reset transaction and one notify activity each. */
@@ -13,8 +29,9 @@ export interface RunParams {
   batchConcurrency: number;
   /** Reset batches in flight at once. */
   resetConcurrency: number;
-  /** Global notification ceiling for all workers together, messages/s; 0 = unlimited. */
-  ratePerSecond: number;
+  /** This run's notification ceiling for all workers together, messages/s, or 'unlimited'. Every
+   *  send also takes a slot from its sender's budget, shared by all runs (send_budgets). */
+  ratePerSecond: Rate;
   /** Ceiling on PIN resets/s to protect a production database; 0 = unlimited. */
   resetMaxPerSecond: number;
   policy: ChannelPolicy;
@@ -53,6 +70,8 @@ export interface RunParams {
    * started before it existed (DEFAULT_PARAMS then applies).
    */
   dbStallPauseSeconds?: number;
+  /** Delivery follow-up (deadline, 30003 retry delay, filtered-share pause); defaults DEFAULT_DELIVERY. */
+  delivery?: Partial<DeliveryParams>;
 }
 
 export type AmbiguousPolicy = 'resend' | 'hold';
@@ -84,7 +103,7 @@ export const LIMITS = {
   batchSize: { min: 1, max: 10_000 },
   batchConcurrency: { min: 1, max: 200 },
   resetConcurrency: { min: 1, max: 64 },
-  ratePerSecond: { min: 0, max: 100_000 },
+  ratePerSecond: { min: MIN_RATE, max: 100_000 },
   resetMaxPerSecond: { min: 0, max: 10_000_000 },
   canary: { min: 0, max: 1_000_000 },
   autoPauseFailureRate: { min: 0, max: 1 },
@@ -104,8 +123,14 @@ function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unkno
 
 /** Problems with a rate value, as messages; empty when valid. */
 export function rateProblems(rate: unknown): string[] {
+  if (rate === 'unlimited') return [];
+  if (rate === 0) return [`a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'`];
+  if (typeof rate === 'number' && Number.isFinite(rate) && rate > 0 && rate < MIN_RATE) {
+    return [`ratePerSecond must be at least ${MIN_RATE} messages/s (one every ${1 / MIN_RATE} s), got ${rate}: below it every send waits minutes; to stop sending, pause the run`];
+  }
   const problems: string[] = [];
   checkNumber(problems, 'ratePerSecond', rate, false);
+  if (problems.length) problems[0] += ` (or 'unlimited')`;
   return problems;
 }
 
@@ -115,7 +140,7 @@ export function paramProblems(p: RunParams): string[] {
   checkNumber(problems, 'batchSize', p.batchSize, true);
   checkNumber(problems, 'batchConcurrency', p.batchConcurrency, true);
   checkNumber(problems, 'resetConcurrency', p.resetConcurrency, true);
-  checkNumber(problems, 'ratePerSecond', p.ratePerSecond, false);
+  problems.push(...rateProblems(p.ratePerSecond));
   checkNumber(problems, 'resetMaxPerSecond', p.resetMaxPerSecond, false);
   checkNumber(problems, 'canary', p.canary, true);
   checkNumber(problems, 'autoPauseFailureRate', p.autoPauseFailureRate, false);
@@ -183,3 +208,14 @@ export function claimTiming(p: Partial<RunParams>): { leaseMs: number; holdMs: n
     ambiguous: p.ambiguous ?? DEFAULT_PARAMS.ambiguous,
   };
 }
+/** Delivery follow-up settings (issue 11); optional so runs started before it keep working. */
+export interface DeliveryParams {
+  /** SMS without a final status callback this long after sending are recorded `unknown`. */
+  deadlineSeconds: number;
+  /** A 30003 (handset unreachable) is sent again once, this long after the receipt. */
+  retryAfterSeconds: number;
+  /** Pause when more than this share of recent final receipts were filtered (30007/30034). */
+  filteredPauseRate: number;
+}
+
+export const DEFAULT_DELIVERY: DeliveryParams = { deadlineSeconds: 900, retryAfterSeconds: 300, filteredPauseRate: 0.05 };

@@ -1,3 +1,5 @@
+import type { DeliveryCounts } from './delivery';
+
 // Shared types for pinreset. Workflow-facing types carry only opaque ids, ranges and counts:
 // never a phone number, email address, name or PIN.
 
@@ -39,6 +41,8 @@ export interface Counts {
    * run's policy holds it (`--ambiguous hold`). Never sent again blindly.
    */
   ambiguous: number;
+  /** What the delivery receipts say (issue 11); absent before the first follow-up. */
+  delivery?: DeliveryCounts;
 }
 
 export function zeroCounts(): Counts {

@@ -21,7 +21,7 @@ import { startStack, stopOnSignals, PROJECT_ROOT, type Stack } from '../stack';
 import { createPool, type Db } from '../db/pool';
 import { buildBundle } from '../workers/build-bundle';
 import { startRun } from './lib/start-run';
-import { DEFAULT_PARAMS } from '../domain/run';
+import { DEFAULT_PARAMS, type Rate } from '../domain/run';
 import { cancelSignal, setRateUpdate, type RunResult } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
 import type { BaselineResult } from './lib/naive-baseline';
@@ -279,7 +279,7 @@ interface PipelineRun {
   rssAtReady: number;
 }
 
-async function startPipeline(b: Bench, params: { ratePerSecond: number }, workers = opts.workers): Promise<PipelineRun> {
+async function startPipeline(b: Bench, params: { ratePerSecond: Rate }, workers = opts.workers): Promise<PipelineRun> {
   freshProviders(b);
   const taskQueue = `bench-${Date.now().toString(36)}`;
   const procs = await startWorkers(b, workers, taskQueue);
@@ -319,7 +319,7 @@ async function finishPipeline(b: Bench, p: PipelineRun, result: RunResult | unde
 }
 
 async function runPipelineToEnd(b: Bench): Promise<ContenderResult> {
-  const p = await startPipeline(b, { ratePerSecond: 0 });
+  const p = await startPipeline(b, { ratePerSecond: 'unlimited' });
   const stopTicker = ticker(b, 'pipeline', () => Math.max(...p.workers.map((w) => peakOf(w.pid) ?? 0)));
   const result = await p.handle.result();
   const wallMs = Date.now() - p.started;

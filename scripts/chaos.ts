@@ -5,6 +5,8 @@
 // Ends with `CHAOS PASS ...` or `CHAOS FAIL ...` and one line of JSON; exits 1 on FAIL.
 import { Command, InvalidArgumentError } from 'commander';
 import { runChaos, verdictLine } from './lib/chaos-run';
+import { parse } from './lib/cli-options';
+import type { Rate } from '../domain/run';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -48,7 +50,7 @@ const program = new Command('chaos')
   .option('--freeze-ms <ms>', 'how long a frozen worker sleeps', positiveInt, 40_000)
   .option('--partitions <n>', "cuts of one worker's Temporal connection (it still reaches PostgreSQL and the providers)", nonNegativeInt, 1)
   .option('--partition-ms <ms>', 'how long a partition lasts', positiveInt, 40_000)
-  .option('--rate <n>', 'notification ceiling for all workers, messages/s (0 = unlimited)', nonNegative, 500)
+  .option('--rate <n>', "notification ceiling for all workers, messages/s, or 'unlimited' (a real rate by default: the list lag matters at the rate Twilio really sends)", parse.rate, 500 as Rate)
   .option('--reset-rate <n>', 'ceiling on PIN resets/s (0 = database speed)', nonNegative, 0)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
@@ -71,7 +73,7 @@ const program = new Command('chaos')
   .parse();
 
 const o = program.opts<{
-  accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: number; resetRate: number;
+  accounts: number; workers: number; kills: number; postgresRestarts: number; temporalRestarts: number; rate: Rate; resetRate: number;
   batchSize: number; concurrency: number; twilio429: number; twilio5xx: number; twilioDrop: number; twilioLatency: number | [number, number];
   freezes: number; freezeMs: number; partitions: number; partitionMs: number; twilioListLag: number | [number, number]; twilioSlow: number; rewriteLinks: boolean;
   smtp4xx: number; smtp5xx: number; seed: number; window: [number, number]; workflowBundle?: string; timeout: number; dataDir?: string; keepData?: boolean; quiet?: boolean;

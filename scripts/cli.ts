@@ -27,7 +27,7 @@
 // never a customer's data. This file is only the shell: the logic lives in scripts/lib/ and db/sql/.
 import { Command, CommanderError, Option } from 'commander';
 import { REPORT_OUTCOMES, type ReportOutcome } from '../db/sql/read-report-page';
-import { DEFAULT_PARAMS } from '../domain/run';
+import { DEFAULT_PARAMS, MIN_RATE, type Rate } from '../domain/run';
 import { EXIT, errorLine, exitCodeFor } from './lib/cli-errors';
 import { parse } from './lib/cli-options';
 import type { PlanOptions, RedriveOptions, StartOptions } from './lib/cli-commands';
@@ -62,7 +62,7 @@ function runOptions(cmd: Command, withGuards: boolean, defaults: 'fixed' | 'sour
   cmd
     .option('--policy <policy>', `channel policy: sms_then_email, sms_only or email_only ${d(DEFAULT_PARAMS.policy)}`, parse.policy)
     .option('--batch-size <n>', `accounts per batch, 1-10000 ${d(DEFAULT_PARAMS.batchSize)}`, parse.batchSize)
-    .option('--rate <r>', `notification ceiling for all workers, messages/s; 0 = unlimited ${d(DEFAULT_PARAMS.ratePerSecond)}`, parse.rate)
+    .option('--rate <r>', `notification ceiling for all workers, messages/s (${MIN_RATE}-100000) or 'unlimited' ${d(DEFAULT_PARAMS.ratePerSecond)}`, parse.rate)
     .option('--canary <n>', 'canary: every PIN is invalidated at once, but only the first N accounts are notified until `approve` (default 0: no canary)', parse.canary);
   if (withGuards) {
     cmd
@@ -174,12 +174,12 @@ program
 
 program
   .command('set-rate')
-  .description('Change the notification rate of a running run (messages/s for all workers together; 0 = unlimited), through the workflow\'s validated Update.')
+  .description('Change the notification rate of a running run (messages/s for all workers together, or \'unlimited\'), through the workflow\'s validated Update. 0 is refused: to stop sending, pause.')
   .argument('<runId>', 'run id', parse.runId)
   // Any number parses; the range check is the workflow validator's own (rateProblems), message and all.
-  .argument('<rate>', 'messages/s, 0-100000 (0 = unlimited)', parse.anyNumber)
+  .argument('<rate>', `messages/s, ${MIN_RATE}-100000, or 'unlimited'`, parse.rateOrUnlimited)
   .addHelpText('after', EXIT_CODES_HELP)
-  .action(async (runId: string, rate: number) => (await commands()).changeRate(runId, rate));
+  .action(async (runId: string, rate: Rate) => (await commands()).changeRate(runId, rate));
 
 // ---- list ---------------------------------------------------------------------------------------
 program

@@ -7,11 +7,14 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { startStack, stopOnSignals, PROJECT_ROOT } from '../stack';
-import { auditDeliveries } from '../stack/delivery-audit';
+import { auditDeliveries, auditReceipts } from '../stack/delivery-audit';
+import { deliveryLine } from '../workflows/progress-markdown';
 import { createPool } from '../db/pool';
 import { seedAccounts } from '../accounts/seed';
 import { buildBundle } from '../workers/build-bundle';
 import { startRun } from './lib/start-run';
+import { parse } from './lib/cli-options';
+import type { Rate } from '../domain/run';
 import { formatProgressLine } from './lib/format';
 import { progressQuery, type RunResult } from '../workflows/api';
 import { envFileText, exportBlock } from '../config/dotenv';
@@ -30,12 +33,12 @@ function nonNegative(v: string): number {
 const program = new Command('demo')
   .description('Run the whole pipeline on the embedded local stack')
   .option('--accounts <n>', 'accounts to seed', positiveInt, 850_000)
-  .option('--rate <n>', 'notification rate ceiling, messages/s (0 = unlimited)', nonNegative, 0)
+  .option('--rate <n>', "notification rate ceiling, messages/s, or 'unlimited'", parse.rate, 'unlimited' as Rate)
   .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
   .option('--hold', 'keep the stack running after the run (Ctrl-C to stop), and print the environment the CLI and a second worker need to use it')
   .parse();
-const opts = program.opts<{ accounts: number; rate: number; batchSize: number; concurrency: number; hold?: boolean }>();
+const opts = program.opts<{ accounts: number; rate: Rate; batchSize: number; concurrency: number; hold?: boolean }>();
 
 async function main(): Promise<void> {
   const dataDir = path.join(PROJECT_ROOT, '.data', 'demo');
@@ -67,7 +70,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const { runId, handle } = await startRun(db, client, {
     reason: 'DEMO-T-MOBILE-2021', operator: process.env.USER ?? 'demo', taskQueue,
-    params: { ratePerSecond: opts.rate, batchSize: opts.batchSize, batchConcurrency: opts.concurrency },
+    // Receipts come within seconds from the local Twilio server: a 30003 is retried after 5 s
+    // (production default 5 min) and the delivery deadline is 2 min (production 15 min).
+    params: { ratePerSecond: opts.rate, batchSize: opts.batchSize, batchConcurrency: opts.concurrency, delivery: { retryAfterSeconds: 5, deadlineSeconds: 120 } },
   });
   console.log(`Run ${runId}: ${stack.temporal!.uiUrl}/namespaces/${stack.temporal!.namespace}/workflows/${handle.workflowId}`);
 
@@ -93,6 +98,8 @@ async function main(): Promise<void> {
     wallTimeS: +(wallMs / 1000).toFixed(1), messagesPerSecond: Math.round(messages / (wallMs / 1000)),
     continuedAsNew: result.continuedAsNew,
     ...auditDeliveries(stack.twilio!, stack.smtp!),
+    delivery: c.delivery ?? null,
+    receipts: await auditReceipts(db, runId, stack.twilio!),
   };
   console.log('\nSummary');
   console.log(`  outcome         : ${result.status}`);
@@ -101,7 +108,10 @@ async function main(): Promise<void> {
   console.log(`  not notified    : unreachable ${c.unreachable}, failed ${c.failed}, skipped ${c.notifySkipped}, pending ${c.pending}, ambiguous ${c.ambiguous}`);
   console.log(`  exposure window : ${summary.exposureWindowS} s (start to last PIN invalidated)`);
   console.log(`  wall time       : ${summary.wallTimeS} s, ${summary.messagesPerSecond} messages/s`);
-  console.log(`  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`);
+  console.log(`  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates, ${summary.smsRetriesAfterReceipt} deliberate retries after a 30003), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`);
+  if (c.delivery) console.log(`  receipts        : ${deliveryLine(c.delivery).replace(/\*\*[^*]+\*\*: /, '')}`);
+  const r = summary.receipts;
+  console.log(`  vs local Twilio : ${r.match ? 'every final receipt matches' : `MISMATCH (${r.mismatched} differ, ${r.missing} missing)`} (${JSON.stringify(r.server)}); of ${r.fallbackDue} accounts undelivered with 30005/30006, ${r.fellBack} fell back to email and ${r.unreachable} have no usable email (unreachable)`);
   console.log(JSON.stringify(summary));
 
   if (opts.hold) {

@@ -21,6 +21,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { listen } from './ports';
+import { createStatusCallbackEmitter, type CallbackBehaviour, type StatusCallbackEmitter } from './twilio-status-callbacks';
 
 export type LatencySpec = number | [min: number, max: number];
 
@@ -65,6 +66,8 @@ export interface FakeTwilioOptions {
   faults?: Partial<TwilioFaults>;
   /** Seed of the fault PRNG, for repeatable fault sequences. */
   seed?: number;
+  /** Status callbacks to each message's StatusCallback (stack/twilio-status-callbacks.ts). */
+  callbacks?: Partial<CallbackBehaviour>;
 }
 
 export interface FakeTwilioMessage {
@@ -112,6 +115,8 @@ export interface FakeTwilio {
   countsByRecipient(): Map<string, number>;
   duplicates(): Array<{ to: string; count: number }>;
   stats(): FakeTwilioStats;
+  /** The status callbacks it sends, and the final outcome it decided for each message. */
+  readonly callbacks: StatusCallbackEmitter;
   faults(): TwilioFaults;
   setFaults(partial: Partial<TwilioFaults>): TwilioFaults;
   /** Forget all records and zero the stats (faults stay). */
@@ -287,6 +292,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     return s;
   };
   const timers = new Set<NodeJS.Timeout>();
+  const callbacks = createStatusCallbackEmitter({ accountSid, authToken, random: prng((opts.seed ?? 0x5eed) + 1), behaviour: opts.callbacks });
 
   function sample(l: LatencySpec): number {
     if (typeof l === 'number') return l;
@@ -431,6 +437,8 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     if (list) list.push(m);
     else byTo.set(to, [m]);
     stats.accepted++;
+    // Processed, so Twilio reports on it, whether or not the caller hears of it.
+    callbacks.created(m);
     return m;
   }
 
@@ -584,6 +592,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       return out;
     },
     stats: () => ({ ...stats }),
+    callbacks,
     faults: () => structuredClone(faults),
     setFaults(partial) {
       const next = { ...faults, ...partial };
@@ -596,8 +605,10 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       byTo = new Map();
       bySid = new Map();
       stats = zeroStats();
+      callbacks.reset();
     },
     stop() {
+      callbacks.stop();
       for (const t of timers) clearTimeout(t);
       timers.clear();
       return new Promise<void>((resolve) => {

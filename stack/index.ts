@@ -9,6 +9,10 @@ import { startPostgres, type LocalPostgres } from './postgres';
 import { startTemporal, type LocalTemporal } from './temporal';
 import { startFakeTwilio, type FakeTwilio, type TwilioFaults } from './fake-twilio';
 import { startFakeSmtp, type FakeSmtp, type SmtpFaults } from './fake-smtp';
+import type { CallbackBehaviour } from './twilio-status-callbacks';
+import { startCallbackServer, type CallbackServer } from '../callbacks/server';
+import { createPool } from '../db/pool';
+import { freePort } from './ports';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -25,6 +29,8 @@ export interface StackOptions {
   keepData?: boolean;
   twilioFaults?: Partial<TwilioFaults>;
   smtpFaults?: Partial<SmtpFaults>;
+  /** Status callbacks of the local Twilio server (default: a realistic mix, see twilio-status-callbacks.ts). */
+  twilioCallbacks?: Partial<CallbackBehaviour>;
   temporalDynamicConfig?: Record<string, string | number | boolean>;
   /** Start only some parts (tests that need no Temporal, say). */
   parts?: { temporal?: boolean; postgres?: boolean; providers?: boolean };
@@ -35,6 +41,8 @@ export interface Stack {
   postgres?: LocalPostgres;
   twilio?: FakeTwilio;
   smtp?: FakeSmtp;
+  /** The status-callback receiver (callbacks/server.ts), when PostgreSQL and the providers run. */
+  callbacks?: CallbackServer;
   /** Environment for worker and script processes pointed at this stack (see config/index.ts). */
   env: Record<string, string>;
   stop(): Promise<void>;
@@ -56,7 +64,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const [temporal, postgres, twilio, smtp] = await Promise.all([
       parts.temporal ? startTemporal({ dbFile: path.join(dataDir, 'temporal.sqlite'), dynamicConfig: opts.temporalDynamicConfig }).then(keep) : undefined,
       parts.postgres ? startPostgres({ dataDir: path.join(dataDir, 'postgres'), keepData: opts.keepData }).then(keep) : undefined,
-      parts.providers ? startFakeTwilio({ ...LOCAL_TWILIO, faults: opts.twilioFaults }).then(keep) : undefined,
+      parts.providers ? startFakeTwilio({ ...LOCAL_TWILIO, faults: opts.twilioFaults, callbacks: opts.twilioCallbacks }).then(keep) : undefined,
       parts.providers ? startFakeSmtp({ faults: opts.smtpFaults }).then(keep) : undefined,
     ]);
     if (postgres) {
@@ -66,6 +74,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       } finally {
         await pool.end();
       }
+    }
+    // The receiver, as `npm run callbacks` would run it; Twilio (here: the local server) calls it.
+    let callbacks: CallbackServer | undefined;
+    if (postgres && twilio) {
+      const port = await freePort();
+      const db = createPool(postgres.url, 10);
+      const publicUrl = `http://127.0.0.1:${port}/twilio/status`;
+      callbacks = await startCallbackServer({ db, authToken: LOCAL_TWILIO.authToken, publicUrl, port });
+      const server = callbacks;
+      keep({ stop: () => server.close().then(() => db.end()) });
     }
     const env: Record<string, string> = {};
     if (postgres) env.DATABASE_URL = postgres.url;
@@ -80,10 +98,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken,
         TWILIO_FROM: LOCAL_TWILIO.from,
         TWILIO_API_URL: twilio.url,
+        // The local server has no throughput limit of its own: the run's rate is the only ceiling.
+        SMS_SENDER_RATE: 'unlimited',
+        EMAIL_RELAY_RATE: 'unlimited',
       });
     }
+    if (callbacks) Object.assign(env, { PUBLIC_CALLBACK_URL: `http://127.0.0.1:${callbacks.port}/twilio/status`, CALLBACKS_PORT: String(callbacks.port) });
     if (smtp) Object.assign(env, { SMTP_URL: smtp.url, EMAIL_FROM: 'Carrier Security <security@carrier.example>' });
-    return { temporal, postgres, twilio, smtp, env, stop };
+    return { temporal, postgres, twilio, smtp, callbacks, env, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -51,7 +51,7 @@ describe('a notify attempt whose claims are taken over stops sending', () => {
     const FINE = account(2).phone!;
     await insertAccounts(db, [account(1), account(2)]);
     const runId = 'orphan-sends-1';
-    await createRun(db, { id: runId, reason: 'INC-orphans', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file', ratePerSecond: 0 } });
+    await createRun(db, { id: runId, reason: 'INC-orphans', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file', ratePerSecond: 'unlimited' } });
     await addCohortAccounts(db, runId, [1, 2]);
     await resetBatch(db, runId, 1, 2, 'INC-orphans');
     await db.query(`UPDATE runs SET status = 'running' WHERE id = $1`, [runId]);

@@ -98,14 +98,16 @@ describe('report lines', () => {
   const row: ReportRow = {
     accountId: 7, outcome: 'sent', channel: 'email', fellBack: true, providerMessageId: '<pinreset.r.7@x.example>', errorCode: '21211',
     resetAt: new Date('2021-08-16T10:00:00Z'), notifiedAt: new Date('2021-08-16T10:05:00Z'), attempts: 2, resolvedBy: null,
+    deliveryState: 'undelivered', deliveryCode: '30005', deliveryAt: new Date('2021-08-16T10:04:00Z'), deliveryAction: 'fallback_email',
   };
   it('CSV quotes only what needs it', () => {
-    expect(csvLine(row)).toBe('7,sent,email,true,<pinreset.r.7@x.example>,21211,2021-08-16T10:00:00.000Z,2021-08-16T10:05:00.000Z,2,');
-    expect(csvLine({ ...row, errorCode: 'a,"b"', notifiedAt: null })).toBe('7,sent,email,true,<pinreset.r.7@x.example>,"a,""b""",2021-08-16T10:00:00.000Z,,2,');
+    expect(csvLine(row)).toBe('7,sent,email,true,<pinreset.r.7@x.example>,21211,2021-08-16T10:00:00.000Z,2021-08-16T10:05:00.000Z,2,,undelivered,30005,2021-08-16T10:04:00.000Z,fallback_email');
+    expect(csvLine({ ...row, errorCode: 'a,"b"', notifiedAt: null })).toBe('7,sent,email,true,<pinreset.r.7@x.example>,"a,""b""",2021-08-16T10:00:00.000Z,,2,,undelivered,30005,2021-08-16T10:04:00.000Z,fallback_email');
   });
   it('JSON Lines carry exactly the report columns', () => {
     expect(Object.keys(JSON.parse(jsonLine(row)))).toEqual([
       'account_id', 'outcome', 'channel', 'fell_back', 'provider_message_id', 'error_code', 'reset_at', 'notified_at', 'attempts', 'resolved_by',
+      'delivery_state', 'delivery_code', 'delivery_at', 'delivery_action',
     ]);
   });
 });

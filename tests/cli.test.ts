@@ -151,7 +151,7 @@ describe('pinreset CLI', () => {
   });
 
   it('start runs every active account; it prints the run id and Web UI address; status --watch follows it to the end', async () => {
-    const started = await cli(['start', '--reason', 'INC-CLI-1', '--run-id', 'cli-all-1', '--rate', '0', '--batch-size', '20']);
+    const started = await cli(['start', '--reason', 'INC-CLI-1', '--run-id', 'cli-all-1', '--rate', 'unlimited', '--batch-size', '20']);
     expect(started.stderr).toBe('');
     expect(started.code).toBe(0);
     expect(started.stdout).toMatch(/^Started run cli-all-1\n/);
@@ -182,11 +182,11 @@ describe('pinreset CLI', () => {
     expect([csv.code, jsonl.code, toFile.code]).toEqual([0, 0, 0]);
 
     const lines = csv.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('account_id,outcome,channel,fell_back,provider_message_id,error_code,reset_at,notified_at,attempts,resolved_by');
+    expect(lines[0]).toBe('account_id,outcome,channel,fell_back,provider_message_id,error_code,reset_at,notified_at,attempts,resolved_by,delivery_state,delivery_code,delivery_at,delivery_action');
     expect(lines).toHaveLength(61);
     const rows = new Map(lines.slice(1).map((l) => [Number(l.split(',')[0]), l.split(',')]));
     expect([...rows.keys()]).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
-    for (const r of rows.values()) expect(r).toHaveLength(9);
+    for (const r of rows.values()) expect(r).toHaveLength(13);
     expect(rows.get(1)!.slice(1, 4)).toEqual(['sent', 'sms', 'false']);
     expect(rows.get(1)![4]).toMatch(/^SM[0-9a-f]{32}$/);
     expect(rows.get(1)![8]).toBe('1');
@@ -254,7 +254,7 @@ describe('pinreset CLI', () => {
     ]);
     expect(live.code).toBe(0);
     expect(JSON.parse(live.stdout)).toMatchObject({ runId, source: 'live', paused: true, pauseReason: 'checking templates', autoPaused: false, status: 'paused', etaSeconds: null });
-    expect(badRate).toMatchObject({ code: 2, stdout: '', stderr: 'error: ratePerSecond must be a number from 0 to 100000, got -5\n' });
+    expect(badRate).toMatchObject({ code: 2, stdout: '', stderr: 'error: ratePerSecond must be a number from 0.2 to 100000, got -5 (or \'unlimited\')\n' });
     expect(setRate.code).toBe(0);
     expect(setRate.stdout).toBe(`Rate of run ${runId}: 20 -> 5 messages/s\n`);
     expect((await db.query('SELECT rate_per_second FROM runs WHERE id = $1', [runId])).rows[0].rate_per_second).toBe(5);
@@ -284,7 +284,7 @@ describe('pinreset CLI', () => {
 
     const src = await cli([
       'start', '--reason', 'INC-SRC', '--run-id', 'cli-src-1', '--cohort-file', cohortFile, '--allow-unknown',
-      '--rate', '0', '--auto-pause-rate', '1', '--wait',
+      '--rate', 'unlimited', '--auto-pause-rate', '1', '--wait',
     ]);
     expect(src.code).toBe(0);
     expect(src.stdout).toContain('2 account id(s) not in the accounts table: line 22, 23: recorded, skipped as account_deleted');
@@ -345,7 +345,7 @@ describe('pinreset CLI', () => {
     await insertAccounts(db, [account(2100)]);
     const { handle } = await startRun(db, client, {
       runId: 'cli-redrive-fresh', reason: 'INC-X', operator: 't', taskQueue: worker.taskQueue, accountIds: [2100],
-      params: { cohort: 'redrive', ratePerSecond: 0 },
+      params: { cohort: 'redrive', ratePerSecond: 'unlimited' },
     });
     expect((await handle.result()).counts).toMatchObject({ reset: 1, sentSms: 1 });
     const a = await db.query('SELECT credential_version, pin_status FROM accounts WHERE id = 2100');
@@ -373,7 +373,9 @@ describe('pinreset CLI', () => {
     await writeFile(unknownIds, 'account_id\n1\n900000001\n900000002\n2\n');
     const runsBefore = await runCount();
     const usage: [string[], RegExp, Record<string, string | undefined>?][] = [
-      [['start', '--reason', 'x', '--rate', '-5'], /^error: option '--rate <r>' argument '-5' is invalid\. must be a number from 0 to 100000$/],
+      [['start', '--reason', 'x', '--rate', '-5'], /^error: option '--rate <r>' argument '-5' is invalid\. ratePerSecond must be a number from 0\.2 to 100000, got -5 \(or 'unlimited'\)$/],
+      [['start', '--reason', 'x', '--rate', '0'], /^error: option '--rate <r>' argument '0' is invalid\. a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'$/],
+      [['start', '--reason', 'x', '--rate', '0.001'], /argument '0\.001' is invalid\. ratePerSecond must be at least 0\.2 messages\/s/],
       [['start', '--reason', 'x', '--rate', 'fast'], /option '--rate <r>' argument 'fast' is invalid/],
       [['start', '--reason', 'x', '--batch-size', '0'], /option '--batch-size <n>' argument '0' is invalid\. must be an integer from 1 to 10000/],
       [['start', '--reason', 'x', '--concurrency', '2.5'], /option '--concurrency <n>' argument '2\.5' is invalid\. must be an integer/],
@@ -387,7 +389,8 @@ describe('pinreset CLI', () => {
       [['start', '--reason', 'x', '--cohort-file', unknownIds], /^error: cohort file .*unknown-ids\.csv: 2 account id\(s\) not in the accounts table: line 3, 4; .*--allow-unknown/],
       [['start', '--dry-run', '--cohort-file', unknownIds], /2 account id\(s\) not in the accounts table: line 3, 4/],
       [['start', '--reason', 'x', '--run-id', 'cli-all-1'], /^error: cannot start the run: run cli-all-1 exists already$/],
-      [['set-rate', 'cli-all-1', 'fast'], /^error: command-argument value 'fast' is invalid for argument 'rate'\. must be a number$/],
+      [['set-rate', 'cli-all-1', 'fast'], /^error: command-argument value 'fast' is invalid for argument 'rate'\. must be a number of messages\/s or 'unlimited'$/],
+      [['set-rate', 'cli-all-1', '0'], /^error: a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'$/],
       [['report', 'cli-all-1', '--format', 'xml'], /argument 'xml' is invalid\. must be one of csv, jsonl/],
       [['report', 'cli-all-1', '--outcome', 'lost'], /argument 'lost' is invalid\. must be one or more of sent, failed/],
       [['redrive', 'cli-src-1'], /^error: --reason is required/],

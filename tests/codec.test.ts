@@ -285,7 +285,7 @@ describe('a run with payload encryption on', () => {
   it('runs end to end (through an auto-pause on a provider configuration error)', async () => {
     const started = await startRun(db, client, {
       reason: 'INC-codec', operator: 't', taskQueue, accountIds: Array.from({ length: 31 }, (_, i) => i + 1),
-      params: { batchSize: 40, batchConcurrency: 1, ratePerSecond: 0 },
+      params: { batchSize: 40, batchConcurrency: 1, ratePerSecond: 'unlimited' },
     });
     runId = started.runId;
     workflowId = started.handle.workflowId;

@@ -174,7 +174,7 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
   it('has the whole stack; Mailpit and the local Twilio server only in the `local` profile', () => {
     const services = load().services;
     expect(Object.keys(services).sort()).toEqual(
-      ['accounts-db', 'mailpit', 'migrate', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-db', 'temporal-ui', 'twilio-local', 'worker'].sort(),
+      ['accounts-db', 'callbacks', 'mailpit', 'migrate', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-db', 'temporal-ui', 'twilio-local', 'worker'].sort(),
     );
     for (const [name, service] of Object.entries(services)) {
       expect(service.profiles ?? [], name).toEqual(['mailpit', 'twilio-local'].includes(name) ? ['local'] : []);

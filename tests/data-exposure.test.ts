@@ -140,7 +140,7 @@ describe('no customer data in Temporal or in worker logs', () => {
 
     const started = await startRun(db, client, {
       reason: 'INC-exposure', operator: 'secops', taskQueue, accountIds: specs.map((s) => s.id),
-      params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 0 },
+      params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 'unlimited' },
     });
     runId = started.runId;
     await until('the run to pause on the configuration error', async () => {

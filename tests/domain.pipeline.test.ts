@@ -5,7 +5,7 @@ import { chooseChannel, type Contact } from '../domain/channel';
 import { emailMessageId, emailText, REFERENCE_EXAMPLE, referenceIn, smsSegments, smsText } from '../domain/templates';
 import { assertTemplatesFit } from '../domain/template-check';
 import { backoffMs, THROTTLE_BACKOFF } from '../domain/retry';
-import { DEFAULT_PARAMS, paramProblems, rateProblems } from '../domain/run';
+import { DEFAULT_PARAMS, MIN_RATE, paramProblems, rateProblems } from '../domain/run';
 import { blockSize } from '../activities/send-gate';
 
 const mobile: Contact = { status: 'active', phone: '+14155550123', phoneType: 'mobile', smsOptOut: false, email: 'a@b.example', emailOptOut: false };
@@ -96,7 +96,12 @@ describe('run parameters', () => {
   });
   it('validates rate updates', () => {
     expect(rateProblems(250)).toEqual([]);
-    expect(rateProblems(0)).toEqual([]);
+    expect(rateProblems('unlimited')).toEqual([]);
+    expect(rateProblems(MIN_RATE)).toEqual([]);
+    // 0 is the natural gesture to stop, so it must not mean "unlimited": refused, naming both ways out.
+    expect(rateProblems(0)).toEqual([`a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'`]);
+    // The bug seen by an operator: 0.001 was accepted and left every send waiting ~17 minutes.
+    expect(rateProblems(0.001)[0]).toMatch(/at least 0.2 messages\/s .*pause the run/);
     expect(rateProblems(-1)).toHaveLength(1);
     expect(rateProblems(Infinity)).toHaveLength(1);
     expect(rateProblems('100')).toHaveLength(1);
@@ -105,5 +110,6 @@ describe('run parameters', () => {
     expect(blockSize(1)).toBe(1);
     expect(blockSize(200)).toBe(10);
     expect(blockSize(100_000)).toBe(50);
+    expect(blockSize(Infinity)).toBe(50);
   });
 });

@@ -102,7 +102,7 @@ describe('run controls and provider trouble', () => {
     for (const bad of [-5, 1e9, '100' as unknown as number]) {
       const err = await handle.executeUpdate(setRateUpdate, { args: [bad] }).catch((e) => e);
       expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-      expect((err as WorkflowUpdateFailedError).cause?.message).toMatch(/ratePerSecond must be a number from 0 to 100000/);
+      expect((err as WorkflowUpdateFailedError).cause?.message).toMatch(/ratePerSecond must be a number from 0.2 to 100000/);
     }
     const changed = await handle.executeUpdate(setRateUpdate, { args: [400] });
     expect(changed).toEqual({ previous: 20, current: 400 });
@@ -144,7 +144,7 @@ describe('run controls and provider trouble', () => {
     try {
       const { handle } = await startRun(db, client, {
         reason: 'INC-429', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 0 },
+        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 'unlimited' },
       });
       const result = await handle.result();
       expect(result.counts).toMatchObject({ sentSms: 300, failed: 0, pending: 0 });
@@ -163,7 +163,7 @@ describe('run controls and provider trouble', () => {
       const { runId, handle } = await startRun(db, client, {
         reason: 'INC-drop', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
         // Hold longer than the list lag; grace longer than the client timeout (5 s) plus the lag.
-        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 0, holdMs: 2_000, graceMs: 7_000 },
+        params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 'unlimited', holdMs: 2_000, graceMs: 7_000 },
       });
       const result = await handle.result();
       expect(result.counts).toMatchObject({ sentSms: 300, failed: 0, pending: 0, ambiguous: 0 });

@@ -98,7 +98,7 @@ describe('canary and auto-pause', () => {
     const ids = await addAccounts(1000, (id) => ({ phone: `${FILTERED_PREFIX}${String(id).padStart(4, '0')}`, email: null }));
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-filtered', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-      params: { batchSize: 500, batchConcurrency: 1, ratePerSecond: 0, autoPauseFailureRate: 0.05 },
+      params: { batchSize: 500, batchConcurrency: 1, ratePerSecond: 'unlimited', autoPauseFailureRate: 0.05 },
     });
     const paused = await until('the auto-pause', async () => {
       const p = await handle.query(progressQuery);
@@ -127,7 +127,7 @@ describe('canary and auto-pause', () => {
     extraWorkers.push(badWorker);
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-revoked', operator: 't', taskQueue: badWorker.taskQueue, accountIds: ids,
-      params: { batchSize: 100, batchConcurrency: 2, ratePerSecond: 0 },
+      params: { batchSize: 100, batchConcurrency: 2, ratePerSecond: 'unlimited' },
     });
     const paused = await until('the auto-pause', async () => {
       const p = await handle.query(progressQuery);

@@ -42,7 +42,7 @@ describe('continue-as-new and replay', () => {
     await insertAccounts(db, Array.from({ length: 1500 }, (_, i) => account(i + 1)));
     const { runId, handle } = await startRun(db, client, {
       runId: 'can-run-1', reason: 'INC-can', operator: 't', taskQueue: worker.taskQueue,
-      params: { batchSize: 30, batchConcurrency: 3, resetConcurrency: 2, ratePerSecond: 0 },
+      params: { batchSize: 30, batchConcurrency: 3, resetConcurrency: 2, ratePerSecond: 'unlimited' },
     });
     const result = await handle.result();
     expect(result.continuedAsNew).toBeGreaterThanOrEqual(3);

@@ -55,7 +55,7 @@ describe('a run over a small mixed cohort', () => {
   it('resets every PIN once and notifies every reachable customer once, by the right channel', async () => {
     const { handle } = await startRun(db, client, {
       runId, reason: 'INC-2021-0815', operator: 'test@secops', taskQueue: worker.taskQueue,
-      params: { batchSize: 40, batchConcurrency: 2, ratePerSecond: 0 },
+      params: { batchSize: 40, batchConcurrency: 2, ratePerSecond: 'unlimited' },
     });
     const result = await handle.result();
     expect(result.status).toBe('completed');

@@ -37,7 +37,7 @@ describe('progressMarkdown', () => {
 
   it('bounds the ETA by a lowered rate ceiling', () => {
     expect(progressMarkdown(progress({ ratePerSecond: 10 }), at(100))).toContain('ETA**: about 10 min 00 s for 6,000 pending');
-    expect(progressMarkdown(progress({ ratePerSecond: 0 }), at(100))).toContain('Rate ceiling**: unlimited');
+    expect(progressMarkdown(progress({ ratePerSecond: 'unlimited' }), at(100))).toContain('Rate ceiling**: unlimited');
   });
 
   it('says why a run is paused, by whom, and that it has no ETA then', () => {

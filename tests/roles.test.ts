@@ -96,7 +96,7 @@ describe('the pinreset_worker role', () => {
     // Creating the run (its row, the workflow) is the operator's act.
     let handle;
     ({ runId, handle } = await startRun(admin, client, {
-      reason: 'INC-roles', operator: 'secops', taskQueue: worker.taskQueue, params: { batchSize: 20, ratePerSecond: 0 },
+      reason: 'INC-roles', operator: 'secops', taskQueue: worker.taskQueue, params: { batchSize: 20, ratePerSecond: 'unlimited' },
     }));
     const result = await handle.result();
     expect(result.status).toBe('completed');

@@ -23,6 +23,7 @@ import { JsonLogger } from './logger';
 import { assertSearchAttributes } from './search-attributes-check';
 import { PinresetMetrics, runProgressGauges, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
 import { freePort } from '../stack/ports';
+import { emailRelayKey, smsSenderKey } from '../activities/send-gate';
 
 const base = { service: 'pinreset-worker', pid: process.pid };
 /** Until the configuration is read (its errors are logged too). */
@@ -86,7 +87,14 @@ async function main(): Promise<void> {
       workflowBundlePath: config.worker.workflowBundlePath,
       maxConcurrentActivities: config.worker.maxConcurrentActivities,
       identity: `pinreset-worker@${os.hostname()}:${process.pid}`,
-      deps: { db, sms, email, message: config.message, sendConcurrency: config.worker.sendConcurrency, onSend: metrics?.onSend },
+      deps: {
+        db, sms, email, message: config.message, sendConcurrency: config.worker.sendConcurrency, onSend: metrics?.onSend,
+        senders: {
+          sms: { key: smsSenderKey(config.sms), defaultRate: config.budgets.sms },
+          email: { key: emailRelayKey(config.email.url), defaultRate: config.budgets.email },
+        },
+        statusCallbackBase: config.callbacks.publicUrl,
+      },
       dataConverter,
     });
     if (metrics) {

@@ -48,7 +48,7 @@ function family(name: string, type: 'counter' | 'gauge' | 'histogram', help: str
   return [`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`];
 }
 
-class Counter {
+export class Counter {
   private readonly series = new Map<string, { labels: Labels; value: number }>();
   constructor(readonly name: string, readonly help: string) {}
 
@@ -71,7 +71,7 @@ class Counter {
   }
 }
 
-class Histogram {
+export class Histogram {
   private readonly series = new Map<string, { labels: Labels; buckets: number[]; sum: number; count: number }>();
   constructor(readonly name: string, readonly help: string, readonly bounds: number[]) {}
 
@@ -103,7 +103,7 @@ export interface Gauge {
   values: { labels?: Labels; value: number }[];
 }
 
-function renderGauges(gauges: Gauge[]): string[] {
+export function renderGauges(gauges: Gauge[]): string[] {
   const lines: string[] = [];
   for (const g of gauges) {
     lines.push(...family(g.name, 'gauge', g.help));
@@ -159,13 +159,13 @@ function processGauges(): Gauge[] {
   ];
 }
 
-/** The configured notification rate of each running or paused run (0 = unlimited). */
+/** The configured notification ceiling of each running or paused run (+Inf = unlimited). */
 export async function runRateGauges(db: Db): Promise<Gauge[]> {
   const runs = await listActiveRunRates(db);
   return [
     {
       name: 'pinreset_run_rate_limit_per_second',
-      help: 'Configured global notification rate of each running or paused run, messages/s for all workers together (0 = unlimited).',
+      help: 'Configured notification ceiling of each running or paused run, messages/s for all workers together (+Inf = unlimited).',
       values: runs.map((r) => ({ labels: { run_id: r.id, status: r.status }, value: r.rate })),
     },
   ];

@@ -1,7 +1,7 @@
 // The run workflow's public interface: shared by the workflow, the CLI and tests.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { LiveReading } from '../domain/live-progress';
-import type { CohortKind, RunParams } from '../domain/run';
+import type { CohortKind, Rate, RunParams } from '../domain/run';
 import type { BatchRange, Counts } from '../domain/types';
 
 export interface RunInput {
@@ -14,7 +14,7 @@ export interface RunInput {
   carried?: CarriedState;
 }
 
-export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'draining' | 'completed' | 'cancelled' | 'failed';
+export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'confirming_delivery' | 'draining' | 'completed' | 'cancelled' | 'failed';
 
 /** Who let the run go on after its canary, and when. */
 export interface Approval {
@@ -41,7 +41,7 @@ export interface Progress {
   cancelRequested: boolean;
   /** Canary done, waiting for `approve`. */
   awaitingApproval: boolean;
-  ratePerSecond: number;
+  ratePerSecond: Rate;
   batches: { planned: number; reset: number; notified: number; inFlight: number };
   /** The latest reading of the ledger (refreshed every few seconds while work is in flight). */
   live?: LiveReading;
@@ -84,7 +84,7 @@ export interface CarriedState {
   canaryLast?: number;
   /** Recent notification attempts, for the auto-pause failure rate. */
   recent: { attempts: number; failed: number }[];
-  ratePerSecond: number;
+  ratePerSecond: Rate;
   startedAtMs: number;
   pausedTotalMs: number;
   pausedSinceMs?: number;
@@ -100,6 +100,10 @@ export interface CarriedState {
   approval?: Approval;
   autoPause?: AutoPauseFigures;
   sendingSinceMs?: number;
+  /** Delivery follow-up: the pause rules judge receipts from here (start, or last resume). */
+  deliveryJudgeFromMs?: number;
+  /** Every SMS has a final receipt or is past the deadline, after the last send. */
+  deliveryDone?: boolean;
 }
 
 export interface RunResult {
@@ -120,4 +124,4 @@ export const cancelSignal = defineSignal<[{ reason?: string }?]>('cancel');
  */
 export const approveUpdate = defineUpdate<Approval & { already: boolean }, [{ by: string }]>('approve');
 export const progressQuery = defineQuery<Progress>('progress');
-export const setRateUpdate = defineUpdate<{ previous: number; current: number }, [number]>('setRate');
+export const setRateUpdate = defineUpdate<{ previous: Rate; current: Rate }, [Rate]>('setRate');

@@ -7,7 +7,7 @@ import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PlannedBatch } from '../db/sql/plan-batches';
 import type { ControlStatus } from '../db/sql/record-run-control';
-import { DEFAULT_PARAMS, failureRate, PAUSE_FAILURE_TYPES, rateProblems, RUN_STOPPED_FAILURE, trimWindow, type RunParams } from '../domain/run';
+import { DEFAULT_DELIVERY, DEFAULT_PARAMS, failureRate, PAUSE_FAILURE_TYPES, rateProblems, RUN_STOPPED_FAILURE, trimWindow, type RunParams } from '../domain/run';
 import { zeroCounts, type BatchRange, type Counts } from '../domain/types';
 import {
   approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
@@ -21,6 +21,11 @@ const DB_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval
 
 // Heartbeats (activities/keepalive.ts) let a killed worker's activity be retried in seconds, not minutes.
 const lifecycle = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY });
+
+/** Delivery follow-up sweeps (issue 11): short, retried like the other database steps. */
+const deliveryActs = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY, summary: 'follow up delivery receipts' });
+/** A sweep of the receipts at most this often, while notifications go out and after. */
+const FOLLOW_UP_EVERY_MS = 5_000;
 
 /** Batches planned per planning call. */
 const PLAN_PAGE = 200;
@@ -181,6 +186,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     s.pausedSinceMs = undefined;
     // The operator has looked at the failures: judge the failure rate afresh from here.
     s.recent = [];
+    s.deliveryJudgeFromMs = Date.now();
     bump();
   }, { description: 'Resume dispatching batches after a pause (also after an auto-pause).' });
   wf.setHandler(approveUpdate, async (arg) => {
@@ -217,7 +223,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     bump();
     return { previous, current: rate };
   }, {
-    description: 'Change the global notification rate (messages/s for all workers together; 0 = unlimited). Takes effect within seconds.',
+    description: "Change the run's notification ceiling (messages/s for all workers together, or \"unlimited\"; 0 is refused: pause to stop). Takes effect within a second.",
     validator: (rate) => {
       const problems = rateProblems(rate);
       if (problems.length) throw new Error(problems.join('; '));
@@ -313,6 +319,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         s.toNotify.unshift(b);
         return;
       }
+      // Cancelled while its sends waited for slots: what it sent is recorded, the rest is pending.
+      if (cancelRequested && err instanceof wf.ActivityFailure && err.cause instanceof wf.ApplicationFailure && err.cause.type === 'RunStopping') return;
       const request = pauseRequest(err);
       if (!request) throw err;
       // The batch stopped itself: what it sent is recorded (the ledger counts show it); the rest goes back in line.
@@ -338,6 +346,34 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       if (!stoppedByRun(err)) throw err;
     });
     track('notify', 'reconcile', p);
+  };
+
+  // Delivery follow-up: sweeps while notifications go out, then a bounded phase after the last
+  // send, until every SMS has a final receipt or is past the deadline (the sweep records those
+  // 'unknown'). Receipts come minutes after a send, and 30007/30001 must pause the run while it
+  // still sends; so sweeps run beside the batches, not only at the end.
+  const followUp = { inFlight: false, lastMs: 0, enabled: true };
+  const dispatchFollowUp = (sendsDone: boolean) => {
+    followUp.inFlight = true;
+    const p = wf.CancellationScope.nonCancellable(() =>
+      deliveryActs.followUpDeliveries({
+        runId, policy: params.policy, delivery: { ...DEFAULT_DELIVERY, ...params.delivery }, sendsDone,
+        judgeFromMs: s.deliveryJudgeFromMs ?? s.startedAtMs, ratePerSecond: s.ratePerSecond,
+      }),
+    ).then((r) => {
+      s.counts.delivery = r.counts;
+      followUp.enabled = r.enabled;
+      if (r.done) s.deliveryDone = true;
+      if (r.pauseReason && !s.paused) autoPause(r.pauseReason);
+    }, (err) => {
+      failure ??= err;
+    }).finally(() => {
+      followUp.inFlight = false;
+      followUp.lastMs = Date.now();
+      bump();
+    });
+    background.add(p);
+    void p.finally(() => background.delete(p));
   };
 
   /** Reads the ledger's live progress and saves it as a checkpoint; the details show the reading. */
@@ -388,6 +424,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     checkpoint(s.paused ? `paused: ${s.pauseReason}` : 'resumed');
   };
 
+  let stopMarked = false;
   try {
     if (!input.carried) {
       wf.upsertSearchAttributes([
@@ -419,6 +456,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     for (;;) {
       if (failure) throw failure;
       syncPauseStatus();
+      if (cancelRequested && !stopMarked) {
+        stopMarked = true;
+        await lifecycle.markRunStopping({ runId });
+      }
       if (!cancelRequested && !s.paused) {
         if (s.canary === 'pending' && s.canaryLast === undefined) {
           // The canary is one batch of exactly the first N accounts: the first N notifications.
@@ -481,7 +522,12 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         }
         s.parkedSettled = true; // a run started before the final reconciliation existed ends without it
       }
-      if (idle && (cancelRequested || (batchesDone && s.parkedSettled))) break;
+      // Sends are done once the batches and the final reconciliation of parked rows are.
+      const sendsDone = batchesDone && inFlight.notify.size === 0 && s.parkedSettled === true;
+      const following = !cancelRequested && !s.deliveryDone && (inFlight.notify.size > 0 || sendsDone);
+      if (following && !followUp.inFlight && Date.now() - followUp.lastMs >= FOLLOW_UP_EVERY_MS) dispatchFollowUp(sendsDone);
+      if (sendsDone && !s.deliveryDone && followUp.enabled && (phase as Phase) !== 'confirming_delivery') setPhase('confirming_delivery');
+      if (idle && (cancelRequested || (sendsDone && s.deliveryDone && !followUp.inFlight))) break;
 
       // Also when the run goes idle (paused, awaiting approval): the last checkpoint then holds
       // exactly what a status read without a worker should show.
@@ -497,7 +543,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         await wf.continueAsNew<typeof pinResetRun>({ ...input, carried: s });
       }
       const seen = version;
-      await wf.condition(() => version !== seen);
+      if (following) await wf.condition(() => version !== seen, FOLLOW_UP_EVERY_MS);
+      else await wf.condition(() => version !== seen);
     }
   } catch (err) {
     if (err instanceof wf.ContinueAsNew) throw err;
@@ -523,10 +570,11 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   }
 
   return wf.CancellationScope.nonCancellable(async () => {
+    if (cancelRequested && !stopMarked) await lifecycle.markRunStopping({ runId });
     await drain();
     ended = true;
     const status = cancelRequested ? 'cancelled' : 'completed';
-    s.counts = { ...(await lifecycle.readRunCounts({ runId })) };
+    s.counts = { ...(await lifecycle.readRunCounts({ runId })), delivery: s.counts.delivery };
     // The final checkpoint first: whoever sees the run finished also sees its final counts.
     await checkpoint(cancelRequested ? `cancelled: ${cancelReason}` : 'run complete', true);
     await lifecycle.setRunStatus({ runId, status, reason: cancelReason });

@@ -2,6 +2,8 @@
 // deterministic (workflow code): counts, states and durations only, never customer data.
 // docs/operators.md explains each line; tests/webui.test.ts reads the table rows by their labels.
 import { achievedRate, etaSeconds, formatTopErrors, stallSeconds } from '../domain/live-progress';
+import type { DeliveryCounts } from '../domain/delivery';
+import { rateToNumber } from '../domain/run';
 import type { Phase, Progress } from './api';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -27,11 +29,18 @@ const PHASE_TEXT: Record<Phase, string> = {
   awaiting_approval: 'awaiting approval',
   resetting: 'resetting: invalidating PINs, notifying batch by batch behind them',
   notifying: 'notifying: every PIN is invalidated, customers are being notified',
+  confirming_delivery: 'confirming delivery: every message is out; waiting for the last delivery receipts (bounded by the deadline)',
   draining: 'draining: handing over to a fresh workflow run (continue-as-new)',
   completed: 'completed',
   cancelled: 'cancelled',
   failed: 'failed',
 };
+
+/** What the SMS delivery receipts say: one line, undelivered and failed by error code. */
+export function deliveryLine(d: DeliveryCounts): string {
+  const codes = Object.entries(d.byCode).sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code}: ${fmt(n)}`).join(', ');
+  return `**Delivery receipts**: ${fmt(d.delivered)} delivered · ${fmt(d.undelivered)} undelivered · ${fmt(d.failed)} failed${codes ? ` (${codes})` : ''} · ${fmt(d.unknown)} unknown (no receipt by the deadline) · ${fmt(d.accepted + d.sent)} sent, no final receipt yet (emails stay here: the relay's acceptance) · ${fmt(d.fellBackAfterReceipt)} fell back to email after a receipt`;
+}
 
 /** "2 h 05 min", "4 min 10 s", "35 s". */
 export function formatDuration(ms: number): string {
@@ -126,7 +135,7 @@ function etaLine(p: Progress, nowMs: number): string {
   else {
     // The ceiling bounds what comes next (a lowered rate); the observed average is the
     // conservative guess after a raise (unreachable accounts settle without a message).
-    const effective = p.ratePerSecond > 0 ? Math.min(observed, p.ratePerSecond) : observed;
+    const effective = p.ratePerSecond !== 'unlimited' ? Math.min(observed, p.ratePerSecond) : observed;
     eta = `about ${formatDuration((pending / effective) * 1000)} for ${fmt(pending)} pending`;
   }
   return `${throughput} · **ETA**: ${eta}`;
@@ -144,11 +153,11 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
     '',
     `**State**: ${stateLine(p)}`,
     '',
-    `**Progress**: ${fmt(settled)} of ${fmt(c.planned)} accounts settled (${pct}%) · **Rate ceiling**: ${p.ratePerSecond > 0 ? `${fmt(p.ratePerSecond)} msg/s` : 'unlimited'}`,
+    `**Progress**: ${fmt(settled)} of ${fmt(c.planned)} accounts settled (${pct}%) · **Rate ceiling**: ${p.ratePerSecond !== 'unlimited' ? `${fmt(p.ratePerSecond)} msg/s` : 'unlimited'}`,
     '',
     etaLine(p, nowMs),
   ];
-  const stall = p.live && sendingExpected(p) ? stallSeconds(p.live, { sending: true, ratePerSecond: p.ratePerSecond, sinceMs: p.sendingSinceMs }) : undefined;
+  const stall = p.live && sendingExpected(p) ? stallSeconds(p.live, { sending: true, ratePerSecond: rateToNumber(p.ratePerSecond), sinceMs: p.sendingSinceMs }) : undefined;
   if (stall !== undefined) {
     lines.push('', `**STALLED**: no provider call for ${formatDuration(stall * 1000)} while ${fmt(c.pending)} accounts are pending. Check the workers (are any running?) and the providers.`);
   }
@@ -182,6 +191,8 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
     const w = p.exposureWindowMs < 60_000 ? `${(p.exposureWindowMs / 1000).toFixed(1)} s` : formatDuration(p.exposureWindowMs);
     lines.push('', `**Exposure window**: every PIN of the cohort was invalidated ${w} after the start.`);
   }
+  const d = c.delivery;
+  if (d) lines.push('', deliveryLine(d));
   if (p.continuedAsNew > 0) lines.push('', `Continued as new ${p.continuedAsNew} time(s): the run's earlier history is in the previous executions of this workflow id.`);
   return lines.join('\n');
 }

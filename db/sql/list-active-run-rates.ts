@@ -3,7 +3,7 @@ import type { Db } from '../pool';
 export interface ActiveRunRate {
   id: string;
   status: string;
-  /** Configured messages/s for all workers together; 0 = unlimited. */
+  /** Configured messages/s for all workers together; Infinity = unlimited. */
   rate: number;
 }
 

@@ -32,6 +32,12 @@ export interface ReportRow {
   attempts: number;
   /** How a parked (ambiguous) notification was settled: sid, callback, list, resend, held. */
   resolvedBy: string | null;
+  /** What the delivery receipts say (issue 11): accepted, sent, delivered, undelivered, failed, unknown. */
+  deliveryState: string | null;
+  deliveryCode: string | null;
+  deliveryAt: Date | null;
+  /** What the run did about a bad outcome: fallback_email, sms_retried, unreachable, ... */
+  deliveryAction: string | null;
 }
 
 /**
@@ -50,7 +56,9 @@ export async function readReportPage(
   const res = await db.query(
     `SELECT * FROM (
        SELECT l.account_id, ${OUTCOME_SQL} AS outcome, l.channel, l.fell_back, l.provider_message_id, l.error_code,
-              l.reset_at, l.notified_at, l.attempts, l.resolved_by
+              l.reset_at, l.notified_at, l.attempts, l.resolved_by,
+              l.delivery_state, l.delivery_code,
+              coalesce(l.delivery_final_at, l.delivery_updated_at) AS delivery_at, l.delivery_action
        FROM ledger l
        WHERE l.run_id = $1 AND l.account_id >= $2 AND l.account_id < $2 + $3::bigint
      ) r
@@ -63,6 +71,7 @@ export async function readReportPage(
     rows: res.rows.map((r) => ({
       accountId: r.account_id, outcome: r.outcome, channel: r.channel, fellBack: r.fell_back, providerMessageId: r.provider_message_id,
       errorCode: r.error_code, resetAt: r.reset_at, notifiedAt: r.notified_at, attempts: r.attempts, resolvedBy: r.resolved_by,
+      deliveryState: r.delivery_state, deliveryCode: r.delivery_code, deliveryAt: r.delivery_at, deliveryAction: r.delivery_action,
     })),
   };
 }

@@ -18,6 +18,8 @@ import { describeEvent, planChaos, type ChaosEvent } from './chaos-schedule';
 import { verifyRun, type ChaosVerdict } from './chaos-verify';
 import { WorkerFleet, WORKER_ENTRY, type WorkerExit } from './chaos-workers';
 import { startTcpProxy, type TcpProxy } from '../../stack/tcp-proxy';
+import type { Rate } from '../../domain/run';
+import { auditReceipts, type ReceiptAudit } from '../../stack/delivery-audit';
 
 export interface ChaosOptions {
   accounts: number;
@@ -37,8 +39,8 @@ export interface ChaosOptions {
    */
   claim?: { leaseMs: number; holdMs: number; graceMs: number };
   seed: number;
-  /** Notification ceiling, messages/s for all workers together; 0 = unlimited. */
-  rate: number;
+  /** Notification ceiling, messages/s for all workers together, or 'unlimited'. */
+  rate: Rate;
   /** Ceiling on PIN resets/s (params.resetMaxPerSecond); 0 = database speed. */
   resetRate?: number;
   batchSize: number;
@@ -77,6 +79,8 @@ export interface ChaosReport {
   runId: string;
   result?: RunResult;
   verdict?: ChaosVerdict;
+  /** Delivery receipts against the local Twilio server's records (issue 11). */
+  receipts?: ReceiptAudit & { abandonedCallbacks: number };
   seed: SeedResult;
   options: Omit<ChaosOptions, 'log'>;
   planned: ChaosEvent[];
@@ -147,8 +151,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const runStart = Date.now();
     const { runId, handle } = await startRun(db, client, {
       reason: 'CHAOS-DRILL', operator: 'chaos', taskQueue,
+      // Receipts come within seconds from the local server: short retry delay and deadline.
       params: {
-        ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency, ...o.claim,
+        ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency,
+        delivery: { retryAfterSeconds: 5, deadlineSeconds: 60 }, ...o.claim,
       },
     });
     log(`run ${runId} started`);
@@ -261,9 +267,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
     const verifyStart = Date.now();
+    // SMS replaced by a delivery follow-up (a retry after 30003, or email after 30005/30006) are
+    // accounted for by the ledger's first_message_id: the account's message is the later one.
+    const superseded = new Set((await db.query<{ sid: string }>('SELECT first_message_id AS sid FROM ledger WHERE run_id = $1 AND first_message_id IS NOT NULL', [runId])).rows.map((r) => r.sid));
     const verdict = await verifyRun({
       db, runId, before, activeIds,
-      sms: stack.twilio!.messages(),
+      sms: stack.twilio!.messages().filter((m) => !superseded.has(m.sid)),
       emails: stack.smtp!.messages(),
       providerReports: {
         smsDuplicates: stack.twilio!.duplicates().length,
@@ -273,6 +282,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     });
     const verifyMs = Date.now() - verifyStart;
     problems.push(...verdict.problems);
+    // Every final receipt recorded must be the server's; a receipt may be missing only where the
+    // server gave up its callback retries (a PostgreSQL restart longer than Twilio's retry window).
+    const receipts = { ...(await auditReceipts(db, runId, stack.twilio!)), abandonedCallbacks: stack.twilio!.callbacks.stats().abandoned };
+    if (receipts.mismatched > 0) problems.push(`${receipts.mismatched} delivery receipts differ from the local Twilio server's records`);
+    if (receipts.missing > receipts.abandonedCallbacks) problems.push(`${receipts.missing} final receipts missing, more than the ${receipts.abandonedCallbacks} callbacks the server gave up on`);
+    if (receipts.fellBack + receipts.unreachable !== receipts.fallbackDue) problems.push(`${receipts.fallbackDue - receipts.fellBack - receipts.unreachable} accounts undelivered with 30005/30006 got no email fallback`);
     if (skipped.length) problems.push(`${skipped.length} planned disruptions did not happen before the run ended`);
     const kills = executed.filter((e) => e.kind === 'kill-worker' && e.pid).length;
     if (kills < o.kills) problems.push(`only ${kills} of ${o.kills} worker kills happened`);
@@ -285,6 +300,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       runId,
       result,
       verdict,
+      receipts,
       seed,
       options,
       planned: plan,
@@ -324,6 +340,9 @@ export function verdictLine(r: ChaosReport): string {
     `failed=${f?.notify.failed ?? '?'}`,
     `pending=${f?.notify.pending ?? '?'}`,
     `dup_sms=${f?.sms.duplicates ?? '?'}`,
+    `receipts=${r.receipts ? `${JSON.stringify(r.receipts.recorded).replace(/[{}"]/g, '')}` : '?'}`,
+    `receipts_match=${r.receipts ? r.receipts.mismatched === 0 && r.receipts.missing <= r.receipts.abandonedCallbacks : '?'}`,
+    `fallback_after_receipt=${r.receipts ? `${r.receipts.fellBack}+${r.receipts.unreachable}unreachable/${r.receipts.fallbackDue}` : '?'}`,
     `dup_email=${f?.email.duplicates ?? '?'}`,
     `ambiguous=${f ? Object.entries(f.ambiguous).map(([k, n]) => `${k}:${n}`).join(',') || '0' : '?'}`,
     `kills=${kills}`,

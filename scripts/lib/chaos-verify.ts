@@ -270,7 +270,11 @@ function channelAgrees(r: NotifyRow, policy: ChannelPolicy): boolean {
   if (r.resetState === 'skipped') return r.notifyState === 'skipped';
   if (r.notifyState === 'skipped') return r.status === null || r.status === 'closed' || r.status === 'deleted';
   const choice = chooseChannel(r, policy);
-  if (r.notifyState === 'unreachable') return 'unreachable' in choice && choice.unreachable === r.errorCode;
+  if (r.notifyState === 'unreachable') {
+    if ('unreachable' in choice) return choice.unreachable === r.errorCode;
+    // SMS-capable, no email: a delivery receipt (30005/30006...) said the SMS never arrived (issue 11).
+    return choice.channel === 'sms' && /^300\d\d$/.test(r.errorCode ?? '');
+  }
   if ('unreachable' in choice) return false;
   if (r.notifyState === 'sent' || r.notifyState === 'failed') {
     if (r.channel === choice.channel) return !r.fellBack;

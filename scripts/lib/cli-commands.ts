@@ -5,6 +5,7 @@ import type { Section } from '../../config';
 import { listRuns } from '../../db/sql/list-runs';
 import type { ReportOutcome } from '../../db/sql/read-report-page';
 import type { RunResult } from '../../workflows/api';
+import { formatRate, type Rate } from '../../domain/run';
 import { EXIT, UsageError } from './cli-errors';
 import { CliContext, defaultOperator } from './cli-context';
 import { distinctSorted, readCohortFile } from './cohort-file';
@@ -169,11 +170,11 @@ export async function finish(runId: string, o: { wait?: boolean; json?: boolean 
   if (o.wait) await waitAndReport(temporal.client, runId, o.json === true);
 }
 
-export async function changeRate(runId: string, rate: number): Promise<void> {
+export async function changeRate(runId: string, rate: Rate): Promise<void> {
   const ctx = context(DB_AND_TEMPORAL);
   const db = await ctx.db();
   const r = await setRate(db, await ctx.temporalClient(), runId, rate);
-  print(`Rate of run ${runId}: ${r.previous || 'unlimited'} -> ${r.current || 'unlimited'} messages/s`);
+  print(`Rate of run ${runId}: ${r.previous} -> ${r.current}${r.current === 'unlimited' ? '' : ' messages/s'}`);
 }
 
 export async function list(o: { limit: number; json?: boolean }): Promise<void> {
@@ -213,7 +214,7 @@ export async function redriveRun(sourceRunId: string, o: RedriveOptions): Promis
     print(`Started redrive run ${r.runId} of run ${sourceRunId}${reason ? '' : ' (reason: the source run\'s)'}`);
     print(`  web ui   : ${url}`);
     print(`  cohort   : ${r.accounts.toLocaleString('en-US')} accounts whose notification failed (PINs not reset again)${r.handledSince ? `; ${r.handledSince} left out, notified since by a later run` : ''}`);
-    print(`  policy   : ${r.params.policy}; rate ${r.params.ratePerSecond || 'unlimited'} msg/s`);
+    print(`  policy   : ${r.params.policy}; rate ${formatRate(r.params.ratePerSecond)}`);
     print(`  follow   : npm run pinreset -- status ${r.runId} --watch`);
   }
   if (o.wait) await waitAndReport(temporal.client, r.runId, o.json === true, true);

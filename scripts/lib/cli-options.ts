@@ -1,7 +1,7 @@
 // Argument parsers for commander: each names the rule it enforces; commander names the option.
 // Ranges come from domain/run.ts LIMITS, the same ones paramProblems and the workflow apply.
 import { InvalidArgumentError } from 'commander';
-import { LIMITS, RUN_ID_PATTERN } from '../../domain/run';
+import { LIMITS, rateProblems, RUN_ID_PATTERN, type Rate } from '../../domain/run';
 import { CHANNEL_POLICIES, type ChannelPolicy } from '../../domain/types';
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -22,7 +22,22 @@ export const limit = (name: keyof typeof LIMITS, integer: boolean) => numberIn(L
 export const parse = {
   batchSize: limit('batchSize', true),
   concurrency: limit('batchConcurrency', true),
-  rate: limit('ratePerSecond', false),
+  rate(v: string): Rate {
+    const t = v.trim();
+    if (t === 'unlimited') return 'unlimited';
+    const n = Number(t);
+    const problems = NUMBER.test(t) ? rateProblems(n) : [`must be a number of messages/s or 'unlimited'`];
+    if (problems.length) throw new InvalidArgumentError(problems.join('; '));
+    return n;
+  },
+  /** set-rate: any number or 'unlimited' parses; the range check is the workflow validator's own. */
+  rateOrUnlimited(v: string): Rate {
+    const t = v.trim();
+    if (t === 'unlimited') return 'unlimited';
+    const n = Number(t);
+    if (!NUMBER.test(t) || !Number.isFinite(n)) throw new InvalidArgumentError(`must be a number of messages/s or 'unlimited'`);
+    return n;
+  },
   canary: limit('canary', true),
   autoPauseRate: limit('autoPauseFailureRate', false),
   autoPauseWindow: limit('autoPauseWindow', true),

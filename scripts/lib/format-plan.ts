@@ -25,7 +25,7 @@ export function formatPlan(p: CohortPlan, title = 'Plan (nothing was changed)'):
   }
   out.push(
     `  duration      : ${p.notifySeconds !== undefined
-      ? `about ${formatDuration(p.notifySeconds)} to send ${n(p.messages)} messages at ${n(p.params.ratePerSecond)}/s (at least; SMS failures that fall back to email add messages)`
+      ? `about ${formatDuration(p.notifySeconds)} to send ${n(p.messages)} messages at ${p.params.ratePerSecond === 'unlimited' ? 'an unlimited rate' : `${n(p.params.ratePerSecond)}/s`} (at least; SMS failures that fall back to email add messages)`
       : `${n(p.messages)} messages at an unlimited rate: set by the providers and workers`}`,
     `  scanned       : ${n(p.scan.accounts)} accounts in ${formatDuration(p.scan.ms / 1000)} (${n(p.scan.perSecond)}/s; ${formatDuration(p.scan.dbMs / 1000)} in PostgreSQL; ${n(p.scan.pages)} pages of up to ${n(p.scan.pageSize)}; peak RSS ${p.scan.peakRssMb} MB)`,
   );

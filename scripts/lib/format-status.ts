@@ -1,5 +1,6 @@
 // Human-readable and JSON run status. Counts only.
 import { formatDuration } from '../../domain/plan';
+import { rateToNumber } from '../../domain/run';
 import { achievedRate, etaSeconds as liveEta, formatTopErrors, stallSeconds } from '../../domain/live-progress';
 import { progressBar } from './format';
 import { averageRate, etaSeconds } from './progress-rate';
@@ -29,7 +30,7 @@ export function statusNumbers(s: RunStatusView, nowMs: number): StatusNumbers {
   const settled = settledOf(s.counts);
   const blocked = s.paused || s.awaitingApproval || s.cancelRequested || s.finished;
   if (s.live) {
-    const stalled = sendingExpected(s) ? stallSeconds(s.live, { sending: true, ratePerSecond: s.ratePerSecond, sinceMs: s.sendingSinceMs }) : undefined;
+    const stalled = sendingExpected(s) ? stallSeconds(s.live, { sending: true, ratePerSecond: rateToNumber(s.ratePerSecond), sinceMs: s.sendingSinceMs }) : undefined;
     return {
       settled, rate: s.finished ? undefined : achievedRate(s.live), rateKind: 'last_minute',
       etaSeconds: s.finished ? 0 : liveEta(s.live, blocked), stalledSeconds: stalled,
@@ -61,7 +62,7 @@ export function formatStatus(s: RunStatusView, nowMs: number): string {
       ? 'final record in PostgreSQL'
       : `last checkpoint in PostgreSQL, ${s.asOf} (${formatDuration(ago)} ago): ${s.fallbackReason ?? 'no live answer'}`;
   const reading = s.live ? `; counts from the ledger at ${utc(s.live.readAtMs)} UTC` : '';
-  const ceiling = s.ratePerSecond > 0 ? `${n(s.ratePerSecond)} msg/s` : 'unlimited';
+  const ceiling = s.ratePerSecond !== 'unlimited' ? `${n(s.ratePerSecond)} msg/s` : 'unlimited';
   const rate = k.rate === undefined ? '-' : k.rateKind === 'last_minute'
     ? `${r1(k.rate)} msg/s sent over the last ${Math.round(s.live!.windowS)} s`
     : `${r1(k.rate)}/s average since start${s.pausedMs ? ', pauses left out' : ''}`;
@@ -84,6 +85,11 @@ export function formatStatus(s: RunStatusView, nowMs: number): string {
   }
   if (s.canary > 0) {
     lines.push(`  canary   : first ${n(s.canary)} accounts notified first (every PIN invalidated at once); ${s.approval ? `approved by ${s.approval.by} at ${utc(s.approval.atMs)} UTC` : s.awaitingApproval ? 'done, waiting for approval' : s.finished ? 'never approved' : 'in progress (approve is refused until it is done)'}`);
+  }
+  const d = c.delivery;
+  if (d) {
+    const codes = Object.entries(d.byCode).sort(([a], [b]) => a.localeCompare(b)).map(([code, x]) => `${code} ${n(x)}`).join(', ');
+    lines.push(`  delivery : delivered ${n(d.delivered)} | undelivered ${n(d.undelivered)} | failed ${n(d.failed)}${codes ? ` (${codes})` : ''} | unknown ${n(d.unknown)} | no final receipt yet ${n(d.accepted + d.sent)} | fell back after receipt ${n(d.fellBackAfterReceipt)}`);
   }
   if (s.batches) lines.push(`  batches  : ${n(s.batches.planned)} planned, ${n(s.batches.reset)} reset, ${n(s.batches.notified)} notified, ${n(s.batches.inFlight)} in flight`);
   if (s.exposureWindowMs !== undefined) lines.push(`  exposure : every PIN invalidated ${formatDuration(s.exposureWindowMs / 1000)} after the start`);

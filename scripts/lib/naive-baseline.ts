@@ -162,7 +162,7 @@ async function main(): Promise<void> {
   try {
     const params: RunParams = {
       ...DEFAULT_PARAMS,
-      ratePerSecond: 0,
+      ratePerSecond: 'unlimited',
       batchSize: Number(values['batch-size']),
       batchConcurrency: Number(values['batch-concurrency']),
       resetConcurrency: Number(values['reset-concurrency']),

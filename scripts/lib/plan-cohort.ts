@@ -8,6 +8,7 @@ import { chooseChannel } from '../../domain/channel';
 import { estimatePlan } from '../../domain/plan';
 import type { ChannelPolicy } from '../../domain/types';
 import type { CohortFile } from './cohort-file';
+import { rateToNumber, type Rate } from '../../domain/run';
 import { linesOf } from './cohort-file';
 
 export type PlanCohortSource = { kind: 'all_active' } | { kind: 'file'; file: CohortFile; ids: number[]; duplicates: number };
@@ -16,7 +17,7 @@ export interface PlanOptions {
   policy: ChannelPolicy;
   batchSize: number;
   canary: number;
-  ratePerSecond: number;
+  ratePerSecond: Rate;
   pageSize?: number;
 }
 
@@ -28,7 +29,7 @@ export interface CohortPlan {
   skipped: { closed: number; deleted: number; unknown: number };
   /** Over the accounts to reset: first channel each would get (SMS failures may still fall back to email). */
   channels: { sms: number; email: number; unreachable: number; unreachableByReason: Record<string, number> };
-  params: { policy: ChannelPolicy; batchSize: number; canary: number; ratePerSecond: number };
+  params: { policy: ChannelPolicy; batchSize: number; canary: number; ratePerSecond: Rate };
   batches: number;
   canaryAccounts: number;
   messages: number;
@@ -101,7 +102,7 @@ export async function planCohort(db: Db, source: PlanCohortSource, opts: PlanOpt
   const ms = performance.now() - started;
   const resets = accounts - skipped.closed - skipped.deleted - skipped.unknown;
   const messages = channels.sms + channels.email;
-  const estimate = estimatePlan({ cohort: accounts, messages, batchSize: opts.batchSize, canary: opts.canary, ratePerSecond: opts.ratePerSecond });
+  const estimate = estimatePlan({ cohort: accounts, messages, batchSize: opts.batchSize, canary: opts.canary, ratePerSecond: rateToNumber(opts.ratePerSecond) });
   return {
     cohort: {
       kind: source.kind,

@@ -15,6 +15,7 @@ export const REPORT_FORMATS: readonly ReportFormat[] = ['csv', 'jsonl'];
 
 export const REPORT_COLUMNS = [
   'account_id', 'outcome', 'channel', 'fell_back', 'provider_message_id', 'error_code', 'reset_at', 'notified_at', 'attempts', 'resolved_by',
+  'delivery_state', 'delivery_code', 'delivery_at', 'delivery_action',
 ] as const;
 
 const REPORT_PAGE = 5_000;
@@ -24,7 +25,8 @@ function csvField(v: string): string {
 }
 
 function values(r: ReportRow): (string | number | boolean | null)[] {
-  return [r.accountId, r.outcome, r.channel, r.fellBack, r.providerMessageId, r.errorCode, r.resetAt?.toISOString() ?? null, r.notifiedAt?.toISOString() ?? null, r.attempts, r.resolvedBy];
+  return [r.accountId, r.outcome, r.channel, r.fellBack, r.providerMessageId, r.errorCode, r.resetAt?.toISOString() ?? null, r.notifiedAt?.toISOString() ?? null, r.attempts, r.resolvedBy,
+    r.deliveryState, r.deliveryCode, r.deliveryAt?.toISOString() ?? null, r.deliveryAction];
 }
 
 export function csvLine(r: ReportRow): string {

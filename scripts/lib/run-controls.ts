@@ -3,7 +3,7 @@
 import { isGrpcDeadlineError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { Db } from '../../db/pool';
 import { readRun, type RunRow } from '../../db/sql/read-run';
-import { rateProblems, workflowIdForRun } from '../../domain/run';
+import { rateProblems, workflowIdForRun, type Rate } from '../../domain/run';
 import { approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate, type Approval } from '../../workflows/api';
 import { RuntimeFailure, UnknownRunError, UsageError } from './cli-errors';
 import { FINISHED } from './run-status';
@@ -65,7 +65,7 @@ export async function sendControl(db: Db, t: TemporalClient, runId: string, cont
 }
 
 /** Changes the run's notification rate; a bad value is refused before anything is sent (same rule as the workflow's validator). */
-export async function setRate(db: Db, t: TemporalClient, runId: string, rate: number, timeoutMs = 15_000): Promise<{ previous: number; current: number }> {
+export async function setRate(db: Db, t: TemporalClient, runId: string, rate: Rate, timeoutMs = 15_000): Promise<{ previous: Rate; current: Rate }> {
   const problems = rateProblems(rate);
   if (problems.length) throw new UsageError(problems.join('; '));
   await liveRun(db, runId);

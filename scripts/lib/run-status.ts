@@ -6,10 +6,11 @@
 import { isGrpcDeadlineError, WorkflowNotFoundError } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Db } from '../../db/pool';
+import { readDeliveryCounts } from '../../db/sql/read-delivery-counts';
 import { readLiveProgress } from '../../db/sql/read-live-progress';
 import { readRun, type RunRow } from '../../db/sql/read-run';
 import type { LiveReading } from '../../domain/live-progress';
-import { workflowIdForRun } from '../../domain/run';
+import { rateFromNumber, workflowIdForRun, type Rate } from '../../domain/run';
 import { zeroCounts, type Counts } from '../../domain/types';
 import { progressQuery, type Approval, type AutoPauseFigures, type Progress } from '../../workflows/api';
 import { UnknownRunError } from './cli-errors';
@@ -37,8 +38,8 @@ export interface RunStatusView {
   counts: Counts;
   /** The ledger's reading the counts come from (rate, ETA, in flight, error codes). */
   live?: LiveReading;
-  /** Notification rate ceiling, messages/s (0 = unlimited). */
-  ratePerSecond: number;
+  /** Notification rate ceiling, messages/s or 'unlimited'. */
+  ratePerSecond: Rate;
   reason: string;
   operator: string;
   cohortKind: string;
@@ -94,7 +95,7 @@ function fromDatabase(run: RunRow, source: 'checkpoint' | 'final', fallbackReaso
     paused: run.status === 'paused', pauseReason, autoPaused: pauseReason?.startsWith('auto-paused') ?? false,
     awaitingApproval: !finished && cp?.phase === 'awaiting_approval', cancelRequested: run.status === 'cancelling',
     counts: cp?.counts ?? { ...zeroCounts(), planned: run.planned, pending: run.planned },
-    ratePerSecond: run.ratePerSecond, reason: run.reason, operator: run.operator,
+    ratePerSecond: rateFromNumber(run.ratePerSecond), reason: run.reason, operator: run.operator,
     cohortKind: run.cohortKind, sourceRunId: run.sourceRunId ?? undefined, canary: Number(run.params.canary ?? 0), approval: approvalOf(run),
     endReason: run.status === 'cancelled' || run.status === 'failed' || run.status === 'cancelling' ? (run.statusReason ?? undefined) : undefined,
     startedAt: run.startedAt?.toISOString(), finishedAt: run.finishedAt?.toISOString(),
@@ -159,8 +160,8 @@ export async function readRunStatus(db: Db, temporal: TemporalClient | { unavail
   const run = await readRun(db, runId);
   if (!run) throw new UnknownRunError(runId);
   const withLedger = async (v: RunStatusView, r: RunRow): Promise<RunStatusView> => {
-    const live = await readLiveProgress(db, r.id);
-    return { ...v, counts: live.counts, live, asOf: new Date(live.readAtMs).toISOString() };
+    const [live, delivery] = await Promise.all([readLiveProgress(db, r.id), readDeliveryCounts(db, r.id)]);
+    return { ...v, counts: { ...live.counts, delivery }, live, asOf: new Date(live.readAtMs).toISOString() };
   };
   if (FINISHED.includes(run.status)) return withLedger(fromDatabase(run, 'final', undefined, now()), run);
   if ('unavailable' in temporal) return withLedger(fromDatabase(run, 'checkpoint', temporal.unavailable, now()), run);

@@ -8,7 +8,7 @@ import { addCohortAccounts } from '../../db/sql/add-cohort-accounts';
 import { countAlreadyReset } from '../../db/sql/count-already-reset';
 import { findLiveOverlap } from '../../db/sql/find-live-overlap';
 import type { MessageConfig } from '../../config';
-import { DEFAULT_PARAMS, paramProblems, RUN_ID_PATTERN, workflowIdForRun, type RunParams } from '../../domain/run';
+import { DEFAULT_PARAMS, formatRate, paramProblems, RUN_ID_PATTERN, workflowIdForRun, type RunParams } from '../../domain/run';
 import { pinResetRun } from '../../workflows/pin-reset-run';
 import { OPERATOR, PHASE, REASON, RUN_ID, SOURCE_RUN_ID } from '../../workflows/search-attributes';
 
@@ -71,9 +71,9 @@ export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason'
     `**Reason**: ${oneLine(req.reason)}`,
     `**Started by**: ${oneLine(req.operator)}`,
     `**Cohort**: ${cohort}`,
-    `**Channel policy**: ${params.policy} · batch ${params.batchSize} accounts · ${params.batchConcurrency} notify / ${params.resetConcurrency} reset batches in flight · rate ${params.ratePerSecond || 'unlimited'} msg/s${params.dryRun ? ' · **dry run**' : ''}`,
+    `**Channel policy**: ${params.policy} · batch ${params.batchSize} accounts · ${params.batchConcurrency} notify / ${params.resetConcurrency} reset batches in flight · rate ${formatRate(params.ratePerSecond)}${params.dryRun ? ' · **dry run**' : ''}`,
     `**Safety**: ${params.canary > 0 ? `canary: every PIN is invalidated at once, the first ${params.canary} accounts are notified, then notifications wait for \`approve\`` : 'no canary'} · auto-pause above ${(100 * params.autoPauseFailureRate).toFixed(1)}% failed of the last ${params.autoPauseWindow} attempts (and within a batch from its 100th attempt) · a database step failing for ${params.dbStallPauseSeconds ?? 300} s pauses the run`,
-    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `cancel` `{"reason":"..."}`; updates `approve` `{"by":"<you>"}` and `setRate` with a number (msg/s, 0 = unlimited). Do not use Terminate or Reset (docs/operators.md). Live status: the Current Details panel and the query `progress`.',
+    '**Controls** (Send Signal / Send Update): signals `pause` `{"reason":"..."}`, `resume`, `cancel` `{"reason":"..."}`; updates `approve` `{"by":"<you>"}` and `setRate` with a number (msg/s) or "unlimited" (0 is refused: pause to stop). Do not use Terminate or Reset (docs/operators.md). Live status: the Current Details panel and the query `progress`.',
   ];
   return truncateUtf8(lines.join('\n\n'), 20_000);
 }

@@ -1,0 +1,196 @@
+// One sweep of the delivery follow-up of a run (issue 11): fold the receipts the callback receiver
+// stored into the ledger, act on bad outcomes, record `unknown` past the deadline, and tell the
+// workflow whether the run must pause and whether anything is still awaited.
+//
+//   undelivered 30005/30006          -> email where there is one, else unreachable with the code
+//   30003 (and 30001)                -> the SMS once more, retryAfterSeconds later; then as 30005
+//   30007/30034 (filtered)           -> email as above, and counted toward the filtered-share pause
+//   30001 (sender queue overflow)    -> the run pauses: its rate is above the sender's throughput
+//   no final receipt by the deadline -> delivery_state 'unknown'
+//
+// Idempotent: every decision is recorded only if the row is still as read (a zombie twin of this
+// activity changes nothing), the email carries the account's deterministic Message-ID (a resend
+// is one message to mail stores), and a retry claimed by an attempt that died is reconciled
+// against Twilio's list before it is sent again.
+import { chooseChannel } from '../domain/channel';
+import { actionFor, deliveryPauseReason, DEFAULT_DELIVERY_GUARD, statusCallbackUrl, type DeliveryCounts, type DeliveryState } from '../domain/delivery';
+import type { DeliveryParams, Rate } from '../domain/run';
+import { emailMessageId, emailSubject, emailText, referenceIn, smsText } from '../domain/templates';
+import { readRunMessage } from '../db/sql/read-run-message';
+import type { MessageConfig } from '../config';
+import type { ChannelPolicy } from '../domain/types';
+import {
+  adoptLostSend, openDeliveries, receiptsByRef, recordDeliveryAction, retriesDue, rowsNeedingAction, rowsWithoutSid,
+  type DeliveryActionRow,
+} from '../db/sql/delivery-actions';
+import { foldReceipts } from '../db/sql/fold-receipts';
+import { markUnknownDeliveries } from '../db/sql/mark-unknown-deliveries';
+import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
+import { recentReceipts } from '../db/sql/recent-receipts';
+import { systemClock, type ActivityDeps } from './deps';
+import { whileAlive } from './keepalive';
+import { RunStoppingError, SendGate } from './send-gate';
+
+export interface FollowUpInput {
+  runId: string;
+  policy: ChannelPolicy;
+  delivery: DeliveryParams;
+  /** Every notification of the run has been attempted: 'done' may be reported. */
+  sendsDone: boolean;
+  /** Judge the pause rules on receipts from here (the run's start, or its last resume). */
+  judgeFromMs: number;
+  ratePerSecond: Rate;
+}
+
+export interface FollowUpResult {
+  /** False when status callbacks are not configured (no PUBLIC_CALLBACK_URL): nothing to follow. */
+  enabled: boolean;
+  counts: DeliveryCounts;
+  /** SMS awaiting a final receipt or a retry. */
+  open: number;
+  /** Nothing more will happen (sends done, nothing open). */
+  done: boolean;
+  /** Set when the run must pause, saying why. */
+  pauseReason?: string;
+  actions: { fellBack: number; unreachable: number; retried: number; unknown: number; adopted: number };
+}
+
+/** Rows acted on per sweep, so one sweep stays short. */
+const PER_SWEEP = 500;
+/** A retry claimed this long ago by an attempt that never recorded it is reconciled and redone. */
+const STALE_CLAIM_S = 60;
+/** Final receipts the filtered share is judged over. */
+const RECEIPT_WINDOW = 1000;
+
+export function makeFollowUpDeliveries(deps: ActivityDeps) {
+  const clock = deps.clock ?? systemClock;
+  const gates = new Map<string, SendGate>();
+  const gateFor = (runId: string) => {
+    let gate = gates.get(runId);
+    if (!gate) gates.set(runId, (gate = new SendGate(deps.db, runId, clock, deps.senders)));
+    return gate;
+  };
+
+  return async function followUpDeliveries(input: FollowUpInput): Promise<FollowUpResult> {
+    return whileAlive(async () => {
+      const { db } = deps;
+      const { runId } = input;
+      // The run's frozen text, whatever this worker's environment says.
+      const message: MessageConfig = { ...deps.message, ...((await readRunMessage(db, runId)) as Partial<MessageConfig> | null) };
+      const actions = { fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0 };
+      const base = deps.statusCallbackBase;
+      if (!base) {
+        return { enabled: false, counts: await readDeliveryCounts(db, runId), open: 0, done: true, actions };
+      }
+      const gate = gateFor(runId);
+
+      // 1. Sends whose response was lost: their callback carries the row's reference.
+      const lost = await rowsWithoutSid(db, runId, PER_SWEEP);
+      if (lost.length) {
+        const byRef = new Map(lost.map((r) => [r.ref, r.accountId]));
+        for (const found of await receiptsByRef(db, runId, [...byRef.keys()])) {
+          if (await adoptLostSend(db, runId, byRef.get(found.ref)!, found.messageSid)) actions.adopted++;
+        }
+      }
+
+      // 2. Receipts into the ledger.
+      await foldReceipts(db, runId);
+
+      // 3. Bad outcomes. A cancelled run sends nothing more (RunStoppingError): report and stop.
+      try {
+        await act();
+      } catch (err) {
+        if (!(err instanceof RunStoppingError)) throw err;
+        return { enabled: true, counts: await readDeliveryCounts(db, runId), open: await openDeliveries(db, runId), done: true, actions };
+      }
+
+      // 5. No final receipt by the deadline.
+      actions.unknown = await markUnknownDeliveries(db, runId, input.delivery.deadlineSeconds);
+
+      const recent = await recentReceipts(db, runId, new Date(input.judgeFromMs), RECEIPT_WINDOW);
+      const pauseReason = deliveryPauseReason(recent, { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate }, input.ratePerSecond);
+      const open = await openDeliveries(db, runId);
+      return { enabled: true, counts: await readDeliveryCounts(db, runId), open, done: input.sendsDone && open === 0, pauseReason, actions };
+
+      async function act(): Promise<void> {
+        for (const row of await rowsNeedingAction(db, runId, PER_SWEEP)) {
+          const action = actionFor(row.deliveryState as DeliveryState, row.code, row.retried);
+          const expect = { action: row.retried ? 'sms_retried' : null, messageId: row.messageId };
+          if (action.kind === 'retry_sms' || action.kind === 'queue_overflow') {
+            const retryAt = new Date(clock.now().getTime() + input.delivery.retryAfterSeconds * 1000);
+            if (await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'retry_scheduled', retryAt })) actions.retried++;
+          } else if (action.kind === 'fallback' || action.kind === 'filtered') {
+            const r = await fallBack(row, expect);
+            if (r === 'email') actions.fellBack++;
+            else if (r === 'unreachable') actions.unreachable++;
+          } else {
+            // Nothing to do for the customer (e.g. 30008): the outcome stays recorded with its code.
+            await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'none' });
+          }
+        }
+
+        // 4. Retries that are due.
+        for (const row of await retriesDue(db, runId, STALE_CLAIM_S, PER_SWEEP)) await retrySms(row);
+      }
+
+      async function fallBack(row: DeliveryActionRow, expect: { action: string | null; messageId: string | null }): Promise<'email' | 'unreachable' | 'later'> {
+        const choice = chooseChannel(row, input.policy, true);
+        if ('unreachable' in choice) {
+          const ok = await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'unreachable', notifyState: 'unreachable', errorCode: row.code ?? 'undelivered' });
+          return ok ? 'unreachable' : 'later';
+        }
+        const messageId = emailMessageId(runId, row.accountId, message.messageIdDomain);
+        await gate.take({ channel: 'email' });
+        try {
+          await deps.email.send({ to: row.email!, messageId, subject: emailSubject(message), text: emailText(message, row.ref ?? '') });
+          deps.onSend?.({ channel: 'email', result: 'ok', latencyMs: 0 });
+        } catch (err) {
+          const f = deps.email.classify(err);
+          deps.onSend?.({ channel: 'email', result: f.kind, code: f.code, latencyMs: 0 });
+          if (f.kind !== 'permanent') return 'later'; // the next sweep tries again
+          await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'fallback_failed', notifyState: 'failed', errorCode: f.code });
+          return 'later';
+        }
+        const ok = await recordDeliveryAction(db, runId, row.accountId, expect, {
+          action: 'fallback_email', channel: 'email', fellBack: true, messageId, errorCode: row.code ?? undefined,
+        });
+        return ok ? 'email' : 'later';
+      }
+
+      async function retrySms(row: DeliveryActionRow & { claimedAt: Date | null }): Promise<void> {
+        if (!row.ref) return;
+        const ref = row.ref;
+        const body = smsText(message, ref);
+        const claimedBefore = row.claimedAt;
+        const claim = new Date(clock.now().getTime());
+        // Claim the retry: a twin of this sweep finds it claimed and leaves it.
+        const claimed = await recordDeliveryAction(db, runId, row.accountId, { action: claimedBefore ? 'retry_sending' : 'retry_scheduled', messageId: row.messageId }, { action: 'retry_sending', retryAt: claim });
+        if (!claimed || !row.phone) return;
+        if (claimedBefore) {
+          // An attempt died after claiming: did its SMS go out? (List calls count against the budget too.)
+          await gate.take({ channel: 'sms' });
+          const earlier = await deps.sms.listToSince(row.phone, new Date(claimedBefore.getTime() - 3_600_000)).catch(() => []);
+          const match = earlier.find((m) => referenceIn(m.body) === ref && m.sid !== row.messageId);
+          if (match) {
+            await recordDeliveryAction(db, runId, row.accountId, { action: 'retry_sending', messageId: row.messageId }, { action: 'sms_retried', messageId: match.sid, deliveryState: 'accepted', deliveryCode: null });
+            return;
+          }
+        }
+        await gate.take({ channel: 'sms' });
+        try {
+          const sent = await deps.sms.send({ to: row.phone, body, statusCallback: statusCallbackUrl(base!, runId, ref) });
+          deps.onSend?.({ channel: 'sms', result: 'ok', latencyMs: 0 });
+          await recordDeliveryAction(db, runId, row.accountId, { action: 'retry_sending', messageId: row.messageId }, { action: 'sms_retried', messageId: sent.sid, deliveryState: 'accepted', deliveryCode: null });
+        } catch (err) {
+          const f = deps.sms.classify(err);
+          deps.onSend?.({ channel: 'sms', result: f.kind, code: f.code, latencyMs: 0 });
+          if (f.kind === 'permanent') {
+            // The retry itself was refused: fall back as after a second receipt.
+            await recordDeliveryAction(db, runId, row.accountId, { action: 'retry_sending', messageId: row.messageId }, { action: 'sms_retried' });
+          }
+          // Otherwise the claim goes stale and a later sweep reconciles and tries again.
+        }
+      }
+    });
+  };
+}

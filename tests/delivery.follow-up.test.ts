@@ -1,0 +1,96 @@
+// The delivery follow-up on hand-made ledger rows: a send whose response was lost, identified by
+// the reference in its callback URL; an email bounce reported by the relay's signed webhook.
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../db/pool';
+import { createRun } from '../db/sql/create-run';
+import { makeFollowUpDeliveries } from '../activities/follow-up-deliveries';
+import { startCallbackServer, type CallbackServer } from '../callbacks/server';
+import { DEFAULT_DELIVERY, DEFAULT_PARAMS } from '../domain/run';
+import { emailMessageId } from '../domain/templates';
+import { freePort } from '../stack/ports';
+import { LOCAL_TWILIO } from '../stack';
+import { account, insertAccounts } from './support/accounts';
+import { freshDatabase, MESSAGE, startProviders, type Providers } from './support/harness';
+
+const RUN = 'follow-up-1';
+
+describe('the delivery follow-up', () => {
+  let db: Db;
+  let providers: Providers;
+  let receiver: CallbackServer;
+  const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const publicKey = keys.publicKey.export({ format: 'der', type: 'spki' }).toString('base64');
+
+  beforeAll(async () => {
+    ({ db } = await freshDatabase('followup'));
+    providers = await startProviders();
+    await insertAccounts(db, [account(1), account(2, { phone: null })]);
+    await createRun(db, { id: RUN, reason: 'INC', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file' } });
+    const port = await freePort();
+    receiver = await startCallbackServer({ db, authToken: LOCAL_TWILIO.authToken, publicUrl: `http://127.0.0.1:${port}/twilio/status`, port, sendgridPublicKey: publicKey });
+  });
+
+  afterAll(async () => {
+    await receiver?.close();
+    await providers?.stop();
+    await db?.end();
+  });
+
+  const followUp = () =>
+    makeFollowUpDeliveries(providers.deps(db, { statusCallbackBase: 'https://hooks.example/twilio/status' }))({
+      runId: RUN, policy: 'sms_then_email', delivery: DEFAULT_DELIVERY, sendsDone: true, judgeFromMs: 0, ratePerSecond: 'unlimited',
+    });
+
+  it('identifies a send whose response was lost by the reference its callback carried', async () => {
+    // The send timed out after Twilio accepted it; reconciling found nothing (the list lags), so the
+    // row was left failed without a SID. Then the callback came, carrying the row's reference.
+    await db.query(
+      `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, error_code, attempts, ref)
+       VALUES ($1, 1, 'reset', 'failed', 'sms', 'ETIMEDOUT', 3, '0123456789ABCDEF')`, [RUN],
+    );
+    const ref = '0123456789ABCDEF';
+    const sid = `SM${'c'.repeat(32)}`;
+    await db.query(
+      `SELECT pinreset_record_status_callbacks(ARRAY[$1], ARRAY[$2], ARRAY[$3], ARRAY['delivered'], ARRAY[4::smallint], ARRAY[NULL::text])`,
+      [sid, RUN, ref],
+    );
+    const r = await followUp();
+    expect(r.actions.adopted).toBe(1);
+    const row = (await db.query('SELECT notify_state, provider_message_id, error_code, delivery_state FROM ledger WHERE run_id = $1 AND account_id = 1', [RUN])).rows[0];
+    expect(row).toEqual({ notify_state: 'sent', provider_message_id: sid, error_code: null, delivery_state: 'delivered' });
+    // Nothing was sent again.
+    expect(providers.twilio.messages()).toHaveLength(0);
+    // A second sweep changes nothing.
+    expect((await followUp()).actions).toEqual({ fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0 });
+  });
+
+  it('records a verified SendGrid bounce as undelivered; refuses a forged or stale one', async () => {
+    const messageId = emailMessageId(RUN, 2, MESSAGE.messageIdDomain);
+    await db.query(
+      `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, provider_message_id, notified_at, attempts)
+       VALUES ($1, 2, 'reset', 'sent', 'email', $2, now(), 1)`, [RUN, messageId],
+    );
+    const body = JSON.stringify([
+      { email: 'customer2@mail.example', event: 'processed', 'smtp-id': messageId, timestamp: 1 },
+      { email: 'customer2@mail.example', event: 'bounce', type: 'bounce', status: '5.1.1', reason: '550 5.1.1 customer2@mail.example: no such user', 'smtp-id': messageId, timestamp: 2 },
+    ]);
+    const url = `${receiver.url}/twilio/email-events`;
+    const post = (b: string, ts: string, signature: string) =>
+      fetch(url, { method: 'POST', body: b, headers: { 'content-type': 'application/json', 'x-twilio-email-event-webhook-signature': signature, 'x-twilio-email-event-webhook-timestamp': ts } }).then((res) => res.status);
+    const now = String(Math.floor(Date.now() / 1000));
+    const sig = (b: string, ts: string) => sign('sha256', Buffer.from(ts + b), keys.privateKey).toString('base64');
+    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    expect(await post(body, now, sign('sha256', Buffer.from(now + body), other.privateKey).toString('base64'))).toBe(403); // another key
+    expect(await post(body.replace('5.1.1', '4.2.2'), now, sig(body, now))).toBe(403); // tampered
+    const old = String(Math.floor(Date.now() / 1000) - 3600);
+    expect(await post(body, old, sig(body, old))).toBe(403); // replayed an hour later
+    expect((await db.query('SELECT count(*)::int AS n FROM email_bounces')).rows[0].n).toBe(0);
+    expect(await post(body, now, sig(body, now))).toBe(204);
+    const bounce = (await db.query('SELECT message_id, event, reason FROM email_bounces')).rows;
+    expect(bounce).toEqual([{ message_id: messageId, event: 'bounce', reason: '5.1.1' }]); // no address, no free text
+    await followUp();
+    const row = (await db.query('SELECT delivery_state, delivery_code, delivery_action FROM ledger WHERE run_id = $1 AND account_id = 2', [RUN])).rows[0];
+    expect(row).toEqual({ delivery_state: 'undelivered', delivery_code: 'email_bounce:5.1.1', delivery_action: 'email_bounced' });
+  });
+});

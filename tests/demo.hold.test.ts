@@ -35,7 +35,7 @@ describe('demo --hold', () => {
 
   it('prints a ready-to-paste export block and writes an env file; the CLI works on the held stack with either', async () => {
     // Nothing of the test stack leaks in: the demo starts its own servers.
-    demo = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', '--accounts', '300', '--rate', '0', '--hold'], {
+    demo = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', '--accounts', '300', '--rate', 'unlimited', '--hold'], {
       cwd: PROJECT_ROOT, env: { ...BASE_ENV, USER: 'demo-tester' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     demo.stdout!.on('data', (d) => (out += d));
@@ -64,7 +64,7 @@ describe('demo --hold', () => {
     const envFile = /export PINRESET_ENV_FILE=(\S+)/.exec(out)?.[1];
     expect(envFile && existsSync(envFile)).toBe(true);
     const uiUrl = /^export TEMPORAL_UI_URL=(\S+)$/m.exec(block!)?.[1];
-    const fromFile = await bash(`node --import tsx scripts/cli.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate 0 --wait`, { ...BASE_ENV, PINRESET_ENV_FILE: envFile! });
+    const fromFile = await bash(`node --import tsx scripts/cli.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate unlimited --wait`, { ...BASE_ENV, PINRESET_ENV_FILE: envFile! });
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(fromFile.stdout).toContain(`web ui   : ${uiUrl}/namespaces/default/workflows/pinreset-run-demo-handover-1`);
     expect(fromFile.stdout).toContain('Run demo-handover-1 completed');

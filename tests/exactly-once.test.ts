@@ -94,7 +94,7 @@ describe('exactly once across runs', () => {
   it('the same incident again needs --notify-only (PINs untouched) or --reset-again', async () => {
     const ids = await addAccounts(30);
     const r1 = await startRun(db, client, {
-      reason: 'INC-same', operator: 't', taskQueue: worker.taskQueue, accountIds: ids, params: { batchSize: 30, ratePerSecond: 0 },
+      reason: 'INC-same', operator: 't', taskQueue: worker.taskQueue, accountIds: ids, params: { batchSize: 30, ratePerSecond: 'unlimited' },
     });
     await r1.handle.result();
     expect(await versions(ids)).toEqual(ids.map(() => 2));
@@ -104,7 +104,7 @@ describe('exactly once across runs', () => {
     // A customer sets a new PIN meanwhile: a notify-only run must not wipe it.
     await db.query(`UPDATE accounts SET pin_hash = 'chosen', pin_status = 'set', credential_version = 3 WHERE id = $1`, [ids[0]]);
     const r2 = await startRun(db, client, {
-      reason: 'INC-same', operator: 't', taskQueue: worker.taskQueue, accountIds: ids, params: { batchSize: 30, ratePerSecond: 0, resetMode: 'notify_only' },
+      reason: 'INC-same', operator: 't', taskQueue: worker.taskQueue, accountIds: ids, params: { batchSize: 30, ratePerSecond: 'unlimited', resetMode: 'notify_only' },
     });
     const result = await r2.handle.result();
     expect(result.counts).toMatchObject({ reset: 30, sentSms: 30 });
@@ -147,7 +147,7 @@ describe('exactly once across runs', () => {
     providers.twilio.setFaults({ rate5xx: 1 });
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-hold', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-      params: { batchSize: 20, ratePerSecond: 0, ambiguous: 'hold', holdMs: 1_000, graceMs: 6_000, autoPauseFailureRate: 1 },
+      params: { batchSize: 20, ratePerSecond: 'unlimited', ambiguous: 'hold', holdMs: 1_000, graceMs: 6_000, autoPauseFailureRate: 1 },
     });
     const result = await handle.result();
     expect(result.counts).toMatchObject({ sentSms: 0, ambiguous: 20, pending: 0 });

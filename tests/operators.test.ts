@@ -225,7 +225,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     try {
       const { runId, handle } = await startRun(db, client, {
         reason: 'INC-db', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
-        params: { batchSize: 25, ratePerSecond: 0, dbStallPauseSeconds: 3 },
+        params: { batchSize: 25, ratePerSecond: 'unlimited', dbStallPauseSeconds: 3 },
       });
       const paused = await until('the run to pause itself', async () => {
         const p = await progress(runId);

@@ -121,7 +121,6 @@ export function makeNotifyBatch(deps: ActivityDeps) {
 
     const lease = new ClaimLease(deps.db, runId, timing.leaseMs, stopAttempt);
     const recorder = new OutcomeRecorder(deps.db, runId, lease.token, (group, recorded) => {
-      lease.release(group.map((o) => o.accountId));
       const lost = group.length - recorded.size;
       if (lost > 0) {
         // The rows were taken over after this attempt's lease ran out: whatever it sent is found
@@ -177,18 +176,24 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       judge(outcome);
       if (outcome.state !== 'pending') settledCount++;
       if (outcome.state === 'ambiguous') parkedCount++;
+      // Out of the lease before the write: a renewal that no longer finds the row (its outcome was
+      // just written, which clears the token) must not read as a takeover.
+      lease.release([outcome.accountId]);
       recorder.add(outcome);
     };
 
     const resolveOne = async (row: ParkedRow, postponed: number): Promise<void> => {
       if (signal.aborted || !lease.canSend()) return; // its lookup lease runs out; someone looks again
       const verdict = await lookUpParked(deps.db, ctx, row, timing.ambiguous, postponed);
+      // As for outcomes: out of the lease before the write, back in for a resend.
+      lease.release([row.accountId]);
+      const askedAt = lease.now();
       const ok = await settle(deps.db, ctx, row, verdict);
       if (!ok || verdict.verdict !== 'resend') {
-        lease.release([row.accountId]);
         if (ok && verdict.verdict === 'found') settledCount++;
         return;
       }
+      lease.adopt([row.accountId], askedAt);
       // Two negative lookups a hold period apart (or an email, which has no lookup): send again,
       // under this attempt's token, and record like any other send.
       await attemptOne(row, true);

@@ -24,7 +24,7 @@ export interface StartRunRequest {
   reason: string;
   operator: string;
   params?: Partial<RunParams>;
-  /** Explicit cohort (forensic file, redrive); otherwise every active account. */
+  /** Explicit cohort (forensic file, redrive); otherwise every account not closed or deleted. */
   accountIds?: number[];
   taskQueue: string;
   /** The message parameters to freeze in the run's row: every worker then sends the same text. */

@@ -88,7 +88,7 @@ runOptions(
   program
     .command('plan')
     .description('Count the cohort, its channel split (SMS / email / unreachable), batches and the time to notify at the rate. Changes nothing.')
-    .option('--cohort-file <file>', 'explicit cohort: one account id per line, or a CSV with an id or account_id column (default: every active account)'),
+    .option('--cohort-file <file>', 'explicit cohort: one account id per line, or a CSV with an id or account_id column (default: every account not closed or deleted: active and suspended)'),
   false,
 )
   .option('--json', 'print the plan as one JSON object')
@@ -104,7 +104,7 @@ runOptions(
     .description('Start a run: invalidate the PIN of every account in the cohort, then notify each customer once. Prints the run id and its Web UI address.')
     .option('--reason <text>', 'incident or ticket id (required): recorded on every reset account and shown in the Web UI')
     .option('--operator <name>', 'who starts the run (default: $USER or the OS user)')
-    .option('--cohort-file <file>', 'explicit cohort: one account id per line, or a CSV with an id or account_id column (default: every active account)')
+    .option('--cohort-file <file>', 'explicit cohort: one account id per line, or a CSV with an id or account_id column (default: every account not closed or deleted: active and suspended)')
     .option('--allow-unknown', 'accept cohort-file ids that are not in the accounts table: recorded in the ledger and skipped (account_deleted)'),
   true,
 )

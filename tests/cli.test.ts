@@ -30,7 +30,7 @@ interface CliResult {
 const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
   poll(what, () => probe().catch(() => undefined), timeoutMs, 150);
 
-/** The plan cohort, by hand: 60 active accounts (40 SMS, 15 email, 5 unreachable), 1 suspended, 1 closed. */
+/** The plan cohort, by hand: 60 active accounts (40 SMS, 15 email, 5 unreachable), 1 suspended (exposed too: SMS), 1 closed. */
 function planCohort(): AccountSpec[] {
   const specs: AccountSpec[] = [];
   for (let id = 1; id <= 40; id++) specs.push(account(id)); // SMS
@@ -38,7 +38,7 @@ function planCohort(): AccountSpec[] {
   for (let id = 51; id <= 55; id++) specs.push(account(id, { phoneType: 'landline' })); // email
   for (let id = 56; id <= 58; id++) specs.push(account(id, { smsOptOut: true, email: null })); // unreachable
   for (let id = 59; id <= 60; id++) specs.push(account(id, { phone: 'n/a', email: 'broken@' })); // unreachable
-  specs.push(account(61, { status: 'suspended' })); // not active: outside the all-active cohort; reset if listed
+  specs.push(account(61, { status: 'suspended' })); // its exposed PIN is as usable: in the default cohort
   specs.push(account(62, { status: 'closed' })); // skipped if listed
   return specs;
 }
@@ -122,16 +122,16 @@ describe('pinreset CLI', () => {
 
     const a = JSON.parse(all.stdout);
     expect(a).toMatchObject({
-      cohort: { kind: 'all_active', accounts: 60, unknown: 0 }, resets: 60, skipped: { closed: 0, deleted: 0, unknown: 0 },
-      channels: { sms: 40, email: 15, unreachable: 5, unreachableByReason: { opted_out: 3, invalid_number: 2 } },
-      batches: 9, messages: 55, notifySeconds: 11, params: { batchSize: 7, ratePerSecond: 5, policy: 'sms_then_email' },
+      cohort: { kind: 'all_active', accounts: 61, unknown: 0 }, resets: 61, skipped: { closed: 0, deleted: 0, unknown: 0 },
+      channels: { sms: 41, email: 15, unreachable: 5, unreachableByReason: { opted_out: 3, invalid_number: 2 } },
+      batches: 9, messages: 56, params: { batchSize: 7, ratePerSecond: 5, policy: 'sms_then_email' },
     });
-    expect(a.scan).toMatchObject({ accounts: 60 });
+    expect(a.scan).toMatchObject({ accounts: 61 });
 
     const e = JSON.parse(emailOnly.stdout);
     expect(e).toMatchObject({
-      channels: { sms: 0, email: 55, unreachable: 5, unreachableByReason: { no_contact: 3, invalid_email: 2 } },
-      batches: 2, canaryAccounts: 10, notifySeconds: 0.55,
+      channels: { sms: 0, email: 56, unreachable: 5, unreachableByReason: { no_contact: 3, invalid_email: 2 } },
+      batches: 2, canaryAccounts: 10,
     });
 
     // 1 and 2 (listed twice), suspended 61 (reset), closed 62 (skipped), 999999 unknown (line 6).
@@ -141,10 +141,10 @@ describe('pinreset CLI', () => {
     });
 
     expect(dry.stdout).toMatch(/^Dry run \(nothing was started\)/);
-    expect(dry.stdout).toMatch(/cohort +: 60 accounts \(every active account\)/);
-    expect(dry.stdout).toMatch(/SMS 40 \(66\.7%\) +email 15 \(25\.0%\) +unreachable 5 \(8\.3%\)/);
+    expect(dry.stdout).toMatch(/cohort +: 61 accounts \(every account not closed or deleted\)/);
+    expect(dry.stdout).toMatch(/SMS 41 \(67\.2%\) +email 15 \(24\.6%\) +unreachable 5 \(8\.2%\)/);
     expect(dry.stdout).toMatch(/batches +: 9 of up to 7 accounts/);
-    expect(dry.stdout).toMatch(/about 11s to send 55 messages at 5\/s/);
+    expect(dry.stdout).toMatch(/about 11s to send 56 messages at 5\/s/);
 
     expect(await runCount()).toBe(0);
     expect((await db.query('SELECT 1 FROM ledger')).rowCount).toBe(0);
@@ -167,9 +167,9 @@ describe('pinreset CLI', () => {
     const last = frames[frames.length - 1];
     expect(last).toMatch(/state +: COMPLETED/);
     expect(last.trimEnd().endsWith('Run cli-all-1 completed.')).toBe(true);
-    expect(last).toMatch(/100\.0% +60 of 60 settled/);
-    expect(last).toContain('reset 60 (skipped 0) | sms 40 | email 15 (fell back 0) | unreachable 5 | failed 0');
-    expect(await readCounts(db, 'cli-all-1')).toMatchObject({ planned: 60, reset: 60, sentSms: 40, sentEmail: 15, unreachable: 5, pending: 0 });
+    expect(last).toMatch(/100\.0% +61 of 61 settled/);
+    expect(last).toContain('reset 61 (skipped 0) | sms 41 | email 15 (fell back 0) | unreachable 5 | failed 0');
+    expect(await readCounts(db, 'cli-all-1')).toMatchObject({ planned: 61, reset: 61, sentSms: 41, sentEmail: 15, unreachable: 5, pending: 0 });
   });
 
   it('report streams per-account outcomes as CSV or JSON Lines, only ledger fields, no contact data', async () => {
@@ -183,10 +183,10 @@ describe('pinreset CLI', () => {
 
     const lines = csv.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('account_id,outcome,channel,fell_back,provider_message_id,error_code,reset_at,notified_at,attempts,resolved_by,delivery_state,delivery_code,delivery_at,delivery_action');
-    expect(lines).toHaveLength(61);
+    expect(lines).toHaveLength(62);
     const rows = new Map(lines.slice(1).map((l) => [Number(l.split(',')[0]), l.split(',')]));
-    expect([...rows.keys()]).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
-    for (const r of rows.values()) expect(r).toHaveLength(13);
+    expect([...rows.keys()]).toEqual(Array.from({ length: 61 }, (_, i) => i + 1));
+    for (const r of rows.values()) expect(r).toHaveLength(14);
     expect(rows.get(1)!.slice(1, 4)).toEqual(['sent', 'sms', 'false']);
     expect(rows.get(1)![4]).toMatch(/^SM[0-9a-f]{32}$/);
     expect(rows.get(1)![8]).toBe('1');
@@ -201,7 +201,7 @@ describe('pinreset CLI', () => {
     expect(j.every((r) => r.outcome === 'unreachable' && r.notified_at === null)).toBe(true);
 
     expect(await readFile(outFile, 'utf8')).toBe(csv.stdout);
-    expect(toFile.stderr).toContain('Wrote 60 rows');
+    expect(toFile.stderr).toContain('Wrote 61 rows');
     expect((await readdir(dir)).filter((f) => f.endsWith('.partial'))).toEqual([]);
 
     for (const out of [csv.stdout, jsonl.stdout]) {
@@ -357,7 +357,7 @@ describe('pinreset CLI', () => {
     expect([text.code, json.code]).toEqual([0, 0]);
     const lines = text.stdout.split('\n');
     expect(lines[0]).toMatch(/^RUN +STATUS +PHASE +COHORT +PROGRESS +PLANNED +SENT +UNREACH +FAILED +PENDING +STARTED \(UTC\) +OPERATOR +REASON$/);
-    expect(lines.find((l) => l.startsWith('cli-all-1 '))).toMatch(/^cli-all-1 +completed +completed +all_active +100\.0% +60 +55 +5 +0 +0 +\S+ \S+ +cli-tester +INC-CLI-1$/);
+    expect(lines.find((l) => l.startsWith('cli-all-1 '))).toMatch(/^cli-all-1 +completed +completed +all_active +100\.0% +61 +56 +5 +0 +0 +\S+ \S+ +cli-tester +INC-CLI-1$/);
     expect(text.stdout).toContain('cli-redrive-1: redrive of cli-src-1');
     expect(lines.find((l) => l.startsWith('cli-ctl-1 '))).toMatch(/cancelled .* alice@secops +INC-CTL$/);
     expect(text.stdout).toContain('cli-ctl-1: cancelled (wrong cohort)');

@@ -78,7 +78,7 @@ export async function start(o: StartOptions): Promise<void> {
   const cfg = ctx.cfg;
   const db = await ctx.db();
   let accountIds: number[] | undefined;
-  let cohortNote = 'every active account';
+  let cohortNote = 'every account not closed or deleted';
   if (o.cohortFile) {
     const cohort = await loadFileCohort(db, o.cohortFile);
     refuseUnknown(cohort, o.allowUnknown === true);

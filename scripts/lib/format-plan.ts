@@ -7,7 +7,7 @@ const pct = (x: number, of: number) => (of > 0 ? `${((100 * x) / of).toFixed(1)}
 
 export function formatPlan(p: CohortPlan, title = 'Plan (nothing was changed)'): string {
   const c = p.cohort;
-  const what = c.kind === 'all_active' ? 'every active account' : `accounts listed in ${c.file}`;
+  const what = c.kind === 'all_active' ? 'every account not closed or deleted' : `accounts listed in ${c.file}`;
   const out = [
     title,
     `  cohort        : ${n(c.accounts)} accounts (${what})${c.duplicates ? `; ${n(c.duplicates)} repeated id(s) in the file counted once` : ''}`,

@@ -24,7 +24,7 @@ export interface StartRunRequest {
   reason: string;
   operator: string;
   params?: Partial<RunParams>;
-  /** Explicit cohort (forensic file, redrive); otherwise every active account. */
+  /** Explicit cohort (forensic file, redrive); otherwise every account not closed or deleted. */
   accountIds?: number[];
   /** A redrive's source run: recorded on the run and as the PinresetSourceRunId search attribute. */
   sourceRunId?: string;

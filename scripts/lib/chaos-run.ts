@@ -134,7 +134,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       // Receipts come within seconds from the local server: short retry delay and deadline.
       params: {
         ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency,
-        delivery: { retryAfterSeconds: 5, deadlineSeconds: 60 },
+        delivery: { retryAfterSeconds: 5, deadlineSeconds: 30 },
       },
     });
     log(`run ${runId} started`);
@@ -251,6 +251,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     problems.push(...verdict.problems);
     // Every final receipt recorded must be the server's; a receipt may be missing only where the
     // server gave up its callback retries (a PostgreSQL restart longer than Twilio's retry window).
+    await stack.twilio!.callbacks.idle(30_000).catch(() => undefined); // the last retries of callbacks
     const receipts = { ...(await auditReceipts(db, runId, stack.twilio!)), abandonedCallbacks: stack.twilio!.callbacks.stats().abandoned };
     if (receipts.mismatched > 0) problems.push(`${receipts.mismatched} delivery receipts differ from the local Twilio server's records`);
     if (receipts.missing > receipts.abandonedCallbacks) problems.push(`${receipts.missing} final receipts missing, more than the ${receipts.abandonedCallbacks} callbacks the server gave up on`);

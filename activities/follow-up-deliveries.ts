@@ -56,8 +56,11 @@ export interface FollowUpResult {
 
 /** Rows acted on per sweep, so one sweep stays short. */
 const PER_SWEEP = 500;
-/** A retry claimed this long ago by an attempt that never recorded it is reconciled and redone. */
-const STALE_CLAIM_S = 60;
+/**
+ * A retry claimed this long ago by an attempt that never recorded it is reconciled and redone:
+ * longer than a send may take (the SMS client's 10-s timeout), so a live attempt is never raced.
+ */
+const STALE_CLAIM_S = 15;
 /** Final receipts the filtered share is judged over. */
 const RECEIPT_WINDOW = 1000;
 
@@ -184,11 +187,15 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         } catch (err) {
           const f = deps.sms.classify(err);
           deps.onSend?.({ channel: 'sms', result: f.kind, code: f.code, latencyMs: 0 });
+          const claimedRow = { action: 'retry_sending', messageId: row.messageId };
           if (f.kind === 'permanent') {
             // The retry itself was refused: fall back as after a second receipt.
-            await recordDeliveryAction(db, runId, row.accountId, { action: 'retry_sending', messageId: row.messageId }, { action: 'sms_retried' });
+            await recordDeliveryAction(db, runId, row.accountId, claimedRow, { action: 'sms_retried' });
+          } else if (f.kind === 'rate_limited' || f.kind === 'transient') {
+            // Refused before processing: nothing went out; try again in a moment.
+            await recordDeliveryAction(db, runId, row.accountId, claimedRow, { action: 'retry_scheduled', retryAt: new Date(clock.now().getTime() + 2_000) });
           }
-          // Otherwise the claim goes stale and a later sweep reconciles and tries again.
+          // Ambiguous: the claim goes stale and a later sweep reconciles before trying again.
         }
       }
     });

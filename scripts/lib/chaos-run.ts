@@ -17,7 +17,9 @@ import { startRun } from './start-run';
 import { describeEvent, planChaos, type ChaosEvent } from './chaos-schedule';
 import { verifyRun, type ChaosVerdict } from './chaos-verify';
 import { WorkerFleet, WORKER_ENTRY, type WorkerExit } from './chaos-workers';
+import { createHash } from 'node:crypto';
 import type { Rate } from '../../domain/run';
+import { messageRef } from '../../domain/templates';
 import { auditReceipts, type ReceiptAudit } from '../../stack/delivery-audit';
 
 export interface ChaosOptions {
@@ -234,9 +236,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
     const verifyStart = Date.now();
-    // SMS replaced by a delivery follow-up (a retry after 30003, or email after 30005/30006) are
-    // accounted for by the ledger's first_message_id: the account's message is the later one.
-    const superseded = new Set((await db.query<{ sid: string }>('SELECT first_message_id AS sid FROM ledger WHERE run_id = $1 AND first_message_id IS NOT NULL', [runId])).rows.map((r) => r.sid));
+    // SMS a delivery follow-up acted on (a retry after 30003, email or unreachable after
+    // 30005/30006/30007) are accounted for by the ledger's delivery_action: each account's
+    // message is the one in provider_message_id; its earlier SMS (identified by the reference in
+    // their callbacks) were sent once each and reported undelivered.
+    const acted = (await db.query<{ account_id: number; provider_message_id: string | null }>(
+      'SELECT account_id, provider_message_id FROM ledger WHERE run_id = $1 AND delivery_action IS NOT NULL', [runId],
+    )).rows;
+    const current = new Map(acted.map((r) => [messageRef(runId, r.account_id, (s) => createHash('sha256').update(s).digest()), r.provider_message_id]));
+    const superseded = new Set<string>();
+    for (const r of (await db.query<{ ref: string; sid: string }>('SELECT ref, message_sid AS sid FROM sms_receipts WHERE run_id = $1 AND ref = ANY($2)', [runId, [...current.keys()]])).rows) {
+      if (r.sid !== current.get(r.ref)) superseded.add(r.sid);
+    }
     const verdict = await verifyRun({
       db, runId, before, activeIds,
       sms: stack.twilio!.messages().filter((m) => !superseded.has(m.sid)),

@@ -241,7 +241,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // message is the one in provider_message_id; its earlier SMS (identified by the reference in
     // their callbacks) were sent once each and reported undelivered.
     const acted = (await db.query<{ account_id: number; provider_message_id: string | null }>(
-      'SELECT account_id, provider_message_id FROM ledger WHERE run_id = $1 AND delivery_action IS NOT NULL', [runId],
+      `SELECT account_id, CASE WHEN notify_state = 'sent' AND channel = 'sms' THEN provider_message_id END AS provider_message_id
+       FROM ledger WHERE run_id = $1 AND delivery_action IS NOT NULL`, [runId],
     )).rows;
     const current = new Map(acted.map((r) => [messageRef(runId, r.account_id, (s) => createHash('sha256').update(s).digest()), r.provider_message_id]));
     const superseded = new Set<string>();

@@ -158,10 +158,10 @@ describe('send budgets per sender', () => {
       await db.query("SELECT pinreset_penalize_sender('sms:penalty')");
     }
     const [b] = (await listSenderBudgets(db)).filter((x) => x.sender === 'sms:penalty');
-    expect(b.penalty).toBeGreaterThan(0.74);
-    expect(b.penalty).toBeLessThanOrEqual(0.75); // capped: the sender keeps a quarter of its rate
+    expect(b.penalty).toBeGreaterThan(0.49);
+    expect(b.penalty).toBeLessThanOrEqual(0.5); // capped: the sender keeps half its rate
     await db.query("UPDATE send_budgets SET penalized_at = penalized_at - interval '20 seconds' WHERE sender = 'sms:penalty'");
     const [later] = (await listSenderBudgets(db)).filter((x) => x.sender === 'sms:penalty');
-    expect(later.penalty).toBeCloseTo(0.75 / 4, 2); // halves every 10 s
+    expect(later.penalty).toBeCloseTo(0.5 / 4, 2); // halves every 10 s
   });
 });

@@ -57,8 +57,12 @@ export interface FollowUpResult {
 
 /** Rows acted on per sweep, so one sweep stays short. */
 const PER_SWEEP = 500;
-/** A retry claimed this long ago by an attempt that never recorded it is reconciled and redone. */
-const STALE_CLAIM_S = 60;
+/**
+ * A retry claimed this long ago by an attempt that never recorded it is reconciled and redone.
+ * The claim is taken after the send slot, right before the send, so this only has to outlast one
+ * send (the SMS client's 10-s timeout) with a margin: a live attempt is never raced.
+ */
+const STALE_CLAIM_S = 30;
 /** Final receipts the filtered share is judged over. */
 const RECEIPT_WINDOW = 1000;
 
@@ -157,38 +161,50 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         return ok ? 'email' : 'later';
       }
 
-      async function retrySms(row: DeliveryActionRow & { claimedAt: Date | null }): Promise<void> {
-        if (!row.ref) return;
+      async function retrySms(row: DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date }): Promise<void> {
+        if (!row.phone || !row.ref) return;
         const ref = row.ref;
         const body = smsText(message, ref);
         const claimedBefore = row.claimedAt;
-        const claim = new Date(clock.now().getTime());
-        // Claim the retry: a twin of this sweep finds it claimed and leaves it.
-        const claimed = await recordDeliveryAction(db, runId, row.accountId, { action: claimedBefore ? 'retry_sending' : 'retry_scheduled', messageId: row.messageId }, { action: 'retry_sending', retryAt: claim });
-        if (!claimed || !row.phone) return;
+        // Every claim names the exact row state it read (action and retry time): of two twins of
+        // this sweep, one claims, the other changes nothing and sends nothing.
+        let held = { action: row.action, messageId: row.messageId, retryAt: row.retryAt };
+        const claim = async (): Promise<boolean> => {
+          const at = new Date(clock.now().getTime());
+          const ok = await recordDeliveryAction(db, runId, row.accountId, held, { action: 'retry_sending', retryAt: at });
+          if (ok) held = { action: 'retry_sending', messageId: row.messageId, retryAt: at };
+          return ok;
+        };
         if (claimedBefore) {
           // An attempt died after claiming: did its SMS go out? (List calls count against the budget too.)
+          if (!(await claim())) return;
           await gate.take({ channel: 'sms' });
           const earlier = await deps.sms.listToSince(row.phone, new Date(claimedBefore.getTime() - 3_600_000)).catch(() => []);
           const match = earlier.find((m) => referenceIn(m.body) === ref && m.sid !== row.messageId);
           if (match) {
-            await recordDeliveryAction(db, runId, row.accountId, { action: 'retry_sending', messageId: row.messageId }, { action: 'sms_retried', messageId: match.sid, deliveryState: 'accepted', deliveryCode: null });
+            await recordDeliveryAction(db, runId, row.accountId, held, { action: 'sms_retried', messageId: match.sid, deliveryState: 'accepted', deliveryCode: null });
             return;
           }
         }
+        // The slot first, then the claim, then at once the send: a claim never waits for a slot.
         await gate.take({ channel: 'sms' });
+        if (!(await claim())) return;
         try {
           const sent = await deps.sms.send({ to: row.phone, body, statusCallback: statusCallbackUrl(base!, runId, ref) });
           deps.onSend?.({ channel: 'sms', result: 'ok', latencyMs: 0 });
-          await recordDeliveryAction(db, runId, row.accountId, { action: 'retry_sending', messageId: row.messageId }, { action: 'sms_retried', messageId: sent.sid, deliveryState: 'accepted', deliveryCode: null });
+          await recordDeliveryAction(db, runId, row.accountId, held, { action: 'sms_retried', messageId: sent.sid, deliveryState: 'accepted', deliveryCode: null });
         } catch (err) {
           const f = deps.sms.classify(err);
           deps.onSend?.({ channel: 'sms', result: f.kind, code: f.code, latencyMs: 0 });
+          const claimedRow = held;
           if (f.kind === 'permanent') {
             // The retry itself was refused: fall back as after a second receipt.
-            await recordDeliveryAction(db, runId, row.accountId, { action: 'retry_sending', messageId: row.messageId }, { action: 'sms_retried' });
+            await recordDeliveryAction(db, runId, row.accountId, claimedRow, { action: 'sms_retried' });
+          } else if (f.kind === 'rate_limited' || f.kind === 'transient') {
+            // Refused before processing: nothing went out; try again in a moment.
+            await recordDeliveryAction(db, runId, row.accountId, claimedRow, { action: 'retry_scheduled', retryAt: new Date(clock.now().getTime() + 2_000) });
           }
-          // Otherwise the claim goes stale and a later sweep reconciles and tries again.
+          // Ambiguous: the claim goes stale and a later sweep reconciles before trying again.
         }
       }
     });

@@ -77,8 +77,10 @@ describe('send budgets per sender', () => {
     expect(msgs).toHaveLength(300);
     const times = msgs.map((m) => m.receivedAtMs).sort((x, y) => x - y);
     // Each run alone is unlimited: only the shared budget holds them to 30/s together. Over any
-    // 2 s: 60, plus one block per run in flight (2 at 30/s) and one for arrival jitter.
-    expect(worstWindow(times, 2_000)).toBeLessThanOrEqual(SENDER_RATE * 2 + 2 * 2 + 2);
+    // 2 s: 60, plus what each run's gate may hold ahead (its block and the next one, reserved at
+    // half: 2 x 2 slots at 30/s) and a block for arrival jitter on a loaded machine (69 seen
+    // against 60 + 4 + 2 under load 16). Ungated, the two runs send all 300 within a second.
+    expect(worstWindow(times, 2_000)).toBeLessThanOrEqual(SENDER_RATE * 2 + 2 * 2 * 2 + 2);
     expect(times[times.length - 1] - times[0]).toBeGreaterThanOrEqual(((300 - 6) / SENDER_RATE) * 1000 * 0.95);
     // Neither waited for the other to finish: both sent during the first half.
     const mid = times[0] + (times[times.length - 1] - times[0]) / 2;
@@ -156,10 +158,10 @@ describe('send budgets per sender', () => {
       await db.query("SELECT pinreset_penalize_sender('sms:penalty')");
     }
     const [b] = (await listSenderBudgets(db)).filter((x) => x.sender === 'sms:penalty');
-    expect(b.penalty).toBeGreaterThan(0.74);
-    expect(b.penalty).toBeLessThanOrEqual(0.75); // capped: the sender keeps a quarter of its rate
+    expect(b.penalty).toBeGreaterThan(0.49);
+    expect(b.penalty).toBeLessThanOrEqual(0.5); // capped: the sender keeps half its rate
     await db.query("UPDATE send_budgets SET penalized_at = penalized_at - interval '20 seconds' WHERE sender = 'sms:penalty'");
     const [later] = (await listSenderBudgets(db)).filter((x) => x.sender === 'sms:penalty');
-    expect(later.penalty).toBeCloseTo(0.75 / 4, 2); // halves every 10 s
+    expect(later.penalty).toBeCloseTo(0.5 / 4, 2); // halves every 10 s
   });
 });

@@ -73,13 +73,13 @@ CREATE INDEX IF NOT EXISTS ledger_delivery_open ON ledger (run_id, account_id)
 
 -- One send budget per sender and channel ('sms:+15550000000', 'sms:MG...', 'email:relay:587'),
 -- shared by every run and worker (GCRA). A run's own rate_per_second is its share: a send takes
--- a slot from both. rate = 'Infinity' is unlimited; penalty (0..0.75) is the share of the rate
+-- a slot from both. rate = 'Infinity' is unlimited; penalty (0..0.5) is the share of the rate
 -- withheld after provider throttling, halving every 10 s.
 CREATE TABLE IF NOT EXISTS send_budgets (
   sender        text PRIMARY KEY,
   rate          double precision NOT NULL CHECK (rate > 0),
   tat           timestamptz NOT NULL DEFAULT clock_timestamp(),
-  penalty       double precision NOT NULL DEFAULT 0 CHECK (penalty >= 0 AND penalty <= 0.75),
+  penalty       double precision NOT NULL DEFAULT 0 CHECK (penalty >= 0 AND penalty <= 0.5),
   penalized_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   updated_at    timestamptz NOT NULL DEFAULT clock_timestamp()
 );
@@ -144,11 +144,11 @@ BEGIN
   RETURN QUERY SELECT true, v_wait, v_run.rate_per_second, v_sender_rate;
 END $$;
 
--- Provider throttling (429): withhold a further 10% of the sender's rate, at most 75%, decaying.
+-- Provider throttling (429): withhold a further 10% of the sender's rate, at most half (what the old per-run push-back of 250 ms per second per worker cost at worst with two workers), decaying.
 CREATE OR REPLACE FUNCTION pinreset_penalize_sender(p_sender text) RETURNS double precision
 LANGUAGE sql AS $$
   UPDATE send_budgets
-  SET penalty = least(0.75, pinreset_budget_penalty(penalty, penalized_at) + 0.1), penalized_at = clock_timestamp()
+  SET penalty = least(0.5, pinreset_budget_penalty(penalty, penalized_at) + 0.1), penalized_at = clock_timestamp()
   WHERE sender = p_sender
   RETURNING penalty
 $$;

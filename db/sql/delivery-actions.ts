@@ -36,10 +36,11 @@ export async function rowsNeedingAction(db: Db, runId: string, limit: number): P
 }
 
 /** SMS retries that are due, and retries claimed by an attempt that died (older than `staleSeconds`). */
-export async function retriesDue(db: Db, runId: string, staleSeconds: number, limit: number): Promise<(DeliveryActionRow & { claimedAt: Date | null })[]> {
+export async function retriesDue(db: Db, runId: string, staleSeconds: number, limit: number): Promise<(DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date })[]> {
   const res = await db.query(
     `SELECT l.account_id AS "accountId", l.ref, l.delivery_state AS "deliveryState", l.delivery_code AS code, false AS retried,
-            l.provider_message_id AS "messageId", CASE WHEN l.delivery_action = 'retry_sending' THEN l.delivery_retry_at END AS "claimedAt", ${CONTACT}
+            l.provider_message_id AS "messageId", CASE WHEN l.delivery_action = 'retry_sending' THEN l.delivery_retry_at END AS "claimedAt",
+            l.delivery_action AS action, l.delivery_retry_at AS "retryAt", ${CONTACT}
      FROM ledger l LEFT JOIN accounts a ON a.id = l.account_id
      WHERE l.run_id = $1 AND l.channel = 'sms' AND l.notify_state = 'sent'
        AND ((l.delivery_action = 'retry_scheduled' AND l.delivery_retry_at <= clock_timestamp())
@@ -52,7 +53,7 @@ export async function retriesDue(db: Db, runId: string, staleSeconds: number, li
 
 /** Records one decision, only if the row is still where it was read (a zombie twin changes nothing). */
 export async function recordDeliveryAction(
-  db: Db, runId: string, accountId: number, expect: { action: string | null; messageId: string | null },
+  db: Db, runId: string, accountId: number, expect: { action: string | null; messageId: string | null; retryAt?: Date },
   set: {
     action: string; retryAt?: Date; notifyState?: 'sent' | 'unreachable' | 'failed'; channel?: 'sms' | 'email';
     fellBack?: boolean; messageId?: string; keepFirst?: boolean; deliveryState?: string | null; deliveryCode?: string | null; errorCode?: string;
@@ -71,10 +72,12 @@ export async function recordDeliveryAction(
        delivery_code = CASE WHEN $11 THEN $13 ELSE delivery_code END,
        delivery_updated_at = CASE WHEN $11 THEN clock_timestamp() ELSE delivery_updated_at END,
        error_code = coalesce($14, error_code)
-     WHERE run_id = $1 AND account_id = $2 AND delivery_action IS NOT DISTINCT FROM $3 AND provider_message_id IS NOT DISTINCT FROM $4`,
+     WHERE run_id = $1 AND account_id = $2 AND delivery_action IS NOT DISTINCT FROM $3 AND provider_message_id IS NOT DISTINCT FROM $4
+       AND ($15::timestamptz IS NULL OR delivery_retry_at = $15)`,
     [
       runId, accountId, expect.action, expect.messageId, set.action, set.retryAt ?? null, set.notifyState ?? null, set.channel ?? null,
       set.fellBack ?? null, set.messageId ?? null, set.deliveryState !== undefined, set.deliveryState ?? null, set.deliveryCode ?? null, set.errorCode ?? null,
+      expect.retryAt ?? null,
     ],
   );
   return res.rowCount === 1;

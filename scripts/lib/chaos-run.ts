@@ -154,7 +154,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       // Receipts come within seconds from the local server: short retry delay and deadline.
       params: {
         ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency,
-        delivery: { retryAfterSeconds: 5, deadlineSeconds: 60 }, ...o.claim,
+        delivery: { retryAfterSeconds: 5, deadlineSeconds: 30 }, ...o.claim,
       },
     });
     log(`run ${runId} started`);
@@ -267,9 +267,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
     const verifyStart = Date.now();
-    // SMS replaced by a delivery follow-up (a retry after 30003, or email after 30005/30006) are
-    // accounted for by the ledger's first_message_id: the account's message is the later one.
-    const superseded = new Set((await db.query<{ sid: string }>('SELECT first_message_id AS sid FROM ledger WHERE run_id = $1 AND first_message_id IS NOT NULL', [runId])).rows.map((r) => r.sid));
+    // SMS a delivery follow-up acted on (a retry after 30003, email or unreachable after
+    // 30005/30006/30007) are accounted for by the ledger's delivery_action: each account's
+    // message is the one in provider_message_id; its earlier SMS (identified by the reference in
+    // their callbacks) were sent once each and reported undelivered.
+    const acted = (await db.query<{ ref: string; provider_message_id: string | null }>(
+      `SELECT ref, CASE WHEN notify_state = 'sent' AND channel = 'sms' THEN provider_message_id END AS provider_message_id
+       FROM ledger WHERE run_id = $1 AND delivery_action IS NOT NULL AND ref IS NOT NULL`, [runId],
+    )).rows;
+    const current = new Map(acted.map((r) => [r.ref, r.provider_message_id]));
+    const superseded = new Set<string>();
+    for (const r of (await db.query<{ ref: string; sid: string }>('SELECT ref, message_sid AS sid FROM sms_receipts WHERE run_id = $1 AND ref = ANY($2)', [runId, [...current.keys()]])).rows) {
+      if (r.sid !== current.get(r.ref)) superseded.add(r.sid);
+    }
     const verdict = await verifyRun({
       db, runId, before, activeIds,
       sms: stack.twilio!.messages().filter((m) => !superseded.has(m.sid)),
@@ -284,6 +294,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     problems.push(...verdict.problems);
     // Every final receipt recorded must be the server's; a receipt may be missing only where the
     // server gave up its callback retries (a PostgreSQL restart longer than Twilio's retry window).
+    await stack.twilio!.callbacks.idle(30_000).catch(() => undefined); // the last retries of callbacks
     const receipts = { ...(await auditReceipts(db, runId, stack.twilio!)), abandonedCallbacks: stack.twilio!.callbacks.stats().abandoned };
     if (receipts.mismatched > 0) problems.push(`${receipts.mismatched} delivery receipts differ from the local Twilio server's records`);
     if (receipts.missing > receipts.abandonedCallbacks) problems.push(`${receipts.missing} final receipts missing, more than the ${receipts.abandonedCallbacks} callbacks the server gave up on`);

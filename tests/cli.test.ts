@@ -231,7 +231,7 @@ describe('pinreset CLI', () => {
     await until('the canary to finish', async () => (await progress(runId)).awaitingApproval);
     const waiting = await cli(['status', runId]);
     expect(waiting.code).toBe(0);
-    expect(waiting.stdout).toMatch(/^Run cli-ctl-1 +\[live \(progress query\)\]/);
+    expect(waiting.stdout).toMatch(/^Run cli-ctl-1 +\[live \(progress query\); counts from the ledger at /);
     expect(waiting.stdout).toContain('AWAITING APPROVAL');
     expect(waiting.stdout).toMatch(/20 of 200 settled/);
 
@@ -335,7 +335,8 @@ describe('pinreset CLI', () => {
 
     // A second redrive of the same run finds everyone notified since: it starts nothing.
     const runsBefore = await runCount();
-    const again = await cli(['redrive', 'cli-src-1', '--reason', 'INC-SRC-again']);
+    // Without --reason: the source run's reason (nothing starts here anyway).
+    const again = await cli(['redrive', 'cli-src-1']);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('Nothing to redrive: run cli-src-1 has no failed notifications left to retry (10 were notified since by a later run)');
     expect(await runCount()).toBe(runsBefore);
@@ -390,7 +391,6 @@ describe('pinreset CLI', () => {
       [['set-rate', 'cli-all-1', 'fast'], /^error: command-argument value 'fast' is invalid for argument 'rate'\. must be a number$/],
       [['report', 'cli-all-1', '--format', 'xml'], /argument 'xml' is invalid\. must be one of csv, jsonl/],
       [['report', 'cli-all-1', '--outcome', 'lost'], /argument 'lost' is invalid\. must be one or more of sent, failed/],
-      [['redrive', 'cli-src-1'], /^error: --reason is required/],
       [['status', 'Not_A_Run'], /invalid for argument 'runId'/],
       [['launch'], /^error: unknown command 'launch'/],
       [['start', '--reason', 'x'], /^error: invalid configuration: DATABASE_URL is missing/, { DATABASE_URL: undefined }],

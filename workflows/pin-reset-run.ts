@@ -493,11 +493,11 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     ended = true;
     const status = cancelRequested ? 'cancelled' : 'completed';
     s.counts = { ...(await lifecycle.readRunCounts({ runId })) };
+    setPhase(status);
     // The final checkpoint first: whoever sees the run finished also sees its final counts.
     await checkpoint(cancelRequested ? `cancelled: ${cancelReason}` : 'run complete', true);
     await lifecycle.setRunStatus({ runId, status, reason: cancelReason });
     finishedAtMs = Date.now();
-    setPhase(status);
     // A cancelled run is no longer paused: the list must not show it among the paused ones.
     wf.upsertSearchAttributes([{ key: PAUSED, value: false }]);
     await wf.condition(wf.allHandlersFinished);

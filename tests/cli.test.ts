@@ -202,6 +202,7 @@ describe('pinreset CLI', () => {
 
     expect(await readFile(outFile, 'utf8')).toBe(csv.stdout);
     expect(toFile.stderr).toContain('Wrote 60 rows');
+    expect(csv.stderr).toBe('Top error codes: opted_out unreachable 3, invalid_number unreachable 2\n');
     expect((await readdir(dir)).filter((f) => f.endsWith('.partial'))).toEqual([]);
 
     for (const out of [csv.stdout, jsonl.stdout]) {

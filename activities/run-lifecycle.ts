@@ -37,6 +37,7 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       });
     },
 
+    /** Superseded by checkpointProgress; kept for runs started by the previous workflow code. */
     async saveCheckpoint(input: { runId: string; seq: number; phase: string; counts: Counts; note?: string }): Promise<void> {
       return whileAlive(async () => {
         await saveCheckpoint(db, input.runId, input.seq, input.phase, input.counts, input.note);

@@ -58,6 +58,8 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     return ids;
   }
   const progress = (runId: string): Promise<Progress> => client.workflow.getHandle(workflowIdForRun(runId)).query(progressQuery);
+  /** For polling: a query before the workflow's first task completes fails; that means "not yet". */
+  const progressOrNot = (runId: string): Promise<Progress | undefined> => progress(runId).catch(() => undefined);
   const runRow = async (runId: string) =>
     (await db.query('SELECT status, status_reason, stop_requested_at, approved_by, approved_at, control_seq FROM runs WHERE id = $1', [runId])).rows[0];
 
@@ -139,9 +141,9 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
       params: { batchSize: 1200, batchConcurrency: 1, ratePerSecond: 15 },
     });
     const mid = await until('ledger counts while the batch is in flight', async () => {
-      const p = await progress(runId);
+      const p = await progressOrNot(runId);
       // 30 s of sending before a rate is given (MIN_WINDOW_S).
-      return p.batches.notified === 0 && p.batches.inFlight === 1 && p.counts.sentSms >= 90 && p.live && p.live.windowS >= 30 ? p : undefined;
+      return p && p.batches.notified === 0 && p.batches.inFlight === 1 && p.counts.sentSms >= 90 && p.live && p.live.windowS >= 30 ? p : undefined;
     }, 60_000, 250);
     expect(mid.live!.counts.sentSms).toBe(mid.counts.sentSms);
     expect(mid.counts.pending).toBe(1200 - mid.counts.sentSms);
@@ -228,8 +230,8 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
         params: { batchSize: 25, ratePerSecond: 0, dbStallPauseSeconds: 3 },
       });
       const paused = await until('the run to pause itself', async () => {
-        const p = await progress(runId);
-        return p.paused ? p : undefined;
+        const p = await progressOrNot(runId);
+        return p?.paused ? p : undefined;
       }, 60_000, 250);
       expect(paused.autoPaused).toBe(true);
       expect(paused.pauseReason).toMatch(/^auto-paused: database step planBatches kept failing for 3 s \(.*pinreset_plan_batches.*\); check PostgreSQL, then resume$/);

@@ -235,7 +235,12 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
       }, 60_000, 250);
       expect(paused.autoPaused).toBe(true);
       expect(paused.pauseReason).toMatch(/^auto-paused: database step planBatches kept failing for 3 s \(.*pinreset_plan_batches.*\); check PostgreSQL, then resume$/);
-      expect(await runRow(runId)).toMatchObject({ status: 'paused', status_reason: paused.pauseReason });
+      // Written by its own activity, a moment after the workflow paused.
+      const row = await until('the pause in runs.status', async () => {
+        const r = await runRow(runId);
+        return r.status === 'paused' ? r : undefined;
+      }, 30_000, 100);
+      expect(row.status_reason).toBe(paused.pauseReason);
       const status = await cli(['status', runId]);
       expect(status.stdout).toContain('PAUSED (the run paused itself): auto-paused: database step planBatches kept failing for 3 s');
       await restore();

@@ -51,7 +51,7 @@ export function makeRunLifecycle(deps: ActivityDeps) {
     async checkpointProgress(input: { runId: string; seq: number; phase: string; note?: string }): Promise<LiveReading> {
       return whileAlive(async () => {
         const live = await readLiveProgress(db, input.runId);
-        await saveCheckpoint(db, input.runId, input.seq, input.phase, live.counts, input.note);
+        await saveCheckpoint(db, input.runId, input.seq, input.phase, live.counts, input.note, live);
         return live;
       });
     },

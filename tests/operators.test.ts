@@ -210,7 +210,8 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     const row = await runRow(runId);
     expect(row.approved_by).toBe('lead@secops');
     expect(row.approved_at).toBeInstanceOf(Date);
-    await client.workflow.getHandle(workflowIdForRun(runId)).executeUpdate(setRateUpdate, { args: [0] });
+    // Faster for the rest (it may be done already).
+    await client.workflow.getHandle(workflowIdForRun(runId)).executeUpdate(setRateUpdate, { args: [0] }).catch(() => undefined);
     const result = await client.workflow.getHandle(workflowIdForRun(runId)).result();
     expect(result.counts).toMatchObject({ planned, sentSms: planned, pending: 0 });
     const done = await cli(['status', runId]);

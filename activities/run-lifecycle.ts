@@ -39,6 +39,7 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       });
     },
 
+    /** Superseded by checkpointProgress; kept for runs started by the previous workflow code. */
     async saveCheckpoint(input: { runId: string; seq: number; phase: string; counts: Counts; note?: string }): Promise<void> {
       return whileAlive(async () => {
         await saveCheckpoint(db, input.runId, input.seq, input.phase, input.counts, input.note);
@@ -52,7 +53,7 @@ export function makeRunLifecycle(deps: ActivityDeps) {
     async checkpointProgress(input: { runId: string; seq: number; phase: string; note?: string }): Promise<LiveReading> {
       return whileAlive(async () => {
         const live = await readLiveProgress(db, input.runId);
-        await saveCheckpoint(db, input.runId, input.seq, input.phase, live.counts, input.note);
+        await saveCheckpoint(db, input.runId, input.seq, input.phase, live.counts, input.note, live);
         return live;
       });
     },

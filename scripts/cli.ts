@@ -193,7 +193,7 @@ program
 // ---- report -------------------------------------------------------------------------------------
 program
   .command('report')
-  .description(`Per-account outcomes of a run, streamed: ${'account_id, outcome, channel, fell_back, provider_message_id, error_code, reset_at, notified_at, attempts'}. No phone, email or name.`)
+  .description(`Per-account outcomes of a run, streamed: ${'account_id, outcome, channel, fell_back, provider_message_id, error_code, reset_at, notified_at, attempts'}. No phone, email or name. The top error codes with their counts follow on stderr.`)
   .argument('<runId>', 'run id', parse.runId)
   .addOption(new Option('--format <format>', 'csv or jsonl').default('csv').argParser(parse.oneOf(REPORT_FORMATS)))
   .option('--out <file>', 'write to this file (default: stdout); written as FILE.partial, renamed when complete')

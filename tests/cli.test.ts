@@ -202,6 +202,7 @@ describe('pinreset CLI', () => {
 
     expect(await readFile(outFile, 'utf8')).toBe(csv.stdout);
     expect(toFile.stderr).toContain('Wrote 61 rows');
+    expect(csv.stderr).toBe('Top error codes: opted_out unreachable 3, invalid_number unreachable 2\n');
     expect((await readdir(dir)).filter((f) => f.endsWith('.partial'))).toEqual([]);
 
     for (const out of [csv.stdout, jsonl.stdout]) {
@@ -231,7 +232,7 @@ describe('pinreset CLI', () => {
     await until('the canary to finish', async () => (await progress(runId)).awaitingApproval);
     const waiting = await cli(['status', runId]);
     expect(waiting.code).toBe(0);
-    expect(waiting.stdout).toMatch(/^Run cli-ctl-1 +\[live \(progress query\)\]/);
+    expect(waiting.stdout).toMatch(/^Run cli-ctl-1 +\[live \(progress query\); counts from the ledger at /);
     expect(waiting.stdout).toContain('AWAITING APPROVAL');
     expect(waiting.stdout).toMatch(/20 of 200 settled/);
 
@@ -335,7 +336,8 @@ describe('pinreset CLI', () => {
 
     // A second redrive of the same run finds everyone notified since: it starts nothing.
     const runsBefore = await runCount();
-    const again = await cli(['redrive', 'cli-src-1', '--reason', 'INC-SRC-again']);
+    // Without --reason: the source run's reason (nothing starts here anyway).
+    const again = await cli(['redrive', 'cli-src-1']);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('Nothing to redrive: run cli-src-1 has no failed notifications left to retry (10 were notified since by a later run)');
     expect(await runCount()).toBe(runsBefore);
@@ -393,7 +395,6 @@ describe('pinreset CLI', () => {
       [['set-rate', 'cli-all-1', '0'], /^error: a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'$/],
       [['report', 'cli-all-1', '--format', 'xml'], /argument 'xml' is invalid\. must be one of csv, jsonl/],
       [['report', 'cli-all-1', '--outcome', 'lost'], /argument 'lost' is invalid\. must be one or more of sent, failed/],
-      [['redrive', 'cli-src-1'], /^error: --reason is required/],
       [['status', 'Not_A_Run'], /invalid for argument 'runId'/],
       [['launch'], /^error: unknown command 'launch'/],
       [['start', '--reason', 'x'], /^error: invalid configuration: DATABASE_URL is missing/, { DATABASE_URL: undefined }],
@@ -452,7 +453,8 @@ describe('pinreset CLI', () => {
     expect(s.counts.planned).toBe(50);
     expect(s.counts.sentSms).toBeGreaterThan(0);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^Run cli-nw-1 +\[last checkpoint in PostgreSQL, .* ago\): no worker answered/);
+    // The server either lets the query time out or refuses it at once (no poller on the sticky queue).
+    expect(text.stdout).toMatch(/^Run cli-nw-1 +\[last checkpoint in PostgreSQL, .* ago\): (no worker answered|the progress query failed)/);
     expect(text.stdout).toContain('PAUSED (by an operator): provider maintenance');
   });
 });

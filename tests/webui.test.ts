@@ -172,10 +172,11 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     page = await browser.context.newPage();
     page.setDefaultTimeout(30_000);
 
-    // Slow enough (10 msg/s) that the operator's pause lands mid-run.
+    // Slow enough (5 msg/s: 60 s for the cohort) that the operator's pause lands mid-run, even
+    // on a loaded machine.
     ({ runId, handle } = await startRun(db, client, {
       reason: 'INC-2024-0042', operator: 'oncall@secops', taskQueue: worker.taskQueue,
-      params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 10 },
+      params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 5 },
     }));
     const workflowId = workflowIdForRun(runId);
     expect(workflowId).toBe(`pinreset-run-${runId}`);
@@ -232,7 +233,7 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     expect(shown.text).toContain(`State: paused (${PAUSE_REASON})`);
     expect(shown.text).toMatch(/ETA: none while paused \(\d+ pending\)/);
     expect(shown.text).toContain(`${ledger.sentSms + ledger.sentEmail + ledger.unreachable + ledger.failed + ledger.skipped + ledger.notifySkipped} of 300 accounts settled`);
-    expect(shown.text).toContain('Rate ceiling: 10 msg/s');
+    expect(shown.text).toContain('Rate ceiling: 5 msg/s');
     // The static summary and details from the start.
     const summary = await page.frameLocator('iframe#user-metadata-summary').locator('body').innerText();
     expect(summary).toContain(`PIN reset ${runId}: INC-2024-0042`);

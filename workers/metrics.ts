@@ -14,6 +14,7 @@ import http from 'node:http';
 import type { Db } from '../db/pool';
 import { listActiveRunRates } from '../db/sql/list-active-run-rates';
 import { readLiveProgress } from '../db/sql/read-live-progress';
+import { readRun } from '../db/sql/read-run';
 import { achievedRate, etaSeconds, idleSeconds, stallSeconds } from '../domain/live-progress';
 import type { SendEvent } from '../activities/deps';
 import { listen } from '../stack/ports';
@@ -181,7 +182,12 @@ const MAX_PROGRESS_RUNS = 10;
  */
 export async function runProgressGauges(db: Db): Promise<Gauge[]> {
   const runs = (await listActiveRunRates(db, MAX_PROGRESS_RUNS)).filter((r) => r.status !== 'created');
-  const readings = await Promise.all(runs.map(async (r) => ({ run: r, live: await readLiveProgress(db, r.id) })));
+  // The workflow's latest reading when fresh (no second scan of a large ledger per scrape).
+  const readings = await Promise.all(runs.map(async (r) => {
+    const saved = (await readRun(db, r.id))?.lastCheckpoint?.live;
+    const live = saved && Date.now() - saved.readAtMs < 30_000 ? saved : await readLiveProgress(db, r.id);
+    return { run: r, live };
+  }));
   const per = (f: (x: (typeof readings)[number]) => number | undefined) =>
     readings.flatMap((x) => {
       const v = f(x);

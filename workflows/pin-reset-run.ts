@@ -383,6 +383,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     const seq = ++s.checkpointSeq;
     const args = { runId, seq, phase, note };
     const p = wf.CancellationScope.nonCancellable(() => (final ? lifecycle : dbSteps).checkpointProgress(args)).then((live) => {
+      lastCheckpointMs = Date.now();
       if (!s.live || live.readAtMs >= s.live.readAtMs) s.live = live;
       bump();
     }, (err) => {
@@ -397,16 +398,23 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   };
 
   // While batches are in flight, read the ledger every CHECKPOINT_EVERY_MS (a timer and an
-  // activity each); idle runs (paused, awaiting approval) add nothing to their history.
+  // activity each), one reading at a time, and no more than a quarter of the time: a reading of a
+  // large ledger on a busy database takes seconds (850,000 rows: 2-7 s on a loaded 2-core box).
+  // Idle runs (paused, awaiting approval) add nothing to their history.
   const busy = () => inFlight.reset.size + inFlight.notify.size > 0;
+  let lastReadingMs = 0;
   // Not cancellable: a run cancelled from Temporal keeps reading while its batches drain.
   void wf.CancellationScope.nonCancellable(async () => {
     for (;;) {
       await wf.condition(() => ended || busy());
       if (ended) return;
-      await wf.sleep(CHECKPOINT_EVERY_MS);
+      await wf.sleep(Math.max(CHECKPOINT_EVERY_MS, 3 * lastReadingMs));
       if (ended) return;
-      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS - 500) checkpoint();
+      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS - 500) {
+        const t0 = Date.now();
+        await checkpoint().catch(() => undefined);
+        lastReadingMs = Date.now() - t0;
+      }
     }
   }).catch(() => undefined);
 
@@ -529,9 +537,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       if (sendsDone && !s.deliveryDone && followUp.enabled && (phase as Phase) !== 'confirming_delivery') setPhase('confirming_delivery');
       if (idle && (cancelRequested || (sendsDone && s.deliveryDone && !followUp.inFlight))) break;
 
-      // Also when the run goes idle (paused, awaiting approval): the last checkpoint then holds
-      // exactly what a status read without a worker should show.
-      if (Date.now() - lastCheckpointMs >= CHECKPOINT_EVERY_MS || (idle && settledSinceCheckpoint)) checkpoint();
+      // Periodic readings come from the ticker above. One more when the run goes idle (paused,
+      // awaiting approval): the last checkpoint then holds exactly what a status read without a
+      // worker should show.
+      if (idle && settledSinceCheckpoint) checkpoint();
       showDetails();
 
       if (wf.workflowInfo().continueAsNewSuggested && !cancelRequested) {

@@ -20,6 +20,10 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS approved_by text;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS approved_at timestamptz;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS source_run_id text REFERENCES runs (id);
 
+-- The workflow's latest live reading of the ledger (rate, in flight, error codes: counts only),
+-- so `status` and the metrics can show it without scanning the ledger again.
+ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS live jsonb;
+
 -- The worker records controls and approvals (see 005 for the rest of its rights). source_run_id
 -- is set by the CLI when it creates a redrive run: not the worker's.
 GRANT UPDATE (control_seq, stop_requested_at, approved_by, approved_at) ON runs TO pinreset_worker;

@@ -1,5 +1,6 @@
 import type { Db } from '../pool';
 import type { Counts } from '../../domain/types';
+import type { LiveReading } from '../../domain/live-progress';
 
 export interface RunRow {
   id: string;
@@ -18,13 +19,13 @@ export interface RunRow {
   approvedBy: string | null;
   approvedAt: Date | null;
   sourceRunId: string | null;
-  lastCheckpoint: { seq: number; phase: string; counts: Counts; createdAt: Date } | null;
+  lastCheckpoint: { seq: number; phase: string; counts: Counts; createdAt: Date; live: LiveReading | null } | null;
 }
 
 /** A run with its latest checkpoint, readable with no worker running. */
 export async function readRun(db: Db, runId: string): Promise<RunRow | undefined> {
   const res = await db.query(
-    `SELECT r.*, c.seq AS c_seq, c.phase AS c_phase, c.counts AS c_counts, c.created_at AS c_created_at
+    `SELECT r.*, c.seq AS c_seq, c.phase AS c_phase, c.counts AS c_counts, c.created_at AS c_created_at, c.live AS c_live
      FROM runs r
      LEFT JOIN LATERAL (SELECT * FROM checkpoints WHERE run_id = r.id ORDER BY seq DESC LIMIT 1) c ON true
      WHERE r.id = $1`,
@@ -37,6 +38,6 @@ export async function readRun(db: Db, runId: string): Promise<RunRow | undefined
     statusReason: r.status_reason, planned: r.planned, ratePerSecond: r.rate_per_second, createdAt: r.created_at,
     startedAt: r.started_at, resetsDoneAt: r.resets_done_at, finishedAt: r.finished_at,
     approvedBy: r.approved_by ?? null, approvedAt: r.approved_at ?? null, sourceRunId: r.source_run_id ?? null,
-    lastCheckpoint: r.c_seq === null ? null : { seq: r.c_seq, phase: r.c_phase, counts: r.c_counts, createdAt: r.c_created_at },
+    lastCheckpoint: r.c_seq === null ? null : { seq: r.c_seq, phase: r.c_phase, counts: r.c_counts, createdAt: r.c_created_at, live: r.c_live ?? null },
   };
 }

@@ -3,6 +3,8 @@
 // Temporal client, pg or the workflow code. Output: human text, or JSON with --json.
 import type { Section } from '../../config';
 import { listRuns } from '../../db/sql/list-runs';
+import { readLiveProgress } from '../../db/sql/read-live-progress';
+import { formatTopErrors } from '../../domain/live-progress';
 import type { ReportOutcome } from '../../db/sql/read-report-page';
 import type { RunResult } from '../../workflows/api';
 import { formatRate, type Rate } from '../../domain/run';
@@ -190,6 +192,9 @@ export async function report(runId: string, o: { format: ReportFormat; out?: str
     const rows = await writeReportFile(db, runId, o.out, opts);
     process.stderr.write(`Wrote ${rows.toLocaleString('en-US')} rows to ${o.out}\n`);
   } else await writeReport(db, runId, process.stdout, opts);
+  // Why, at a glance: on stderr, so the report itself stays clean CSV / JSON Lines.
+  const { topErrors } = await readLiveProgress(db, runId);
+  if (topErrors.length) process.stderr.write(`Top error codes: ${formatTopErrors(topErrors)}\n`);
 }
 
 export async function redriveRun(sourceRunId: string, o: RedriveOptions): Promise<void> {

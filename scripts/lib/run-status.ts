@@ -18,6 +18,9 @@ import type { TemporalClient } from './temporal-client';
 
 export const FINISHED = ['completed', 'cancelled', 'failed'];
 
+/** A reading the workflow saved this recently is shown as it is; older, the ledger is read again. */
+export const FRESH_READING_MS = 15_000;
+
 export interface RunStatusView {
   runId: string;
   workflowId: string;
@@ -160,7 +163,11 @@ export async function readRunStatus(db: Db, temporal: TemporalClient | { unavail
   const run = await readRun(db, runId);
   if (!run) throw new UnknownRunError(runId);
   const withLedger = async (v: RunStatusView, r: RunRow): Promise<RunStatusView> => {
-    const [live, delivery] = await Promise.all([readLiveProgress(db, r.id), readDeliveryCounts(db, r.id)]);
+    // The workflow's own reading when it is fresh (it reads every few seconds while batches run):
+    // a large ledger is not scanned twice, nor every --watch frame.
+    const saved = r.lastCheckpoint?.live;
+    const fresh = saved && !v.finished && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : undefined;
+    const [live, delivery] = await Promise.all([fresh ?? readLiveProgress(db, r.id), readDeliveryCounts(db, r.id)]);
     return { ...v, counts: { ...live.counts, delivery }, live, asOf: new Date(live.readAtMs).toISOString() };
   };
   if (FINISHED.includes(run.status)) return withLedger(fromDatabase(run, 'final', undefined, now()), run);

@@ -117,9 +117,12 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       return { enabled: true, counts: await readDeliveryCounts(db, runId), open, done: input.sendsDone && open === 0, pauseReason, actions };
 
       async function act(): Promise<void> {
-        for (const row of await rowsNeedingAction(db, runId, PER_SWEEP)) {
+        for (const row of await rowsNeedingAction(db, runId, PER_SWEEP, STALE_CLAIM_S)) {
           const action = actionFor(row.deliveryState as DeliveryState, row.code, row.retried);
-          const expect = { action: row.retried ? 'sms_retried' : null, messageId: row.messageId };
+          // A fallback claimed by an attempt that died (stale): taken over with its claim time.
+          const expect = row.fallbackClaimedAt
+            ? { action: 'fallback_sending', messageId: row.messageId, retryAt: row.fallbackClaimedAt }
+            : { action: row.retried ? 'sms_retried' : null, messageId: row.messageId };
           if (action.kind === 'retry_sms' || action.kind === 'queue_overflow') {
             const retryAt = new Date(clock.now().getTime() + input.delivery.retryAfterSeconds * 1000);
             if (await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'retry_scheduled', retryAt })) actions.retried++;
@@ -137,14 +140,23 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         for (const row of await retriesDue(db, runId, STALE_CLAIM_S, PER_SWEEP)) await retrySms(row);
       }
 
-      async function fallBack(row: DeliveryActionRow, expect: { action: string | null; messageId: string | null }): Promise<'email' | 'unreachable' | 'later'> {
+      async function fallBack(
+        row: DeliveryActionRow, claimFrom: { action: string | null; messageId: string | null; retryAt?: Date },
+      ): Promise<'email' | 'unreachable' | 'later'> {
         const choice = chooseChannel(row, input.policy, true);
         if ('unreachable' in choice) {
-          const ok = await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'unreachable', notifyState: 'unreachable', errorCode: row.code ?? 'undelivered' });
+          const ok = await recordDeliveryAction(db, runId, row.accountId, claimFrom, { action: 'unreachable', notifyState: 'unreachable', errorCode: row.code ?? 'undelivered' });
           return ok ? 'unreachable' : 'later';
         }
         const messageId = emailMessageId(runId, row.accountId, message.messageIdDomain);
         await gate.take({ channel: 'email' });
+        // Claim before sending (issue 10): a twin sweep, or a zombie of this one on a frozen or cut-off
+        // worker, finds the row claimed and sends nothing. A claim left by an attempt that died
+        // between the send and its record is taken over after STALE_CLAIM_S and the mail sent again
+        // (SMTP has no lookup; the same Message-ID), the one window left.
+        const claimedAt = new Date(clock.now().getTime());
+        if (!(await recordDeliveryAction(db, runId, row.accountId, claimFrom, { action: 'fallback_sending', retryAt: claimedAt }))) return 'later';
+        const expect = { action: 'fallback_sending', messageId: row.messageId, retryAt: claimedAt };
         try {
           await deps.email.send({ to: row.email!, messageId, subject: emailSubject(message), text: emailText(message, row.ref ?? '') });
           deps.onSend?.({ channel: 'email', result: 'ok', latencyMs: 0 });

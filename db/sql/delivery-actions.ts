@@ -22,15 +22,19 @@ const CONTACT = `a.phone, a.phone_type AS "phoneType", coalesce(a.sms_opt_out, f
   a.email, coalesce(a.email_opt_out, false) AS "emailOptOut", a.status`;
 
 /** Final bad SMS outcomes nothing was done about yet. */
-export async function rowsNeedingAction(db: Db, runId: string, limit: number): Promise<DeliveryActionRow[]> {
-  const res = await db.query<DeliveryActionRow>(
+export async function rowsNeedingAction(
+  db: Db, runId: string, limit: number, staleSeconds: number,
+): Promise<(DeliveryActionRow & { fallbackClaimedAt: Date | null })[]> {
+  const res = await db.query<DeliveryActionRow & { fallbackClaimedAt: Date | null }>(
     `SELECT l.account_id AS "accountId", l.ref, l.delivery_state AS "deliveryState", l.delivery_code AS code,
-            (l.first_message_id IS NOT NULL OR l.delivery_action = 'sms_retried') AS retried, l.provider_message_id AS "messageId", ${CONTACT}
+            (l.first_message_id IS NOT NULL OR l.delivery_action = 'sms_retried') AS retried, l.provider_message_id AS "messageId",
+            CASE WHEN l.delivery_action = 'fallback_sending' THEN l.delivery_retry_at END AS "fallbackClaimedAt", ${CONTACT}
      FROM ledger l LEFT JOIN accounts a ON a.id = l.account_id
-     WHERE l.run_id = $1 AND l.channel = 'sms' AND l.notify_state = 'sent'
-       AND (l.delivery_action IS NULL OR l.delivery_action = 'sms_retried') AND l.delivery_state IN ('undelivered', 'failed')
+     WHERE l.run_id = $1 AND l.channel = 'sms' AND l.notify_state = 'sent' AND l.delivery_state IN ('undelivered', 'failed')
+       AND (l.delivery_action IS NULL OR l.delivery_action = 'sms_retried'
+            OR (l.delivery_action = 'fallback_sending' AND l.delivery_retry_at < clock_timestamp() - make_interval(secs => $3)))
      ORDER BY l.account_id LIMIT $2`,
-    [runId, limit],
+    [runId, limit, staleSeconds],
   );
   return res.rows;
 }
@@ -120,7 +124,7 @@ export async function openDeliveries(db: Db, runId: string): Promise<number> {
     `SELECT count(*)::integer AS n FROM ledger
      WHERE run_id = $1 AND channel = 'sms' AND notify_state = 'sent'
        AND ((delivery_state IS NULL OR delivery_state IN ('accepted', 'sent'))
-         OR delivery_action IN ('retry_scheduled', 'retry_sending')
+         OR delivery_action IN ('retry_scheduled', 'retry_sending', 'fallback_sending')
          OR (delivery_state IN ('undelivered', 'failed') AND (delivery_action IS NULL OR delivery_action = 'sms_retried')))`,
     [runId],
   );

@@ -102,7 +102,7 @@ export function makeRunLifecycle(deps: ActivityDeps) {
     async assertRunNotLive(input: { runId: string }): Promise<void> {
       const run = await readRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${input.runId}`, 'UnknownRun');
-      if (['created', 'running', 'paused'].includes(run.status)) {
+      if (['created', 'running', 'paused', 'cancelling'].includes(run.status)) {
         throw ApplicationFailure.nonRetryable(`run ${input.runId} is ${run.status}: rerun a batch only once the run has ended`, 'RunLive');
       }
     },

@@ -26,6 +26,9 @@ export interface ErrorCount {
   count: number;
 }
 
+/** A reading the workflow saved this recently is reused by `status` and the metrics; older, the ledger is read again. */
+export const FRESH_READING_MS = 15_000;
+
 /** The rate window: "the last minute". */
 export const RATE_WINDOW_S = 60;
 /**

@@ -15,6 +15,7 @@ import type { Db } from '../db/pool';
 import { listActiveRunRates } from '../db/sql/list-active-run-rates';
 import { readLiveProgress } from '../db/sql/read-live-progress';
 import { readRun } from '../db/sql/read-run';
+import { FRESH_READING_MS } from '../domain/live-progress';
 import { achievedRate, etaSeconds, idleSeconds, stallSeconds } from '../domain/live-progress';
 import type { SendEvent } from '../activities/deps';
 import { listen } from '../stack/ports';
@@ -185,7 +186,7 @@ export async function runProgressGauges(db: Db): Promise<Gauge[]> {
   // The workflow's latest reading when fresh (no second scan of a large ledger per scrape).
   const readings = await Promise.all(runs.map(async (r) => {
     const saved = (await readRun(db, r.id))?.lastCheckpoint?.live;
-    const live = saved && Date.now() - saved.readAtMs < 30_000 ? saved : await readLiveProgress(db, r.id);
+    const live = saved && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : await readLiveProgress(db, r.id);
     return { run: r, live };
   }));
   const per = (f: (x: (typeof readings)[number]) => number | undefined) =>

@@ -298,14 +298,14 @@ END $$;
 
 -- One live run per account: the first unfinished run (other than p_run_id) that holds any of the
 -- given accounts, or of every open account when p_account_ids is NULL (the default cohort).
--- Unfinished: created, running or paused (a terminated workflow leaves its run 'running' until
+-- Unfinished: created, running, paused or cancelling (a terminated workflow leaves its run 'running' until
 -- `pinreset finish` completes it).
 CREATE OR REPLACE FUNCTION pinreset_find_live_overlap(p_run_id text, p_account_ids bigint[])
 RETURNS TABLE (run_id text, reason text, status text)
 LANGUAGE sql STABLE AS $$
   SELECT r.id, r.reason, r.status
   FROM runs r
-  WHERE r.id <> p_run_id AND r.status IN ('created', 'running', 'paused')
+  WHERE r.id <> p_run_id AND r.status IN ('created', 'running', 'paused', 'cancelling')
     AND EXISTS (
       SELECT 1 FROM ledger l
       WHERE l.run_id = r.id AND l.reset_state <> 'skipped'

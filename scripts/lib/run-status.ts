@@ -9,7 +9,7 @@ import type { Db } from '../../db/pool';
 import { readDeliveryCounts } from '../../db/sql/read-delivery-counts';
 import { readLiveProgress } from '../../db/sql/read-live-progress';
 import { readRun, type RunRow } from '../../db/sql/read-run';
-import type { LiveReading } from '../../domain/live-progress';
+import { FRESH_READING_MS, type LiveReading } from '../../domain/live-progress';
 import { rateFromNumber, workflowIdForRun, type Rate } from '../../domain/run';
 import { zeroCounts, type Counts } from '../../domain/types';
 import { progressQuery, type Approval, type AutoPauseFigures, type Progress } from '../../workflows/api';
@@ -17,9 +17,6 @@ import { UnknownRunError } from './cli-errors';
 import type { TemporalClient } from './temporal-client';
 
 export const FINISHED = ['completed', 'cancelled', 'failed'];
-
-/** A reading the workflow saved this recently is shown as it is; older, the ledger is read again. */
-export const FRESH_READING_MS = 15_000;
 
 export interface RunStatusView {
   runId: string;

@@ -111,8 +111,10 @@ describe('chaos: kills, restarts and provider faults', () => {
       // Longer than the 15 s heartbeat timeout: Temporal retries the worker's batches elsewhere
       // while it sleeps or is cut off, and it wakes (or reconnects) holding claims.
       freezes: 1, freezeMs: 20_000, partitions: 1, partitionMs: 20_000,
-      // Hold over the 3 s list lag; grace over the workers' 10 s Twilio timeout plus the lag.
-      claim: { leaseMs: 6_000, holdMs: 4_000, graceMs: 14_000 },
+      // Hold over the 3 s list lag; grace over the workers' 10 s Twilio timeout plus the lag, and
+      // lease + grace over the freeze: an email a frozen worker sent is recorded when it wakes
+      // (SMTP has no lookup, so a takeover before that would send it again).
+      claim: { leaseMs: 6_000, holdMs: 4_000, graceMs: 30_000 },
       // A modest ceiling keeps the run long enough (~20 s) for every disruption to land in it.
       rate: 150, batchSize: 250, batchConcurrency: 4,
       twilioFaults: {

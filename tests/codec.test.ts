@@ -214,7 +214,11 @@ describe('codec server', () => {
   });
 });
 
-/** Every Payload-shaped object in a history, with its path; search attributes are stored unencoded by design. */
+/**
+ * Every Payload-shaped object in a history, with its path. Search attributes are stored unencoded
+ * by design, and so is a `patched()` marker's data: the SDK writes the patch's name (a constant of
+ * the workflow code, docs/changing-the-workflow.md) outside the data converter.
+ */
 function payloadsIn(value: unknown, at = '$', out: Array<{ path: string; payload: Payload }> = []): Array<{ path: string; payload: Payload }> {
   if (!value || typeof value !== 'object' || ArrayBuffer.isView(value)) return out;
   const o = value as Record<string, unknown>;
@@ -223,7 +227,7 @@ function payloadsIn(value: unknown, at = '$', out: Array<{ path: string; payload
     return out;
   }
   for (const [k, v] of Object.entries(o)) {
-    if (k === 'searchAttributes' || k === 'upsertWorkflowSearchAttributesEventAttributes') continue;
+    if (k === 'searchAttributes' || k === 'upsertWorkflowSearchAttributesEventAttributes' || k === 'patch-data') continue;
     payloadsIn(v, `${at}.${k}`, out);
   }
   return out;

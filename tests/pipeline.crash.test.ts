@@ -49,7 +49,12 @@ describe('a worker killed mid-batch', () => {
 
     const { runId, handle } = await startRun(db, client, {
       reason: 'INC-crash', operator: 't', taskQueue,
-      params: { batchSize: 500, batchConcurrency: 2, ratePerSecond: 400 },
+      params: {
+        batchSize: 500, batchConcurrency: 2, ratePerSecond: 400,
+        // The killed worker's claims are taken over after lease + grace (over the worker's 10 s
+        // Twilio timeout), then looked up before anything is resent: seconds here, minutes in production.
+        leaseMs: 4_000, holdMs: 2_000, graceMs: 12_000,
+      },
     });
     // Kill once a good share is sent but well before the end.
     const deadline = Date.now() + 60_000;

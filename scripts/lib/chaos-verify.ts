@@ -73,6 +73,8 @@ export interface ChaosFigures {
     duplicates: number;
     /** The same Message-ID delivered more than once (part of `duplicates`). */
     rawDuplicateMessageIds: number;
+    /** Account ids (opaque) of the first few accounts mailed more than once, for diagnosis. */
+    duplicateAccountIds: number[];
     rawExtraDeliveries: number;
     unrecorded: number;
     missing: number;
@@ -177,10 +179,13 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   let rawDupIds = 0;
   let rawExtra = 0;
   let mailUnrecorded = 0;
+  const emailDuplicateAccountIds: number[] = [];
   for (const [id, n] of perId) {
     if (n > 1) {
       rawDupIds++;
       rawExtra += n - 1;
+      const accountId = expectedMail.get(id)?.accountId;
+      if (accountId !== undefined && emailDuplicateAccountIds.length < 20) emailDuplicateAccountIds.push(accountId);
     }
     if (!expectedMail.has(id)) mailUnrecorded++;
   }
@@ -226,7 +231,7 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
       recipientsWithSeveral: smsSeveral, recipientsWithSeveralUnexplained: smsSeveralUnexplained,
     },
     email: {
-      deliveries: input.emails.length, distinctMessageIds: perId.size, duplicates: mailDuplicates,
+      deliveries: input.emails.length, distinctMessageIds: perId.size, duplicates: mailDuplicates, duplicateAccountIds: emailDuplicateAccountIds,
       rawDuplicateMessageIds: rawDupIds, rawExtraDeliveries: rawExtra, unrecorded: mailUnrecorded, missing: mailMissing,
       recipientsWithSeveral: mailSeveral, recipientsWithSeveralUnexplained: mailSeveralUnexplained,
     },

@@ -117,7 +117,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     expect(cancelling).toEqual({ stop: true, status: 'cancelling', reason: 'wrong cohort' });
     // A late resume changes nothing: a cancel is final.
     await handle.signal(resumeSignal);
-    await handle.executeUpdate(setRateUpdate, { args: [0] });
+    await handle.executeUpdate(setRateUpdate, { args: ['unlimited'] });
     const result = await handle.result();
     expect(result.status).toBe('cancelled');
     expect(await runRow(runId)).toMatchObject({ status: 'cancelled', status_reason: 'wrong cohort', control_seq: 4 });
@@ -166,7 +166,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     await until('a first watch frame', async () => watch.out().includes(`Run ${runId}`), 30_000, 100);
     const cancelled = await cli(['cancel', runId, '--reason', 'drill']);
     expect(cancelled.code, cancelled.stderr).toBe(0);
-    await handle.executeUpdate(setRateUpdate, { args: [0] }).catch(() => undefined);
+    await handle.executeUpdate(setRateUpdate, { args: ['unlimited'] }).catch(() => undefined);
     const watched = await watch.done;
     expect(watched.code).toBe(1);
     expect(watched.stdout).toMatch(/^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Run /);
@@ -211,7 +211,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     expect(row.approved_by).toBe('lead@secops');
     expect(row.approved_at).toBeInstanceOf(Date);
     // Faster for the rest (it may be done already).
-    await client.workflow.getHandle(workflowIdForRun(runId)).executeUpdate(setRateUpdate, { args: [0] }).catch(() => undefined);
+    await client.workflow.getHandle(workflowIdForRun(runId)).executeUpdate(setRateUpdate, { args: ['unlimited'] }).catch(() => undefined);
     const result = await client.workflow.getHandle(workflowIdForRun(runId)).result();
     expect(result.counts).toMatchObject({ planned, sentSms: planned, pending: 0 });
     const done = await cli(['status', runId]);

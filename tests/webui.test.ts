@@ -323,7 +323,7 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     await screenshot(page, 'webui-5-live-counts.png');
 
     await live.handle.signal(cancelSignal, { reason: 'wrong cohort (drill)' });
-    await live.handle.executeUpdate(setRateUpdate, { args: [0] }).catch(() => undefined);
+    await live.handle.executeUpdate(setRateUpdate, { args: ['unlimited'] }).catch(() => undefined);
     expect((await live.handle.result()).status).toBe('cancelled');
     const ledger = await ledgerCounts(db, live.runId);
     const shown = await step('cancelled-details', () =>

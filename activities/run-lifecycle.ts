@@ -12,6 +12,7 @@ import { saveCheckpoint } from '../db/sql/save-checkpoint';
 import { setRunStatus } from '../db/sql/set-run-status';
 import { setSendRate } from '../db/sql/set-send-rate';
 import { markRunStopping } from '../db/sql/send-budget';
+import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
 import { rateToNumber, type Rate, type RunStatus } from '../domain/run';
 import type { LiveReading } from '../domain/live-progress';
 import type { Counts } from '../domain/types';
@@ -52,8 +53,9 @@ export function makeRunLifecycle(deps: ActivityDeps) {
      */
     async checkpointProgress(input: { runId: string; seq: number; phase: string; note?: string }): Promise<LiveReading> {
       return whileAlive(async () => {
-        const live = await readLiveProgress(db, input.runId);
-        await saveCheckpoint(db, input.runId, input.seq, input.phase, live.counts, input.note, live);
+        // Delivery receipts ride along (issue 11): a status read from the checkpoint shows them too.
+        const [live, delivery] = await Promise.all([readLiveProgress(db, input.runId), readDeliveryCounts(db, input.runId)]);
+        await saveCheckpoint(db, input.runId, input.seq, input.phase, { ...live.counts, delivery }, input.note, live);
         return live;
       });
     },

@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     reason: 'DEMO-T-MOBILE-2021', operator: process.env.USER ?? 'demo', taskQueue,
     // Receipts come within seconds from the local Twilio server: a 30003 is retried after 5 s
     // (production default 5 min) and the delivery deadline is 2 min (production 15 min).
-    params: { ratePerSecond: opts.rate, batchSize: opts.batchSize, batchConcurrency: opts.concurrency, delivery: { retryAfterSeconds: 5, deadlineSeconds: 120 } },
+    params: { ratePerSecond: opts.rate, batchSize: opts.batchSize, batchConcurrency: opts.concurrency, delivery: { retryAfterSeconds: 5, deadlineSeconds: 30 } },
   });
   console.log(`Run ${runId}: ${stack.temporal!.uiUrl}/namespaces/${stack.temporal!.namespace}/workflows/${handle.workflowId}`);
 

@@ -40,7 +40,7 @@ describe('demo --hold', () => {
     });
     demo.stdout!.on('data', (d) => (out += d));
     demo.stderr!.on('data', (d) => (out += d));
-    await until('the demo run to finish with the stack held', async () => out.includes('Stack still up') || demo!.exitCode !== null, 170_000, 250);
+    await until('the demo run to finish with the stack held', async () => out.includes('Stack still up') || demo!.exitCode !== null, 280_000, 250);
     expect(out, out.slice(-2000)).toContain('Stack still up');
 
     const block = /# --- pinreset demo stack ---\n([\s\S]*?)\n# ---\n/.exec(out)?.[1];
@@ -68,5 +68,5 @@ describe('demo --hold', () => {
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(fromFile.stdout).toContain(`web ui   : ${uiUrl}/namespaces/default/workflows/pinreset-run-demo-handover-1`);
     expect(fromFile.stdout).toContain('Run demo-handover-1 completed');
-  });
+  }, 360_000);
 });

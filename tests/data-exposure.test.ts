@@ -140,7 +140,8 @@ describe('no customer data in Temporal or in worker logs', () => {
 
     const started = await startRun(db, client, {
       reason: 'INC-exposure', operator: 'secops', taskQueue, accountIds: specs.map((s) => s.id),
-      params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 'unlimited' },
+      // Parked (ambiguous) sends are looked up after a short hold here (minutes in production).
+      params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 'unlimited', holdMs: 2_000, graceMs: 12_000 },
     });
     runId = started.runId;
     await until('the run to pause on the configuration error', async () => {

@@ -14,7 +14,6 @@ import { claimDueAmbiguous, type ParkedRow } from '../db/sql/claim-due-ambiguous
 import { parkExpiredClaims } from '../db/sql/park-expired-claims';
 import { readCounts } from '../db/sql/read-counts';
 import { readRun } from '../db/sql/read-run';
-import { readRunMessage } from '../db/sql/read-run-message';
 import { readUnsettled } from '../db/sql/read-unsettled';
 import type { Outcome } from '../domain/outcome';
 import { claimTiming, RUN_STOPPED_FAILURE, type RunParams } from '../domain/run';
@@ -93,10 +92,10 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     return gate;
   };
   const settingsFor = async (runId: string): Promise<RunSettings> => {
-    const [run, frozen] = await Promise.all([readRun(deps.db, runId), readRunMessage(deps.db, runId)]);
+    const run = await readRun(deps.db, runId);
     if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${runId}`, 'UnknownRun');
     // Every worker sends the run's frozen text, whatever its own environment says.
-    const message = { ...deps.message, ...(frozen as Partial<MessageConfig> | null) };
+    const message = { ...deps.message, ...(run.message as Partial<MessageConfig> | null) };
     return { message, params: run.params as Partial<RunParams>, ratePerSecond: run.ratePerSecond };
   };
 

@@ -8,6 +8,8 @@ export interface RunRow {
   operator: string;
   cohortKind: string;
   params: Record<string, unknown>;
+  /** The message parameters frozen at creation (db/migrations/007), or null for older runs. */
+  message: Record<string, unknown> | null;
   status: string;
   statusReason: string | null;
   planned: number;
@@ -34,7 +36,7 @@ export async function readRun(db: Db, runId: string): Promise<RunRow | undefined
   const r = res.rows[0];
   if (!r) return undefined;
   return {
-    id: r.id, reason: r.reason, operator: r.operator, cohortKind: r.cohort_kind, params: r.params, status: r.status,
+    id: r.id, reason: r.reason, operator: r.operator, cohortKind: r.cohort_kind, params: r.params, message: r.message ?? null, status: r.status,
     statusReason: r.status_reason, planned: r.planned, ratePerSecond: r.rate_per_second, createdAt: r.created_at,
     startedAt: r.started_at, resetsDoneAt: r.resets_done_at, finishedAt: r.finished_at,
     approvedBy: r.approved_by ?? null, approvedAt: r.approved_at ?? null, sourceRunId: r.source_run_id ?? null,

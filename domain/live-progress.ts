@@ -33,7 +33,7 @@ export const FRESH_READING_MS = 15_000;
 export const RATE_WINDOW_S = 60;
 /**
  * No rate (and so no ETA) from less than this much sending: the first seconds mix claims ahead of
- * sends (scripts/eta-drill.ts at 100 msg/s: +109% at 10 s of sending, +34% at 15 s, +8% at 30 s).
+ * sends (bench/eta-drill.ts at 100 msg/s: +109% at 10 s of sending, +34% at 15 s, +8% at 30 s).
  */
 export const MIN_WINDOW_S = 30;
 /** A run is stalled after this long without a provider call while work remains (or 5 messages' time at its ceiling, if longer). */

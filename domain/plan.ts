@@ -1,6 +1,6 @@
 // What a run would do, before it does it: batch count and notification time at a rate. Pure.
 // The channel split it is fed comes from chooseChannel over the real contact data
-// (scripts/lib/plan-cohort.ts).
+// (run-api/plan-cohort.ts).
 
 export interface PlanEstimateInput {
   /** Accounts in the cohort (ledger rows): the workflow plans batches over all of them. */

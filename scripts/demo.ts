@@ -12,10 +12,10 @@ import { deliveryLine } from '../workflows/progress-markdown';
 import { createPool } from '../db/pool';
 import { seedAccounts } from '../accounts/seed';
 import { buildBundle } from '../workers/build-bundle';
-import { startRun } from './lib/start-run';
-import { parse } from './lib/cli-options';
+import { startRun } from '../run-api/start-run';
+import { parse } from '../cli/options';
 import type { Rate } from '../domain/run';
-import { formatProgressLine } from './lib/format';
+import { formatProgressLine } from '../run-api/format-progress';
 import { progressQuery, type RunResult } from '../workflows/api';
 import { envFileText, exportBlock } from '../config/dotenv';
 

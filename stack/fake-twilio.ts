@@ -3,7 +3,7 @@
 // client talks to it (see providers/sms.ts), so shapes follow Twilio's 2010-04-01 API.
 //
 // It reproduces Twilio's documented bad behaviour, each part settable per test (TwilioFaults) and on
-// by default in the chaos drill (scripts/lib/chaos-run.ts). Sources are in ../shared/REFERENCE.md:
+// by default in the chaos drill (chaos/run.ts). Sources are in ../shared/REFERENCE.md:
 // - The Messages list lags the creates (`listLagMs`): users report messages missing from list
 //   results for 10-15 minutes and longer (twilio/twilio-node#647, twilio/twilio-java#442). Fetching
 //   one message by SID sees it at once ("the dependable read").

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { approveUpdate, progressQuery } from '../workflows/api';
 import { emailMessageId } from '../domain/templates';
 import { account, insertAccounts, ledgerOf, type AccountSpec, type LedgerRow } from './support/accounts';

@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { runChaos, verdictLine, type ChaosReport } from '../scripts/lib/chaos-run';
-import { planChaos } from '../scripts/lib/chaos-schedule';
+import { runChaos, verdictLine, type ChaosReport } from '../chaos/run';
+import { planChaos } from '../chaos/schedule';
 import { makeNotifyBatch } from '../activities/notify-batch';
 import { createRun } from '../db/sql/create-run';
 import { addCohortAccounts } from '../db/sql/add-cohort-accounts';

@@ -1,14 +1,14 @@
-// Pure helpers behind `pinreset` (scripts/cli.ts): the plan estimate, cohort-file parsing, report
+// Pure helpers behind `pinreset` (cli/main.ts): the plan estimate, cohort-file parsing, report
 // lines, rate and ETA. No servers involved.
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { batchCount, estimatePlan, formatDuration } from '../domain/plan';
-import { CohortParser, distinctSorted, linesOf, readCohortFile } from '../scripts/lib/cohort-file';
-import { UsageError } from '../scripts/lib/cli-errors';
-import { csvLine, jsonLine } from '../scripts/lib/report';
-import { etaSeconds, RateTracker } from '../scripts/lib/progress-rate';
+import { CohortParser, distinctSorted, linesOf, readCohortFile } from '../run-api/cohort-file';
+import { UsageError } from '../run-api/errors';
+import { csvLine, jsonLine } from '../run-api/report';
+import { etaSeconds, RateTracker } from '../domain/progress-rate';
 import type { ReportRow } from '../db/sql/read-report-page';
 
 describe('plan estimate (domain/plan.ts)', () => {

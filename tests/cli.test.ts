@@ -1,4 +1,4 @@
-// `pinreset` (scripts/cli.ts) as operators run it: a real subprocess against the real stack (the
+// `pinreset` (cli/main.ts) as operators run it: a real subprocess against the real stack (the
 // test's own PostgreSQL database, the shared Temporal dev server, an in-process worker on this
 // file's task queue, local Twilio and SMTP). Asserts stdout, exit codes and database effects.
 import { spawn } from 'node:child_process';
@@ -11,7 +11,7 @@ import type { Db } from '../db/pool';
 import { readCounts } from '../db/sql/read-counts';
 import { workflowIdForRun } from '../domain/run';
 import { PROJECT_ROOT } from '../stack';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { progressQuery, type Progress } from '../workflows/api';
 import { account, insertAccounts, phoneFor, type AccountSpec } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
@@ -63,7 +63,7 @@ describe('pinreset CLI', () => {
 
   function cli(args: string[], extraEnv?: Record<string, string | undefined>): Promise<CliResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: PROJECT_ROOT, env: env(extraEnv) });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: PROJECT_ROOT, env: env(extraEnv) });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { Connection } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { TEMPORAL_SERVER_VERSION } from '../stack/temporal-cluster';
 import { missingSearchAttributes } from '../workers/search-attributes-check';
 import { account, insertAccounts } from './support/accounts';

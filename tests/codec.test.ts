@@ -16,7 +16,7 @@ import {
 import { dataConverterFromEnv, FAILURE_CONVERTER_PATH, payloadCodecFromEnv } from '../workers/data-converter';
 import { createPinresetWorker, WORKFLOWS_PATH } from '../workers/create-worker';
 import { payloadFromJson, payloadToJson, startCodecServer, type CodecServer } from '../scripts/codec-server';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { progressQuery, resumeSignal } from '../workflows/api';
 import type { Db } from '../db/pool';
 import { account, insertAccounts } from './support/accounts';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { progressQuery, resumeSignal } from '../workflows/api';
 import { hashPin } from '../domain/pin';
 import { account, insertAccounts, type AccountSpec } from './support/accounts';

@@ -54,7 +54,7 @@ describe('demo --hold', () => {
     expect(runId).toBeDefined();
 
     // Pasted into a fresh shell that knows nothing else.
-    const pasted = await bash(`${block}\nnode --import tsx scripts/cli.ts list --json && node --import tsx scripts/cli.ts status ${runId}`);
+    const pasted = await bash(`${block}\nnode --import tsx cli/main.ts list --json && node --import tsx cli/main.ts status ${runId}`);
     expect(pasted.code, pasted.stderr).toBe(0);
     const [listed] = pasted.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     expect(listed).toMatchObject({ id: runId, status: 'completed', reason: 'DEMO-T-MOBILE-2021' });
@@ -64,7 +64,7 @@ describe('demo --hold', () => {
     const envFile = /export PINRESET_ENV_FILE=(\S+)/.exec(out)?.[1];
     expect(envFile && existsSync(envFile)).toBe(true);
     const uiUrl = /^export TEMPORAL_UI_URL=(\S+)$/m.exec(block!)?.[1];
-    const fromFile = await bash(`node --import tsx scripts/cli.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate unlimited --wait`, { ...BASE_ENV, PINRESET_ENV_FILE: envFile! });
+    const fromFile = await bash(`node --import tsx cli/main.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate unlimited --wait`, { ...BASE_ENV, PINRESET_ENV_FILE: envFile! });
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(fromFile.stdout).toContain(`web ui   : ${uiUrl}/namespaces/default/workflows/pinreset-run-demo-handover-1`);
     expect(fromFile.stdout).toContain('Run demo-handover-1 completed');

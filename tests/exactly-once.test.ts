@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { CohortHeldError, RunInputError, startRun } from '../scripts/lib/start-run';
-import { finishRun } from '../scripts/lib/finish-run';
-import { redrive } from '../scripts/lib/redrive';
+import { CohortHeldError, RunInputError, startRun } from '../run-api/start-run';
+import { finishRun } from '../run-api/finish-run';
+import { redrive } from '../run-api/redrive';
 import { progressQuery } from '../workflows/api';
 import { account, accountSupply, ledgerOf } from './support/accounts';
 import { freshDatabase, MESSAGE, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';

@@ -12,7 +12,7 @@ import { createRun } from '../db/sql/create-run';
 import { readRunStop } from '../db/sql/read-run-stop';
 import { DEFAULT_PARAMS, workflowIdForRun } from '../domain/run';
 import { PROJECT_ROOT } from '../stack';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate, type Progress, type RunInput } from '../workflows/api';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
@@ -38,7 +38,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: worker.taskQueue,
   });
   function spawnCli(args: string[]): { child: ChildProcess; done: Promise<CliResult>; out(): string } {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { cwd: PROJECT_ROOT, env: env() });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: PROJECT_ROOT, env: env() });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
@@ -152,7 +152,7 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     expect(json.code, json.stderr).toBe(0);
     const s = JSON.parse(json.stdout);
     expect(s).toMatchObject({ source: 'live', rateKind: 'last_minute', stalledSeconds: null, finished: false });
-    // A figure, not a timing assertion: how close it is to the ceiling is measured by scripts/eta-drill.ts.
+    // A figure, not a timing assertion: how close it is to the ceiling is measured by bench/eta-drill.ts.
     expect(s.rate).toBeGreaterThan(0);
     expect(s.etaSeconds).toBeGreaterThan(0);
     expect(s.inFlight).toBeGreaterThanOrEqual(0);

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { setRateUpdate } from '../workflows/api';
 import { listSenderBudgets, setSenderRate } from '../db/sql/send-budget';
 import { account, insertAccounts } from './support/accounts';

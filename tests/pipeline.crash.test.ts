@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { account, insertAccounts, ledgerOf } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
 import { spawnWorker, spawnWorkers, WORKER_PROCESSES, type WorkerProcess } from './support/worker-process';

@@ -11,7 +11,7 @@ import { createTwilioSms } from '../providers/sms';
 import { createSmtpEmail } from '../providers/email';
 import { freePort } from '../stack/ports';
 import { LOCAL_TWILIO } from '../stack';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import type { ActivityDeps } from '../activities';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, MESSAGE, startWorker, temporalClient, type RunningWorker } from './support/harness';

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { createTwilioSms } from '../providers/sms';
 import { LOCAL_TWILIO } from '../stack';
 import { approveUpdate, cancelSignal, progressQuery, resumeSignal } from '../workflows/api';

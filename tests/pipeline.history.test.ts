@@ -7,7 +7,7 @@ import { Worker } from '@temporalio/worker';
 import type { Db } from '../db/pool';
 import { startTemporal, type LocalTemporal } from '../stack/temporal';
 import { PROJECT_ROOT } from '../stack';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
 

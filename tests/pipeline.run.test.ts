@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { rerunBatch } from '../workflows/rerun-batch';
 import { pinResetRun } from '../workflows/pin-reset-run';
 import { workflowIdForRun } from '../domain/run';

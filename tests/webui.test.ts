@@ -15,7 +15,7 @@ import type { Db } from '../db/pool';
 import { readCounts } from '../db/sql/read-counts';
 import type { Counts } from '../domain/types';
 import { workflowIdForRun } from '../domain/run';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { PROJECT_ROOT } from '../stack';
 import { cancelSignal, progressQuery, resumeSignal, setRateUpdate } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { readCounts } from '../db/sql/read-counts';
-import { startRun } from '../scripts/lib/start-run';
+import { startRun } from '../run-api/start-run';
 import { PROJECT_ROOT } from '../stack';
 import { freePort } from '../stack/ports';
 import { account, insertAccounts, type AccountSpec } from './support/accounts';

@@ -1,4 +1,4 @@
-// Read-only queries behind the chaos run's verdict (scripts/chaos.ts, tests/chaos.test.ts):
+// Read-only queries behind the chaos run's verdict (chaos/main.ts, tests/chaos.test.ts):
 // a snapshot of credential versions before the run, live progress, and the end-of-run checks.
 import type { Db } from '../pool';
 

@@ -16,7 +16,7 @@ import { startStack, LOCAL_TWILIO, PROJECT_ROOT } from '../../stack';
 import { createTwilioSms } from '../../providers/sms';
 import { createSmtpEmail } from '../../providers/email';
 import { createPinresetWorker } from '../../workers/create-worker';
-import { startRun } from '../../scripts/lib/start-run';
+import { startRun } from '../../run-api/start-run';
 import { approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../../workflows/api';
 import { account, insertAccounts } from './accounts';
 import { FIXTURES_DIR, historyToFixture } from './history-fixtures';

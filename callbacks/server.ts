@@ -17,7 +17,7 @@ import { recordEmailBounces } from '../db/sql/record-email-bounces';
 import { parseStatusCallback, type StatusCallback } from '../domain/delivery';
 import { parseSendGridEvents, verifySendGridSignature } from './sendgrid-webhook';
 import { Counter, Histogram, renderGauges } from '../workers/metrics';
-import { listen } from '../stack/ports';
+import { listen } from '../workers/listen';
 
 export interface CallbackServerOptions {
   db: Db;

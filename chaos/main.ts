@@ -8,21 +8,6 @@ import { runChaos, verdictLine } from './run';
 import { parse } from '../cli/options';
 import type { Rate } from '../domain/run';
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-function nonNegativeInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be an integer >= 0');
-  return n;
-}
-function nonNegative(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
-  return n;
-}
 function latency(v: string): number | [number, number] {
   const m = /^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$/.exec(v.trim());
   if (!m || (m[2] !== undefined && Number(m[2]) < Number(m[1]))) throw new InvalidArgumentError('must be ms (e.g. 20) or min-max (e.g. 5-50)');
@@ -41,19 +26,19 @@ function share(v: string): number {
 
 const program = new Command('chaos')
   .description('Run the pipeline under worker kills, server restarts and provider faults, then verify exactly-once')
-  .option('--accounts <n>', 'accounts to seed', positiveInt, 100_000)
-  .option('--workers <n>', 'worker processes', positiveInt, 2)
-  .option('--kills <n>', 'worker SIGKILLs at random moments (each followed by a new process)', nonNegativeInt, 5)
-  .option('--postgres-restarts <n>', 'PostgreSQL restarts', nonNegativeInt, 1)
-  .option('--temporal-restarts <n>', 'Temporal server restarts', nonNegativeInt, 1)
-  .option('--freezes <n>', 'SIGSTOPs of a worker for --freeze-ms (longer than the heartbeat timeout), then SIGCONT', nonNegativeInt, 1)
-  .option('--freeze-ms <ms>', 'how long a frozen worker sleeps', positiveInt, 40_000)
-  .option('--partitions <n>', "cuts of one worker's Temporal connection (it still reaches PostgreSQL and the providers)", nonNegativeInt, 1)
-  .option('--partition-ms <ms>', 'how long a partition lasts', positiveInt, 40_000)
+  .option('--accounts <n>', 'accounts to seed', parse.count(1), 100_000)
+  .option('--workers <n>', 'worker processes', parse.count(1), 2)
+  .option('--kills <n>', 'worker SIGKILLs at random moments (each followed by a new process)', parse.count(0), 5)
+  .option('--postgres-restarts <n>', 'PostgreSQL restarts', parse.count(0), 1)
+  .option('--temporal-restarts <n>', 'Temporal server restarts', parse.count(0), 1)
+  .option('--freezes <n>', 'SIGSTOPs of a worker for --freeze-ms (longer than the heartbeat timeout), then SIGCONT', parse.count(0), 1)
+  .option('--freeze-ms <ms>', 'how long a frozen worker sleeps', parse.count(1), 40_000)
+  .option('--partitions <n>', "cuts of one worker's Temporal connection (it still reaches PostgreSQL and the providers)", parse.count(0), 1)
+  .option('--partition-ms <ms>', 'how long a partition lasts', parse.count(1), 40_000)
   .option('--rate <n>', "notification ceiling for all workers, messages/s, or 'unlimited' (a real rate by default: the list lag matters at the rate Twilio really sends)", parse.rate, 500 as Rate)
-  .option('--reset-rate <n>', 'ceiling on PIN resets/s (0 = database speed)', nonNegative, 0)
-  .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
-  .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
+  .option('--reset-rate <n>', 'ceiling on PIN resets/s (0 = database speed)', parse.amount(0), 0)
+  .option('--batch-size <n>', 'accounts per batch', parse.count(1), 1000)
+  .option('--concurrency <n>', 'notify batches in flight', parse.count(1), 8)
   .option('--twilio-429 <share>', 'share of SMS requests answered 429', share, 0.1)
   .option('--twilio-5xx <share>', 'share answered 500/503 (not processed)', share, 0.02)
   .option('--twilio-drop <share>', 'share accepted, then the connection cut (ambiguous)', share, 0.01)
@@ -63,10 +48,10 @@ const program = new Command('chaos')
   .option('--no-rewrite-links', 'do not rewrite links in SMS bodies (link shortening is on by default)')
   .option('--smtp-4xx <share>', 'share of emails answered 451 at end of DATA', share, 0.05)
   .option('--smtp-5xx <share>', 'share of emails answered 554 (permanent: those customers end failed)', share, 0)
-  .option('--seed <n>', 'seed of the accounts and of the fault schedule', nonNegativeInt, 2021)
+  .option('--seed <n>', 'seed of the accounts and of the fault schedule', parse.count(0), 2021)
   .option('--window <lo,hi>', 'progress window the disruptions are spread over (resets are the first 10%)', windowOf, [0.03, 0.9])
   .option('--workflow-bundle <path>', 'use this prebuilt workflow bundle instead of bundling workflows/ (e.g. a candidate fix)')
-  .option('--timeout <s>', 'give up after this many seconds of run time', positiveInt, 1800)
+  .option('--timeout <s>', 'give up after this many seconds of run time', parse.count(1), 1800)
   .option('--data-dir <dir>', 'where the stack keeps its data (default .data/chaos-<pid>, removed afterwards)')
   .option('--keep-data', 'keep the data directory (worker logs in workers.log)')
   .option('--quiet', 'only the verdict and the JSON line')

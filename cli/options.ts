@@ -43,6 +43,9 @@ export const parse = {
   autoPauseWindow: limit('autoPauseWindow', true),
   dbStallPause: limit('dbStallPauseSeconds', false),
   positiveInt: (max: number) => numberIn(1, max, true),
+  /** Sizes and counts of the demo, the drills and the benchmarks. */
+  count: (min: number, max = 100_000_000) => numberIn(min, max, true),
+  amount: (min: number, max = 1e9) => numberIn(min, max, false),
   anyNumber(v: string): number {
     const n = Number(v.trim());
     if (!NUMBER.test(v.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number');

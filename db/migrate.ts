@@ -33,7 +33,7 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK');
-        throw new Error(`migration ${path.basename(m.file)} failed: ${(err as Error).message}`);
+        throw new Error(`migration ${path.basename(m.file)} failed: ${(err as Error).message}`, { cause: err });
       }
       applied.push(m.version);
     }

@@ -7,6 +7,8 @@ export type RunStatus = 'created' | 'running' | 'paused' | 'cancelling' | 'compl
 
 /** A send rate, messages/s, or no ceiling at all. 0 is not a rate: to stop, pause the run. */
 export type Rate = number | 'unlimited';
+/** The statuses an operator's control (pause, resume, cancel) writes to the run's row. */
+export type ControlStatus = Extract<RunStatus, 'running' | 'paused' | 'cancelling'>;
 /** The lowest rate accepted (one message every 5 s): lower ones leave every send waiting minutes. */
 export const MIN_RATE = 0.2;
 

@@ -1,8 +1,7 @@
-import type { MessageConfig } from '../config';
-import { REFERENCE_EXAMPLE, smsSegments, smsText } from './templates';
+import { REFERENCE_EXAMPLE, smsSegments, smsText, type TemplateContext } from './templates';
 
 /** Throws when the configured SMS would not be one GSM-7 segment: a bad template must not reach customers. */
-export function assertTemplatesFit(message: MessageConfig): void {
+export function assertTemplatesFit(message: TemplateContext): void {
   const seg = smsSegments(smsText(message, REFERENCE_EXAMPLE));
   if (seg.encoding !== 'GSM-7' || seg.segments !== 1) {
     throw new Error(

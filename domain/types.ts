@@ -22,6 +22,11 @@ export interface BatchRange {
   last: AccountId;
 }
 
+/** A batch as planned: its range and how many cohort accounts it holds. */
+export interface PlannedBatch extends BatchRange {
+  size: number;
+}
+
 /** Outcome counts of a run, a batch or a checkpoint. */
 export interface Counts {
   planned: number;

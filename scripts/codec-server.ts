@@ -148,7 +148,8 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
       }
       if (!aborted) chunks.push(c);
     });
-    req.on('end', async () => {
+    // Every failure is answered inside (catch below): nothing escapes to the event emitter.
+    req.on('end', () => void (async () => {
       if (aborted) return;
       let count = 0;
       try {
@@ -172,7 +173,7 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
         log(JSON.stringify({ msg: 'codec request', op, payloads: count, bytes: size, status }));
         reply(status, { error: message });
       }
-    });
+    })());
   });
 
   const { port, host } = await listen(server, o.port ?? 0, o.host ?? '127.0.0.1');

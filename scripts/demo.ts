@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { startStack, stopOnSignals, PROJECT_ROOT } from '../stack';
 import { auditDeliveries, auditReceipts } from '../stack/delivery-audit';
@@ -19,23 +19,13 @@ import { formatProgressLine } from '../run-api/format-progress';
 import { progressQuery, type RunResult } from '../workflows/api';
 import { envFileText, exportBlock } from '../config/dotenv';
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-function nonNegative(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
-  return n;
-}
 
 const program = new Command('demo')
   .description('Run the whole pipeline on the embedded local stack')
-  .option('--accounts <n>', 'accounts to seed', positiveInt, 850_000)
+  .option('--accounts <n>', 'accounts to seed', parse.count(1), 850_000)
   .option('--rate <n>', "notification rate ceiling, messages/s, or 'unlimited'", parse.rate, 'unlimited' as Rate)
-  .option('--batch-size <n>', 'accounts per batch', positiveInt, 1000)
-  .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
+  .option('--batch-size <n>', 'accounts per batch', parse.count(1), 1000)
+  .option('--concurrency <n>', 'notify batches in flight', parse.count(1), 8)
   .option('--hold', 'keep the stack running after the run (Ctrl-C to stop), and print the environment the CLI and a second worker need to use it')
   .parse();
 const opts = program.opts<{ accounts: number; rate: Rate; batchSize: number; concurrency: number; hold?: boolean }>();
@@ -76,13 +66,9 @@ async function main(): Promise<void> {
   });
   console.log(`Run ${runId}: ${stack.temporal!.uiUrl}/namespaces/${stack.temporal!.namespace}/workflows/${handle.workflowId}`);
 
-  const ticker = setInterval(async () => {
-    try {
-      const p = await handle.query(progressQuery);
-      process.stdout.write(`${formatProgressLine(p, Date.now())}\n`);
-    } catch {
-      // The query fails while the workflow continues as new or no worker holds it: try next tick.
-    }
+  // The query fails while the workflow continues as new or no worker holds it: try next tick.
+  const ticker = setInterval(() => {
+    handle.query(progressQuery).then((p) => process.stdout.write(`${formatProgressLine(p, Date.now())}\n`), () => undefined);
   }, 5_000);
   const result: RunResult = await handle.result();
   clearInterval(ticker);

@@ -209,13 +209,11 @@ const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
  * day) or an ISO datetime (twilio-node sends YYYY-MM-DDTHH:mm:ssZ, whole-second precision).
  */
 function dateBounds(value: string, op: '' | '>' | '<'): [number, number] | null {
-  let lo: number;
-  let hi: number;
   // Twilio filters by GMT day only: a time of day (twilio-node sends one) is ignored.
   const day = value.slice(0, 10);
   if (!DATE_ONLY.test(day)) return null;
-  lo = Date.parse(`${day}T00:00:00Z`);
-  hi = lo + DAY_MS - 1;
+  const lo = Date.parse(`${day}T00:00:00Z`);
+  const hi = lo + DAY_MS - 1;
   if (Number.isNaN(lo)) return null;
   if (op === '>') return [lo, Infinity];
   if (op === '<') return [-Infinity, hi];

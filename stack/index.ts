@@ -125,7 +125,7 @@ export function stopOnSignals(stack: Stack): void {
       if (stopping) return;
       stopping = true;
       console.error(`\n${signal}: stopping the local stack...`);
-      stack.stop().finally(() => process.exit(130));
+      void stack.stop().finally(() => process.exit(130));
     });
   }
 }

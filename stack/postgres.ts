@@ -71,7 +71,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<LocalPostgre
     if (fresh) await server.initialise();
     await server.start();
   } catch (err) {
-    throw new Error(`embedded PostgreSQL failed to start: ${(err as Error).message}\n${logs.join('')}`);
+    throw new Error(`embedded PostgreSQL failed to start: ${(err as Error).message}\n${logs.join('')}`, { cause: err });
   }
   const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
   await waitFor('PostgreSQL', async () => {

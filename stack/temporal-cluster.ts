@@ -238,7 +238,7 @@ async function setupSchemas(sqlTool: string, adminUrl: string, db: Record<string
         await run(sqlTool, [...base, '--db', database, ...args], { timeout: 120_000 });
       } catch (err) {
         const e = err as Error & { stderr?: string; stdout?: string };
-        throw new Error(`temporal-sql-tool ${args[0]} (${database}) failed: ${e.stderr || e.stdout || e.message}`);
+        throw new Error(`temporal-sql-tool ${args[0]} (${database}) failed: ${e.stderr || e.stdout || e.message}`, { cause: err });
       }
     };
     if (!exists.has(database)) {

@@ -67,9 +67,15 @@ describe('seedAccounts', () => {
     );
     let validPhone = 0, invalidPhone = 0, landline = 0, validEmail = 0, invalidEmail = 0;
     for (const r of rows) {
-      if (r.phone !== null) (isE164(r.phone) ? validPhone++ : invalidPhone++);
+      if (r.phone !== null) {
+        if (isE164(r.phone)) validPhone++;
+        else invalidPhone++;
+      }
       if (r.phone_type === 'landline') landline++;
-      if (r.email !== null) ('email' in validateEmail(r.email) ? validEmail++ : invalidEmail++);
+      if (r.email !== null) {
+        if ('email' in validateEmail(r.email)) validEmail++;
+        else invalidEmail++;
+      }
     }
     const p = first.phone;
     expect(validPhone).toBe(p.mobile + p.landline + p.voip + p.unknownType);

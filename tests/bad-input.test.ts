@@ -4,7 +4,6 @@
 // internationalized email addresses, and a cohort file with unknown and repeated ids.
 // (CSV, configuration, CLI and rate-update input have their own tests: accounts.import, config,
 // cli, pipeline.controls.)
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';

@@ -33,7 +33,7 @@ describe('pinreset help text', () => {
       const cmd = COMMANDS[i];
       expect(h.code, cmd).toBe(0);
       // One option's text, wrapped lines joined.
-      const options = h.stdout.split(/\n(?=  -)/).map((o) => o.replace(/\s+/g, ' '));
+      const options = h.stdout.split(/\n(?= {2}-)/).map((o) => o.replace(/\s+/g, ' '));
       for (const o of options) expect((o.match(/\(default/g) ?? []).length, `${cmd}: ${o}`).toBeLessThanOrEqual(1);
       const hasWait = /^ {2}--wait\b/m.test(h.stdout);
       expect(hasWait, cmd).toBe(cmd === 'start' || cmd === 'redrive');

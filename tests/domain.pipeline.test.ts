@@ -1,5 +1,4 @@
 // Pure domain logic: channel choice, message templates, backoff, run parameters.
-import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { chooseChannel, type Contact } from '../domain/channel';
 import { emailMessageId, emailText, REFERENCE_EXAMPLE, referenceIn, smsSegments, smsText } from '../domain/templates';

@@ -83,8 +83,7 @@ describe('connectionOptions', () => {
 
   it('gives options NativeConnection accepts', async () => {
     // Type-level check: the shape is what @temporalio/worker expects.
-    const { NativeConnection } = await import('@temporalio/worker');
-    type Accepts = Parameters<typeof NativeConnection.connect>[0];
+    type Accepts = Parameters<typeof import('@temporalio/worker').NativeConnection.connect>[0];
     const o: Accepts = await connectionOptions(temporal({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key }));
     expect(o).toBeDefined();
   });

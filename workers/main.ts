@@ -22,7 +22,7 @@ import { dataConverterFromEnv } from './data-converter';
 import { JsonLogger } from './logger';
 import { assertSearchAttributes } from './search-attributes-check';
 import { PinresetMetrics, runProgressGauges, runRateGauges, startMetricsServer, type MetricsServer } from './metrics';
-import { freePort } from '../stack/ports';
+import { freePort } from './listen';
 import { emailRelayKey, smsSenderKey } from '../activities/send-gate';
 
 const base = { service: 'pinreset-worker', pid: process.pid };

@@ -18,7 +18,7 @@ import { readRun } from '../db/sql/read-run';
 import { FRESH_READING_MS } from '../domain/live-progress';
 import { achievedRate, etaSeconds, idleSeconds, stallSeconds } from '../domain/live-progress';
 import type { SendEvent } from '../activities/deps';
-import { listen } from '../stack/ports';
+import { listen } from './listen';
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

@@ -5,10 +5,8 @@
 import { RetryState } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { PlannedBatch } from '../db/sql/plan-batches';
-import type { ControlStatus } from '../db/sql/record-run-control';
-import { DEFAULT_DELIVERY, DEFAULT_PARAMS, failureRate, PAUSE_FAILURE_TYPES, rateProblems, RUN_STOPPED_FAILURE, trimWindow, type RunParams } from '../domain/run';
-import { zeroCounts, type BatchRange, type Counts } from '../domain/types';
+import { DEFAULT_DELIVERY, DEFAULT_PARAMS, failureRate, PAUSE_FAILURE_TYPES, rateProblems, RUN_STOPPED_FAILURE, trimWindow, type ControlStatus, type RunParams } from '../domain/run';
+import { zeroCounts, type BatchRange, type Counts, type PlannedBatch } from '../domain/types';
 import {
   approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate,
   type CarriedState, type Phase, type Progress, type RunInput, type RunResult,
@@ -377,6 +375,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   };
 
   /** Reads the ledger's live progress and saves it as a checkpoint; the details show the reading. */
+  // Tracked in `background` (awaited before the run ends): callers that need it settled await it.
   const checkpoint = (note?: string, final = false) => {
     lastCheckpointMs = Date.now();
     settledSinceCheckpoint = false;
@@ -429,7 +428,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
     pausedSeen = s.paused;
     // Operators can list every paused run: PinresetPaused = true.
     wf.upsertSearchAttributes([{ key: PAUSED, value: s.paused }]);
-    checkpoint(s.paused ? `paused: ${s.pauseReason}` : 'resumed');
+    void checkpoint(s.paused ? `paused: ${s.pauseReason}` : 'resumed');
   };
 
   let stopMarked = false;
@@ -456,7 +455,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       }
       if (s.ratePerSecond !== params.ratePerSecond) await lifecycle.setSendRate({ runId, ratePerSecond: s.ratePerSecond });
       setPhase(s.canary === 'pending' ? 'canary' : 'resetting');
-      checkpoint('cohort frozen');
+      void checkpoint('cohort frozen');
     } else {
       pausedSeen = s.paused;
     }
@@ -505,11 +504,11 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
 
       if (s.canary === 'waiting' && (phase as Phase) !== 'awaiting_approval') {
         setPhase('awaiting_approval');
-        checkpoint('canary done: waiting for approval');
+        void checkpoint('canary done: waiting for approval');
       }
       if (s.canary === 'approved' && ['canary', 'awaiting_approval'].includes(phase as Phase)) {
         setPhase(s.resetsDoneAtMs !== undefined ? 'notifying' : 'resetting');
-        checkpoint(`canary approved by ${s.approval?.by ?? 'an operator'}`);
+        void checkpoint(`canary approved by ${s.approval?.by ?? 'an operator'}`);
       }
       const resetsDone = s.planningDone && s.toReset.length === 0 && inFlight.reset.size === 0;
       if (resetsDone && s.resetsDoneAtMs === undefined && !s.paused) {
@@ -518,7 +517,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         s.resetsDoneAtMs = Date.now();
         s.exposureWindowMs = marked.exposureWindowMs;
         if (s.canary !== 'pending' && s.canary !== 'waiting') setPhase('notifying');
-        checkpoint('every PIN of the cohort invalidated');
+        void checkpoint('every PIN of the cohort invalidated');
         continue; // notifications open now: dispatch them before waiting
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
@@ -540,7 +539,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       // Periodic readings come from the ticker above. One more when the run goes idle (paused,
       // awaiting approval): the last checkpoint then holds exactly what a status read without a
       // worker should show.
-      if (idle && settledSinceCheckpoint) checkpoint();
+      if (idle && settledSinceCheckpoint) void checkpoint();
       showDetails();
 
       if (wf.workflowInfo().continueAsNewSuggested && !cancelRequested) {

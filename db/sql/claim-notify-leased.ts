@@ -21,6 +21,7 @@ export interface LeasedClaim {
   leaseUntil?: Date;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a pg row: its columns are named by the SQL function above
 export function toClaimedRow(r: Record<string, any>): ClaimedRow {
   return {
     accountId: r.account_id,

@@ -1,9 +1,7 @@
 import type { Db } from '../pool';
-import type { BatchRange } from '../../domain/types';
+import type { PlannedBatch } from '../../domain/types';
 
-export interface PlannedBatch extends BatchRange {
-  size: number;
-}
+export type { PlannedBatch };
 
 /** The next batches of the run's cohort after `after`, by keyset over account ids. */
 export async function planBatches(db: Db, runId: string, after: number, batchSize: number, max: number): Promise<PlannedBatch[]> {

@@ -1,6 +1,7 @@
 import type { Db } from '../pool';
+import type { ControlStatus } from '../../domain/run';
 
-export type ControlStatus = 'running' | 'paused' | 'cancelling';
+export type { ControlStatus };
 
 /**
  * Records a pause, resume or cancel on the run at once, for every worker's send path to see

@@ -5,7 +5,7 @@
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { readRun } from '../db/sql/read-run';
-import { redriveResetInstalled } from '../db/sql/redrive-reset-installed';
+import { missingMigrations } from '../db/schema-version';
 import { selectRedriveAccounts } from '../db/sql/select-redrive-accounts';
 import { DEFAULT_PARAMS, type RunParams } from '../domain/run';
 import { RuntimeFailure, UnknownRunError } from './errors';
@@ -35,9 +35,12 @@ export async function redrive(db: Db, client: Client, req: RedriveRequest): Prom
   if (!FINISHED.includes(source.status)) {
     throw new RuntimeFailure(`run ${req.sourceRunId} is ${source.status}: redrive it once it has finished (or cancel it first)`);
   }
-  if (!(await redriveResetInstalled(db))) {
+  // The redrive branch of pinreset_reset_batch (no PIN touched) is part of the schema this code
+  // was tested with (db/schema.sql): refuse on a database that has not applied all of it.
+  const missing = await missingMigrations(db);
+  if (missing.length) {
     throw new RuntimeFailure(
-      'refusing to redrive: the database\'s pinreset_reset_batch would reset these PINs again (migration 004_redrive_reset.sql missing or replaced by a later one); run `npm run migrate`, and keep 004\'s redrive branch in any later redefinition',
+      `refusing to redrive: the database lacks migrations ${missing.join(', ')} of this release, so its pinreset_reset_batch may reset these PINs again; run \`npm run migrate\` first`,
     );
   }
   const { accountIds, handledSince } = await selectRedriveAccounts(db, req.sourceRunId);

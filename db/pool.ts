@@ -3,7 +3,15 @@ import pg from 'pg';
 // bigint columns (account ids) come back as JS numbers: ids stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
+/** A pool: what services and scripts open. */
 export type Db = pg.Pool;
+
+/**
+ * What every db/sql module takes: anything that runs a query, a pool or one client inside a
+ * transaction (inTransaction). The two that open a transaction of their own (reset-batch,
+ * ensure-worker-login) take the pool.
+ */
+export type Sql = Pick<pg.ClientBase, 'query'>;
 
 export function createPool(url: string, max = 10): Db {
   const pool = new pg.Pool({ connectionString: url, max, application_name: 'pinreset' });

@@ -98,7 +98,7 @@ export async function startRun(db: Db, client: Client, req: StartRunRequest): Pr
   if (problems.length) throw new RunInputError(problems);
 
   await inTransaction(db, async (tx) => {
-    const txDb = tx as unknown as Db;
+    const txDb = tx;
     // Two starts at once must not both pass the checks below.
     await tx.query('SELECT pg_advisory_xact_lock($1)', [COHORT_LOCK]);
     const ids = req.accountIds ?? null;

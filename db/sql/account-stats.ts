@@ -1,7 +1,7 @@
 // Aggregate counts over `accounts` for operators: categories only, never a customer's value.
 // "Valid phone" uses the same rule as domain/phone.ts isE164 (NANP area and exchange codes start
 // with 2-9); "email looks malformed" is a rough SQL check, domain/email.ts is the authority.
-import type pg from 'pg';
+import type { Sql } from '../pool';
 
 export interface AccountStats {
   total: number;
@@ -19,7 +19,7 @@ const VALID_PHONE = `(phone ~ '^\\+1[2-9][0-9]{2}[2-9][0-9]{6}$' OR phone ~ '^\\
 const MALFORMED_EMAIL = `(email !~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:].]+$' OR email ~ '\\.\\.')`;
 
 /** Counts over all accounts, or over ids in [firstId, lastId]. */
-export async function accountStats(db: pg.ClientBase | pg.Pool, range?: { firstId: number; lastId: number }): Promise<AccountStats> {
+export async function accountStats(db: Sql, range?: { firstId: number; lastId: number }): Promise<AccountStats> {
   const where = range ? 'WHERE id BETWEEN $1 AND $2' : '';
   const params = range ? [range.firstId, range.lastId] : [];
   const { rows } = await db.query(

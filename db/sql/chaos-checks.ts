@@ -1,6 +1,6 @@
 // Read-only queries behind the chaos run's verdict (chaos/main.ts, tests/chaos.test.ts):
 // a snapshot of credential versions before the run, live progress, and the end-of-run checks.
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export interface VersionSnapshot {
   ids: number[];
@@ -10,7 +10,7 @@ export interface VersionSnapshot {
 }
 
 /** Every account's credential_version (and whether it is active), before a run starts. */
-export async function snapshotVersions(db: Db): Promise<VersionSnapshot> {
+export async function snapshotVersions(db: Sql): Promise<VersionSnapshot> {
   const res = await db.query<{ ids: number[]; versions: number[]; active: number }>(
     `SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids,
             coalesce(array_agg(credential_version ORDER BY id), '{}') AS versions,
@@ -22,7 +22,7 @@ export async function snapshotVersions(db: Db): Promise<VersionSnapshot> {
 }
 
 /** Progress of a run in [0, 1]: resets weigh 10%, settled notifications 90%. */
-export async function runProgress(db: Db, runId: string): Promise<{ progress: number; planned: number; reset: number; settled: number }> {
+export async function runProgress(db: Sql, runId: string): Promise<{ progress: number; planned: number; reset: number; settled: number }> {
   const res = await db.query<{ planned: number; reset: number; settled: number }>(
     `SELECT count(*)::int AS planned,
             count(*) FILTER (WHERE reset_state <> 'pending')::int AS reset,
@@ -56,7 +56,7 @@ export interface ResetCheck {
 }
 
 /** Reset invariants from the ledger, the accounts and the snapshot taken before the run. */
-export async function checkResets(db: Db, runId: string, before: VersionSnapshot): Promise<ResetCheck> {
+export async function checkResets(db: Sql, runId: string, before: VersionSnapshot): Promise<ResetCheck> {
   const res = await db.query(
     `WITH b AS (SELECT * FROM unnest($2::bigint[], $3::int[]) AS b(id, v)),
           c AS (
@@ -88,7 +88,7 @@ export async function checkResets(db: Db, runId: string, before: VersionSnapshot
 }
 
 /** For an all_active run: cohort vs the accounts that were active before the run. */
-export async function checkActiveCohort(db: Db, runId: string, activeIds: number[]): Promise<{ activeMissing: number; cohortNotActive: number }> {
+export async function checkActiveCohort(db: Sql, runId: string, activeIds: number[]): Promise<{ activeMissing: number; cohortNotActive: number }> {
   const res = await db.query(
     `WITH act AS (SELECT unnest($2::bigint[]) AS id), coh AS (SELECT account_id AS id FROM ledger WHERE run_id = $1)
      SELECT (SELECT count(*)::int FROM act WHERE id NOT IN (SELECT id FROM coh)) AS active_missing,
@@ -99,7 +99,7 @@ export async function checkActiveCohort(db: Db, runId: string, activeIds: number
 }
 
 /** Ids of the exposed accounts now: every account not closed or deleted (taken before the run). */
-export async function activeAccountIds(db: Db): Promise<number[]> {
+export async function activeAccountIds(db: Sql): Promise<number[]> {
   const res = await db.query<{ ids: number[] }>(
     `SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids FROM accounts WHERE status NOT IN ('closed', 'deleted')`,
   );
@@ -127,7 +127,7 @@ export interface NotifyRow {
 }
 
 /** Every ledger row of the run with the account's contact data, for the cross-check with the providers. */
-export async function notifyRows(db: Db, runId: string): Promise<NotifyRow[]> {
+export async function notifyRows(db: Sql, runId: string): Promise<NotifyRow[]> {
   const res = await db.query(
     `SELECT l.account_id, l.reset_state, l.notify_state, l.channel, l.fell_back, l.provider_message_id, l.error_code,
             l.ref, l.resolved_by, l.ever_ambiguous, a.status, a.phone, a.phone_type, a.sms_opt_out, a.email, a.email_opt_out
@@ -143,7 +143,7 @@ export async function notifyRows(db: Db, runId: string): Promise<NotifyRow[]> {
   }));
 }
 
-export async function runStatus(db: Db, runId: string): Promise<{ status: string; finished: boolean } | undefined> {
+export async function runStatus(db: Sql, runId: string): Promise<{ status: string; finished: boolean } | undefined> {
   const res = await db.query(`SELECT status, finished_at IS NOT NULL AS finished FROM runs WHERE id = $1`, [runId]);
   return res.rows[0];
 }

@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import { toClaimedRow, type ClaimedRow } from './claim-notify-leased';
 
 export interface ParkedRow extends ClaimedRow {
@@ -11,7 +11,7 @@ export interface ParkedRow extends ClaimedRow {
 
 /** Claims the parked rows of a batch that are due for a lookup, under a token and a lease. */
 export async function claimDueAmbiguous(
-  db: Db, runId: string, first: number, last: number, limit: number, token: string, leaseMs: number,
+  db: Sql, runId: string, first: number, last: number, limit: number, token: string, leaseMs: number,
 ): Promise<ParkedRow[]> {
   const res = await db.query('SELECT * FROM pinreset_claim_due_ambiguous($1, $2, $3, $4, $5, $6)', [runId, first, last, limit, token, leaseMs]);
   return res.rows.map((r) => ({

@@ -1,9 +1,9 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import { rateToNumber, type RunParams } from '../../domain/run';
 
 /** Records a new run. Returns false when a run with this id exists already (idempotent start). */
 export async function createRun(
-  db: Db, run: { id: string; reason: string; operator: string; params: RunParams; sourceRunId?: string; message?: object },
+  db: Sql, run: { id: string; reason: string; operator: string; params: RunParams; sourceRunId?: string; message?: object },
 ): Promise<boolean> {
   const res = await db.query(
     `INSERT INTO runs (id, reason, operator, cohort_kind, params, rate_per_second, reset_rate_per_second, source_run_id, message)

@@ -1,5 +1,5 @@
 // The rows the delivery follow-up acts on, and what it records for each.
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export interface DeliveryActionRow {
   accountId: number;
@@ -23,7 +23,7 @@ const CONTACT = `a.phone, a.phone_type AS "phoneType", coalesce(a.sms_opt_out, f
 
 /** Final bad SMS outcomes nothing was done about yet. */
 export async function rowsNeedingAction(
-  db: Db, runId: string, limit: number, staleSeconds: number,
+  db: Sql, runId: string, limit: number, staleSeconds: number,
 ): Promise<(DeliveryActionRow & { fallbackClaimedAt: Date | null })[]> {
   const res = await db.query<DeliveryActionRow & { fallbackClaimedAt: Date | null }>(
     `SELECT l.account_id AS "accountId", l.ref, l.delivery_state AS "deliveryState", l.delivery_code AS code,
@@ -40,7 +40,7 @@ export async function rowsNeedingAction(
 }
 
 /** SMS retries that are due, and retries claimed by an attempt that died (older than `staleSeconds`). */
-export async function retriesDue(db: Db, runId: string, staleSeconds: number, limit: number): Promise<(DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date })[]> {
+export async function retriesDue(db: Sql, runId: string, staleSeconds: number, limit: number): Promise<(DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date })[]> {
   const res = await db.query(
     `SELECT l.account_id AS "accountId", l.ref, l.delivery_state AS "deliveryState", l.delivery_code AS code, false AS retried,
             l.provider_message_id AS "messageId", CASE WHEN l.delivery_action = 'retry_sending' THEN l.delivery_retry_at END AS "claimedAt",
@@ -57,7 +57,7 @@ export async function retriesDue(db: Db, runId: string, staleSeconds: number, li
 
 /** Records one decision, only if the row is still where it was read (a zombie twin changes nothing). */
 export async function recordDeliveryAction(
-  db: Db, runId: string, accountId: number, expect: { action: string | null; messageId: string | null; retryAt?: Date },
+  db: Sql, runId: string, accountId: number, expect: { action: string | null; messageId: string | null; retryAt?: Date },
   set: {
     action: string; retryAt?: Date; notifyState?: 'sent' | 'unreachable' | 'failed'; channel?: 'sms' | 'email';
     fellBack?: boolean; messageId?: string; keepFirst?: boolean; deliveryState?: string | null; deliveryCode?: string | null; errorCode?: string;
@@ -88,7 +88,7 @@ export async function recordDeliveryAction(
 }
 
 /** Ledger rows whose SMS may have gone out without us learning its SID (lost response). */
-export async function rowsWithoutSid(db: Db, runId: string, limit: number): Promise<{ accountId: number; ref: string }[]> {
+export async function rowsWithoutSid(db: Sql, runId: string, limit: number): Promise<{ accountId: number; ref: string }[]> {
   const res = await db.query(
     `SELECT account_id AS "accountId", ref FROM ledger
      WHERE run_id = $1 AND channel = 'sms' AND provider_message_id IS NULL AND notify_state = 'failed' AND ref IS NOT NULL
@@ -99,7 +99,7 @@ export async function rowsWithoutSid(db: Db, runId: string, limit: number): Prom
 }
 
 /** Receipts carrying one of these references in their callback URL. */
-export async function receiptsByRef(db: Db, runId: string, refs: string[]): Promise<{ ref: string; messageSid: string }[]> {
+export async function receiptsByRef(db: Sql, runId: string, refs: string[]): Promise<{ ref: string; messageSid: string }[]> {
   if (refs.length === 0) return [];
   const res = await db.query(
     `SELECT DISTINCT ON (ref) ref, message_sid AS "messageSid" FROM sms_receipts WHERE run_id = $1 AND ref = ANY($2) ORDER BY ref, first_at`,
@@ -109,7 +109,7 @@ export async function receiptsByRef(db: Db, runId: string, refs: string[]): Prom
 }
 
 /** A lost-response row identified by its callback: it was sent after all. */
-export async function adoptLostSend(db: Db, runId: string, accountId: number, messageSid: string): Promise<boolean> {
+export async function adoptLostSend(db: Sql, runId: string, accountId: number, messageSid: string): Promise<boolean> {
   const res = await db.query(
     `UPDATE ledger SET notify_state = 'sent', provider_message_id = $3, error_code = NULL, notified_at = coalesce(notified_at, clock_timestamp())
      WHERE run_id = $1 AND account_id = $2 AND notify_state = 'failed' AND provider_message_id IS NULL`,
@@ -119,7 +119,7 @@ export async function adoptLostSend(db: Db, runId: string, accountId: number, me
 }
 
 /** SMS still waiting for a final receipt, and retries still to come. */
-export async function openDeliveries(db: Db, runId: string): Promise<number> {
+export async function openDeliveries(db: Sql, runId: string): Promise<number> {
   const res = await db.query<{ n: number }>(
     `SELECT count(*)::integer AS n FROM ledger
      WHERE run_id = $1 AND channel = 'sms' AND notify_state = 'sent'

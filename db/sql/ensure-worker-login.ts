@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import type { Db } from '../pool';
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -7,7 +7,7 @@ const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * pinreset_worker (db/migrations/005_roles.sql, 011_least_privilege.sql). Run by the owner after
  * the migrations (`migrate` with WORKER_DB_USER and WORKER_DB_PASSWORD set: docker-compose.yml).
  */
-export async function ensureWorkerLogin(db: pg.Pool, user: string, password: string): Promise<'created' | 'updated'> {
+export async function ensureWorkerLogin(db: Db, user: string, password: string): Promise<'created' | 'updated'> {
   if (!NAME.test(user)) throw new Error(`WORKER_DB_USER must be a plain lower-case SQL name (a-z, 0-9, _), got ${JSON.stringify(user)}`);
   if (password.length < 12) throw new Error('WORKER_DB_PASSWORD must be at least 12 characters');
   const client = await db.connect();

@@ -1,7 +1,7 @@
 // Staged rows that cannot be inserted: a later duplicate of an id or account number in the same
 // file (the first one wins), or an id or account number already in `accounts`. The import is
 // insert-only: it never overwrites an account, whose PIN state the reset pipeline owns.
-import type pg from 'pg';
+import type { Sql } from '../pool';
 import { STAGING_TABLE } from './import-staging';
 
 export interface ImportConflict {
@@ -11,7 +11,7 @@ export interface ImportConflict {
   reason: string;
 }
 
-export async function findImportConflicts(client: pg.ClientBase): Promise<ImportConflict[]> {
+export async function findImportConflicts(client: Sql): Promise<ImportConflict[]> {
   const { rows } = await client.query<ImportConflict>(`
     WITH firsts AS (
       SELECT line, id,
@@ -35,6 +35,6 @@ export async function findImportConflicts(client: pg.ClientBase): Promise<Import
 }
 
 /** Drops the given lines from the staging table. */
-export async function dropStagedLines(client: pg.ClientBase, lines: number[]): Promise<void> {
+export async function dropStagedLines(client: Sql, lines: number[]): Promise<void> {
   if (lines.length) await client.query(`DELETE FROM ${STAGING_TABLE} WHERE line = ANY($1::int[])`, [lines]);
 }

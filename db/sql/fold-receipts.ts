@@ -1,7 +1,7 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 /** Folds the run's new receipts (SMS callbacks, email bounces) into its ledger rows; returns rows changed. */
-export async function foldReceipts(db: Db, runId: string): Promise<number> {
+export async function foldReceipts(db: Sql, runId: string): Promise<number> {
   const res = await db.query<{ n: number }>('SELECT pinreset_fold_receipts($1) AS n', [runId]);
   return res.rows[0].n;
 }

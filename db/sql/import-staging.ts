@@ -1,7 +1,7 @@
 // The import's staging table: validated rows land here by COPY, are checked against each other and
 // against `accounts` in SQL, then move to `accounts` in the same transaction. Temporary and
 // dropped at commit, so concurrent imports do not see each other's rows.
-import type pg from 'pg';
+import type { Sql } from '../pool';
 
 export const STAGING_TABLE = 'account_import';
 
@@ -11,7 +11,7 @@ export const STAGING_COLUMNS = [
   'sms_opt_out', 'email_opt_out', 'pin_hash', 'pin_salt', 'pin_algo',
 ] as const;
 
-export async function createImportStaging(client: pg.ClientBase): Promise<void> {
+export async function createImportStaging(client: Sql): Promise<void> {
   await client.query(`
     CREATE TEMP TABLE ${STAGING_TABLE} (
       line integer NOT NULL, id bigint NOT NULL, account_number text NOT NULL, full_name text NOT NULL,

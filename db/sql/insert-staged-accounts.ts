@@ -2,7 +2,7 @@
 // about 40% more on large imports); if another session inserted a conflicting account since
 // findImportConflicts ran, it is redone with ON CONFLICT DO NOTHING, and the rows it could not
 // insert come back as `lost` instead of failing the whole import.
-import type pg from 'pg';
+import type { Sql } from '../pool';
 import { STAGING_TABLE } from './import-staging';
 
 export interface InsertResult {
@@ -13,7 +13,7 @@ export interface InsertResult {
 const COLUMNS = 'id, account_number, full_name, phone, phone_type, email, plan, status, sms_opt_out, email_opt_out, pin_hash, pin_salt, pin_algo';
 const UNIQUE_VIOLATION = '23505';
 
-export async function insertStagedAccounts(client: pg.ClientBase): Promise<InsertResult> {
+export async function insertStagedAccounts(client: Sql): Promise<InsertResult> {
   await client.query('SAVEPOINT insert_staged');
   try {
     const r = await client.query(`INSERT INTO accounts (${COLUMNS}) SELECT ${COLUMNS} FROM ${STAGING_TABLE} ORDER BY id`);

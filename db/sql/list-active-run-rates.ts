@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export interface ActiveRunRate {
   id: string;
@@ -8,7 +8,7 @@ export interface ActiveRunRate {
 }
 
 /** The configured notification rate of each running, paused or cancelling run (for the worker's metrics). */
-export async function listActiveRunRates(db: Db, limit = 100): Promise<ActiveRunRate[]> {
+export async function listActiveRunRates(db: Sql, limit = 100): Promise<ActiveRunRate[]> {
   const res = await db.query<ActiveRunRate>(
     `SELECT id, status, rate_per_second AS rate FROM runs WHERE status IN ('running', 'paused', 'cancelling') ORDER BY id LIMIT $1`,
     [limit],

@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import type { Counts } from '../../domain/types';
 
 export interface RunListRow {
@@ -21,7 +21,7 @@ export interface RunListRow {
 }
 
 /** The most recent runs, newest first, each with the counts of its latest checkpoint. */
-export async function listRuns(db: Db, limit: number): Promise<RunListRow[]> {
+export async function listRuns(db: Sql, limit: number): Promise<RunListRow[]> {
   const res = await db.query(
     `SELECT r.id, r.status, r.status_reason, r.cohort_kind, r.reason, r.operator, r.planned, r.created_at, r.started_at, r.finished_at, r.source_run_id,
             c.phase, c.counts, c.created_at AS checkpoint_at

@@ -1,7 +1,7 @@
 // Serializes bulk writers of `accounts` (seed) within a transaction: taken before reading max(id),
 // so two concurrent seeds cannot pick the same ids. Plain reads are not blocked.
-import type pg from 'pg';
+import type { Sql } from '../pool';
 
-export async function lockAccountsForBulkInsert(client: pg.ClientBase): Promise<void> {
+export async function lockAccountsForBulkInsert(client: Sql): Promise<void> {
   await client.query('LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE');
 }

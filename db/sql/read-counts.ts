@@ -1,8 +1,8 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import type { Counts } from '../../domain/types';
 
 /** Outcome counts from the ledger: of the whole run, or of one batch range. */
-export async function readCounts(db: Db, runId: string, range?: { first: number; last: number }): Promise<Counts> {
+export async function readCounts(db: Sql, runId: string, range?: { first: number; last: number }): Promise<Counts> {
   const res = await db.query('SELECT * FROM pinreset_counts($1, $2, $3)', [runId, range?.first ?? null, range?.last ?? null]);
   const r = res.rows[0];
   return {

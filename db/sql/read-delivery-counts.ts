@@ -1,8 +1,8 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import type { DeliveryCounts } from '../../domain/delivery';
 
 /** Delivery counts of a run (or a range of its accounts) from the ledger. */
-export async function readDeliveryCounts(db: Db, runId: string, range?: { first: number; last: number }): Promise<DeliveryCounts> {
+export async function readDeliveryCounts(db: Sql, runId: string, range?: { first: number; last: number }): Promise<DeliveryCounts> {
   const res = await db.query('SELECT * FROM pinreset_delivery_counts($1, $2, $3)', [runId, range?.first ?? null, range?.last ?? null]);
   const r = res.rows[0];
   return {

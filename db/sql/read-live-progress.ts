@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import { RATE_WINDOW_S, type LiveReading } from '../../domain/live-progress';
 import { readCounts } from './read-counts';
 
@@ -8,7 +8,7 @@ import { readCounts } from './read-counts';
  * top error codes. Three scans of the run's rows on its primary key; the times are the
  * database's, so every worker agrees.
  */
-export async function readLiveProgress(db: Db, runId: string, topErrors = 5): Promise<LiveReading> {
+export async function readLiveProgress(db: Sql, runId: string, topErrors = 5): Promise<LiveReading> {
   const counts = await readCounts(db, runId);
   const res = await db.query(
     `SELECT count(*) FILTER (WHERE notify_state = 'sending')::integer AS in_flight,

@@ -1,6 +1,6 @@
 // Per-account outcomes of a run, one keyset window at a time, for the report. Ledger columns
 // only: never a phone number, email address or name.
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 /**
  * An account's outcome in a run:
@@ -48,7 +48,7 @@ export interface ReportRow {
  * the ledger's statistics are stale.
  */
 export async function readReportPage(
-  db: Db, runId: string, after: number, span: number, outcomes?: readonly ReportOutcome[],
+  db: Sql, runId: string, after: number, span: number, outcomes?: readonly ReportOutcome[],
 ): Promise<{ rows: ReportRow[]; windowEnd: number }> {
   const start = await db.query<{ s: number | null }>('SELECT min(account_id) AS s FROM ledger WHERE run_id = $1 AND account_id > $2', [runId, after]);
   const s = start.rows[0].s;

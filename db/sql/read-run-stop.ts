@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 /** Run statuses in which no provider call may start. */
 export const STOP_STATUSES = ['paused', 'cancelling', 'cancelled', 'completed', 'failed'] as const;
@@ -17,7 +17,7 @@ export interface RunStop {
  * call before every provider call or at least every second. The workflow writes 'paused' /
  * 'cancelling' here the moment a pause or cancel signal arrives (db/sql/record-run-control.ts).
  */
-export async function readRunStop(db: Db, runId: string): Promise<RunStop> {
+export async function readRunStop(db: Sql, runId: string): Promise<RunStop> {
   const res = await db.query<{ status: string; status_reason: string | null }>(
     'SELECT status, status_reason FROM runs WHERE id = $1',
     [runId],

@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import type { Counts } from '../../domain/types';
 import type { LiveReading } from '../../domain/live-progress';
 
@@ -25,7 +25,7 @@ export interface RunRow {
 }
 
 /** A run with its latest checkpoint, readable with no worker running. */
-export async function readRun(db: Db, runId: string): Promise<RunRow | undefined> {
+export async function readRun(db: Sql, runId: string): Promise<RunRow | undefined> {
   const res = await db.query(
     `SELECT r.*, c.seq AS c_seq, c.phase AS c_phase, c.counts AS c_counts, c.created_at AS c_created_at, c.live AS c_live
      FROM runs r

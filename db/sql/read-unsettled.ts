@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export interface Unsettled {
   /** Rows waiting for a claim. */
@@ -12,7 +12,7 @@ export interface Unsettled {
 }
 
 /** What is not settled yet in a batch, and when something next becomes actionable. */
-export async function readUnsettled(db: Db, runId: string, first: number, last: number): Promise<Unsettled> {
+export async function readUnsettled(db: Sql, runId: string, first: number, last: number): Promise<Unsettled> {
   const res = await db.query('SELECT * FROM pinreset_unsettled($1, $2, $3)', [runId, first, last]);
   const r = res.rows[0];
   return { pending: r.pending, sending: r.sending, ambiguousDue: r.ambiguous_due, nextDue: r.next_due, nextExpiry: r.next_expiry };

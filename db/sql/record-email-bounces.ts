@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export interface EmailBounce {
   /** The Message-ID we set (angle brackets included). */
@@ -9,7 +9,7 @@ export interface EmailBounce {
 }
 
 /** Records bounces by Message-ID; the first report of a message stays. */
-export async function recordEmailBounces(db: Db, bounces: EmailBounce[]): Promise<number> {
+export async function recordEmailBounces(db: Sql, bounces: EmailBounce[]): Promise<number> {
   if (bounces.length === 0) return 0;
   const res = await db.query(
     `INSERT INTO email_bounces (message_id, event, reason)

@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import type { ControlStatus } from '../../domain/run';
 
 export type { ControlStatus };
@@ -8,7 +8,7 @@ export type { ControlStatus };
  * (readRunStop). Ordered by `seq` (the workflow's control counter): a late, older write changes
  * nothing; a finished run is never reopened. Returns whether the row changed.
  */
-export async function recordRunControl(db: Db, runId: string, seq: number, status: ControlStatus, reason?: string): Promise<boolean> {
+export async function recordRunControl(db: Sql, runId: string, seq: number, status: ControlStatus, reason?: string): Promise<boolean> {
   const res = await db.query(
     `UPDATE runs SET status = $3, status_reason = $4, control_seq = $2,
        stop_requested_at = CASE WHEN $3 = 'running' THEN NULL ELSE clock_timestamp() END,
@@ -20,7 +20,7 @@ export async function recordRunControl(db: Db, runId: string, seq: number, statu
 }
 
 /** 'created' -> 'running' when the workflow starts; a pause recorded before that stays. */
-export async function markRunStarted(db: Db, runId: string): Promise<void> {
+export async function markRunStarted(db: Sql, runId: string): Promise<void> {
   await db.query(
     `UPDATE runs SET status = CASE WHEN status = 'created' THEN 'running' ELSE status END, started_at = COALESCE(started_at, now())
      WHERE id = $1`,
@@ -29,7 +29,7 @@ export async function markRunStarted(db: Db, runId: string): Promise<void> {
 }
 
 /** Records who approved a canary, once; returns the approval in force. */
-export async function recordApproval(db: Db, runId: string, by: string): Promise<{ by: string; at: Date } | undefined> {
+export async function recordApproval(db: Sql, runId: string, by: string): Promise<{ by: string; at: Date } | undefined> {
   const res = await db.query<{ approved_by: string; approved_at: Date }>(
     `UPDATE runs SET approved_by = COALESCE(approved_by, $2), approved_at = COALESCE(approved_at, now())
      WHERE id = $1 RETURNING approved_by, approved_at`,

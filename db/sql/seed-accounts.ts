@@ -13,7 +13,7 @@
 // Emails use example.com/.net/.org and reserved IDN test domains.
 // PIN verifiers are random-looking bytes with pin_algo 'synthetic': real scrypt at ~0.5 s per PIN
 // would take days for 850,000 accounts, and every PIN is reset anyway; no PIN matches them.
-import type pg from 'pg';
+import type { Sql } from '../pool';
 
 const FIRST = [
   ['James', 'james'], ['Mary', 'mary'], ['José', 'jose'], ['Zoë', 'zoe'], ['François', 'francois'],
@@ -157,7 +157,7 @@ const ACCOUNT_COLUMNS =
   'id, account_number, full_name, phone, phone_type, email, plan, status, sms_opt_out, email_opt_out, pin_hash, pin_salt, pin_algo';
 
 /** Inserts `count` generated accounts with ids firstId.. for `seed`. Returns rows inserted. */
-export async function insertSeedAccounts(client: pg.ClientBase, seed: number, firstId: number, count: number): Promise<number> {
+export async function insertSeedAccounts(client: Sql, seed: number, firstId: number, count: number): Promise<number> {
   const r = await client.query(
     `INSERT INTO accounts (${ACCOUNT_COLUMNS}) SELECT ${ACCOUNT_COLUMNS} FROM (${SEED_GENERATOR_SQL}) g`,
     [seed, firstId, count],
@@ -175,7 +175,7 @@ export interface SeedCategoryCounts {
 }
 
 /** The generator's own category counts for the same parameters (no rows written). */
-export async function countSeedCategories(client: pg.ClientBase | pg.Pool, seed: number, firstId: number, count: number): Promise<SeedCategoryCounts> {
+export async function countSeedCategories(client: Sql, seed: number, firstId: number, count: number): Promise<SeedCategoryCounts> {
   const { rows } = await client.query(
     `SELECT count(*) FILTER (WHERE phone_cat = 'mobile')::int AS mobile, count(*) FILTER (WHERE phone_cat = 'landline')::int AS landline,
             count(*) FILTER (WHERE phone_cat = 'voip')::int AS voip, count(*) FILTER (WHERE phone_cat = 'unknown')::int AS unknown_type,

@@ -2,10 +2,10 @@
 // by a later run, or waiting in a later run that is still going, are left out (and counted), so a
 // second redrive of the same run does not message anyone twice. A failed row whose earlier attempt
 // was ambiguous (it may have been delivered) is never sent again: it is counted, not redriven.
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export async function selectRedriveAccounts(
-  db: Db, sourceRunId: string,
+  db: Sql, sourceRunId: string,
 ): Promise<{ accountIds: number[]; handledSince: number; maybeDelivered: number }> {
   const res = await db.query<{ account_id: number; handled_since: boolean; ever_ambiguous: boolean }>(
     `SELECT l.account_id, l.ever_ambiguous,

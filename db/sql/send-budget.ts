@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export interface BudgetGrant {
   /** False: nothing reserved, the next slot is waitMs away (more than the caller's maximum);
@@ -11,7 +11,7 @@ export interface BudgetGrant {
 }
 
 /** Reserves n slots for the run on the sender's shared budget, if usable within maxWaitMs. */
-export async function acquireSendBudget(db: Db, runId: string, sender: string, n: number, defaultRate: number, maxWaitMs: number): Promise<BudgetGrant> {
+export async function acquireSendBudget(db: Sql, runId: string, sender: string, n: number, defaultRate: number, maxWaitMs: number): Promise<BudgetGrant> {
   const res = await db.query<{ granted: boolean; wait_ms: number; run_rate: number; sender_rate: number }>(
     'SELECT * FROM pinreset_acquire_send_budget($1, $2, $3, $4, $5)',
     [runId, sender, n, defaultRate, maxWaitMs],
@@ -21,12 +21,12 @@ export async function acquireSendBudget(db: Db, runId: string, sender: string, n
 }
 
 /** Provider throttling: the sender's budget withholds a further share of its rate (capped, decaying). */
-export async function penalizeSender(db: Db, sender: string): Promise<void> {
+export async function penalizeSender(db: Sql, sender: string): Promise<void> {
   await db.query('SELECT pinreset_penalize_sender($1)', [sender]);
 }
 
 /** Sets a sender's budget (messages/s for all runs together; Infinity = unlimited). */
-export async function setSenderRate(db: Db, sender: string, rate: number): Promise<void> {
+export async function setSenderRate(db: Sql, sender: string, rate: number): Promise<void> {
   await db.query('SELECT pinreset_set_sender_rate($1, $2)', [sender, rate]);
 }
 
@@ -37,7 +37,7 @@ export interface SenderBudget {
   penalty: number;
 }
 
-export async function listSenderBudgets(db: Db): Promise<SenderBudget[]> {
+export async function listSenderBudgets(db: Sql): Promise<SenderBudget[]> {
   const res = await db.query<{ sender: string; rate: number; penalty: number }>(
     'SELECT sender, rate, pinreset_budget_penalty(penalty, penalized_at) AS penalty FROM send_budgets ORDER BY sender',
   );
@@ -45,6 +45,6 @@ export async function listSenderBudgets(db: Db): Promise<SenderBudget[]> {
 }
 
 /** Cancel: sends of the run waiting for a slot stop now (the gate throws RunStoppingError). */
-export async function markRunStopping(db: Db, runId: string): Promise<void> {
+export async function markRunStopping(db: Sql, runId: string): Promise<void> {
   await db.query('UPDATE runs SET stopping = true WHERE id = $1', [runId]);
 }

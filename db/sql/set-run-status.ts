@@ -1,8 +1,8 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 import type { RunStatus } from '../../domain/run';
 
 /** Moves a run to a status; started_at and finished_at are stamped once. */
-export async function setRunStatus(db: Db, runId: string, status: RunStatus, reason?: string): Promise<void> {
+export async function setRunStatus(db: Sql, runId: string, status: RunStatus, reason?: string): Promise<void> {
   await db.query(
     `UPDATE runs SET status = $2, status_reason = $3,
        started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,

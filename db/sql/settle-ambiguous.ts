@@ -1,4 +1,4 @@
-import type { Db } from '../pool';
+import type { Sql } from '../pool';
 
 export type AmbiguousVerdict =
   | { verdict: 'found'; messageId: string; resolvedBy: 'sid' | 'callback' | 'list' }
@@ -8,7 +8,7 @@ export type AmbiguousVerdict =
   | { verdict: 'held' };
 
 /** Settles one parked row under the token of its lookup claim; false when the claim was lost. */
-export async function settleAmbiguous(db: Db, runId: string, token: string, accountId: number, v: AmbiguousVerdict): Promise<boolean> {
+export async function settleAmbiguous(db: Sql, runId: string, token: string, accountId: number, v: AmbiguousVerdict): Promise<boolean> {
   const res = await db.query<{ ok: boolean }>('SELECT pinreset_settle_ambiguous($1, $2, $3, $4, $5, $6, $7, $8) AS ok', [
     runId,
     token,

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const db = createPool(config.database.url, config.database.poolSize);
   const server = await startCallbackServer({
     db, authToken: config.sms.authToken, publicUrl: config.callbacks.publicUrl!, port: config.callbacks.port,
-    host: process.env.CALLBACKS_HOST ?? '0.0.0.0', maxBodyBytes: config.callbacks.maxBodyBytes,
+    host: config.callbacks.host, maxBodyBytes: config.callbacks.maxBodyBytes,
     sendgridPublicKey: config.callbacks.sendgridPublicKey,
   });
   logger.always('callbacks started', { port: server.port, publicPath: new URL(config.callbacks.publicUrl!).pathname, emailWebhook: config.callbacks.sendgridPublicKey ? 'on' : 'off' });

@@ -50,14 +50,14 @@ export interface MessageConfig {
 export interface WorkerConfig {
   /** Notify activities run at once on one worker. */
   maxConcurrentActivities: number;
-  /** Sends in flight inside one notify activity. */
+  /** Sends in flight per run on one worker, shared by that run's notify activities there. */
   sendConcurrency: number;
   /** Prometheus metrics port; 0 = off. */
   metricsPort: number;
   /** Prebuilt workflow bundle (production); unset = bundle at start. */
   workflowBundlePath?: string;
-  /** Ceiling on PIN resets per second across the run, to protect a production database; 0 = none. */
-  resetMaxPerSecond: number;
+  /** Apply the migrations at start (local and single-node setups; production runs `migrate` once). */
+  migrateOnStart: boolean;
 }
 
 export interface CallbacksConfig {
@@ -65,6 +65,8 @@ export interface CallbacksConfig {
   publicUrl?: string;
   /** Port of the callback receiver (`npm run callbacks`). */
   port: number;
+  /** Interface it listens on. */
+  host: string;
   /** Largest accepted callback body, bytes. */
   maxBodyBytes: number;
   /** SendGrid Event Webhook verification key (base64 DER); unset = email bounce route off. */
@@ -132,6 +134,14 @@ class Reader {
       this.problems.push(`${name} must use ${protocols.join(' or ')}, got ${parsed.protocol.replace(/:$/, '')}`);
     }
     return v;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.optional(name);
+    if (v === undefined) return fallback;
+    if (v === 'true' || v === 'false') return v === 'true';
+    this.problems.push(`${name} must be true or false`);
+    return fallback;
   }
 
   int(name: string, fallback: number, min: number, max: number): number {
@@ -229,12 +239,13 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     sendConcurrency: r.int('SEND_CONCURRENCY', 48, 1, 1000),
     metricsPort: r.int('METRICS_PORT', 0, 0, 65535),
     workflowBundlePath: r.optional('WORKFLOW_BUNDLE_PATH'),
-    resetMaxPerSecond: r.int('RESET_MAX_PER_SECOND', 0, 0, 10_000_000),
+    migrateOnStart: r.bool('PINRESET_MIGRATE_ON_START', false),
   };
 
   const callbacks: CallbacksConfig = {
     publicUrl: r.url('PUBLIC_CALLBACK_URL', needs('callbacks'), ['https', 'http']) || undefined,
     port: r.int('CALLBACKS_PORT', 8088, 0, 65535),
+    host: r.optional('CALLBACKS_HOST') ?? '0.0.0.0',
     maxBodyBytes: r.int('CALLBACKS_MAX_BODY_BYTES', 16 * 1024, 512, 1024 * 1024),
     sendgridPublicKey: r.optional('SENDGRID_WEBHOOK_PUBLIC_KEY'),
   };

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   // Payload encryption when PAYLOAD_CODEC_KEY is set (a partial setting throws: no clear text).
   const dataConverter = dataConverterFromEnv(process.env);
   const db = createPool(config.database.url, config.database.poolSize);
-  if (process.env.PINRESET_MIGRATE_ON_START === 'true') await migrate(db);
+  if (config.worker.migrateOnStart) await migrate(db);
   const sms = createTwilioSms({ ...config.sms });
   const email = createSmtpEmail({ url: config.email.url, from: config.email.from });
   const metrics = metricsOn ? new PinresetMetrics() : undefined;
@@ -105,7 +105,7 @@ async function main(): Promise<void> {
         gauges: async () => [
           ...(await runRateGauges(db)),
           ...(await runProgressGauges(db)),
-          { name: 'pinreset_worker_send_concurrency', help: 'SEND_CONCURRENCY: sends in flight per notify activity.', values: [{ value: config.worker.sendConcurrency }] },
+          { name: 'pinreset_worker_send_concurrency', help: 'SEND_CONCURRENCY: sends in flight per run on this worker.', values: [{ value: config.worker.sendConcurrency }] },
           { name: 'pinreset_worker_max_concurrent_activities', help: 'WORKER_MAX_ACTIVITIES: activities run at once by this worker.', values: [{ value: config.worker.maxConcurrentActivities }] },
         ],
       });

@@ -6,6 +6,7 @@
 // rows a dead, frozen or partitioned attempt held are taken over only after their lease plus a
 // grace. A batch ends when nothing in its range is pending and the parked rows due now are looked
 // up; the run's final reconciliation (settleParked) waits until every parked row is settled.
+import { FAILURE } from '../domain/failures';
 import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import pLimit from 'p-limit';
@@ -93,7 +94,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
   };
   const settingsFor = async (runId: string): Promise<RunSettings> => {
     const run = await readRun(deps.db, runId);
-    if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${runId}`, 'UnknownRun');
+    if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${runId}`, FAILURE.unknownRun);
     // Every worker sends the run's frozen text, whatever its own environment says.
     const message = { ...deps.message, ...(run.message as Partial<MessageConfig> | null) };
     return { message, params: run.params as Partial<RunParams>, ratePerSecond: run.ratePerSecond };
@@ -147,7 +148,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       if (g && g.failureRate < 1 && attempts >= g.minAttempts && failed / attempts > g.failureRate) {
         tripped ??= ApplicationFailure.nonRetryable(
           `notification failure rate ${((100 * failed) / attempts).toFixed(1)}% over ${attempts} attempts in batch ${first}..${last} exceeds ${(100 * g.failureRate).toFixed(1)}%`,
-          'FailureThreshold',
+          FAILURE.failureThreshold,
           { attempts, failed },
         );
       }
@@ -162,7 +163,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
           outcome = await notifyAccount(ctx, row, signal, row.fellBack);
         } catch (err) {
           if (err instanceof ProviderConfigError) {
-            tripped ??= ApplicationFailure.nonRetryable(err.message, 'ProviderConfig', { channel: err.channel, code: err.code });
+            tripped ??= ApplicationFailure.nonRetryable(err.message, FAILURE.providerConfig, { channel: err.channel, code: err.code });
           } else if (err instanceof RunStoppingError) {
             // Cancelled while waiting for a slot: nothing was sent for this account.
             stopAttempt(new RunStopped('cancelling'));

@@ -1,4 +1,5 @@
 // Small activities around a run: preparing the cohort, batch planning, checkpoints, rate, end.
+import { FAILURE } from '../domain/failures';
 import { ApplicationFailure } from '@temporalio/activity';
 import { countCohort } from '../db/sql/count-cohort';
 import { markResetsDone } from '../db/sql/mark-resets-done';
@@ -103,9 +104,9 @@ export function makeRunLifecycle(deps: ActivityDeps) {
     /** Refuses (for good) while the run is live: a batch must not be processed beside its own run. */
     async assertRunNotLive(input: { runId: string }): Promise<void> {
       const run = await readRun(db, input.runId);
-      if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${input.runId}`, 'UnknownRun');
+      if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${input.runId}`, FAILURE.unknownRun);
       if (['created', 'running', 'paused', 'cancelling'].includes(run.status)) {
-        throw ApplicationFailure.nonRetryable(`run ${input.runId} is ${run.status}: rerun a batch only once the run has ended`, 'RunLive');
+        throw ApplicationFailure.nonRetryable(`run ${input.runId} is ${run.status}: rerun a batch only once the run has ended`, FAILURE.runLive);
       }
     },
 

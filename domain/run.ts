@@ -1,5 +1,6 @@
 // Run parameters and their validation: shared by the CLI, the workflow's update validators and
 // the activities. Pure: safe to import from workflow code.
+import { FAILURE } from './failures';
 import { CHANNEL_POLICIES, type ChannelPolicy } from './types';
 
 export type CohortKind = 'all_active' | 'file' | 'redrive';
@@ -192,14 +193,9 @@ export function failureRate(samples: AttemptSample[], minAttempts: number): numb
   return samples.reduce((n, s) => n + s.failed, 0) / attempts;
 }
 
-/** ApplicationFailure types with which a notify batch asks the workflow to pause the run. */
-export const PAUSE_FAILURE_TYPES = ['FailureThreshold', 'ProviderConfig'] as const;
-
-/**
- * ApplicationFailure type of a notify batch that stopped because the run was paused or cancelled:
- * what it claimed and never sent went back in line; the workflow queues the batch again.
- */
-export const RUN_STOPPED_FAILURE = 'RunStopped';
+export { PAUSE_FAILURE_TYPES } from './failures';
+/** See FAILURE.runStopped (domain/failures.ts). */
+export const RUN_STOPPED_FAILURE = FAILURE.runStopped;
 
 /** Claim parameters of a run, with defaults for runs created before they existed. */
 export function claimTiming(p: Partial<RunParams>): { leaseMs: number; holdMs: number; graceMs: number; ambiguous: AmbiguousPolicy } {

@@ -1,4 +1,4 @@
-// Exit codes of `pinreset` (cli/main.ts) and the errors that choose them. Messages name the
+// The run API's errors and the exit codes of `pinreset` (cli/main.ts) they choose. Messages name the
 // argument, variable, file or run at fault, never a customer's data.
 import { ConfigError } from '../config';
 
@@ -36,22 +36,23 @@ export class UnknownRunError extends RuntimeFailure {
   }
 }
 
-/**
- * startRun's RunInputError (bad parameters, duplicate run id), recognised by name: importing
- * start-run here would load the workflow code just to print an argument error.
- */
-function isRunInputError(err: unknown): err is Error & { problems: string[] } {
-  return err instanceof Error && err.name === 'RunInputError' && Array.isArray((err as { problems?: unknown }).problems);
+/** Parameters or a cohort that a run cannot start with (bad values, duplicate run id, accounts held by a live run): exit 2. */
+export class RunInputError extends Error {
+  readonly exitCode = EXIT.USAGE;
+  constructor(readonly problems: string[]) {
+    super(`cannot start the run:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'RunInputError';
+  }
 }
 
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof UsageError || err instanceof ConfigError || isRunInputError(err)) return EXIT.USAGE;
+  if (err instanceof UsageError || err instanceof ConfigError || err instanceof RunInputError) return EXIT.USAGE;
   return EXIT.FAILURE;
 }
 
 /** One line (config and run-input errors list several problems: joined with "; "). */
 export function errorLine(err: unknown): string {
-  if (err instanceof ConfigError || isRunInputError(err)) {
+  if (err instanceof ConfigError || err instanceof RunInputError) {
     const what = err instanceof ConfigError ? 'invalid configuration' : 'cannot start the run';
     return `${what}: ${err.problems.join('; ')}`;
   }

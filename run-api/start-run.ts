@@ -1,5 +1,6 @@
 // Creates a run (its row, and the cohort for explicit id lists) and starts its workflow.
 // Shared by the CLI, the demo, the benchmarks and the tests.
+import { RunInputError } from './errors';
 import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { inTransaction, type Db } from '../db/pool';
@@ -12,12 +13,6 @@ import { DEFAULT_PARAMS, formatRate, paramProblems, RUN_ID_PATTERN, workflowIdFo
 import { pinResetRun } from '../workflows/pin-reset-run';
 import { OPERATOR, PHASE, REASON, RUN_ID, SOURCE_RUN_ID } from '../workflows/search-attributes';
 
-export class RunInputError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`cannot start the run:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'RunInputError';
-  }
-}
 
 export interface StartRunRequest {
   runId?: string;
@@ -32,6 +27,8 @@ export interface StartRunRequest {
   /** The message parameters to freeze in the run's row: every worker then sends the same text. */
   message?: MessageConfig;
 }
+
+export { RunInputError };
 
 /** One live run per account: the accounts are held by an unfinished run. */
 export class CohortHeldError extends RunInputError {

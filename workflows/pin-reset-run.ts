@@ -2,6 +2,7 @@
 // customer at the provider rate, batch by batch in sliding windows. Deterministic and free of
 // I/O; it carries only ids, ranges and counts. Activities are idempotent, so a batch dispatched
 // twice (after a crash or continue-as-new) changes nothing the first dispatch already did.
+import { FAILURE } from '../domain/failures';
 import { RetryState } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -74,7 +75,7 @@ function stoppedByRun(err: unknown): boolean {
 function pauseRequest(err: unknown): { reason: string; details?: { attempts?: number; failed?: number } } | undefined {
   const cause = err instanceof wf.ActivityFailure ? err.cause : undefined;
   if (cause instanceof wf.ApplicationFailure && (PAUSE_FAILURE_TYPES as readonly string[]).includes(cause.type ?? '')) {
-    return { reason: `auto-paused: ${cause.message}`, details: cause.type === 'FailureThreshold' ? (cause.details?.[0] as { attempts?: number; failed?: number }) : undefined };
+    return { reason: `auto-paused: ${cause.message}`, details: cause.type === FAILURE.failureThreshold ? (cause.details?.[0] as { attempts?: number; failed?: number }) : undefined };
   }
   return undefined;
 }

@@ -1,7 +1,25 @@
-import type { DeliveryCounts } from './delivery';
-
 // Shared types for pinreset. Workflow-facing types carry only opaque ids, ranges and counts:
 // never a phone number, email address, name or PIN.
+//
+// Glossary (the words used in code, docs, the CLI and the Web UI):
+//   run              one incident's reset of a cohort, started once (`pinreset start`), a row in
+//                    `runs` and one workflow (with its continue-as-new chain); has a reason and operator.
+//   cohort           the accounts of a run, frozen in the ledger when it starts: every active account,
+//                    a cohort file's ids, or a redrive's failed rows.
+//   batch            a keyset range of account ids (first..last) handled by one activity: reset or notify.
+//   ledger           one row per run and account: reset state, notification state, reference, lease,
+//                    delivery state. It moves only forward; it is the truth that counts are read from.
+//   checkpoint       a row of counts written while the run goes, for `status` without a worker and history.
+//   canary           the first N notifications of a run; the rest wait for an operator's `approve`.
+//                    PINs are all reset at once regardless.
+//   redrive          a new run over the accounts an earlier run failed to notify; it resets no PIN.
+//   exposure window  from the run's start to the last PIN of its cohort invalidated: how long a leaked
+//                    PIN still works.
+//   reference        the 16-hex-digit code in each message (HMAC of the account id under the run's key):
+//                    how a message is found at the provider and in callbacks, and how customers quote it.
+//   send budget      the rate a sender (SMS number or Messaging Service, email relay) allows, shared by
+//                    every run and worker.
+import type { DeliveryCounts } from './delivery';
 
 /** Opaque account id (accounts.id). Plain number: ids stay far below 2^53. */
 export type AccountId = number;

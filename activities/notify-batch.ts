@@ -17,7 +17,7 @@ import { readCounts } from '../db/sql/read-counts';
 import { readRun } from '../db/sql/read-run';
 import { readUnsettled } from '../db/sql/read-unsettled';
 import type { Outcome } from '../domain/outcome';
-import { claimTiming, RUN_STOPPED_FAILURE, type RunParams } from '../domain/run';
+import { claimTiming, type RunParams } from '../domain/run';
 import type { ChannelPolicy, Counts } from '../domain/types';
 import type { MessageConfig } from '../config';
 import { ClaimLease, RunStopped } from './claim-lease';
@@ -202,7 +202,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     const stopError = (): unknown => {
       const reason = signal.reason ?? lease.stopped;
       if (reason instanceof RunStopped) {
-        return ApplicationFailure.nonRetryable(`${reason.message}; the rest of batch ${first}..${last} goes back in line`, RUN_STOPPED_FAILURE);
+        return ApplicationFailure.nonRetryable(`${reason.message}; the rest of batch ${first}..${last} goes back in line`, FAILURE.runStopped);
       }
       return reason ?? new Error('notify attempt stopped');
     };

@@ -1,6 +1,5 @@
 // Run parameters and their validation: shared by the CLI, the workflow's update validators and
 // the activities. Pure: safe to import from workflow code.
-import { FAILURE } from './failures';
 import { CHANNEL_POLICIES, type ChannelPolicy } from './types';
 
 export type CohortKind = 'all_active' | 'file' | 'redrive';
@@ -193,9 +192,7 @@ export function failureRate(samples: AttemptSample[], minAttempts: number): numb
   return samples.reduce((n, s) => n + s.failed, 0) / attempts;
 }
 
-export { PAUSE_FAILURE_TYPES } from './failures';
-/** See FAILURE.runStopped (domain/failures.ts). */
-export const RUN_STOPPED_FAILURE = FAILURE.runStopped;
+
 
 /** Claim parameters of a run, with defaults for runs created before they existed. */
 export function claimTiming(p: Partial<RunParams>): { leaseMs: number; holdMs: number; graceMs: number; ambiguous: AmbiguousPolicy } {

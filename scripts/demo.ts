@@ -1,7 +1,7 @@
 // `npm run demo`: the main job on the embedded stack. Starts Temporal, PostgreSQL and the local
 // Twilio and SMTP servers, seeds accounts, starts a worker process, runs a full-speed reset and
 // notification run, shows progress, and prints a summary ending with one line of JSON.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnWorker } from '../stack/worker-process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -46,7 +46,11 @@ async function main(): Promise<void> {
   console.log(`Seeded ${opts.accounts.toLocaleString('en-US')} accounts in ${((Date.now() - seedStart) / 1000).toFixed(1)} s`, seeded);
 
   const taskQueue = 'pinreset';
-  const worker = startWorkerProcess({ ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle });
+  const worker = spawnWorker({ ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle }, { echo: true });
+  void worker.exited.then(({ code, signal }) => {
+    if (code !== 0 && signal !== 'SIGTERM') console.error(`worker exited (code ${code}, signal ${signal})`);
+  });
+  await worker.ready;
   // Everything the CLI and a second worker need to join this stack, as a paste-able block and a file.
   const handover = { ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue };
   const envFile = path.join(dataDir, 'pinreset.env');
@@ -104,7 +108,7 @@ async function main(): Promise<void> {
     console.log(`\nStack still up; Web UI at ${stack.temporal!.uiUrl}. The environment to use it is printed above and in ${envFile}. Ctrl-C to stop.`);
     return;
   }
-  await stopWorker(worker);
+  await worker.kill('SIGTERM');
   await connection.close();
   await db.end();
   await stack.stop();
@@ -123,25 +127,6 @@ function holdText(vars: Record<string, string>, envFile: string): string {
     'then: npm run pinreset -- list   |   npm run worker (a second worker)',
     '',
   ].join('\n');
-}
-
-function startWorkerProcess(env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGTERM') console.error(`worker exited (code ${code}, signal ${signal})`);
-  });
-  return child;
-}
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
 }
 
 main().catch((err) => {

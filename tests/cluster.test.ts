@@ -13,7 +13,7 @@ import { missingSearchAttributes } from '../workers/search-attributes-check';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
 import { until } from './support/until';
-import { spawnWorkers, WORKER_PROCESSES, type WorkerProcess } from './support/worker-process';
+import { spawnWorkers, WORKER_PROCESSES, type WorkerProcess } from '../stack/worker-process';
 
 describe('the production-shaped cluster', () => {
   let connection: Connection;

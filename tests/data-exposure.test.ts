@@ -15,7 +15,7 @@ import { progressQuery, resumeSignal } from '../workflows/api';
 import { hashPin } from '../domain/pin';
 import { account, insertAccounts, type AccountSpec } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
-import { spawnWorker, type WorkerProcess } from './support/worker-process';
+import { spawnWorker, type WorkerProcess } from '../stack/worker-process';
 import { until } from './support/until';
 
 const CONFIG_ERROR_PREFIX = '+1666555'; // 20003: our credentials refused -> the batch fails, the run pauses

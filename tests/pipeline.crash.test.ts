@@ -7,7 +7,7 @@ import type { Db } from '../db/pool';
 import { startRun } from '../run-api/start-run';
 import { account, insertAccounts, ledgerOf } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
-import { spawnWorker, spawnWorkers, WORKER_PROCESSES, type WorkerProcess } from './support/worker-process';
+import { spawnWorker, spawnWorkers, WORKER_PROCESSES, type WorkerProcess } from '../stack/worker-process';
 
 describe('a worker killed mid-batch', () => {
   let db: Db;

@@ -3,7 +3,7 @@
 // start-up failure is one JSON "worker failed" line, with nothing secret in it.
 import { describe, expect, it } from 'vitest';
 import { isSensitiveKey, JsonLogger, REDACTED, redactText, redactValue, type JsonLoggerOptions } from '../workers/logger';
-import { spawnWorker } from './support/worker-process';
+import { spawnWorker } from '../stack/worker-process';
 
 function capture(level?: JsonLoggerOptions['level']) {
   const lines: string[] = [];

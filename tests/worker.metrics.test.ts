@@ -15,7 +15,7 @@ import { PROJECT_ROOT } from '../stack';
 import { freePort } from '../stack/ports';
 import { account, insertAccounts, type AccountSpec } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
-import { spawnWorker, type WorkerProcess } from './support/worker-process';
+import { spawnWorker, type WorkerProcess } from '../stack/worker-process';
 import { PinresetMetrics, scrapeText } from '../workers/metrics';
 
 const ARTIFACTS = path.join(PROJECT_ROOT, 'tests', 'artifacts');

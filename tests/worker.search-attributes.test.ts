@@ -10,7 +10,7 @@ import { waitFor } from '../stack/ports';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { missingSearchAttributes, registerCommand } from '../workers/search-attributes-check';
 import { freshDatabase, startProviders, type Providers } from './support/harness';
-import { spawnWorker } from './support/worker-process';
+import { spawnWorker } from '../stack/worker-process';
 
 const { IndexedValueType } = proto.temporal.api.enums.v1;
 

@@ -1,7 +1,8 @@
-// A real worker process (`workers/main.ts`), as `npm run worker` starts it, for crash tests.
+// A real worker process (`workers/main.ts`), as `npm run worker` starts it: the one way the tests,
+// the demo, the drills and the benchmarks start workers.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../../stack';
+import { PROJECT_ROOT } from './index';
 
 /**
  * Worker processes a test starts side by side: three against the production-shaped cluster
@@ -33,11 +34,22 @@ const ENTRY = process.env.PINRESET_WORKER_JS === 'dist'
   ? ['--import', path.join(PROJECT_ROOT, 'scripts', 'esm-extensionless.mjs'), path.join(PROJECT_ROOT, 'dist', 'workers', 'main.js')]
   : ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')];
 
-export function spawnWorker(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ENTRY, {
+export interface SpawnOptions {
+  /** Copy the worker's output to this process's stdout/stderr (the demo, the drills). */
+  echo?: boolean;
+  /** Node flags before the entry (heap cap, CPU profile). */
+  nodeArgs?: string[];
+}
+
+export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}): WorkerProcess {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...ENTRY], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (opts.echo) {
+    child.stdout!.pipe(process.stdout, { end: false });
+    child.stderr!.pipe(process.stderr, { end: false });
+  }
   let out = '';
   let markReady: () => void;
   let failReady: (e: Error) => void;
@@ -46,7 +58,8 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
     failReady = reject;
   });
   const onData = (b: Buffer) => {
-    out += b.toString();
+    // Only the tail is kept: a worker of a long run logs for hours.
+    out = (out + b.toString()).slice(-200_000);
     if (out.includes('"worker started"')) markReady();
   };
   child.stdout!.on('data', onData);

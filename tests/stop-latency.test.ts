@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { startRun } from '../scripts/lib/start-run';
+import { readRunStatus } from '../scripts/lib/run-status';
 import { cancelSignal, pauseSignal, resumeSignal } from '../workflows/api';
 import { account, accountSupply } from './support/accounts';
 import { freshDatabase, startProviders, temporalClient, type Providers } from './support/harness';
@@ -69,7 +70,17 @@ describe('stop latency', () => {
       await until('sending at the rate', async () => received(ids).length > 150);
       const signalledAt = Date.now();
       await handle.signal(pauseSignal, { reason: 'stop-latency drill' });
+      // `status` right after the pause reads the ledger after it, not a checkpoint taken before:
+      // its "in flight" says what is still being sent now.
+      const stopAt = await until('the pause recorded', async () => {
+        const r = await db.query<{ t: Date | null }>(`SELECT stop_requested_at AS t FROM runs WHERE id = $1 AND status = 'paused'`, [runId]);
+        return r.rows[0]?.t ?? undefined;
+      }, 10_000, 20);
+      const justPaused = await readRunStatus(db, { unavailable: 'checkpoint only' }, runId, { queryTimeoutMs: 1_000 });
+      expect(new Date(justPaused.asOf).getTime()).toBeGreaterThanOrEqual(stopAt.getTime());
       await sleep(5_000);
+      const settledView = await readRunStatus(db, { unavailable: 'checkpoint only' }, runId, { queryTimeoutMs: 1_000 });
+      expect(settledView.live?.inFlight).toBe(0); // status: nothing in flight once stopped
       const atPause = received(ids);
       const last = Math.max(...atPause.map((m) => m.receivedAtMs));
       latencies.push(last - signalledAt);

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Db } from '../db/pool';
 import { renewClaims } from '../db/sql/renew-claims';
+import { runControlListener } from './run-control-listener';
 
 export class LeaseLost extends Error {
   override readonly name = 'LeaseLost';
@@ -32,6 +33,7 @@ export class ClaimLease {
   private deadline = 0;
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
+  private unlisten: (() => void) | undefined;
   private failure: Error | undefined;
   /** How much earlier than the lease's end the last provider call may start. */
   private readonly marginMs: number;
@@ -53,10 +55,20 @@ export class ClaimLease {
 
   start(): void {
     this.timer = setInterval(() => void this.renew(), this.renewEveryMs);
+    // A pause or cancel is heard at once (LISTEN/NOTIFY); the interval stays as the fallback.
+    this.unlisten = runControlListener(this.db)?.subscribe(this.runId, () => void this.renewAfterCurrent());
   }
 
   stop(): void {
     clearInterval(this.timer);
+    this.unlisten?.();
+    this.unlisten = undefined;
+  }
+
+  /** A renewal that starts after the one in progress (which may have read the status before the change). */
+  private async renewAfterCurrent(): Promise<void> {
+    await this.renewing?.catch(() => undefined);
+    await this.renew();
   }
 
   /** The current time on the monotonic clock, taken BEFORE a claim or renewal is asked for. */

@@ -57,6 +57,8 @@ export function achievedRate(r: LiveReading): number | undefined {
  */
 export function etaSeconds(r: LiveReading, blocked: boolean): number | undefined {
   const c = r.counts;
+  // Nothing planned yet: the cohort is being materialized, not finished.
+  if (c.planned === 0) return undefined;
   if (c.pending === 0) return 0;
   const rate = achievedRate(r);
   if (blocked || rate === undefined || rate <= 0) return undefined;

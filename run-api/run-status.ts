@@ -162,8 +162,10 @@ export async function readRunStatus(db: Db, temporal: TemporalClient | { unavail
   const withLedger = async (v: RunStatusView, r: RunRow): Promise<RunStatusView> => {
     // The workflow's own reading when it is fresh (it reads every few seconds while batches run):
     // a large ledger is not scanned twice, nor every --watch frame.
+    // Not one taken before a pause or cancel: "in flight" must then say what is still being sent.
     const saved = r.lastCheckpoint?.live;
-    const fresh = saved && !v.finished && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : undefined;
+    const beforeStop = saved && r.stopRequestedAt !== null && saved.readAtMs < r.stopRequestedAt.getTime();
+    const fresh = saved && !v.finished && !beforeStop && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : undefined;
     const [live, delivery] = await Promise.all([fresh ?? readLiveProgress(db, r.id), readDeliveryCounts(db, r.id)]);
     return { ...v, counts: { ...live.counts, delivery }, live, asOf: new Date(live.readAtMs).toISOString() };
   };

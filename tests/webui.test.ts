@@ -319,6 +319,17 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     // The rate and ETA come after 30 s of sending (MIN_WINDOW_S).
     expect(mid.text).toMatch(/Sent: (-|[\d.]+ msg\/s) over the last \d+ s · ETA: .* · In flight: [\d,]+ accounts being sent now/);
     expect(mid.text).toMatch(/Read from the ledger at \d\d:\d\d:\d\d UTC/);
+    // And they keep moving while the same batch is still in flight: a later reading shows more sent
+    // (per finished batch, both would show the same count until the batch of 900 ends).
+    const later = await step('live-details-later', () =>
+      waitUntil('the details to show more sends, the batch still in flight', async () => {
+        const d = await readCurrentDetails(page, ui, workflowId);
+        return d.counts.sentSms > mid.counts.sentSms && /1 in flight/.test(d.text) ? d : undefined;
+      }, 60_000, 1_000),
+    );
+    expect(later.counts.pending).toBe(900 - later.counts.sentSms);
+    expect(later.counts.sentSms).toBeLessThan(900);
+    expect(later.counts.sentSms).toBeLessThanOrEqual((await readCounts(db, live.runId)).sentSms);
     await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await screenshot(page, 'webui-5-live-counts.png');
 

@@ -18,6 +18,8 @@ export interface RunRow {
   startedAt: Date | null;
   resetsDoneAt: Date | null;
   finishedAt: Date | null;
+  /** When the current pause or cancel was recorded (null while running). */
+  stopRequestedAt: Date | null;
   approvedBy: string | null;
   approvedAt: Date | null;
   sourceRunId: string | null;
@@ -38,7 +40,7 @@ export async function readRun(db: Sql, runId: string): Promise<RunRow | undefine
   return {
     id: r.id, reason: r.reason, operator: r.operator, cohortKind: r.cohort_kind, params: r.params, message: r.message ?? null, status: r.status,
     statusReason: r.status_reason, planned: r.planned, ratePerSecond: r.rate_per_second, createdAt: r.created_at,
-    startedAt: r.started_at, resetsDoneAt: r.resets_done_at, finishedAt: r.finished_at,
+    startedAt: r.started_at, resetsDoneAt: r.resets_done_at, finishedAt: r.finished_at, stopRequestedAt: r.stop_requested_at ?? null,
     approvedBy: r.approved_by ?? null, approvedAt: r.approved_at ?? null, sourceRunId: r.source_run_id ?? null,
     lastCheckpoint: r.c_seq === null ? null : { seq: r.c_seq, phase: r.c_phase, counts: r.c_counts, createdAt: r.c_created_at, live: r.c_live ?? null },
   };

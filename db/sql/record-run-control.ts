@@ -3,17 +3,24 @@ import type { ControlStatus } from '../../domain/run';
 
 export type { ControlStatus };
 
+/** Notified (payload: the run id) in the same statement as the write, so workers hear of a stop at once. */
+export const RUN_CONTROL_CHANNEL = 'pinreset_run_control';
+
 /**
  * Records a pause, resume or cancel on the run at once, for every worker's send path to see
  * (readRunStop). Ordered by `seq` (the workflow's control counter): a late, older write changes
  * nothing; a finished run is never reopened. Returns whether the row changed.
  */
 export async function recordRunControl(db: Sql, runId: string, seq: number, status: ControlStatus, reason?: string): Promise<boolean> {
+  // The notification is delivered on commit, when a renewal already reads the new status.
   const res = await db.query(
-    `UPDATE runs SET status = $3, status_reason = $4, control_seq = $2,
-       stop_requested_at = CASE WHEN $3 = 'running' THEN NULL ELSE clock_timestamp() END,
-       started_at = COALESCE(started_at, now())
-     WHERE id = $1 AND control_seq < $2 AND status NOT IN ('completed', 'cancelled', 'failed')`,
+    `WITH changed AS (
+       UPDATE runs SET status = $3, status_reason = $4, control_seq = $2,
+         stop_requested_at = CASE WHEN $3 = 'running' THEN NULL ELSE clock_timestamp() END,
+         started_at = COALESCE(started_at, now())
+       WHERE id = $1 AND control_seq < $2 AND status NOT IN ('completed', 'cancelled', 'failed')
+       RETURNING id)
+     SELECT pg_notify('${RUN_CONTROL_CHANNEL}', id::text) FROM changed`,
     [runId, seq, status, reason ?? null],
   );
   return res.rowCount === 1;

@@ -10,15 +10,15 @@ import type { Db } from '../db/pool';
 import { renewClaims } from '../db/sql/renew-claims';
 import { runControlListener } from './run-control-listener';
 
-export class LeaseLost extends Error {
-  override readonly name = 'LeaseLost';
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
   constructor(readonly lost: number) {
     super(`${lost} claimed account(s) were taken over by another attempt: this attempt stops sending`);
   }
 }
 
-export class RunStopped extends Error {
-  override readonly name = 'RunStopped';
+export class RunStoppedError extends Error {
+  override readonly name = 'RunStoppedError';
   constructor(readonly status: string) {
     super(`the run is ${status}: this attempt stops sending`);
   }
@@ -111,9 +111,9 @@ export class ClaimLease {
     }
     const still = new Set(answer.held);
     const lost = ids.filter((id) => this.held.has(id) && !still.has(id));
-    if (lost.length) return this.fail(new LeaseLost(lost.length));
+    if (lost.length) return this.fail(new LeaseLostError(lost.length));
     if (ids.length) this.deadline = Math.max(this.deadline, asked + this.leaseMs - this.marginMs);
-    if (answer.runStatus !== null && STOPPED_STATES.has(answer.runStatus)) this.fail(new RunStopped(answer.runStatus));
+    if (answer.runStatus !== null && STOPPED_STATES.has(answer.runStatus)) this.fail(new RunStoppedError(answer.runStatus));
   }
 
   private fail(err: Error): void {

@@ -20,7 +20,7 @@ import type { Outcome } from '../domain/outcome';
 import { claimTiming, type RunParams } from '../domain/run';
 import type { ChannelPolicy, Counts } from '../domain/types';
 import type { MessageConfig } from '../config';
-import { ClaimLease, RunStopped } from './claim-lease';
+import { ClaimLease, RunStoppedError } from './claim-lease';
 import { systemClock, type ActivityDeps } from './deps';
 import { notifyAccount, ProviderConfigError, type NotifyContext } from './notify-account';
 import { OutcomeRecorder } from './outcome-recorder';
@@ -166,7 +166,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
             tripped ??= ApplicationFailure.nonRetryable(err.message, FAILURE.providerConfig, { channel: err.channel, code: err.code });
           } else if (err instanceof RunStoppingError) {
             // Cancelled while waiting for a slot: nothing was sent for this account.
-            stopAttempt(new RunStopped('cancelling'));
+            stopAttempt(new RunStoppedError('cancelling'));
           } else stopAttempt(err);
           outcome = stoppedOutcome(row);
         }
@@ -201,7 +201,7 @@ export function makeNotifyBatch(deps: ActivityDeps) {
 
     const stopError = (): unknown => {
       const reason = signal.reason ?? lease.stopped;
-      if (reason instanceof RunStopped) {
+      if (reason instanceof RunStoppedError) {
         return ApplicationFailure.nonRetryable(`${reason.message}; the rest of batch ${first}..${last} goes back in line`, FAILURE.runStopped);
       }
       return reason ?? new Error('notify attempt stopped');

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { loadConfig, type Config, type Section } from '../config';
 import { createPool, type Db } from '../db/pool';
-import { RuntimeFailure } from '../run-api/errors';
+import { OperationFailedError } from '../run-api/errors';
 import { connectTemporal, type TemporalClient } from '../run-api/temporal-client';
 
 export class CliContext {
@@ -27,7 +27,7 @@ export class CliContext {
         await pool.query('SELECT 1');
       } catch (err) {
         await pool.end().catch(() => undefined);
-        throw new RuntimeFailure(`cannot reach PostgreSQL (DATABASE_URL): ${(err as Error).message}`);
+        throw new OperationFailedError(`cannot reach PostgreSQL (DATABASE_URL): ${(err as Error).message}`);
       }
       this.pool = pool;
     }

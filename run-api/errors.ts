@@ -21,15 +21,15 @@ export class UsageError extends Error {
 }
 
 /** Something that failed at run time (unknown run, server down, no worker...): exit 1. */
-export class RuntimeFailure extends Error {
+export class OperationFailedError extends Error {
   readonly exitCode = EXIT.FAILURE;
   constructor(message: string) {
     super(message);
-    this.name = 'RuntimeFailure';
+    this.name = 'OperationFailedError';
   }
 }
 
-export class UnknownRunError extends RuntimeFailure {
+export class UnknownRunError extends OperationFailedError {
   constructor(runId: string) {
     super(`unknown run ${JSON.stringify(runId)}: no such run in the database (see \`pinreset list\`)`);
     this.name = 'UnknownRunError';

@@ -8,7 +8,7 @@ import { readRun } from '../db/sql/read-run';
 import { missingMigrations } from '../db/schema-version';
 import { selectRedriveAccounts } from '../db/sql/select-redrive-accounts';
 import { DEFAULT_PARAMS, type RunParams } from '../domain/run';
-import { RuntimeFailure, UnknownRunError } from './errors';
+import { OperationFailedError, UnknownRunError } from './errors';
 import { FINISHED } from './run-status';
 import { startRun } from './start-run';
 
@@ -33,13 +33,13 @@ export async function redrive(db: Db, client: Client, req: RedriveRequest): Prom
   const source = await readRun(db, req.sourceRunId);
   if (!source) throw new UnknownRunError(req.sourceRunId);
   if (!FINISHED.includes(source.status)) {
-    throw new RuntimeFailure(`run ${req.sourceRunId} is ${source.status}: redrive it once it has finished (or cancel it first)`);
+    throw new OperationFailedError(`run ${req.sourceRunId} is ${source.status}: redrive it once it has finished (or cancel it first)`);
   }
   // The redrive branch of pinreset_reset_batch (no PIN touched) is part of the schema this code
   // was tested with (db/schema.sql): refuse on a database that has not applied all of it.
   const missing = await missingMigrations(db);
   if (missing.length) {
-    throw new RuntimeFailure(
+    throw new OperationFailedError(
       `refusing to redrive: the database lacks migrations ${missing.join(', ')} of this release, so its pinreset_reset_batch may reset these PINs again; run \`npm run migrate\` first`,
     );
   }

@@ -5,7 +5,7 @@ import type { Db } from '../db/pool';
 import { readRun, type RunRow } from '../db/sql/read-run';
 import { rateProblems, workflowIdForRun, type Rate } from '../domain/run';
 import { approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate, type Approval } from '../workflows/api';
-import { RuntimeFailure, UnknownRunError, UsageError } from './errors';
+import { OperationFailedError, UnknownRunError, UsageError } from './errors';
 import { FINISHED } from './run-status';
 import type { TemporalClient } from './temporal-client';
 
@@ -14,7 +14,7 @@ export type Control = { kind: 'pause'; reason: string } | { kind: 'resume' } | {
 async function liveRun(db: Db, runId: string): Promise<RunRow> {
   const run = await readRun(db, runId);
   if (!run) throw new UnknownRunError(runId);
-  if (FINISHED.includes(run.status)) throw new RuntimeFailure(`run ${runId} is ${run.status} already: nothing to steer`);
+  if (FINISHED.includes(run.status)) throw new OperationFailedError(`run ${runId} is ${run.status} already: nothing to steer`);
   return run;
 }
 
@@ -25,11 +25,11 @@ export interface ControlOutcome {
 }
 
 function temporalFailure(err: unknown, runId: string, what: string, timeoutMs: number): Error {
-  if (err instanceof WorkflowNotFoundError) return new RuntimeFailure(`run ${runId}: its workflow is not running in Temporal (${err.message.split('\n')[0]})`);
+  if (err instanceof WorkflowNotFoundError) return new OperationFailedError(`run ${runId}: its workflow is not running in Temporal (${err.message.split('\n')[0]})`);
   if (isGrpcDeadlineError(err) || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-    return new RuntimeFailure(`run ${runId}: ${what} got no answer within ${timeoutMs / 1000} s (is a worker running?)`);
+    return new OperationFailedError(`run ${runId}: ${what} got no answer within ${timeoutMs / 1000} s (is a worker running?)`);
   }
-  return new RuntimeFailure(`run ${runId}: ${what} failed: ${(err as Error).message.split('\n')[0]}`);
+  return new OperationFailedError(`run ${runId}: ${what} failed: ${(err as Error).message.split('\n')[0]}`);
 }
 
 export async function sendControl(db: Db, t: TemporalClient, runId: string, control: Control, timeoutMs = 10_000): Promise<ControlOutcome> {
@@ -59,7 +59,7 @@ export async function sendControl(db: Db, t: TemporalClient, runId: string, cont
     }
   } catch (err) {
     // Refused by the workflow (the canary is not done yet, no canary): the run's state is at fault.
-    if (err instanceof WorkflowUpdateFailedError) throw new RuntimeFailure(`approve refused for run ${runId}: ${err.cause?.message ?? err.message}`);
+    if (err instanceof WorkflowUpdateFailedError) throw new OperationFailedError(`approve refused for run ${runId}: ${err.cause?.message ?? err.message}`);
     throw temporalFailure(err, runId, control.kind, timeoutMs);
   }
 }

@@ -3,7 +3,7 @@
 import { Client, Connection } from '@temporalio/client';
 import type { TemporalConfig } from '../config';
 import { connectionOptions } from '../workers/connection';
-import { RuntimeFailure, UsageError } from './errors';
+import { OperationFailedError, UsageError } from './errors';
 
 export interface TemporalClient {
   client: Client;
@@ -24,7 +24,7 @@ export async function connectTemporal(t: TemporalConfig, connectTimeoutMs = 5_00
   try {
     connection = await Connection.connect({ ...(await connectionOptions(t)), connectTimeout: connectTimeoutMs });
   } catch (err) {
-    throw new RuntimeFailure(`cannot reach Temporal at ${t.address}: ${(err as Error).message.split('\n')[0]}`);
+    throw new OperationFailedError(`cannot reach Temporal at ${t.address}: ${(err as Error).message.split('\n')[0]}`);
   }
   const client = new Client({ connection, namespace: t.namespace, dataConverter });
   return { client, connection, close: () => connection.close() };

@@ -3,7 +3,7 @@
 // Real PostgreSQL; the same code the worker runs (activities/claim-lease.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../db/pool';
-import { ClaimLease, RunStopped } from '../activities/claim-lease';
+import { ClaimLease, RunStoppedError } from '../activities/claim-lease';
 import { createRun } from '../db/sql/create-run';
 import { recordRunControl } from '../db/sql/record-run-control';
 import { DEFAULT_PARAMS } from '../domain/run';
@@ -36,7 +36,7 @@ describe('run-control notifications', () => {
       await until('the listener to be connected', async () => (await listening()) === 1, 10_000);
       expect(await recordRunControl(db, 'ctl-a', 1, 'paused', 'drill')).toBe(true);
       await until('the paused run\'s lease to stop', async () => a.stopped, 10_000, 20);
-      expect(a.stopped).toBeInstanceOf(RunStopped);
+      expect(a.stopped).toBeInstanceOf(RunStoppedError);
       expect(a.stopped!.message).toContain('paused');
       expect(stops.a).toHaveLength(1);
       expect(b.stopped).toBeUndefined(); // another run's attempt keeps sending

@@ -58,6 +58,9 @@ export interface WorkerConfig {
   workflowBundlePath?: string;
   /** Ceiling on PIN resets per second across the run, to protect a production database; 0 = none. */
   resetMaxPerSecond: number;
+  /** The cohort freeze: accounts per chunk (one short transaction each) and its statement timeout. */
+  freezeChunk: number;
+  freezeStatementTimeoutMs: number;
 }
 
 export interface CallbacksConfig {
@@ -230,6 +233,8 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     metricsPort: r.int('METRICS_PORT', 0, 0, 65535),
     workflowBundlePath: r.optional('WORKFLOW_BUNDLE_PATH'),
     resetMaxPerSecond: r.int('RESET_MAX_PER_SECOND', 0, 0, 10_000_000),
+    freezeChunk: r.int('FREEZE_CHUNK', 100_000, 1_000, 10_000_000),
+    freezeStatementTimeoutMs: r.int('FREEZE_STATEMENT_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
   };
 
   const callbacks: CallbacksConfig = {

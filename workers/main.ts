@@ -94,6 +94,7 @@ async function main(): Promise<void> {
           email: { key: emailRelayKey(config.email.url), defaultRate: config.budgets.email },
         },
         statusCallbackBase: config.callbacks.publicUrl,
+        freeze: { chunk: config.worker.freezeChunk, statementTimeoutMs: config.worker.freezeStatementTimeoutMs },
       },
       dataConverter,
     });

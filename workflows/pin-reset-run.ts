@@ -277,6 +277,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       s.counts.reset += c.reset;
       s.counts.skipped += c.skipped;
       s.batchesReset++;
+      // Cursor mode: the notify batches are planned from the ledger later; only the canary's is queued here.
+      if (s.notifyCursor !== undefined && !(s.canary !== 'none' && b.last <= (s.canaryLast ?? -1))) return;
       if (c.reset > 0) s.toNotify.push(b);
       else {
         s.batchesNotified++;
@@ -435,6 +437,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   let stopMarked = false;
   try {
     if (!input.carried) {
+      if (wf.patched('notify-cursor')) s.notifyCursor = 0;
       wf.upsertSearchAttributes([
         { key: RUN_ID, value: runId }, { key: PHASE, value: phase },
         { key: REASON, value: input.reason }, { key: OPERATOR, value: input.operator }, { key: PAUSED, value: false },
@@ -476,6 +479,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
           const [canary] = planned;
           s.canaryLast = canary?.last ?? 0;
           if (canary) {
+            if (s.notifyCursor !== undefined) s.notifyCursor = canary.last;
             s.toReset.push(canary);
             s.batchesPlanned++;
             s.planCursor = canary.last;
@@ -499,6 +503,15 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
           const i = s.toNotify.findIndex((b) => b.last <= s.canaryLast!);
           if (i >= 0 && inFlight.notify.size < params.batchConcurrency) dispatchNotify(s.toNotify.splice(i, 1)[0] as Batch);
         } else if (s.canary !== 'waiting' && s.resetsDoneAtMs !== undefined) {
+          // Cursor mode: a page of two windows, planned when less than one is queued.
+          if (s.notifyCursor !== undefined && !s.notifyPlanningDone && s.toNotify.length < params.batchConcurrency) {
+            const page = params.batchConcurrency * 2;
+            const next = await dbStep('planBatches', () => dbSteps.planBatches({ runId, after: s.notifyCursor!, batchSize: params.batchSize, max: page }));
+            if (!next) continue;
+            s.toNotify.push(...next);
+            if (next.length > 0) s.notifyCursor = next[next.length - 1].last;
+            if (next.length < page) s.notifyPlanningDone = true;
+          }
           while (inFlight.notify.size < params.batchConcurrency && s.toNotify.length) dispatchNotify(s.toNotify.shift() as Batch);
         }
       }
@@ -522,7 +535,7 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
         continue; // notifications open now: dispatch them before waiting
       }
       const idle = inFlight.reset.size === 0 && inFlight.notify.size === 0;
-      const batchesDone = resetsDone && s.resetsDoneAtMs !== undefined && s.toNotify.length === 0;
+      const batchesDone = resetsDone && s.resetsDoneAtMs !== undefined && s.toNotify.length === 0 && (s.notifyCursor === undefined || s.notifyPlanningDone === true);
       if (idle && !cancelRequested && !s.paused && batchesDone && !s.parkedSettled) {
         if (wf.patched('settle-parked-at-end')) {
           dispatchReconcile();

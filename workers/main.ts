@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   // A bad template must stop the worker before it reaches a single customer.
   assertTemplatesFit(config.message);
   // Payload encryption when PAYLOAD_CODEC_KEY is set (a partial setting throws: no clear text).
-  const dataConverter = dataConverterFromEnv(process.env);
+  const dataConverter = dataConverterFromEnv(process.env, { refusePlaintext: true });
   const db = createPool(config.database.url, config.database.poolSize);
   if (process.env.PINRESET_MIGRATE_ON_START === 'true') await migrate(db);
   // PINRESET_WORKERS x DATABASE_POOL_SIZE must fit the server's connections (config/index.ts).

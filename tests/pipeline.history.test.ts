@@ -28,7 +28,8 @@ describe('continue-as-new and replay', () => {
     });
     ({ db } = await freshDatabase('history'));
     providers = await startProviders();
-    worker = await startWorker(providers.deps(db), undefined, temporal.address);
+    // The cohort frozen 100 accounts per call (budget 0: one chunk per prepareRun), as 8.3M accounts are in a minute each.
+    worker = await startWorker(providers.deps(db, { freeze: { chunk: 100, statementTimeoutMs: 10_000, budgetMs: 0 } }), undefined, temporal.address);
     ({ client, close: closeClient } = await temporalClient(temporal.address));
   });
 
@@ -70,6 +71,11 @@ describe('continue-as-new and replay', () => {
       }
     }
     expect(carried.length).toBe(result.continuedAsNew);
+    // The freeze took 15 prepareRun calls of one chunk each, and one more that found it done.
+    const first = chain.sort((x, y) => x.startTime.getTime() - y.startTime.getTime())[0];
+    const firstHistory = await client.workflow.getHandle(first.workflowId, first.runId).fetchHistory();
+    const prepares = (firstHistory.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareRun');
+    expect(prepares.length).toBe(16);
     for (const c of carried) {
       expect(c.notifyCursor).toEqual(expect.any(Number));
       expect(c.toNotify.length).toBeLessThanOrEqual(3 * 3);

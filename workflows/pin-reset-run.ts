@@ -447,6 +447,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
       // Until the cohort is frozen nothing else can happen: a failing database pauses here too.
       for (;;) {
         const prepared = await dbStep('prepareRun', () => dbSteps.prepareRun({ runId }));
+        // A large cohort is frozen over several calls (each at most a minute): call again.
+        if (prepared?.frozen === false) continue;
         if (prepared) {
           s.planned = prepared.planned;
           s.counts.planned = prepared.planned;

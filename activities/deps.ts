@@ -22,6 +22,8 @@ export interface ActivityDeps {
   message: MessageConfig;
   /** Sends in flight on this worker, across all its notify activities. */
   sendConcurrency?: number;
+  /** The cohort freeze: accounts per chunk and each chunk's statement timeout (FREEZE_CHUNK, FREEZE_STATEMENT_TIMEOUT_MS). */
+  freeze?: { chunk: number; statementTimeoutMs: number; budgetMs?: number };
   /** Observes each provider call (metrics); must not throw. */
   onSend?: (event: SendEvent) => void;
   random?: () => number;

@@ -3,7 +3,7 @@ import { FAILURE } from '../domain/failures';
 import { ApplicationFailure } from '@temporalio/activity';
 import { countCohort } from '../db/sql/count-cohort';
 import { markResetsDone } from '../db/sql/mark-resets-done';
-import { materializeActiveCohort } from '../db/sql/materialize-active-cohort';
+import { freezeCohortChunk } from '../db/sql/freeze-cohort-chunk';
 import { planBatches, type PlannedBatch } from '../db/sql/plan-batches';
 import { readCounts } from '../db/sql/read-counts';
 import { readLiveProgress } from '../db/sql/read-live-progress';
@@ -20,18 +20,31 @@ import type { Counts } from '../domain/types';
 import type { ActivityDeps } from './deps';
 import { whileAlive } from './keepalive';
 
+/** 100,000 accounts take ~1-2 s to freeze on a loaded 2-core box: far inside the timeout. */
+export const FREEZE_DEFAULTS = { chunk: 100_000, statementTimeoutMs: 60_000, budgetMs: 60_000 };
+
 export function makeRunLifecycle(deps: ActivityDeps) {
   const { db } = deps;
   return {
     /** Marks the run running and freezes its cohort; returns the cohort size. */
-    async prepareRun(input: { runId: string }): Promise<{ planned: number }> {
+    async prepareRun(input: { runId: string }): Promise<{ planned: number; frozen?: false }> {
       return whileAlive(async () => {
         const run = await readRun(db, input.runId);
         if (!run) throw new Error(`unknown run ${input.runId}: create it before starting its workflow`);
         // 'created' -> 'running'; a pause recorded before the first step stays.
         await markRunStarted(db, input.runId);
-        const planned = run.cohortKind === 'all_active' ? await materializeActiveCohort(db, input.runId) : await countCohort(db, input.runId);
-        return { planned };
+        if (run.cohortKind !== 'all_active') return { planned: await countCohort(db, input.runId) };
+        // The default cohort is frozen in chunks (migration 012), each a short transaction: the
+        // heartbeats keep going between them, and a retry continues where the last chunk stopped.
+        // Each call freezes for at most budgetMs, then answers frozen: false and the workflow calls
+        // again: 8.3M accounts took 352 s on a loaded box, past the step's 300-s stall limit.
+        const { chunk, statementTimeoutMs, budgetMs } = { ...FREEZE_DEFAULTS, ...deps.freeze };
+        const until = Date.now() + budgetMs;
+        for (;;) {
+          const r = await freezeCohortChunk(db, input.runId, chunk, statementTimeoutMs);
+          if (r.done) return { planned: r.planned };
+          if (Date.now() >= until) return { planned: r.planned, frozen: false };
+        }
       });
     },
 

@@ -291,6 +291,9 @@ async function startPipeline(b: Bench, params: { ratePerSecond: Rate }, workers 
     params: {
       ratePerSecond: params.ratePerSecond, batchSize: opts.batchSize, batchConcurrency: opts.concurrency,
       ...(opts.resetConcurrency ? { resetConcurrency: opts.resetConcurrency } : {}),
+      // The bench measures sending: receipts are followed up for 10 s after the last send and an
+      // undelivered SMS retried after 5 s, not the defaults (15 min, 5 min) a real run waits.
+      delivery: { deadlineSeconds: 10, retryAfterSeconds: 5 },
     },
   });
   const firstRunId = 'firstExecutionRunId' in handle ? String(handle.firstExecutionRunId) : (await handle.describe()).runId;
@@ -369,6 +372,16 @@ function describe(r: ContenderResult): Record<string, unknown> {
   };
 }
 
+/** Ledger row updates so far and how many were HOT (pg_stat_user_tables; migration 012's fillfactor). */
+async function ledgerUpdates(db: Db): Promise<{ upd: number; hot: number }> {
+  // Backends report their counters at most once a second: let the last ones land.
+  await new Promise((r) => setTimeout(r, 1500));
+  const { rows } = await db.query<{ upd: string; hot: string }>("SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'ledger'");
+  return { upd: Number(rows[0]?.upd ?? 0), hot: Number(rows[0]?.hot ?? 0) };
+}
+const hotShare = (a: { upd: number; hot: number }, b: { upd: number; hot: number }) =>
+  ({ ledgerUpdates: b.upd - a.upd, hotUpdates: b.hot - a.hot, hotShare: +((b.hot - a.hot) / Math.max(1, b.upd - a.upd)).toFixed(3) });
+
 // ---- modes -------------------------------------------------------------------------------------
 
 async function compareMode(b: Bench): Promise<Record<string, unknown>> {
@@ -384,7 +397,9 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
       log(`Round ${round}/${opts.repeat}: seeded ${fmt(accounts)} accounts (seed ${BENCH_SEED}) in ${s1(seedMs)} s; running the ${name}... (load ${loadAverage()})`);
       if (opts.pgStats) await pgStatsReset(b.db);
       const before = await relationSizes(b.db);
+      const upd0 = await ledgerUpdates(b.db);
       const r = name === 'baseline' ? await runBaseline(b) : await runPipelineToEnd(b);
+      log(`  ledger updates: ${JSON.stringify(hotShare(upd0, await ledgerUpdates(b.db)))}`);
       const after = await relationSizes(b.db);
       r.dbGrowthBytes = { ledger: after.ledger - before.ledger, checkpoints: after.checkpoints - before.checkpoints, accounts: after.accounts - before.accounts };
       log(`  ${name}: ${s1(r.wallMs)} s, ${fmt(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000)))} msg/s, load ${loadAverage()}`);
@@ -460,6 +475,7 @@ async function exposureMode(b: Bench): Promise<Record<string, unknown>> {
   const rate = opts.rate ?? 100;
   const { seedMs } = await freshData(b.db, accounts);
   log(`Seeded ${fmt(accounts)} accounts in ${s1(seedMs)} s; starting the pipeline at ${rate} msg/s... (load ${loadAverage()})`);
+  const upd0 = await ledgerUpdates(b.db);
   const p = await startPipeline(b, { ratePerSecond: rate });
   const stopTicker = ticker(b, 'exposure', () => Math.max(...p.workers.map((w) => peakOf(w.pid) ?? 0)));
   let row: { started_at: Date; resets_done_at: Date; window_ms: number } | undefined;
@@ -477,6 +493,10 @@ async function exposureMode(b: Bench): Promise<Record<string, unknown>> {
   const seenAtMs = Date.now() - p.started;
   stopTicker();
   const messagesBeforeStop = sentSoFar(b);
+  // The freeze in chunks (migration 012): start to cohort_frozen_at; and the reset updates' HOT share.
+  const frozen = await b.db.query<{ s: number }>('SELECT extract(epoch FROM cohort_frozen_at - started_at) AS s FROM runs WHERE id = $1', [p.runId]);
+  const updates = hotShare(upd0, await ledgerUpdates(b.db));
+  log(`  cohort frozen after ${frozen.rows[0]?.s ?? '?'} s; ledger updates to here: ${JSON.stringify(updates)} (load ${loadAverage()})`);
   log(`  every PIN reset after ${s1(row!.window_ms)} s (runs.resets_done_at - started_at); stopping the run...`);
   const result = await stopRun(p.handle);
   const stoppedAfterMs = Date.now() - p.started;
@@ -488,6 +508,7 @@ async function exposureMode(b: Bench): Promise<Record<string, unknown>> {
     exposureWindowFromResultS: result?.exposureWindowMs !== undefined ? s1(result.exposureWindowMs) : null,
     startToResetsDoneSeenS: s1(seenAtMs),
     messagesSentDuringResets: messagesBeforeStop,
+    cohortFrozenAfterS: frozen.rows[0]?.s ?? null, ...updates,
     runStatus: result?.status ?? 'terminated',
     stopTookS: s1(stoppedAfterMs - seenAtMs),
     workerPeakRssMB: mb(r.peakRssBytes),

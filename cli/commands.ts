@@ -1,7 +1,7 @@
 // The handlers of `pinreset` commands (cli/main.ts holds their definitions and help). Loaded
 // only once the arguments parsed, so `--help` and argument errors answer without loading the
 // Temporal client, pg or the workflow code. Output: human text, or JSON with --json.
-import type { Section } from '../config';
+import { notifyBatchesFromEnv, type Section } from '../config';
 import { listRuns } from '../db/sql/list-runs';
 import { readLiveProgress } from '../db/sql/read-live-progress';
 import { formatTopErrors } from '../domain/live-progress';
@@ -50,7 +50,8 @@ export type StartOptions = PlanOptions & { reason?: string; operator?: string; a
 export type RedriveOptions = RunOptionValues & { reason?: string; operator?: string; runId?: string; wait?: boolean; json?: boolean };
 
 export async function plan(o: PlanOptions, title = 'Plan (nothing was changed)'): Promise<CohortPlan> {
-  const params = checkedParams(paramsFromOptions(o));
+  // Notify batches in flight scale with PINRESET_WORKERS unless --concurrency says otherwise.
+  const params = checkedParams({ batchConcurrency: notifyBatchesFromEnv(), ...paramsFromOptions(o) });
   const db = await context(DB_ONLY).db();
   let source: PlanCohortSource = { kind: 'all_active' };
   if (o.cohortFile) {
@@ -74,7 +75,7 @@ export async function start(o: StartOptions): Promise<void> {
   // Everything that can be checked is checked before anything is created.
   const reason = checkReason(o.reason);
   const operator = o.operator?.trim() || defaultOperator();
-  const overrides = paramsFromOptions(o);
+  const overrides = { batchConcurrency: notifyBatchesFromEnv(), ...paramsFromOptions(o) };
   const params = checkedParams(overrides);
   const ctx = context(DB_AND_TEMPORAL);
   const cfg = ctx.cfg;

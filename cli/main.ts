@@ -66,7 +66,7 @@ function runOptions(cmd: Command, withGuards: boolean, defaults: 'fixed' | 'sour
     .option('--canary <n>', 'canary: every PIN is invalidated at once, but only the first N accounts are notified until `approve` (default 0: no canary)', parse.canary);
   if (withGuards) {
     cmd
-      .option('--concurrency <n>', `notify batches in flight, 1-200 ${d(DEFAULT_PARAMS.batchConcurrency)}`, parse.concurrency)
+      .option('--concurrency <n>', `notify batches in flight, 1-200 ${defaults === 'source' ? d(0) : `(default 2 x PINRESET_WORKERS, at least ${DEFAULT_PARAMS.batchConcurrency})`}`, parse.concurrency)
       .option('--auto-pause-rate <share>', `pause the run when more than this share (0-1) of the recent notification attempts failed (over the window below, across batches; within a batch from its 100th attempt on) ${d(DEFAULT_PARAMS.autoPauseFailureRate)}`, parse.autoPauseRate)
       .option('--auto-pause-window <n>', `attempts the failure share is measured over, across batches ${d(DEFAULT_PARAMS.autoPauseWindow)}`, parse.autoPauseWindow)
       .option('--db-stall-pause <seconds>', `pause the run when a database step keeps failing this long, 2-86400 ${d(DEFAULT_PARAMS.dbStallPauseSeconds)}`, parse.dbStallPause)

@@ -17,6 +17,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 // Default import: the package is CommonJS, which Node's ESM loader exposes as a default export only.
 import proto from '@temporalio/proto';
+import { REFUSED_PLAINTEXT } from '../workflows/refuse-plaintext';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
@@ -46,7 +47,18 @@ export interface AesGcmCodecOptions {
   current: CodecKey;
   /** Decrypt only: keys payloads may still be encrypted with (rotation). */
   previous?: CodecKey[];
+  /**
+   * Workers: decode a payload that is not encrypted as REFUSED_PLAINTEXT (workflows/refuse-plaintext.ts),
+   * so a signal or update sent in plain text is refused. Off for clients and the codec server,
+   * which must still show what is there.
+   */
+  refusePlaintext?: boolean;
 }
+
+const REFUSED_PAYLOAD: Payload = {
+  metadata: { encoding: new TextEncoder().encode('json/plain') },
+  data: new TextEncoder().encode(JSON.stringify(REFUSED_PLAINTEXT)),
+};
 
 function checkKey(k: CodecKey): void {
   if (!KEY_ID.test(k.id)) throw new PayloadCodecError('codec key id must be 1-64 characters of A-Z a-z 0-9 . _ -');
@@ -59,6 +71,7 @@ export class AesGcmCodec implements PayloadCodec {
   readonly keyId: string;
   private readonly current: Buffer;
   private readonly keys = new Map<string, Buffer>();
+  private readonly refusePlaintext: boolean;
 
   constructor(opts: AesGcmCodecOptions) {
     for (const k of [opts.current, ...(opts.previous ?? [])]) {
@@ -69,6 +82,7 @@ export class AesGcmCodec implements PayloadCodec {
     }
     this.keyId = opts.current.id;
     this.current = this.keys.get(this.keyId)!;
+    this.refusePlaintext = opts.refusePlaintext ?? false;
   }
 
   /** Key ids this codec can decode. */
@@ -81,7 +95,7 @@ export class AesGcmCodec implements PayloadCodec {
   }
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((p) => (isEncrypted(p) ? this.decrypt(p) : p));
+    return payloads.map((p) => (isEncrypted(p) ? this.decrypt(p) : this.refusePlaintext ? REFUSED_PAYLOAD : p));
   }
 
   encrypt(payload: Payload): Payload {

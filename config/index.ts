@@ -1,7 +1,7 @@
 // One validated configuration for workers and scripts: environment in, typed config out.
 // Every problem is collected and reported together, each naming its variable; values of secrets
 // are never echoed.
-import { MIN_RATE } from '../domain/run';
+import { DEFAULT_PARAMS, LIMITS, MIN_RATE } from '../domain/run';
 
 export interface DatabaseConfig {
   url: string;
@@ -58,6 +58,48 @@ export interface WorkerConfig {
   workflowBundlePath?: string;
   /** Apply the migrations at start (local and single-node setups; production runs `migrate` once). */
   migrateOnStart: boolean;
+  /** The cohort freeze: accounts per chunk (one short transaction each) and its statement timeout. */
+  freezeChunk: number;
+  freezeStatementTimeoutMs: number;
+  /** PINRESET_WORKERS: worker processes on the task queue (sizes the notify window and the connection budget). */
+  processes: number;
+  /** DATABASE_RESERVED_CONNECTIONS: connections kept for everything but the workers (CLI, callbacks, migrations, psql). */
+  dbReservedConnections: number;
+}
+
+/**
+ * Notify batches in flight by default: two per worker process, so every worker has one batch
+ * sending and one waiting (a fixed 8 left workers 9..20 idle), at least the run default (8),
+ * at most the parameter's limit (200). `--concurrency` still overrides it per run.
+ */
+export function notifyBatchesInFlight(workers: number): number {
+  return Math.min(LIMITS.batchConcurrency.max, Math.max(DEFAULT_PARAMS.batchConcurrency, 2 * workers));
+}
+
+/** The notify window for `plan` and `start`, from PINRESET_WORKERS (validated like the rest). */
+export function notifyBatchesFromEnv(env: Env = process.env): number {
+  const r = new Reader(env);
+  const workers = r.int('PINRESET_WORKERS', 1, 1, 1000);
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return notifyBatchesInFlight(workers);
+}
+
+/**
+ * PostgreSQL connections, budgeted. Each worker process opens up to DATABASE_POOL_SIZE
+ * connections, so
+ *   PINRESET_WORKERS x DATABASE_POOL_SIZE + DATABASE_RESERVED_CONNECTIONS
+ *     <= max_connections - superuser_reserved_connections
+ * (20 workers x 10 + 10 = 210: over PostgreSQL's default max_connections of 100). A Temporal
+ * server whose persistence shares the same PostgreSQL server counts in the reserve. The worker
+ * checks this against the server at start and refuses to start when it does not hold.
+ */
+export function connectionBudgetProblem(b: { workers: number; poolSize: number; reserved: number; maxConnections: number; superuserReserved: number }): string | undefined {
+  const need = b.workers * b.poolSize + b.reserved;
+  const available = b.maxConnections - b.superuserReserved;
+  if (need <= available) return undefined;
+  return `PostgreSQL connections over budget: PINRESET_WORKERS (${b.workers}) x DATABASE_POOL_SIZE (${b.poolSize}) + DATABASE_RESERVED_CONNECTIONS (${b.reserved}) = ${need}, `
+    + `but the server allows ${available} (max_connections ${b.maxConnections} - superuser_reserved_connections ${b.superuserReserved}); `
+    + 'lower DATABASE_POOL_SIZE, run fewer workers or raise max_connections';
 }
 
 export interface CallbacksConfig {
@@ -240,6 +282,10 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     metricsPort: r.int('METRICS_PORT', 0, 0, 65535),
     workflowBundlePath: r.optional('WORKFLOW_BUNDLE_PATH'),
     migrateOnStart: r.bool('PINRESET_MIGRATE_ON_START', false),
+    freezeChunk: r.int('FREEZE_CHUNK', 100_000, 1_000, 10_000_000),
+    freezeStatementTimeoutMs: r.int('FREEZE_STATEMENT_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
+    processes: r.int('PINRESET_WORKERS', 1, 1, 1000),
+    dbReservedConnections: r.int('DATABASE_RESERVED_CONNECTIONS', 10, 0, 10_000),
   };
 
   const callbacks: CallbacksConfig = {

@@ -14,10 +14,10 @@ import {
   AesGcmCodec, codecOptionsFromEnv, ENCRYPTED_ENCODING, isEncrypted, KEY_ID_METADATA, PayloadCodecError,
 } from '../codec/aes-gcm';
 import { dataConverterFromEnv, FAILURE_CONVERTER_PATH, payloadCodecFromEnv } from '../workers/data-converter';
-import { createPinresetWorker, WORKFLOWS_PATH } from '../workers/create-worker';
+import { createPinresetWorker, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/create-worker';
 import { payloadFromJson, payloadToJson, startCodecServer, type CodecServer } from '../scripts/codec-server';
 import { startRun } from '../run-api/start-run';
-import { progressQuery, resumeSignal } from '../workflows/api';
+import { cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../workflows/api';
 import type { Db } from '../db/pool';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, type Providers } from './support/harness';
@@ -255,14 +255,17 @@ describe('a run with payload encryption on', () => {
     providers = await startProviders({ twilio: { permanent: [{ prefix: CONFIG_ERROR_PREFIX, code: 20003 }] } });
     dir = await mkdtemp(path.join(tmpdir(), 'pinreset-codec-'));
     // The workflow side needs the encoding failure converter inside its bundle.
-    const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('WARN') });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('WARN'),
+    });
     const bundlePath = path.join(dir, 'workflow-bundle.js');
     await writeFile(bundlePath, code);
     const dataConverter = dataConverterFromEnv(env)!;
     workerConnection = await NativeConnection.connect({ address: inject('temporalAddress') });
     worker = await createPinresetWorker({
       connection: workerConnection, namespace: 'default', taskQueue, deps: providers.deps(db), workflowBundlePath: bundlePath,
-      shutdownGraceTime: '5s', dataConverter,
+      // As workers/main.ts: signals and updates in plain text are refused.
+      shutdownGraceTime: '5s', dataConverter: dataConverterFromEnv(env, { refusePlaintext: true })!,
     });
     running = worker.run();
     connection = await Connection.connect({ address: inject('temporalAddress') });
@@ -361,5 +364,38 @@ describe('a run with payload encryption on', () => {
     // The client with the codec decodes results transparently; without it, the result is ciphertext.
     expect((await client.workflow.getHandle(workflowId).result()).runId).toBe(runId);
     await expect(rawClient.workflow.getHandle(workflowId).result()).rejects.toThrow();
+  });
+
+  it('refuses signals and updates sent in plain text; the same sent through the codec are obeyed', async () => {
+    await insertAccounts(db, Array.from({ length: 20 }, (_, i) => account(201 + i)));
+    const started = await startRun(db, client, {
+      reason: 'INC-plain', operator: 't', taskQueue, accountIds: Array.from({ length: 20 }, (_, i) => 201 + i),
+      params: { batchSize: 5, batchConcurrency: 1, ratePerSecond: 1 },
+    });
+    // A client that sends in plain text but reads the encrypted answers (a Web UI or CLI whose
+    // encoding is not set up): the refusal's message reaches it.
+    const codec = payloadCodecFromEnv(env)!;
+    const plainSender = new Client({
+      connection, namespace: 'default',
+      dataConverter: { ...dataConverterFromEnv(env)!, payloadCodecs: [{ encode: async (p: Payload[]) => p, decode: (p: Payload[]) => codec.decode(p) }] },
+    });
+    const plain = plainSender.workflow.getHandle(started.handle.workflowId);
+    await until('sending', async () => (await started.handle.query(progressQuery)).phase === 'notifying');
+    // Plain text: the pause is dropped, the rate change rejected, saying why.
+    await plain.signal(pauseSignal, { reason: 'plain-text pause' });
+    const refused = await plain.executeUpdate(setRateUpdate, { args: [50] }).then(() => undefined, (e: Error & { cause?: Error }) => e);
+    expect(refused?.cause?.message).toMatch(/^update setRate refused: its input is not encrypted while payload encryption is on/);
+    // Signals and updates are handled in order: once this encrypted update is answered, the
+    // plain-text pause before it has been handled too.
+    expect(await started.handle.executeUpdate(setRateUpdate, { args: [2] })).toEqual({ previous: 1, current: 2 });
+    const p = await started.handle.query(progressQuery);
+    expect(p.paused).toBe(false);
+    expect(p.ratePerSecond).toBe(2);
+    // Through the codec, the same pause is obeyed.
+    await started.handle.signal(pauseSignal, { reason: 'encrypted pause' });
+    await until('paused', async () => (await started.handle.query(progressQuery)).paused);
+    expect((await started.handle.query(progressQuery)).pauseReason).toBe('encrypted pause');
+    await started.handle.signal(cancelSignal, { reason: 'test over' });
+    expect((await started.handle.result()).status).toBe('cancelled');
   });
 });

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { CarriedState, RunInput } from '../workflows/api';
 import type { Db } from '../db/pool';
 import { startTemporal, type LocalTemporal } from '../stack/temporal';
 import { PROJECT_ROOT } from '../stack';
@@ -26,7 +28,8 @@ describe('continue-as-new and replay', () => {
     });
     ({ db } = await freshDatabase('history'));
     providers = await startProviders();
-    worker = await startWorker(providers.deps(db), undefined, temporal.address);
+    // The cohort frozen 100 accounts per call (budget 0: one chunk per prepareRun), as 8.3M accounts are in a minute each.
+    worker = await startWorker(providers.deps(db, { freeze: { chunk: 100, statementTimeoutMs: 10_000, budgetMs: 0 } }), undefined, temporal.address);
     ({ client, close: closeClient } = await temporalClient(temporal.address));
   });
 
@@ -54,6 +57,32 @@ describe('continue-as-new and replay', () => {
     const chain = [];
     for await (const wf of client.workflow.list({ query: `PinresetRunId = '${runId}'` })) chain.push(wf);
     expect(chain.length).toBe(result.continuedAsNew + 1);
+
+    // Ten times the cohort (issue 12): the state carried through continue-as-new holds a notify
+    // cursor and at most a page of notify ranges (two windows of batchConcurrency = 3, plus the
+    // window stopped in flight), never every reset batch. While PINs are still being reset it
+    // carries no notify range at all (no canary).
+    const carried: CarriedState[] = [];
+    for (const wf of chain) {
+      const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+      for (const e of history.events ?? []) {
+        const payload = e.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
+        if (payload) carried.push(defaultPayloadConverter.fromPayload<RunInput>(payload).carried!);
+      }
+    }
+    expect(carried.length).toBe(result.continuedAsNew);
+    // The freeze took 15 prepareRun calls of one chunk each, and one more that found it done.
+    const first = chain.sort((x, y) => x.startTime.getTime() - y.startTime.getTime())[0];
+    const firstHistory = await client.workflow.getHandle(first.workflowId, first.runId).fetchHistory();
+    const prepares = (firstHistory.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareRun');
+    expect(prepares.length).toBe(16);
+    for (const c of carried) {
+      expect(c.notifyCursor).toEqual(expect.any(Number));
+      expect(c.toNotify.length).toBeLessThanOrEqual(3 * 3);
+      if (c.resetsDoneAtMs === undefined) expect(c.toNotify).toEqual([]);
+    }
+    // Some hand-overs happened while notifying, with the cursor part-way through the cohort.
+    expect(carried.some((c) => c.resetsDoneAtMs !== undefined && c.notifyCursor! > 0 && c.notifyCursor! < 1500)).toBe(true);
   });
 
   it('replays every recorded history with the current workflow code', async () => {

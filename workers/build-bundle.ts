@@ -3,7 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { WORKFLOWS_PATH } from './create-worker';
+import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from './create-worker';
 import { dataConverterFromEnv } from './data-converter';
 
 export async function buildBundle(outFile: string): Promise<string> {
@@ -12,6 +12,7 @@ export async function buildBundle(outFile: string): Promise<string> {
   const failureConverterPath = dataConverterFromEnv(process.env)?.failureConverterPath;
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
     logger: new DefaultLogger('WARN'),
     ...(failureConverterPath ? { failureConverterPath } : {}),
   });

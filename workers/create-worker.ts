@@ -8,6 +8,8 @@ import { createActivities, type ActivityDeps } from '../activities';
 import { dataConverterFromEnv } from './data-converter';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
+/** Workflow interceptors: signals and updates in plain text are refused when encryption is on. */
+export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'refuse-plaintext.ts')];
 
 export interface PinresetWorkerOptions {
   connection: NativeConnection;
@@ -33,7 +35,9 @@ export async function createPinresetWorker(o: PinresetWorkerOptions): Promise<Wo
     taskQueue: o.taskQueue,
     ...workflowSource,
     activities: createActivities(o.deps),
-    dataConverter: o.dataConverter ?? dataConverterFromEnv(process.env),
+    dataConverter: o.dataConverter ?? dataConverterFromEnv(process.env, { refusePlaintext: true }),
+    // Bundled already in a prebuilt bundle (workers/build-bundle.ts).
+    ...(o.workflowBundlePath ? {} : { interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } }),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities ?? 16,
     shutdownGraceTime: (o.shutdownGraceTime ?? '20s') as WorkerOptions['shutdownGraceTime'],
     ...(o.identity ? { identity: o.identity } : {}),

@@ -9,7 +9,8 @@
 // the SDK's runtime metrics, which the SDK exports on an internal 127.0.0.1 port.
 import os from 'node:os';
 import { makeTelemetryFilterString, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
-import { loadConfig, type Config } from '../config';
+import { ConfigError, connectionBudgetProblem, loadConfig, type Config } from '../config';
+import { readConnectionLimits } from '../db/sql/read-connection-limits';
 import { loadDotEnv } from '../config/dotenv';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
@@ -64,9 +65,18 @@ async function main(): Promise<void> {
   // A bad template must stop the worker before it reaches a single customer.
   assertTemplatesFit(config.message);
   // Payload encryption when PAYLOAD_CODEC_KEY is set (a partial setting throws: no clear text).
-  const dataConverter = dataConverterFromEnv(process.env);
+  const dataConverter = dataConverterFromEnv(process.env, { refusePlaintext: true });
   const db = createPool(config.database.url, config.database.poolSize);
   if (config.worker.migrateOnStart) await migrate(db);
+  // PINRESET_WORKERS x DATABASE_POOL_SIZE must fit the server's connections (config/index.ts).
+  const budget = await readConnectionLimits(db);
+  const overBudget = connectionBudgetProblem({
+    workers: config.worker.processes, poolSize: config.database.poolSize, reserved: config.worker.dbReservedConnections, ...budget,
+  });
+  if (overBudget) {
+    await db.end();
+    throw new ConfigError([overBudget]);
+  }
   const sms = createTwilioSms({ ...config.sms });
   const email = createSmtpEmail({ url: config.email.url, from: config.email.from });
   const metrics = metricsOn ? new PinresetMetrics() : undefined;
@@ -94,6 +104,7 @@ async function main(): Promise<void> {
           email: { key: emailRelayKey(config.email.url), defaultRate: config.budgets.email },
         },
         statusCallbackBase: config.callbacks.publicUrl,
+        freeze: { chunk: config.worker.freezeChunk, statementTimeoutMs: config.worker.freezeStatementTimeoutMs },
       },
       dataConverter,
     });

@@ -104,6 +104,13 @@ export interface CarriedState {
   deliveryJudgeFromMs?: number;
   /** Every SMS has a final receipt or is past the deadline, after the last send. */
   deliveryDone?: boolean;
+  /**
+   * Runs started with the 'notify-cursor' patch: notify batches are planned from the ledger after
+   * this account id once every PIN is reset, so toNotify holds one page, not every reset batch
+   * (8.5M accounts = 4,250 ranges carried through every continue-as-new). Undefined: the old way.
+   */
+  notifyCursor?: number;
+  notifyPlanningDone?: boolean;
 }
 
 export interface RunResult {

@@ -55,6 +55,8 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
 async function prepare(run: RunState, checkpoints: Checkpoints, dbSteps: DbSteps): Promise<void> {
   const { runId, reason, operator, params } = run.input;
   const s = run.carried;
+  // Notify batches planned from the ledger page by page (a cursor), not carried as every reset batch.
+  if (wf.patched('notify-cursor')) s.notifyCursor = 0;
   wf.upsertSearchAttributes([
     { key: RUN_ID, value: runId }, { key: PHASE, value: run.phase },
     { key: REASON, value: reason }, { key: OPERATOR, value: operator }, { key: PAUSED, value: false },
@@ -63,6 +65,8 @@ async function prepare(run: RunState, checkpoints: Checkpoints, dbSteps: DbSteps
   s.sendingSinceMs = Date.now();
   for (;;) {
     const prepared = await dbStep(run, 'prepareRun', () => dbSteps.prepareRun({ runId }));
+    // A large cohort is frozen over several calls (each at most a minute): call again.
+    if (prepared?.frozen === false) continue;
     if (prepared) {
       s.planned = prepared.planned;
       s.counts.planned = prepared.planned;
@@ -103,7 +107,8 @@ async function runBatches(run: RunState, window: BatchWindow, checkpoints: Check
       continue; // notifications open now: dispatch them before waiting
     }
     const idle = !window.busy();
-    const batchesDone = resetsDone && s.resetsDoneAtMs !== undefined && s.toNotify.length === 0;
+    const notifyPlanned = s.notifyCursor === undefined || s.notifyPlanningDone === true;
+    const batchesDone = resetsDone && s.resetsDoneAtMs !== undefined && s.toNotify.length === 0 && notifyPlanned;
     if (idle && run.sending && batchesDone && !s.parkedSettled) {
       if (wf.patched('settle-parked-at-end')) {
         window.dispatchReconcile();
@@ -146,6 +151,7 @@ async function fillWindow(run: RunState, window: BatchWindow, dbSteps: DbSteps):
     const [canary] = planned;
     s.canaryLast = canary?.last ?? 0;
     if (canary) {
+      if (s.notifyCursor !== undefined) s.notifyCursor = canary.last;
       s.toReset.push(canary);
       s.batchesPlanned++;
       s.planCursor = canary.last;
@@ -166,6 +172,15 @@ async function fillWindow(run: RunState, window: BatchWindow, dbSteps: DbSteps):
     const i = s.toNotify.findIndex((b) => b.last <= s.canaryLast!);
     if (i >= 0 && window.inFlight.notify.size < params.batchConcurrency) window.dispatchNotify(s.toNotify.splice(i, 1)[0] as PlannedBatch);
   } else if (s.canary !== 'waiting' && s.resetsDoneAtMs !== undefined) {
+    // Cursor mode: a page of two windows, planned when less than one is queued.
+    if (s.notifyCursor !== undefined && !s.notifyPlanningDone && s.toNotify.length < params.batchConcurrency) {
+      const page = params.batchConcurrency * 2;
+      const next = await dbStep(run, 'planBatches', () => dbSteps.planBatches({ runId, after: s.notifyCursor!, batchSize: params.batchSize, max: page }));
+      if (!next) return false;
+      s.toNotify.push(...next);
+      if (next.length > 0) s.notifyCursor = next[next.length - 1].last;
+      if (next.length < page) s.notifyPlanningDone = true;
+    }
     while (window.inFlight.notify.size < params.batchConcurrency && s.toNotify.length) window.dispatchNotify(s.toNotify.shift() as PlannedBatch);
   }
   return true;

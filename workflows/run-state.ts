@@ -158,6 +158,8 @@ export class RunState {
     s.counts.reset += c.reset;
     s.counts.skipped += c.skipped;
     s.batchesReset++;
+    // Cursor mode: the notify batches are planned from the ledger later; only the canary's is queued here.
+    if (s.notifyCursor !== undefined && !(s.canary !== 'none' && b.last <= (s.canaryLast ?? -1))) return;
     if (c.reset > 0) s.toNotify.push(b);
     else {
       s.batchesNotified++;

@@ -81,8 +81,16 @@ async function main(): Promise<void> {
     await b.handle.result();
     runs.push({ name: 'cancel', runId: b.runId });
 
-    await rm(FIXTURES_DIR, { recursive: true, force: true });
-    await mkdir(FIXTURES_DIR, { recursive: true });
+    // HISTORY_PREFIX=r2- records a later release beside the earlier fixtures (which stay: runs of
+    // every release still in flight must replay); without it the fixtures are recorded afresh.
+    const prefix = process.env.HISTORY_PREFIX ?? '';
+    if (prefix) {
+      await mkdir(FIXTURES_DIR, { recursive: true });
+      for (const f of await readdir(FIXTURES_DIR)) if (f.startsWith(prefix)) await rm(path.join(FIXTURES_DIR, f));
+    } else {
+      await rm(FIXTURES_DIR, { recursive: true, force: true });
+      await mkdir(FIXTURES_DIR, { recursive: true });
+    }
     for (const r of runs) {
       let n = 0;
       // Oldest first: the chain of continue-as-new runs in order.
@@ -92,7 +100,7 @@ async function main(): Promise<void> {
       for (const wf of list) {
         const handle: WorkflowHandle = client.workflow.getHandle(wf.workflowId, wf.runId);
         const history = await handle.fetchHistory();
-        await writeFile(path.join(FIXTURES_DIR, `${r.name}-${String(n++).padStart(2, '0')}.json`), historyToFixture(history));
+        await writeFile(path.join(FIXTURES_DIR, `${prefix}${r.name}-${String(n++).padStart(2, '0')}.json`), historyToFixture(history));
       }
       console.log(`recorded ${n} histories of ${r.runId}`);
     }

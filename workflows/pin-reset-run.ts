@@ -37,7 +37,10 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   checkpoints.startTicker();
 
   try {
+    // After a hand-over, the paused state is shown as it stands once the first signals are in
+    // (the recorded histories depend on this order).
     if (!input.carried) await prepare(run, checkpoints, dbSteps);
+    else run.pausedShown = run.carried.paused;
     await runBatches(run, window, checkpoints, dbSteps);
   } catch (err) {
     if (err instanceof wf.ContinueAsNew) throw err;

@@ -54,7 +54,7 @@ export class RunState {
   ) {
     this.carried = input.carried ?? freshState(input.params, Date.now());
     this.phase = input.carried ? (this.carried.resetsDoneAtMs !== undefined ? 'notifying' : 'resetting') : 'preparing';
-    this.pausedShown = input.carried ? this.carried.paused : false;
+    this.pausedShown = false;
   }
 
   get params(): RunParams {

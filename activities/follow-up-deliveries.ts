@@ -27,6 +27,7 @@ import { foldReceipts } from '../db/sql/fold-receipts';
 import { markUnknownDeliveries } from '../db/sql/mark-unknown-deliveries';
 import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
 import { recentReceipts } from '../db/sql/recent-receipts';
+import { listSenderBudgets } from '../db/sql/send-budget';
 import { systemClock, type ActivityDeps } from './deps';
 import { whileAlive } from './keepalive';
 import { RunStoppingError, SendGate } from './send-gate';
@@ -112,7 +113,11 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       actions.unknown = await markUnknownDeliveries(db, runId, input.delivery.deadlineSeconds);
 
       const recent = await recentReceipts(db, runId, new Date(input.judgeFromMs), RECEIPT_WINDOW);
-      const pauseReason = deliveryPauseReason(recent, { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate }, input.ratePerSecond);
+      // On a 30001 the reason names the sender's shared budget too: a budget above the throughput is the usual cause.
+      const senderBudget = recent.queueOverflow > 0 && deps.senders
+        ? (await listSenderBudgets(db)).find((b) => b.sender === deps.senders!.sms.key)?.rate
+        : undefined;
+      const pauseReason = deliveryPauseReason(recent, { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate }, input.ratePerSecond, senderBudget);
       const open = await openDeliveries(db, runId);
       return { enabled: true, counts: await readDeliveryCounts(db, runId), open, done: input.sendsDone && open === 0, pauseReason, actions };
 

@@ -118,7 +118,6 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         return { enabled: true, counts: await readDeliveryCounts(db, runId), open: await openDeliveries(db, runId), done: true, actions };
       }
 
-
       const recent = await recentReceipts(db, runId, new Date(input.judgeFromMs), RECEIPT_WINDOW);
       // On a 30001 the reason names the sender's shared budget too: a budget above the throughput is the usual cause.
       const senderBudget = recent.queueOverflow > 0 && deps.senders

@@ -6,14 +6,18 @@
 //   30003 (and 30001)                -> the SMS once more, retryAfterSeconds later; then as 30005
 //   30007/30034 (filtered)           -> email as above, and counted toward the filtered-share pause
 //   30001 (sender queue overflow)    -> the run pauses: its rate is above the sender's throughput
-//   no final receipt by the deadline -> delivery_state 'unknown'
+//   no final receipt by the deadline -> the message fetched by SID once (through the send gate:
+//                                       a fetch counts in the sender's budget); a final status
+//                                       Twilio gives is recorded as a receipt, else 'unknown'
 //
 // Idempotent: every decision is recorded only if the row is still as read (a zombie twin of this
 // activity changes nothing), the email carries the account's deterministic Message-ID (a resend
 // is one message to mail stores), and a retry claimed by an attempt that died is reconciled
 // against Twilio's list before it is sent again.
 import { chooseChannel } from '../domain/channel';
-import { actionFor, deliveryPauseReason, DEFAULT_DELIVERY_GUARD, statusCallbackUrl, type DeliveryCounts, type DeliveryState } from '../domain/delivery';
+import {
+  actionFor, deliveryPauseReason, DEFAULT_DELIVERY_GUARD, FINAL_RANK, statusCallbackUrl, statusRank, type DeliveryCounts, type DeliveryState, type StatusCallback,
+} from '../domain/delivery';
 import type { DeliveryParams, Rate } from '../domain/run';
 import { emailMessageId, emailSubject, emailText, referenceIn, smsText } from '../domain/templates';
 import { readRunMessage } from '../db/sql/read-run-message';
@@ -25,8 +29,12 @@ import {
 } from '../db/sql/delivery-actions';
 import { foldReceipts } from '../db/sql/fold-receipts';
 import { markUnknownDeliveries } from '../db/sql/mark-unknown-deliveries';
+import { markUnknownChecked } from '../db/sql/mark-unknown-checked';
+import { deliveriesPastDeadline } from '../db/sql/deliveries-past-deadline';
+import { recordStatusCallbacks } from '../db/sql/record-status-callbacks';
 import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
 import { recentReceipts } from '../db/sql/recent-receipts';
+import { listSenderBudgets } from '../db/sql/send-budget';
 import { systemClock, type ActivityDeps } from './deps';
 import { whileAlive } from './keepalive';
 import { RunStoppingError, SendGate } from './send-gate';
@@ -52,7 +60,7 @@ export interface FollowUpResult {
   done: boolean;
   /** Set when the run must pause, saying why. */
   pauseReason?: string;
-  actions: { fellBack: number; unreachable: number; retried: number; unknown: number; adopted: number };
+  actions: { fellBack: number; unreachable: number; retried: number; unknown: number; adopted: number; fetched?: number };
 }
 
 /** Rows acted on per sweep, so one sweep stays short. */
@@ -81,7 +89,7 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       const { runId } = input;
       // The run's frozen text, whatever this worker's environment says.
       const message: MessageConfig = { ...deps.message, ...((await readRunMessage(db, runId)) as Partial<MessageConfig> | null) };
-      const actions = { fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0 };
+      const actions = { fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0, fetched: 0 };
       const base = deps.statusCallbackBase;
       if (!base) {
         return { enabled: false, counts: await readDeliveryCounts(db, runId), open: 0, done: true, actions };
@@ -101,18 +109,21 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       await foldReceipts(db, runId);
 
       // 3. Bad outcomes. A cancelled run sends nothing more (RunStoppingError): report and stop.
+      // 5. No final receipt by the deadline: ask Twilio once per message, then 'unknown'.
       try {
         await act();
+        await pastDeadline();
       } catch (err) {
         if (!(err instanceof RunStoppingError)) throw err;
         return { enabled: true, counts: await readDeliveryCounts(db, runId), open: await openDeliveries(db, runId), done: true, actions };
       }
 
-      // 5. No final receipt by the deadline.
-      actions.unknown = await markUnknownDeliveries(db, runId, input.delivery.deadlineSeconds);
-
       const recent = await recentReceipts(db, runId, new Date(input.judgeFromMs), RECEIPT_WINDOW);
-      const pauseReason = deliveryPauseReason(recent, { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate }, input.ratePerSecond);
+      // On a 30001 the reason names the sender's shared budget too: a budget above the throughput is the usual cause.
+      const senderBudget = recent.queueOverflow > 0 && deps.senders
+        ? (await listSenderBudgets(db)).find((b) => b.sender === deps.senders!.sms.key)?.rate
+        : undefined;
+      const pauseReason = deliveryPauseReason(recent, { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate }, input.ratePerSecond, senderBudget);
       const open = await openDeliveries(db, runId);
       return { enabled: true, counts: await readDeliveryCounts(db, runId), open, done: input.sendsDone && open === 0, pauseReason, actions };
 
@@ -138,6 +149,40 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
 
         // 4. Retries that are due.
         for (const row of await retriesDue(db, runId, STALE_CLAIM_S, PER_SWEEP)) await retrySms(row);
+      }
+
+      async function pastDeadline(): Promise<void> {
+        const due = await deliveriesPastDeadline(db, runId, input.delivery.deadlineSeconds, PER_SWEEP);
+        const checked: number[] = [];
+        const finals: StatusCallback[] = [];
+        let complete = true;
+        for (const row of due) {
+          // A lookup takes a slot of the sender's budget like a send (Twilio counts it against the account too).
+          await gate.take({ channel: 'sms' });
+          let found;
+          try {
+            found = await deps.sms.fetch(row.messageSid);
+          } catch {
+            complete = false; // throttled or down: the rest waits for the next sweep, none is marked unasked
+            break;
+          }
+          actions.fetched++;
+          checked.push(row.accountId);
+          const rank = found?.status ? statusRank(found.status) : undefined;
+          if (found?.status && rank !== undefined && rank >= FINAL_RANK) {
+            finals.push({ messageSid: row.messageSid, runId, ref: row.ref, status: found.status, rank, errorCode: found.errorCode ?? null });
+          }
+        }
+        if (finals.length) {
+          // Recorded as the receipt Twilio never delivered to us, then folded like one.
+          await recordStatusCallbacks(db, finals);
+          await foldReceipts(db, runId);
+        }
+        // All asked (fewer than a sweep's worth): the whole run's remainder (rows without a SID too)
+        // becomes 'unknown'; otherwise only what was asked, the rest after its fetch next sweep.
+        actions.unknown = complete && due.length < PER_SWEEP
+          ? await markUnknownDeliveries(db, runId, input.delivery.deadlineSeconds)
+          : await markUnknownChecked(db, runId, checked);
       }
 
       async function fallBack(

@@ -298,6 +298,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const receipts = { ...(await auditReceipts(db, runId, stack.twilio!)), abandonedCallbacks: stack.twilio!.callbacks.stats().abandoned };
     if (receipts.mismatched > 0) problems.push(`${receipts.mismatched} delivery receipts differ from the local Twilio server's records`);
     if (receipts.missing > receipts.abandonedCallbacks) problems.push(`${receipts.missing} final receipts missing, more than the ${receipts.abandonedCallbacks} callbacks the server gave up on`);
+    // The sender's queue (on by default in the stack) overflows only when the budget exceeds its throughput.
+    const overflow = stack.twilio!.stats().queueOverflow;
+    if (overflow > 0) problems.push(`${overflow} messages failed with 30001 (the sender's queue overflowed): the sender budget let the run send above the sender's throughput`);
     if (receipts.fellBack + receipts.unreachable !== receipts.fallbackDue) problems.push(`${receipts.fallbackDue - receipts.fellBack - receipts.unreachable} accounts undelivered with 30005/30006 got no email fallback`);
     if (skipped.length) problems.push(`${skipped.length} planned disruptions did not happen before the run ended`);
     const kills = executed.filter((e) => e.kind === 'kill-worker' && e.pid).length;

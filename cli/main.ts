@@ -9,6 +9,7 @@
 //   report    <runId> [--format csv|jsonl] [--out FILE] [--outcome sent,failed,...]
 //   redrive   <runId> --reason R [run options] [--run-id ID] [--wait] [--json]
 //   finish    <runId> [--wait] [--json]   (a cancelled or terminated run: notify the rest, no second reset)
+//   senders list [--json]      senders set-rate <sender> <rate> [--create]   (send budgets shared by all runs)
 //
 // Configuration from the environment (config/index.ts), completed by `.env` in the working
 // directory or the file PINRESET_ENV_FILE names (the environment wins): DATABASE_URL for every command;
@@ -217,6 +218,26 @@ runOptions(
   .option('--json', 'print one JSON object')
   .addHelpText('after', EXIT_CODES_WAIT)
   .action(async (sourceRunId: string, o: RedriveOptions) => (await commands()).redriveRun(sourceRunId, o));
+
+// ---- senders ------------------------------------------------------------------------------------
+const senders = program
+  .command('senders')
+  .description("Send budgets per sender (SMS From number or Messaging Service, email relay), shared by every run and worker: list them, change one live.")
+  .addHelpText('after', EXIT_CODES_HELP);
+senders
+  .command('list')
+  .description('Every sender with its budget (messages/s), the share withheld after provider throttling, and its use now: slots handed out ahead (sending at the full budget) or idle since.')
+  .option('--json', 'print one JSON object per sender, one per line')
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (o: { json?: boolean }) => (await import('./sender-budgets')).listSenders(o));
+senders
+  .command('set-rate')
+  .description("Change a sender's budget live, for all runs together (each run's own rate still applies within it). 'unlimited' for no ceiling; 0 and rates below the minimum are refused: to stop sending, pause the runs.")
+  .argument('<sender>', 'sender key as `senders list` shows it, e.g. sms:+15550000000')
+  .argument('<rate>', `messages/s, ${MIN_RATE}-100000, or 'unlimited'`)
+  .option('--create', 'set the budget of a sender that has not sent yet')
+  .addHelpText('after', exitCodes('1 also for an unknown sender (without --create)'))
+  .action(async (sender: string, rate: string, o: { create?: boolean }) => (await import('./sender-budgets')).setSenderBudget(sender, rate, o));
 
 // ---- main ---------------------------------------------------------------------------------------
 try {

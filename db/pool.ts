@@ -8,8 +8,8 @@ export type Db = pg.Pool;
 
 /**
  * What every db/sql module takes: anything that runs a query, a pool or one client inside a
- * transaction (inTransaction). The two that open a transaction of their own (reset-batch,
- * ensure-worker-login) take the pool.
+ * transaction (inTransaction). Those that open a transaction of their own (reset-batch,
+ * freeze-cohort-chunk, ensure-worker-login) take the pool.
  */
 export type Sql = Pick<pg.ClientBase, 'query'>;
 

@@ -152,9 +152,14 @@ export function deliveryPauseReason(
   recent: { finals: number; filtered: number; queueOverflow: number },
   guard: DeliveryGuard,
   ratePerSecond: number | 'unlimited',
+  /** The sender's shared budget (messages/s, Infinity = unlimited), when known: every run's sends on it together. */
+  senderBudget?: number,
 ): string | undefined {
   if (recent.queueOverflow > 0) {
-    return `auto-paused: Twilio failed ${recent.queueOverflow} message(s) with 30001 (sender queue overflow): the rate ${ratePerSecond === 'unlimited' ? 'unlimited' : `${ratePerSecond} msg/s`} is above the sender's throughput; lower it with set-rate, then resume`;
+    const rate = (r: number | 'unlimited') => (r === 'unlimited' || r === Infinity ? 'unlimited' : `${r} msg/s`);
+    const budget = senderBudget === undefined ? '' : ` (the sender's budget, shared by all runs: ${rate(senderBudget)})`;
+    const fix = senderBudget === undefined ? 'lower it with set-rate' : "lower the run's rate with set-rate or the sender's budget with `senders set-rate`";
+    return `auto-paused: Twilio failed ${recent.queueOverflow} message(s) with 30001 (sender queue overflow): the rate ${rate(ratePerSecond)} is above the sender's throughput${budget}; ${fix}, then resume`;
   }
   if (recent.finals >= guard.minReceipts && recent.filtered / recent.finals > guard.filteredRate) {
     return `auto-paused: ${((100 * recent.filtered) / recent.finals).toFixed(1)}% of the last ${recent.finals} delivery receipts were carrier-filtered (30007/30034; threshold ${(100 * guard.filteredRate).toFixed(1)}%): check the template and the sender's registration before resuming`;

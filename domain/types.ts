@@ -109,6 +109,9 @@ export interface SmsRecord {
   to: string;
   body: string;
   dateCreated: Date;
+  /** Twilio's status now ('queued', 'sent', 'delivered', 'undelivered', 'failed', ...) and its error code. */
+  status?: string;
+  errorCode?: string | null;
 }
 
 export interface SmsSender {

@@ -207,7 +207,7 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
     async fetch(sid: string): Promise<SmsRecord | undefined> {
       try {
         const m = await client.messages(sid).fetch();
-        return { sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated };
+        return { sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated, status: m.status, errorCode: m.errorCode == null ? null : String(m.errorCode) };
       } catch (error) {
         if (errorFields(error).status === 404) return undefined;
         throw sanitize(error, { to: '' });

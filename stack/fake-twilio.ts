@@ -17,6 +17,11 @@
 //   (`listRate429`, `listRate5xx`) (twilio.com/docs/errors/20429).
 // - Link shortening may rewrite links in the body (`rewriteLinks`), so the stored body differs
 //   from what was submitted: match on a reference token, never on the whole body.
+// - Throughput belongs to a sender (`throughput`): each From number or MessagingServiceSid sends
+//   its queue at its own rate (segments/s). Above it Twilio gives no 429: it accepts (`queued`)
+//   and queues, so `sent`/`delivered` come only after the queue wait, and a message that would wait
+//   longer than the queue bound (Twilio: 10 h, or the ValidityPeriod) fails with 30001 through its
+//   status callback (REFERENCE.md, "Twilio as it behaves").
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
@@ -57,6 +62,18 @@ export interface TwilioFaults {
   rewriteLinks: boolean;
 }
 
+export interface SenderThroughput {
+  /** Segments/s a sender's queue drains at, unless `perSender` names it; Infinity = no queue. */
+  defaultPerSecond: number;
+  /** Per sender (From number or MessagingServiceSid), segments/s. */
+  perSender: Record<string, number>;
+  /** Longest wait in a sender's queue; a message that would wait longer fails with 30001. */
+  queueBoundMs: number;
+}
+
+/** Twilio's own bound: 10 hours (36,000 s, the longest ValidityPeriod). */
+export const TWILIO_QUEUE_BOUND_MS = 36_000_000;
+
 export interface FakeTwilioOptions {
   /** 0 (default) picks a free port. */
   port?: number;
@@ -68,6 +85,8 @@ export interface FakeTwilioOptions {
   seed?: number;
   /** Status callbacks to each message's StatusCallback (stack/twilio-status-callbacks.ts). */
   callbacks?: Partial<CallbackBehaviour>;
+  /** Sender queues (default: none, every sender unlimited; the stack and the test harness turn them on). */
+  throughput?: Partial<SenderThroughput>;
 }
 
 export interface FakeTwilioMessage {
@@ -87,6 +106,8 @@ export interface FakeTwilioMessage {
   seq: number;
   /** When the message starts to show in list results (list lag). */
   visibleAtMs: number;
+  /** When it leaves its sender's queue (= receivedAtMs without a queue); null: it overflowed (30001). */
+  departsAtMs: number | null;
 }
 
 export interface FakeTwilioStats {
@@ -106,6 +127,11 @@ export interface FakeTwilioStats {
   /** 400s for missing parameters. */
   invalid: number;
   unauthorized: number;
+  /** Messages that waited in their sender's queue, and the longest wait (ms). */
+  queued: number;
+  maxQueueWaitMs: number;
+  /** Messages failed with 30001: they would have waited longer than the queue bound. */
+  queueOverflow: number;
 }
 
 export interface FakeTwilio {
@@ -119,6 +145,8 @@ export interface FakeTwilio {
   readonly callbacks: StatusCallbackEmitter;
   faults(): TwilioFaults;
   setFaults(partial: Partial<TwilioFaults>): TwilioFaults;
+  throughput(): SenderThroughput;
+  setThroughput(partial: Partial<SenderThroughput>): SenderThroughput;
   /** Forget all records and zero the stats (faults stay). */
   reset(): void;
   stop(): Promise<void>;
@@ -238,10 +266,20 @@ function validateFaults(f: TwilioFaults): void {
   }
 }
 
+function validateThroughput(t: SenderThroughput): void {
+  const rate = (v: unknown, name: string) => {
+    if (typeof v !== 'number' || !(v > 0)) throw new Error(`throughput ${name} must be a number > 0 (Infinity: no queue)`);
+  };
+  rate(t.defaultPerSecond, 'defaultPerSecond');
+  if (!t.perSender || typeof t.perSender !== 'object') throw new Error('throughput perSender must be an object of sender -> segments/s');
+  for (const [k, v] of Object.entries(t.perSender)) rate(v, `of ${k}`);
+  if (typeof t.queueBoundMs !== 'number' || !(t.queueBoundMs >= 0)) throw new Error('throughput queueBoundMs must be >= 0');
+}
+
 function zeroStats(): FakeTwilioStats {
   return {
     accepted: 0, rejected429: 0, rejected5xx: 0, dropped: 0, permanent: 0, listed: 0, fetched: 0, lookupFaults: 0,
-    slowAccepted: 0, invalid: 0, unauthorized: 0,
+    slowAccepted: 0, invalid: 0, unauthorized: 0, queued: 0, maxQueueWaitMs: 0, queueOverflow: 0,
   };
 }
 
@@ -272,6 +310,10 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     ...opts.faults,
   };
   validateFaults(faults);
+  let throughput: SenderThroughput = { defaultPerSecond: Infinity, perSender: {}, queueBoundMs: TWILIO_QUEUE_BOUND_MS, ...opts.throughput };
+  validateThroughput(throughput);
+  /** Per sender: when its queue is next free (ms). */
+  let queueFreeAt = new Map<string, number>();
   const random = prng(opts.seed ?? 0x5eed);
 
   let all: FakeTwilioMessage[] = [];
@@ -338,8 +380,10 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     res.end(json);
   }
 
-  function messageJson(m: FakeTwilioMessage): Record<string, unknown> {
+  function messageJson(m: FakeTwilioMessage, fresh = false): Record<string, unknown> {
     const date = rfc2822(m.dateCreated.getTime());
+    // A fetch or list shows the message as it is now (queued, sent, delivered, failed 30001, ...).
+    const now = fresh ? undefined : callbacks.statusOf(m.sid);
     return {
       account_sid: accountSid,
       api_version: '2010-04-01',
@@ -348,7 +392,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       date_sent: date,
       date_updated: date,
       direction: 'outbound-api',
-      error_code: null,
+      error_code: now?.code ? Number(now.code) : null,
       error_message: null,
       from: m.from,
       messaging_service_sid: m.messagingServiceSid,
@@ -357,7 +401,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       price: null,
       price_unit: 'USD',
       sid: m.sid,
-      status: 'queued',
+      status: now?.status ?? 'queued',
       subresource_uris: { media: `${messagePrefix}${m.sid}/Media.json` },
       to: m.to,
       uri: `${messagePrefix}${m.sid}.json`,
@@ -397,7 +441,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       const t = setTimeout(() => {
         timers.delete(t);
         const m = record(form, to, body, from, mss);
-        if (!res.destroyed) send(res, 201, JSON.stringify(messageJson(m)));
+        if (!res.destroyed) send(res, 201, JSON.stringify(messageJson(m, true)));
       }, faults.slowAcceptMs);
       timers.add(t);
       return;
@@ -408,7 +452,25 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       // Processed, but the caller never learns it: no status line, the connection just dies.
       return later(() => res.socket?.destroy());
     }
-    later(() => send(res, 201, JSON.stringify(messageJson(m))));
+    later(() => send(res, 201, JSON.stringify(messageJson(m, true))));
+  }
+
+  /** Its place in the sender's queue: when it departs, or null when that is past the queue bound. */
+  function enqueue(sender: string, segments: number, now: number): number | null {
+    const rate = throughput.perSender[sender] ?? throughput.defaultPerSecond;
+    if (rate === Infinity) return now;
+    const departs = Math.max(now, queueFreeAt.get(sender) ?? 0);
+    if (departs - now > throughput.queueBoundMs) {
+      stats.queueOverflow++;
+      return null;
+    }
+    // Segments, not messages, count against throughput.
+    queueFreeAt.set(sender, departs + (segments * 1000) / rate);
+    if (departs > now) {
+      stats.queued++;
+      stats.maxQueueWaitMs = Math.max(stats.maxQueueWaitMs, departs - now);
+    }
+    return departs;
   }
 
   function record(form: URLSearchParams, to: string, submitted: string, from: string | null, mss: string | null): FakeTwilioMessage {
@@ -428,6 +490,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       receivedAtMs: now,
       seq: all.length,
       visibleAtMs: now + sample(faults.listLagMs),
+      departsAtMs: enqueue(mss ?? from ?? '', segments, now),
     };
     all.push(m);
     bySid.set(m.sid, m);
@@ -502,7 +565,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     };
     const start = pageNo * pageSize;
     const json = {
-      messages: page.map(messageJson),
+      messages: page.map((m) => messageJson(m)),
       uri: uriFor(pageNo, token || undefined),
       first_page_uri: uriFor(0),
       next_page_uri: more && page.length > 0 ? uriFor(pageNo + 1, `PA${page[page.length - 1].seq}`) : null,
@@ -525,6 +588,14 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       }
     }
     if (path === '/__control/faults' && req.method === 'GET') return ok(faults);
+    if (path === '/__control/throughput' && req.method === 'POST') {
+      try {
+        return ok(api.setThroughput(JSON.parse(raw || '{}') as Partial<SenderThroughput>));
+      } catch (e) {
+        return send(res, 400, JSON.stringify({ error: (e as Error).message }));
+      }
+    }
+    if (path === '/__control/throughput' && req.method === 'GET') return ok(throughput);
     if (path === '/__control/stats' && req.method === 'GET') return ok(stats);
     if (path === '/__control/duplicates' && req.method === 'GET') return ok(api.duplicates());
     if (path === '/__control/reset' && req.method === 'POST') {
@@ -598,10 +669,18 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       faults = next;
       return structuredClone(faults);
     },
+    throughput: () => structuredClone(throughput),
+    setThroughput(partial) {
+      const next = { ...throughput, ...partial };
+      validateThroughput(next);
+      throughput = next;
+      return structuredClone(throughput);
+    },
     reset() {
       all = [];
       byTo = new Map();
       bySid = new Map();
+      queueFreeAt = new Map();
       stats = zeroStats();
       callbacks.reset();
     },

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { migrate } from '../db/migrate';
 import { startPostgres, type LocalPostgres } from './postgres';
 import { startTemporal, type LocalTemporal } from './temporal';
-import { startFakeTwilio, type FakeTwilio, type TwilioFaults } from './fake-twilio';
+import { startFakeTwilio, type FakeTwilio, type SenderThroughput, type TwilioFaults } from './fake-twilio';
 import { startFakeSmtp, type FakeSmtp, type SmtpFaults } from './fake-smtp';
 import type { CallbackBehaviour } from './twilio-status-callbacks';
 import { startCallbackServer, type CallbackServer } from '../callbacks/server';
@@ -23,6 +23,14 @@ export const LOCAL_TWILIO = {
   from: '+15550000000',
 } as const;
 
+/**
+ * Sender queues of the local Twilio server, on by default: every sender drains at 1,000
+ * segments/s (a high-throughput short code) and a message that would wait over a minute fails
+ * with 30001 (Twilio: 10 h; short so a run above the throughput shows it within a drill). The
+ * stack's sender budget (SMS_SENDER_RATE) is the same figure, so a correct run never sees 30001.
+ */
+export const LOCAL_SENDER_QUEUES: SenderThroughput = { defaultPerSecond: 1000, perSender: {}, queueBoundMs: 60_000 };
+
 export interface StackOptions {
   /** Where the stack keeps its data (PostgreSQL cluster, Temporal SQLite file). */
   dataDir: string;
@@ -31,6 +39,8 @@ export interface StackOptions {
   smtpFaults?: Partial<SmtpFaults>;
   /** Status callbacks of the local Twilio server (default: a realistic mix, see twilio-status-callbacks.ts). */
   twilioCallbacks?: Partial<CallbackBehaviour>;
+  /** Sender queues of the local Twilio server (default LOCAL_SENDER_QUEUES); 'off': no queue, unlimited budget. */
+  twilioThroughput?: Partial<SenderThroughput> | 'off';
   temporalDynamicConfig?: Record<string, string | number | boolean>;
   /** Start only some parts (tests that need no Temporal, say). */
   parts?: { temporal?: boolean; postgres?: boolean; providers?: boolean };
@@ -50,6 +60,7 @@ export interface Stack {
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const parts = { temporal: true, postgres: true, providers: true, ...opts.parts };
+  const throughput = opts.twilioThroughput === 'off' ? undefined : { ...LOCAL_SENDER_QUEUES, ...opts.twilioThroughput };
   const dataDir = path.resolve(opts.dataDir);
   // A fresh stack starts with no workflows either: a run left in an old Temporal database would
   // wake up against the fresh PostgreSQL.
@@ -64,7 +75,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const [temporal, postgres, twilio, smtp] = await Promise.all([
       parts.temporal ? startTemporal({ dbFile: path.join(dataDir, 'temporal.sqlite'), dynamicConfig: opts.temporalDynamicConfig }).then(keep) : undefined,
       parts.postgres ? startPostgres({ dataDir: path.join(dataDir, 'postgres'), keepData: opts.keepData }).then(keep) : undefined,
-      parts.providers ? startFakeTwilio({ ...LOCAL_TWILIO, faults: opts.twilioFaults, callbacks: opts.twilioCallbacks }).then(keep) : undefined,
+      parts.providers ? startFakeTwilio({ ...LOCAL_TWILIO, faults: opts.twilioFaults, callbacks: opts.twilioCallbacks, throughput }).then(keep) : undefined,
       parts.providers ? startFakeSmtp({ faults: opts.smtpFaults }).then(keep) : undefined,
     ]);
     if (postgres) {
@@ -98,8 +109,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken,
         TWILIO_FROM: LOCAL_TWILIO.from,
         TWILIO_API_URL: twilio.url,
-        // The local server has no throughput limit of its own: the run's rate is the only ceiling.
-        SMS_SENDER_RATE: 'unlimited',
+        // The sender budget all runs share is the local sender's throughput (or none without queues).
+        SMS_SENDER_RATE: throughput ? String(throughput.perSender[LOCAL_TWILIO.from] ?? throughput.defaultPerSecond) : 'unlimited',
         EMAIL_RELAY_RATE: 'unlimited',
       });
     }

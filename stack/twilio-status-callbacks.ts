@@ -67,7 +67,13 @@ export interface MessageForCallbacks {
   from: string | null;
   messagingServiceSid: string | null;
   statusCallback: string | null;
+  /** When Twilio accepted it, and when it leaves its sender's queue (null: the queue overflowed, 30001). */
+  receivedAtMs?: number;
+  departsAtMs?: number | null;
 }
+
+/** A message its sender's queue could not hold: failed, never sent (no `sent` callback). */
+export const QUEUE_OVERFLOW_OUTCOME: OutcomeKey = 'failed:30001';
 
 export interface StatusCallbackEmitter {
   /** Called by the server when it created a message. */
@@ -257,7 +263,8 @@ export function createStatusCallbackEmitter(opts: {
   return {
     created(m) {
       if (!m.statusCallback) return;
-      const key = chooseOutcome(m.to);
+      const overflow = m.departsAtMs === null;
+      const key = overflow ? QUEUE_OVERFLOW_OUTCOME : chooseOutcome(m.to);
       const [status, code] = key === 'delivered' ? ['delivered', null] : (key.split(':') as [string, string]);
       outcomes.set(m.sid, { status, code, to: m.to });
       current.set(m.sid, { status: 'queued', code: null });
@@ -272,7 +279,19 @@ export function createStatusCallbackEmitter(opts: {
       };
       const target = m.statusCallback;
       const gen = generation;
-      const sentAt = delay(behaviour.sentDelayMs);
+      if (overflow) {
+        // Never left Twilio: one final `failed` callback, no `sent`.
+        const failAt = delay(behaviour.sentDelayMs);
+        at(failAt, () => {
+          current.set(m.sid, { status, code });
+          post(target, finalParams, 1, Date.now(), gen);
+        });
+        if (random() < behaviour.duplicate) at(failAt + 20, () => post(target, finalParams, 1, Date.now(), gen));
+        return;
+      }
+      // Nothing is sent before the message leaves its sender's queue.
+      const queueWait = m.departsAtMs != null && m.receivedAtMs !== undefined ? Math.max(0, m.departsAtMs - m.receivedAtMs) : 0;
+      const sentAt = queueWait + delay(behaviour.sentDelayMs);
       const finalAt = sentAt + delay(behaviour.finalDelayMs);
       const swapped = random() < behaviour.outOfOrder;
       const twice = random() < behaviour.duplicate;

@@ -37,9 +37,9 @@ describe('the delivery follow-up', () => {
     await db?.end();
   });
 
-  const followUp = () =>
+  const followUp = (delivery = DEFAULT_DELIVERY) =>
     makeFollowUpDeliveries(providers.deps(db, { statusCallbackBase: 'https://hooks.example/twilio/status' }))({
-      runId: RUN, policy: 'sms_then_email', delivery: DEFAULT_DELIVERY, sendsDone: true, judgeFromMs: 0, ratePerSecond: 'unlimited',
+      runId: RUN, policy: 'sms_then_email', delivery, sendsDone: true, judgeFromMs: 0, ratePerSecond: 'unlimited',
     });
 
   it('identifies a send whose response was lost by the reference its callback carried', async () => {
@@ -62,7 +62,7 @@ describe('the delivery follow-up', () => {
     // Nothing was sent again.
     expect(providers.twilio.messages()).toHaveLength(0);
     // A second sweep changes nothing.
-    expect((await followUp()).actions).toEqual({ fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0 });
+    expect((await followUp()).actions).toEqual({ fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0, fetched: 0 });
   });
 
   it('records a verified SendGrid bounce as undelivered; refuses a forged or stale one', async () => {
@@ -92,5 +92,43 @@ describe('the delivery follow-up', () => {
     await followUp();
     const row = (await db.query('SELECT delivery_state, delivery_code, delivery_action FROM ledger WHERE run_id = $1 AND account_id = 2', [RUN])).rows[0];
     expect(row).toEqual({ delivery_state: 'undelivered', delivery_code: 'email_bounce:5.1.1', delivery_action: 'email_bounced' });
+  });
+
+  it('asks Twilio once by SID before recording unknown at the deadline, and records a final status it gives', async () => {
+    // Three SMS whose callbacks never reached us (the callback URL refuses; no retries asked for).
+    const dead = 'http://127.0.0.1:1/twilio/status';
+    providers.twilio.callbacks.setBehaviour({ sentDelayMs: 5, finalDelayMs: 5, mix: {}, outOfOrder: 0, duplicate: 0, rules: [{ prefix: '+1650555', outcome: 'undelivered:30005' }] });
+    await insertAccounts(db, [account(3), account(4, { phone: '+16505550004' }), account(5)]);
+    const sms = providers.deps(db).sms;
+    const delivered = await sms.send({ to: '+15550000003', body: 'x', statusCallback: dead });
+    const undelivered = await sms.send({ to: '+16505550004', body: 'x', statusCallback: dead });
+    providers.twilio.callbacks.setBehaviour({ finalDelayMs: 600_000 }); // the third is still only 'sent'
+    const pending = await sms.send({ to: '+15550000005', body: 'x', statusCallback: dead });
+    await new Promise((r) => setTimeout(r, 300));
+    for (const [id, sid] of [[3, delivered.sid], [4, undelivered.sid], [5, pending.sid]] as const) {
+      await db.query(
+        `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, provider_message_id, notified_at, attempts, delivery_state, ref)
+         VALUES ($1, $2, 'reset', 'sent', 'sms', $3, now() - interval '1 hour', 1, 'accepted', $4)`, [RUN, id, sid, `REF${id}`.padEnd(16, '0')],
+      );
+    }
+    const budgetBefore = (await db.query("SELECT * FROM send_budgets WHERE sender = 'sms:+15550000000'")).rows[0];
+    const fetchedBefore = providers.twilio.stats().fetched;
+    const r = await followUp({ ...DEFAULT_DELIVERY, deadlineSeconds: 60 });
+    expect(r.actions.fetched).toBe(3);
+    expect(providers.twilio.stats().fetched - fetchedBefore).toBe(3);
+    const rows = new Map((await db.query('SELECT account_id, delivery_state, delivery_code FROM ledger WHERE run_id = $1 AND account_id IN (3, 4, 5)', [RUN])).rows.map((x) => [Number(x.account_id), x]));
+    expect(rows.get(3)).toMatchObject({ delivery_state: 'delivered', delivery_code: null });
+    expect(rows.get(4)).toMatchObject({ delivery_state: 'undelivered', delivery_code: '30005' });
+    expect(rows.get(5)).toMatchObject({ delivery_state: 'unknown' });
+    expect(r.actions.unknown).toBe(1);
+    // The fetches went through the sender's budget (its row was created or moved by them).
+    const budgetAfter = (await db.query("SELECT * FROM send_budgets WHERE sender = 'sms:+15550000000'")).rows[0];
+    expect(budgetAfter).toBeDefined();
+    expect(JSON.stringify(budgetAfter)).not.toBe(JSON.stringify(budgetBefore));
+    // Once: the next sweep asks nothing more (the 30005 is now acted on: email fallback).
+    const again = await followUp({ ...DEFAULT_DELIVERY, deadlineSeconds: 60 });
+    expect(again.actions.fetched).toBe(0);
+    expect(providers.twilio.stats().fetched - fetchedBefore).toBe(3);
+    providers.twilio.callbacks.setBehaviour({ finalDelayMs: [200, 2000], rules: [] });
   });
 });

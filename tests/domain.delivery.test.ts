@@ -58,6 +58,9 @@ describe('acting on the outcome', () => {
     const g = { ...DEFAULT_DELIVERY_GUARD, filteredRate: 0.02 };
     expect(DEFAULT_DELIVERY_GUARD.filteredRate).toBe(0.05);
     expect(deliveryPauseReason({ finals: 10, filtered: 0, queueOverflow: 1 }, g, 100)).toMatch(/30001 .*100 msg\/s is above the sender's throughput/);
+    expect(deliveryPauseReason({ finals: 10, filtered: 0, queueOverflow: 2 }, g, 'unlimited', 60)).toMatch(
+      /failed 2 message\(s\) with 30001 .*the rate unlimited is above the sender's throughput \(the sender's budget, shared by all runs: 60 msg\/s\); lower the run's rate with set-rate or the sender's budget with `senders set-rate`/,
+    );
     expect(deliveryPauseReason({ finals: 200, filtered: 4, queueOverflow: 0 }, g, 100)).toBeUndefined(); // 2.0%: not above
     expect(deliveryPauseReason({ finals: 200, filtered: 5, queueOverflow: 0 }, g, 100)).toMatch(/2\.5% of the last 200 delivery receipts were carrier-filtered/);
     expect(deliveryPauseReason({ finals: 20, filtered: 20, queueOverflow: 0 }, g, 100)).toBeUndefined(); // too few to judge

@@ -10,10 +10,15 @@ import { setRateUpdate } from '../workflows/api';
 import { listSenderBudgets, setSenderRate } from '../db/sql/send-budget';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import { startCallbackServer } from '../callbacks/server';
+import { freePort } from '../stack/ports';
+import { LOCAL_TWILIO } from '../stack';
 import { until } from './support/until';
 
 const SENDER = 'sms:+15550000000';
 const SENDER_RATE = 30;
+/** The local Twilio server drains this sender at the same 30 segments/s and fails what would wait over 3 s (30001). */
+const QUEUE_BOUND_MS = 3_000;
 
 /** Most messages in any window of `ms` among sorted arrival times. */
 function worstWindow(times: number[], ms: number): number {
@@ -42,7 +47,7 @@ describe('send budgets per sender', () => {
 
   beforeAll(async () => {
     ({ db } = await freshDatabase('budget'));
-    providers = await startProviders();
+    providers = await startProviders({}, { perSender: { [LOCAL_TWILIO.from]: SENDER_RATE }, queueBoundMs: QUEUE_BOUND_MS });
     worker = await startWorker(providers.deps(db, {
       senders: { sms: { key: SENDER, defaultRate: SENDER_RATE }, email: { key: 'email:relay:587', defaultRate: Infinity } },
       sendConcurrency: 8,
@@ -82,6 +87,9 @@ describe('send budgets per sender', () => {
     // against 60 + 4 + 2 under load 16). Ungated, the two runs send all 300 within a second.
     expect(worstWindow(times, 2_000)).toBeLessThanOrEqual(SENDER_RATE * 2 + 2 * 2 * 2 + 2);
     expect(times[times.length - 1] - times[0]).toBeGreaterThanOrEqual(((300 - 6) / SENDER_RATE) * 1000 * 0.95);
+    // Against the provider: the sender's queue never came near its bound, nothing failed with 30001.
+    expect(providers.twilio.stats()).toMatchObject({ accepted: 300, queueOverflow: 0 });
+    expect(providers.twilio.stats().maxQueueWaitMs).toBeLessThan(QUEUE_BOUND_MS / 2);
     // Neither waited for the other to finish: both sent during the first half.
     const mid = times[0] + (times[times.length - 1] - times[0]) / 2;
     const early = msgs.filter((m) => m.receivedAtMs < mid);
@@ -92,6 +100,8 @@ describe('send budgets per sender', () => {
 
   it('a run at a crawl holds no slot of another run; raising its rate applies within a second; 0 is refused', async () => {
     await setSenderRate(db, SENDER, Infinity);
+    // This test is about the worker's send slots, not Twilio's pacing: the sender's queue is off.
+    providers.twilio.setThroughput({ perSender: {} });
     try {
       const slow = await addAccounts(60);
       const fast = await addAccounts(120);
@@ -125,6 +135,45 @@ describe('send budgets per sender', () => {
       expect((await db.query("SELECT rate_per_second FROM runs WHERE id = 'budget-slow'")).rows[0].rate_per_second).toBe(Infinity);
     } finally {
       await setSenderRate(db, SENDER, SENDER_RATE);
+      providers.twilio.setThroughput({ perSender: { [LOCAL_TWILIO.from]: SENDER_RATE } });
+    }
+  });
+
+  it("a sender budget above the sender's throughput: Twilio fails the overflow with 30001 and the run pauses saying so", async () => {
+    // Receipts on: a receiver and a worker that asks for status callbacks.
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}/twilio/status`;
+    const receiver = await startCallbackServer({ db, authToken: LOCAL_TWILIO.authToken, publicUrl, port });
+    const receiptsWorker = await startWorker(providers.deps(db, {
+      senders: { sms: { key: SENDER, defaultRate: SENDER_RATE }, email: { key: 'email:relay:587', defaultRate: Infinity } },
+      sendConcurrency: 8, statusCallbackBase: publicUrl,
+    }));
+    providers.twilio.callbacks.setBehaviour({ mix: {}, sentDelayMs: [10, 50], finalDelayMs: [20, 100], outOfOrder: 0, duplicate: 0 });
+    // The operator's mistake: the shared budget set to twice what the sender can carry.
+    await setSenderRate(db, SENDER, SENDER_RATE * 2);
+    try {
+      const ids = await addAccounts(300);
+      const { handle } = await startRun(db, client, {
+        runId: 'budget-overflow', reason: 'INC-O', operator: 't', taskQueue: receiptsWorker.taskQueue, accountIds: ids,
+        params: { batchSize: 25, batchConcurrency: 3, ratePerSecond: 'unlimited', delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 } },
+      });
+      const run = await until('the run to pause itself', async () => {
+        const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'budget-overflow'")).rows[0];
+        return r.status === 'paused' ? r : undefined;
+      }, 90_000, 200);
+      // 60/s into a 30/s queue: the backlog grows by 30 a second and passes the 3-s bound after ~6 s.
+      expect(providers.twilio.stats().queueOverflow).toBeGreaterThan(0);
+      expect(run.status_reason).toMatch(
+        /30001 \(sender queue overflow\): the rate unlimited is above the sender's throughput \(the sender's budget, shared by all runs: 60 msg\/s\)/,
+      );
+      const failed = await db.query("SELECT count(*)::int AS n FROM sms_receipts WHERE run_id = 'budget-overflow' AND error_code = '30001'");
+      expect(failed.rows[0].n).toBeGreaterThan(0);
+      await handle.signal('cancel', { reason: 'budget above the sender throughput' });
+      expect((await handle.result()).status).toBe('cancelled');
+    } finally {
+      await setSenderRate(db, SENDER, SENDER_RATE);
+      await receiptsWorker.stop();
+      await receiver.close();
     }
   });
 

@@ -33,13 +33,22 @@ export async function setSenderRate(db: Sql, sender: string, rate: number): Prom
 export interface SenderBudget {
   sender: string;
   rate: number;
-  /** Share of the rate withheld now after provider throttling (0..0.75). */
+  /** Share of the rate withheld now after provider throttling (0..0.5). */
   penalty: number;
+  /**
+   * The schedule's position against now, seconds: > 0, slots are handed out that far ahead (sending
+   * at the full budget); <= 0, idle for that long since its last slot. Null for an unlimited sender.
+   */
+  aheadSeconds: number | null;
+  updatedAt: Date;
 }
 
 export async function listSenderBudgets(db: Sql): Promise<SenderBudget[]> {
-  const res = await db.query<{ sender: string; rate: number; penalty: number }>(
-    'SELECT sender, rate, pinreset_budget_penalty(penalty, penalized_at) AS penalty FROM send_budgets ORDER BY sender',
+  const res = await db.query<SenderBudget>(
+    `SELECT sender, rate, pinreset_budget_penalty(penalty, penalized_at) AS penalty,
+            CASE WHEN rate = 'Infinity' THEN NULL ELSE extract(epoch FROM tat - clock_timestamp())::float8 END AS "aheadSeconds",
+            updated_at AS "updatedAt"
+     FROM send_budgets ORDER BY sender`,
   );
   return res.rows;
 }

@@ -7,7 +7,7 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import { createDatabase } from '../../stack/postgres';
 import { createPool, type Db } from '../../db/pool';
 import { migrate } from '../../db/migrate';
-import { startFakeTwilio, type FakeTwilio, type TwilioFaults } from '../../stack/fake-twilio';
+import { startFakeTwilio, type FakeTwilio, type SenderThroughput, type TwilioFaults } from '../../stack/fake-twilio';
 import { startFakeSmtp, type FakeSmtp, type SmtpFaults } from '../../stack/fake-smtp';
 import { LOCAL_TWILIO } from '../../stack';
 import { createTwilioSms } from '../../providers/sms';
@@ -38,15 +38,29 @@ export interface Providers {
   stop(): Promise<void>;
 }
 
-export async function startProviders(faults: { twilio?: Partial<TwilioFaults>; smtp?: Partial<SmtpFaults> } = {}): Promise<Providers> {
-  const twilio = await startFakeTwilio({ ...LOCAL_TWILIO, faults: faults.twilio, seed: 7 });
+/**
+ * The local Twilio server's sender queues in tests: the sender drains 1,000 segments/s and a
+ * message that would wait over 30 s fails with 30001; the worker's sender budget is the same
+ * figure (SENDERS), so a correct run never overflows.
+ */
+export const TEST_SENDER_QUEUES: SenderThroughput = { defaultPerSecond: 1000, perSender: {}, queueBoundMs: 30_000 };
+export const SENDERS = {
+  sms: { key: `sms:${LOCAL_TWILIO.from}`, defaultRate: TEST_SENDER_QUEUES.defaultPerSecond },
+  email: { key: 'email:default', defaultRate: Infinity },
+};
+
+export async function startProviders(
+  faults: { twilio?: Partial<TwilioFaults>; smtp?: Partial<SmtpFaults> } = {},
+  throughput: Partial<SenderThroughput> = TEST_SENDER_QUEUES,
+): Promise<Providers> {
+  const twilio = await startFakeTwilio({ ...LOCAL_TWILIO, faults: faults.twilio, seed: 7, throughput: { ...TEST_SENDER_QUEUES, ...throughput } });
   const smtp = await startFakeSmtp({ faults: faults.smtp, seed: 7 });
   const sms = createTwilioSms({ ...LOCAL_TWILIO, apiUrl: twilio.url, timeoutMs: 5_000 });
   const email = createSmtpEmail({ url: smtp.url, from: 'Carrier Security <security@carrier.example>' });
   return {
     twilio,
     smtp,
-    deps: (db, extra) => ({ db, sms, email, message: MESSAGE, sendConcurrency: 32, ...extra }),
+    deps: (db, extra) => ({ db, sms, email, message: MESSAGE, sendConcurrency: 32, senders: SENDERS, ...extra }),
     env: {
       TWILIO_ACCOUNT_SID: LOCAL_TWILIO.accountSid, TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken, TWILIO_FROM: LOCAL_TWILIO.from,
       TWILIO_API_URL: twilio.url, SMTP_URL: smtp.url, EMAIL_FROM: 'Carrier Security <security@carrier.example>',

@@ -30,7 +30,26 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
-      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly', URLSearchParams: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', fetch: 'readonly', setImmediate: 'readonly', structuredClone: 'readonly', performance: 'readonly', queueMicrotask: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        URL: 'readonly',
+        URLSearchParams: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        fetch: 'readonly',
+        setImmediate: 'readonly',
+        structuredClone: 'readonly',
+        performance: 'readonly',
+        queueMicrotask: 'readonly',
+      },
     },
     rules: {
       // A promise nobody awaits loses its error and its ordering: in a pipeline of sends and
@@ -38,7 +57,10 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/await-thenable': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       '@typescript-eslint/no-explicit-any': 'error',
       'no-constant-condition': ['error', { checkLoops: false }],
     },
@@ -49,7 +71,10 @@ export default tseslint.config(
   },
   {
     files: ['**/*.cjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', exports: 'writable', module: 'writable' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', exports: 'writable', module: 'writable' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   // ---- layers -------------------------------------------------------------------------------------
@@ -58,31 +83,76 @@ export default tseslint.config(
     files: ['workflows/**/*.ts'],
     rules: restrict(
       [
-        [['../db', '../db/*', '../providers', '../providers/*', '../config', '../config/*'], 'workflows talk to the database and providers only through activities'],
-        [outside(notProduct), 'the product does not import the local stack, the CLI, the drills, the benchmark or the run API'],
+        [
+          ['../db', '../db/*', '../providers', '../providers/*', '../config', '../config/*'],
+          'workflows talk to the database and providers only through activities',
+        ],
+        [
+          outside(notProduct),
+          'the product does not import the local stack, the CLI, the drills, the benchmark or the run API',
+        ],
       ],
       [
         [nodeBuiltins, 'workflow code runs in the deterministic sandbox: no Node built-ins (use activities)'],
-        [['pg', 'twilio', 'nodemailer', 'p-limit'], 'workflows talk to the database and providers only through activities'],
+        [
+          ['pg', 'twilio', 'nodemailer', 'p-limit'],
+          'workflows talk to the database and providers only through activities',
+        ],
       ],
     ),
   },
   {
-    files: ['workers/**/*.ts', 'activities/**/*.ts', 'providers/**/*.ts', 'db/**/*.ts', 'callbacks/**/*.ts', 'codec/**/*.ts', 'accounts/**/*.ts', 'config/**/*.ts'],
-    rules: restrict([[outside(notProduct), 'the product does not import the local stack, the CLI, the drills, the benchmark or the run API']]),
+    files: [
+      'workers/**/*.ts',
+      'activities/**/*.ts',
+      'providers/**/*.ts',
+      'db/**/*.ts',
+      'callbacks/**/*.ts',
+      'codec/**/*.ts',
+      'accounts/**/*.ts',
+      'config/**/*.ts',
+    ],
+    rules: restrict([
+      [
+        outside(notProduct),
+        'the product does not import the local stack, the CLI, the drills, the benchmark or the run API',
+      ],
+    ]),
   },
   {
     // Pure domain logic: no configuration, no I/O layers.
     files: ['domain/**/*.ts'],
     rules: restrict([
-      [['../config', '../config/*', '../db', '../db/*', '../providers', '../providers/*', '../activities', '../activities/*', '../workers', '../workers/*'], 'domain/ is pure: it takes values, not the config module or I/O layers'],
-      [outside(notProduct), 'the product does not import the local stack, the CLI, the drills, the benchmark or the run API'],
+      [
+        [
+          '../config',
+          '../config/*',
+          '../db',
+          '../db/*',
+          '../providers',
+          '../providers/*',
+          '../activities',
+          '../activities/*',
+          '../workers',
+          '../workers/*',
+        ],
+        'domain/ is pure: it takes values, not the config module or I/O layers',
+      ],
+      [
+        outside(notProduct),
+        'the product does not import the local stack, the CLI, the drills, the benchmark or the run API',
+      ],
     ]),
   },
   {
     // The run API serves the CLI, the demo, the drills and the tests; it knows none of them.
     files: ['run-api/**/*.ts'],
-    rules: restrict([[outside(['stack', 'cli', 'chaos', 'bench', 'scripts', 'tests']), 'the run API does not import its callers or the local stack']]),
+    rules: restrict([
+      [
+        outside(['stack', 'cli', 'chaos', 'bench', 'scripts', 'tests']),
+        'the run API does not import its callers or the local stack',
+      ],
+    ]),
   },
   {
     files: ['tests/**/*.ts'],

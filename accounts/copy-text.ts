@@ -19,8 +19,20 @@ export function copyValue(v: string | number | boolean | Buffer | null): string 
 export function encodeStagingRow(row: AccountRow, verifier: PinVerifier | null): string {
   return (
     [
-      row.line, row.id, row.accountNumber, row.fullName, row.phone, row.phoneType, row.email, row.plan, row.status,
-      row.smsOptOut, row.emailOptOut, verifier?.hash ?? null, verifier?.salt ?? null, verifier?.algo ?? null,
+      row.line,
+      row.id,
+      row.accountNumber,
+      row.fullName,
+      row.phone,
+      row.phoneType,
+      row.email,
+      row.plan,
+      row.status,
+      row.smsOptOut,
+      row.emailOptOut,
+      verifier?.hash ?? null,
+      verifier?.salt ?? null,
+      verifier?.algo ?? null,
     ]
       .map(copyValue)
       .join('\t') + '\n'

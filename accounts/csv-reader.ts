@@ -140,7 +140,9 @@ export async function* readCsvRecords(input: AsyncIterable<Buffer | string>): As
           break;
       }
       if (field.length > MAX_FIELD_CHARS) {
-        throw new CsvFileError(`line ${recordLine}: a field is longer than ${MAX_FIELD_CHARS} characters (unbalanced quote?)`);
+        throw new CsvFileError(
+          `line ${recordLine}: a field is longer than ${MAX_FIELD_CHARS} characters (unbalanced quote?)`,
+        );
       }
     }
   };
@@ -149,7 +151,12 @@ export async function* readCsvRecords(input: AsyncIterable<Buffer | string>): As
   const decode = (chunk: Buffer | string | undefined): string => {
     let text: string;
     try {
-      text = typeof chunk === 'string' ? chunk : chunk === undefined ? decoder.decode() : decoder.decode(chunk, { stream: true });
+      text =
+        typeof chunk === 'string'
+          ? chunk
+          : chunk === undefined
+            ? decoder.decode()
+            : decoder.decode(chunk, { stream: true });
     } catch {
       throw new CsvFileError(`not valid UTF-8 (near line ${line})`);
     }

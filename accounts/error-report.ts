@@ -25,7 +25,8 @@ export class ErrorReport {
   }
 
   async add(line: number, id: number | undefined, severity: Severity, problems: Problem[]): Promise<void> {
-    for (const p of problems) this.pending.push(`${line},${id ?? ''},${severity},${csvCell(p.field)},${csvCell(p.reason)}\n`);
+    for (const p of problems)
+      this.pending.push(`${line},${id ?? ''},${severity},${csvCell(p.field)},${csvCell(p.reason)}\n`);
     if (this.pending.length >= 2000) await this.flush();
   }
 

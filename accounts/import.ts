@@ -66,7 +66,9 @@ export async function importAccounts(db: Db, opts: ImportOptions): Promise<Impor
     const columns = await readHeader(records);
     const pins = opts.pins !== false && columns.pin !== undefined;
     if (pins && !opts.pepper) {
-      throw new ImportFileError('the file has a pin column: set PIN_PEPPER to hash it, or ignore the column (--ignore-pins)');
+      throw new ImportFileError(
+        'the file has a pin column: set PIN_PEPPER to hash it, or ignore the column (--ignore-pins)',
+      );
     }
     const errorsPath = opts.errorsPath ?? `${opts.file}.errors.csv`;
     const tally = new Tally();
@@ -81,7 +83,10 @@ export async function importAccounts(db: Db, opts: ImportOptions): Promise<Impor
       if (tally.read === 0) throw new ImportFileError('the file has a header but no data rows');
       await rejectConflicts(client, report, tally);
       const { inserted, lost } = await insertStagedAccounts(client);
-      for (const r of lost) await tally.reject(report, r.line, r.id, [{ field: 'id', reason: 'already exists in the database (inserted concurrently)' }]);
+      for (const r of lost)
+        await tally.reject(report, r.line, r.id, [
+          { field: 'id', reason: 'already exists in the database (inserted concurrently)' },
+        ]);
       const aborted = Boolean(opts.strict) && tally.rejected > 0;
       // The report is complete before the outcome is decided: it is true either way.
       await report.finish();
@@ -120,7 +125,7 @@ async function checkReadable(file: string): Promise<void> {
     info = await stat(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ImportFileError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code ?? 'error'}`);
+    throw new ImportFileError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'error')}`);
   }
   if (!info.isFile()) throw new ImportFileError(`cannot read ${file}: not a regular file`);
   if (info.size === 0) throw new ImportFileError(`${file} is empty (expected a header row: ${EXPECTED_HEADER})`);
@@ -132,7 +137,9 @@ async function readHeader(records: AsyncIterator<CsvRecord>): Promise<ColumnMap>
   if (first.value.malformed) throw new ImportFileError(`header: ${first.value.malformed}`);
   const header = parseHeader(first.value.fields);
   if ('problems' in header) {
-    throw new ImportFileError(`header (line ${first.value.line}): ${header.problems.join('; ')}. Expected columns: ${EXPECTED_HEADER} (pin optional)`);
+    throw new ImportFileError(
+      `header (line ${first.value.line}): ${header.problems.join('; ')}. Expected columns: ${EXPECTED_HEADER} (pin optional)`,
+    );
   }
   return header.columns;
 }

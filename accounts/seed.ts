@@ -40,7 +40,8 @@ export interface SeedResult extends SeedCategoryCounts {
 export async function seedAccounts(db: Db, opts: SeedOptions): Promise<SeedResult> {
   const seed = opts.seed ?? DEFAULT_SEED;
   if (!Number.isSafeInteger(opts.count) || opts.count < 1) throw new Error('count must be a positive integer');
-  if (!Number.isSafeInteger(seed) || seed < 0 || seed > MAX_SEED) throw new Error(`seed must be an integer from 0 to ${MAX_SEED}`);
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed > MAX_SEED)
+    throw new Error(`seed must be an integer from 0 to ${MAX_SEED}`);
   const started = Date.now();
   const client = await db.connect();
   try {
@@ -55,7 +56,15 @@ export async function seedAccounts(db: Db, opts: SeedOptions): Promise<SeedResul
       countSeedCategories((db.options.max ?? 10) > 1 ? db : client, seed, firstId, opts.count),
     ]);
     await client.query('COMMIT');
-    return { seed, count: inserted, firstId, lastId: firstId + inserted - 1, truncated, durationMs: Date.now() - started, ...counts };
+    return {
+      seed,
+      count: inserted,
+      firstId,
+      lastId: firstId + inserted - 1,
+      truncated,
+      durationMs: Date.now() - started,
+      ...counts,
+    };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;

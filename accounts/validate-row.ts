@@ -48,7 +48,10 @@ const FALSE = new Set(['false', 'f', 'no', 'n', '0', '']);
 
 export function validateRow(fields: string[], columns: ColumnMap, line: number, opts: { pins: boolean }): RowOutcome {
   if (fields.length !== columns.count) {
-    return { ok: false, errors: [{ field: 'row', reason: `expected ${columns.count} fields, found ${fields.length}` }] };
+    return {
+      ok: false,
+      errors: [{ field: 'row', reason: `expected ${columns.count} fields, found ${fields.length}` }],
+    };
   }
   const errors: Problem[] = [];
   const warnings: Problem[] = [];
@@ -62,7 +65,8 @@ export function validateRow(fields: string[], columns: ColumnMap, line: number, 
 
   const accountNumber = get(columns.account_number);
   if (accountNumber === '') errors.push({ field: 'account_number', reason: 'missing' });
-  else if (accountNumber.length > MAX_ACCOUNT_NUMBER_CHARS) errors.push({ field: 'account_number', reason: `longer than ${MAX_ACCOUNT_NUMBER_CHARS} characters` });
+  else if (accountNumber.length > MAX_ACCOUNT_NUMBER_CHARS)
+    errors.push({ field: 'account_number', reason: `longer than ${MAX_ACCOUNT_NUMBER_CHARS} characters` });
 
   // A bad name must not keep an exposed PIN from its reset: keep the account, flag the field.
   let fullName = get(columns.full_name).normalize('NFC');
@@ -70,7 +74,10 @@ export function validateRow(fields: string[], columns: ColumnMap, line: number, 
   // UTF-16 length bounds the code point count from above: count only when it might matter.
   else if (fullName.length > MAX_NAME_CHARS && [...fullName].length > MAX_NAME_CHARS) {
     fullName = [...fullName].slice(0, MAX_NAME_CHARS).join('');
-    warnings.push({ field: 'full_name', reason: `longer than ${MAX_NAME_CHARS} characters; stored cut to ${MAX_NAME_CHARS}` });
+    warnings.push({
+      field: 'full_name',
+      reason: `longer than ${MAX_NAME_CHARS} characters; stored cut to ${MAX_NAME_CHARS}`,
+    });
   }
 
   const plan = get(columns.plan) || DEFAULT_PLAN;
@@ -78,12 +85,14 @@ export function validateRow(fields: string[], columns: ColumnMap, line: number, 
 
   const statusText = get(columns.status).toLowerCase();
   const status = (STATUSES as readonly string[]).includes(statusText) ? (statusText as AccountStatus) : undefined;
-  if (!status) errors.push({ field: 'status', reason: statusText === '' ? 'missing' : `not one of ${STATUSES.join(', ')}` });
+  if (!status)
+    errors.push({ field: 'status', reason: statusText === '' ? 'missing' : `not one of ${STATUSES.join(', ')}` });
 
   const smsOptOut = parseBool(get(columns.sms_opt_out));
   if (smsOptOut === undefined) errors.push({ field: 'sms_opt_out', reason: 'not a boolean (true/false, yes/no, 1/0)' });
   const emailOptOut = parseBool(get(columns.email_opt_out));
-  if (emailOptOut === undefined) errors.push({ field: 'email_opt_out', reason: 'not a boolean (true/false, yes/no, 1/0)' });
+  if (emailOptOut === undefined)
+    errors.push({ field: 'email_opt_out', reason: 'not a boolean (true/false, yes/no, 1/0)' });
 
   if (errors.length || id === undefined || !status || smsOptOut === undefined || emailOptOut === undefined) {
     return { ok: false, errors, id };

@@ -113,7 +113,8 @@ export class ClaimLease {
     const lost = ids.filter((id) => this.held.has(id) && !still.has(id));
     if (lost.length) return this.fail(new LeaseLostError(lost.length));
     if (ids.length) this.deadline = Math.max(this.deadline, asked + this.leaseMs - this.marginMs);
-    if (answer.runStatus !== null && STOPPED_STATES.has(answer.runStatus)) this.fail(new RunStoppedError(answer.runStatus));
+    if (answer.runStatus !== null && STOPPED_STATES.has(answer.runStatus))
+      this.fail(new RunStoppedError(answer.runStatus));
   }
 
   private fail(err: Error): void {

@@ -16,7 +16,15 @@
 // against Twilio's list before it is sent again.
 import { chooseChannel } from '../domain/channel';
 import {
-  actionFor, deliveryPauseReason, DEFAULT_DELIVERY_GUARD, FINAL_RANK, statusCallbackUrl, statusRank, type DeliveryCounts, type DeliveryState, type StatusCallback,
+  actionFor,
+  deliveryPauseReason,
+  DEFAULT_DELIVERY_GUARD,
+  FINAL_RANK,
+  statusCallbackUrl,
+  statusRank,
+  type DeliveryCounts,
+  type DeliveryState,
+  type StatusCallback,
 } from '../domain/delivery';
 import type { DeliveryParams, Rate } from '../domain/run';
 import { emailMessageId, emailSubject, emailText, referenceIn, smsText } from '../domain/templates';
@@ -24,7 +32,13 @@ import { readRunMessage } from '../db/sql/read-run-message';
 import type { MessageConfig } from '../config';
 import type { ChannelPolicy } from '../domain/types';
 import {
-  adoptLostSend, openDeliveries, receiptsByRef, recordDeliveryAction, retriesDue, rowsNeedingAction, rowsWithoutSid,
+  adoptLostSend,
+  openDeliveries,
+  receiptsByRef,
+  recordDeliveryAction,
+  retriesDue,
+  rowsNeedingAction,
+  rowsWithoutSid,
   type DeliveryActionRow,
 } from '../db/sql/delivery-actions';
 import { foldReceipts } from '../db/sql/fold-receipts';
@@ -60,7 +74,14 @@ export interface FollowUpResult {
   done: boolean;
   /** Set when the run must pause, saying why. */
   pauseReason?: string;
-  actions: { fellBack: number; unreachable: number; retried: number; unknown: number; adopted: number; fetched?: number };
+  actions: {
+    fellBack: number;
+    unreachable: number;
+    retried: number;
+    unknown: number;
+    adopted: number;
+    fetched?: number;
+  };
 }
 
 /** Rows acted on per sweep, so one sweep stays short. */
@@ -88,7 +109,10 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       const { db } = deps;
       const { runId } = input;
       // The run's frozen text, whatever this worker's environment says.
-      const message: MessageConfig = { ...deps.message, ...((await readRunMessage(db, runId)) as Partial<MessageConfig> | null) };
+      const message: MessageConfig = {
+        ...deps.message,
+        ...((await readRunMessage(db, runId)) as Partial<MessageConfig> | null),
+      };
       const actions = { fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0, fetched: 0 };
       const base = deps.statusCallbackBase;
       if (!base) {
@@ -115,17 +139,36 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         await pastDeadline();
       } catch (err) {
         if (!(err instanceof RunStoppingError)) throw err;
-        return { enabled: true, counts: await readDeliveryCounts(db, runId), open: await openDeliveries(db, runId), done: true, actions };
+        return {
+          enabled: true,
+          counts: await readDeliveryCounts(db, runId),
+          open: await openDeliveries(db, runId),
+          done: true,
+          actions,
+        };
       }
 
       const recent = await recentReceipts(db, runId, new Date(input.judgeFromMs), RECEIPT_WINDOW);
       // On a 30001 the reason names the sender's shared budget too: a budget above the throughput is the usual cause.
-      const senderBudget = recent.queueOverflow > 0 && deps.senders
-        ? (await listSenderBudgets(db)).find((b) => b.sender === deps.senders!.sms.key)?.rate
-        : undefined;
-      const pauseReason = deliveryPauseReason(recent, { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate }, input.ratePerSecond, senderBudget);
+      const senderBudget =
+        recent.queueOverflow > 0 && deps.senders
+          ? (await listSenderBudgets(db)).find((b) => b.sender === deps.senders!.sms.key)?.rate
+          : undefined;
+      const pauseReason = deliveryPauseReason(
+        recent,
+        { ...DEFAULT_DELIVERY_GUARD, filteredRate: input.delivery.filteredPauseRate },
+        input.ratePerSecond,
+        senderBudget,
+      );
       const open = await openDeliveries(db, runId);
-      return { enabled: true, counts: await readDeliveryCounts(db, runId), open, done: input.sendsDone && open === 0, pauseReason, actions };
+      return {
+        enabled: true,
+        counts: await readDeliveryCounts(db, runId),
+        open,
+        done: input.sendsDone && open === 0,
+        pauseReason,
+        actions,
+      };
 
       async function act(): Promise<void> {
         for (const row of await rowsNeedingAction(db, runId, PER_SWEEP, STALE_CLAIM_S)) {
@@ -136,7 +179,8 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
             : { action: row.retried ? 'sms_retried' : null, messageId: row.messageId };
           if (action.kind === 'retry_sms' || action.kind === 'queue_overflow') {
             const retryAt = new Date(clock.now().getTime() + input.delivery.retryAfterSeconds * 1000);
-            if (await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'retry_scheduled', retryAt })) actions.retried++;
+            if (await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'retry_scheduled', retryAt }))
+              actions.retried++;
           } else if (action.kind === 'fallback' || action.kind === 'filtered') {
             const r = await fallBack(row, expect);
             if (r === 'email') actions.fellBack++;
@@ -170,7 +214,14 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
           checked.push(row.accountId);
           const rank = found?.status ? statusRank(found.status) : undefined;
           if (found?.status && rank !== undefined && rank >= FINAL_RANK) {
-            finals.push({ messageSid: row.messageSid, runId, ref: row.ref, status: found.status, rank, errorCode: found.errorCode ?? null });
+            finals.push({
+              messageSid: row.messageSid,
+              runId,
+              ref: row.ref,
+              status: found.status,
+              rank,
+              errorCode: found.errorCode ?? null,
+            });
           }
         }
         if (finals.length) {
@@ -180,17 +231,23 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         }
         // All asked (fewer than a sweep's worth): the whole run's remainder (rows without a SID too)
         // becomes 'unknown'; otherwise only what was asked, the rest after its fetch next sweep.
-        actions.unknown = complete && due.length < PER_SWEEP
-          ? await markUnknownDeliveries(db, runId, input.delivery.deadlineSeconds)
-          : await markUnknownChecked(db, runId, checked);
+        actions.unknown =
+          complete && due.length < PER_SWEEP
+            ? await markUnknownDeliveries(db, runId, input.delivery.deadlineSeconds)
+            : await markUnknownChecked(db, runId, checked);
       }
 
       async function fallBack(
-        row: DeliveryActionRow, claimFrom: { action: string | null; messageId: string | null; retryAt?: Date },
+        row: DeliveryActionRow,
+        claimFrom: { action: string | null; messageId: string | null; retryAt?: Date },
       ): Promise<'email' | 'unreachable' | 'later'> {
         const choice = chooseChannel(row, input.policy, true);
         if ('unreachable' in choice) {
-          const ok = await recordDeliveryAction(db, runId, row.accountId, claimFrom, { action: 'unreachable', notifyState: 'unreachable', errorCode: row.code ?? 'undelivered' });
+          const ok = await recordDeliveryAction(db, runId, row.accountId, claimFrom, {
+            action: 'unreachable',
+            notifyState: 'unreachable',
+            errorCode: row.code ?? 'undelivered',
+          });
           return ok ? 'unreachable' : 'later';
         }
         const messageId = emailMessageId(runId, row.accountId, message.messageIdDomain);
@@ -200,25 +257,46 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         // between the send and its record is taken over after STALE_CLAIM_S and the mail sent again
         // (SMTP has no lookup; the same Message-ID), the one window left.
         const claimedAt = new Date(clock.now().getTime());
-        if (!(await recordDeliveryAction(db, runId, row.accountId, claimFrom, { action: 'fallback_sending', retryAt: claimedAt }))) return 'later';
+        if (
+          !(await recordDeliveryAction(db, runId, row.accountId, claimFrom, {
+            action: 'fallback_sending',
+            retryAt: claimedAt,
+          }))
+        )
+          return 'later';
         const expect = { action: 'fallback_sending', messageId: row.messageId, retryAt: claimedAt };
         try {
-          await deps.email.send({ to: row.email!, messageId, subject: emailSubject(message), text: emailText(message, row.ref ?? '') });
+          await deps.email.send({
+            to: row.email!,
+            messageId,
+            subject: emailSubject(message),
+            text: emailText(message, row.ref ?? ''),
+          });
           deps.onSend?.({ channel: 'email', result: 'ok', latencyMs: 0 });
         } catch (err) {
           const f = deps.email.classify(err);
           deps.onSend?.({ channel: 'email', result: f.kind, code: f.code, latencyMs: 0 });
           if (f.kind !== 'permanent') return 'later'; // the next sweep tries again
-          await recordDeliveryAction(db, runId, row.accountId, expect, { action: 'fallback_failed', notifyState: 'failed', errorCode: f.code });
+          await recordDeliveryAction(db, runId, row.accountId, expect, {
+            action: 'fallback_failed',
+            notifyState: 'failed',
+            errorCode: f.code,
+          });
           return 'later';
         }
         const ok = await recordDeliveryAction(db, runId, row.accountId, expect, {
-          action: 'fallback_email', channel: 'email', fellBack: true, messageId, errorCode: row.code ?? undefined,
+          action: 'fallback_email',
+          channel: 'email',
+          fellBack: true,
+          messageId,
+          errorCode: row.code ?? undefined,
         });
         return ok ? 'email' : 'later';
       }
 
-      async function retrySms(row: DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date }): Promise<void> {
+      async function retrySms(
+        row: DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date },
+      ): Promise<void> {
         if (!row.phone || !row.ref) return;
         const ref = row.ref;
         const body = smsText(message, ref);
@@ -228,7 +306,10 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         let held = { action: row.action, messageId: row.messageId, retryAt: row.retryAt };
         const claim = async (): Promise<boolean> => {
           const at = new Date(clock.now().getTime());
-          const ok = await recordDeliveryAction(db, runId, row.accountId, held, { action: 'retry_sending', retryAt: at });
+          const ok = await recordDeliveryAction(db, runId, row.accountId, held, {
+            action: 'retry_sending',
+            retryAt: at,
+          });
           if (ok) held = { action: 'retry_sending', messageId: row.messageId, retryAt: at };
           return ok;
         };
@@ -236,10 +317,17 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
           // An attempt died after claiming: did its SMS go out? (List calls count against the budget too.)
           if (!(await claim())) return;
           await gate.take({ channel: 'sms' });
-          const earlier = await deps.sms.listToSince(row.phone, new Date(claimedBefore.getTime() - 3_600_000)).catch(() => []);
+          const earlier = await deps.sms
+            .listToSince(row.phone, new Date(claimedBefore.getTime() - 3_600_000))
+            .catch(() => []);
           const match = earlier.find((m) => referenceIn(m.body) === ref && m.sid !== row.messageId);
           if (match) {
-            await recordDeliveryAction(db, runId, row.accountId, held, { action: 'sms_retried', messageId: match.sid, deliveryState: 'accepted', deliveryCode: null });
+            await recordDeliveryAction(db, runId, row.accountId, held, {
+              action: 'sms_retried',
+              messageId: match.sid,
+              deliveryState: 'accepted',
+              deliveryCode: null,
+            });
             return;
           }
         }
@@ -247,9 +335,18 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         await gate.take({ channel: 'sms' });
         if (!(await claim())) return;
         try {
-          const sent = await deps.sms.send({ to: row.phone, body, statusCallback: statusCallbackUrl(base!, runId, ref) });
+          const sent = await deps.sms.send({
+            to: row.phone,
+            body,
+            statusCallback: statusCallbackUrl(base!, runId, ref),
+          });
           deps.onSend?.({ channel: 'sms', result: 'ok', latencyMs: 0 });
-          await recordDeliveryAction(db, runId, row.accountId, held, { action: 'sms_retried', messageId: sent.sid, deliveryState: 'accepted', deliveryCode: null });
+          await recordDeliveryAction(db, runId, row.accountId, held, {
+            action: 'sms_retried',
+            messageId: sent.sid,
+            deliveryState: 'accepted',
+            deliveryCode: null,
+          });
         } catch (err) {
           const f = deps.sms.classify(err);
           deps.onSend?.({ channel: 'sms', result: f.kind, code: f.code, latencyMs: 0 });
@@ -259,7 +356,10 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
             await recordDeliveryAction(db, runId, row.accountId, claimedRow, { action: 'sms_retried' });
           } else if (f.kind === 'rate_limited' || f.kind === 'transient') {
             // Refused before processing: nothing went out; try again in a moment.
-            await recordDeliveryAction(db, runId, row.accountId, claimedRow, { action: 'retry_scheduled', retryAt: new Date(clock.now().getTime() + 2_000) });
+            await recordDeliveryAction(db, runId, row.accountId, claimedRow, {
+              action: 'retry_scheduled',
+              retryAt: new Date(clock.now().getTime() + 2_000),
+            });
           }
           // Ambiguous: the claim goes stale and a later sweep reconciles before trying again.
         }

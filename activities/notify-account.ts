@@ -36,15 +36,17 @@ export interface NotifyContext {
 
 /** The provider refused our account or sender, not the recipient. Carries only the code. */
 export class ProviderConfigError extends Error {
-  constructor(readonly channel: 'sms' | 'email', readonly code: string) {
+  constructor(
+    readonly channel: 'sms' | 'email',
+    readonly code: string,
+  ) {
     super(`${channel} provider rejected the configuration (${code}): check credentials and sender`);
     this.name = 'ProviderConfigError';
   }
 }
 
 type SendResult =
-  | { ok: true; id: string }
-  | { ok: false; kind: 'permanent' | 'failed' | 'ambiguous' | 'not_sent'; code: string };
+  { ok: true; id: string } | { ok: false; kind: 'permanent' | 'failed' | 'ambiguous' | 'not_sent'; code: string };
 
 /** The attempt must stop: nothing more goes to a provider. */
 function mustStop(ctx: NotifyContext, signal: AbortSignal): boolean {
@@ -67,10 +69,16 @@ async function pause(ctx: NotifyContext, ms: number, signal: AbortSignal): Promi
   }
 }
 
-export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal, fellBackBefore = false): Promise<Outcome> {
+export async function notifyAccount(
+  ctx: NotifyContext,
+  row: ClaimedRow,
+  signal: AbortSignal,
+  fellBackBefore = false,
+): Promise<Outcome> {
   const base = { accountId: row.accountId, fellBack: fellBackBefore };
   if (row.status === null) return { ...base, state: 'skipped', errorCode: 'account_deleted' };
-  if (row.status === 'closed' || row.status === 'deleted') return { ...base, state: 'skipped', errorCode: `account_${row.status}` };
+  if (row.status === 'closed' || row.status === 'deleted')
+    return { ...base, state: 'skipped', errorCode: `account_${row.status}` };
 
   const choice = chooseChannel(row, ctx.policy, fellBackBefore);
   if ('unreachable' in choice) return { ...base, state: 'unreachable', errorCode: choice.unreachable };
@@ -80,7 +88,8 @@ export async function notifyAccount(ctx: NotifyContext, row: ClaimedRow, signal:
   const sms = await sendSms(ctx, row, signal);
   if (sms.ok) return { ...base, state: 'sent', channel: 'sms', messageId: sms.id };
   if (sms.kind === 'not_sent') return { ...base, state: 'pending' };
-  if (sms.kind === 'ambiguous') return { ...base, state: 'ambiguous', channel: 'sms', errorCode: sms.code, nextLookupMs: ctx.holdMs };
+  if (sms.kind === 'ambiguous')
+    return { ...base, state: 'ambiguous', channel: 'sms', errorCode: sms.code, nextLookupMs: ctx.holdMs };
   if (sms.kind === 'failed') return { ...base, state: 'failed', channel: 'sms', errorCode: sms.code };
 
   const fallback = chooseChannel(row, ctx.policy, true);
@@ -104,7 +113,9 @@ function emailOutcome(ctx: NotifyContext, row: ClaimedRow, r: SendResult, fellBa
 
 export async function sendSms(ctx: NotifyContext, row: ClaimedRow, signal: AbortSignal): Promise<SendResult> {
   const body = smsText(ctx.message, row.ref);
-  const statusCallback = ctx.statusCallbackBase ? statusCallbackUrl(ctx.statusCallbackBase, ctx.runId, row.ref) : undefined;
+  const statusCallback = ctx.statusCallbackBase
+    ? statusCallbackUrl(ctx.statusCallbackBase, ctx.runId, row.ref)
+    : undefined;
   const tries = { throttled: 0, failures: 0 };
   for (;;) {
     await ctx.gate.take({ channel: 'sms', signal });
@@ -112,13 +123,23 @@ export async function sendSms(ctx: NotifyContext, row: ClaimedRow, signal: Abort
     if (mustStop(ctx, signal)) return { ok: false, kind: 'not_sent', code: 'stopped' };
     const started = ctx.clock.now();
     try {
-      const sent = await ctx.sms.send({ to: row.phone!, body, ...(statusCallback ? { statusCallback } : {}), ...smsSender(ctx.message) });
+      const sent = await ctx.sms.send({
+        to: row.phone!,
+        body,
+        ...(statusCallback ? { statusCallback } : {}),
+        ...smsSender(ctx.message),
+      });
       ctx.onSend({ channel: 'sms', result: 'ok', latencyMs: ctx.clock.now().getTime() - started.getTime() });
       return { ok: true, id: sent.sid };
     } catch (err) {
       // An error nobody can classify came after the request may have left: park it.
       const f = classifySafely(ctx.sms, err);
-      ctx.onSend({ channel: 'sms', result: f.kind, code: f.code, latencyMs: ctx.clock.now().getTime() - started.getTime() });
+      ctx.onSend({
+        channel: 'sms',
+        result: f.kind,
+        code: f.code,
+        latencyMs: ctx.clock.now().getTime() - started.getTime(),
+      });
       // Revoked credentials or a bad sender say nothing about this customer: stop the batch (the
       // run pauses) instead of marking every customer failed.
       if (isSmsConfigError(f)) throw new ProviderConfigError('sms', f.code);
@@ -148,7 +169,11 @@ function classifySafely(provider: { classify(err: unknown): ClassifiedFailure },
 
 /** Waits before a safe retry, or says why not: the result ends the send. */
 async function retryOrGiveUp(
-  ctx: NotifyContext, channel: 'sms' | 'email', f: ClassifiedFailure, tries: { throttled: number; failures: number }, signal: AbortSignal,
+  ctx: NotifyContext,
+  channel: 'sms' | 'email',
+  f: ClassifiedFailure,
+  tries: { throttled: number; failures: number },
+  signal: AbortSignal,
 ): Promise<SendResult | undefined> {
   if (f.kind === 'rate_limited') {
     if (++tries.throttled >= THROTTLE_BACKOFF.maxAttempts) return { ok: false, kind: 'failed', code: f.code };
@@ -173,14 +198,22 @@ export async function sendEmail(ctx: NotifyContext, row: ClaimedRow, signal: Abo
     const started = ctx.clock.now();
     try {
       await ctx.email.send({
-        to: row.email!, messageId, subject: emailSubject(ctx.message), text: emailText(ctx.message, row.ref),
+        to: row.email!,
+        messageId,
+        subject: emailSubject(ctx.message),
+        text: emailText(ctx.message, row.ref),
         ...(ctx.message.emailFrom ? { from: ctx.message.emailFrom } : {}),
       });
       ctx.onSend({ channel: 'email', result: 'ok', latencyMs: ctx.clock.now().getTime() - started.getTime() });
       return { ok: true, id: messageId };
     } catch (err) {
       const f = classifySafely(ctx.email, err);
-      ctx.onSend({ channel: 'email', result: f.kind, code: f.code, latencyMs: ctx.clock.now().getTime() - started.getTime() });
+      ctx.onSend({
+        channel: 'email',
+        result: f.kind,
+        code: f.code,
+        latencyMs: ctx.clock.now().getTime() - started.getTime(),
+      });
       if (isEmailConfigError(f)) throw new ProviderConfigError('email', f.code);
       if (f.kind === 'permanent') return { ok: false, kind: 'permanent', code: f.code };
       if (f.kind === 'ambiguous') return { ok: false, kind: 'ambiguous', code: f.code };

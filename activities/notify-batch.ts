@@ -125,12 +125,24 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       if (lost > 0) {
         // The rows were taken over after this attempt's lease ran out: whatever it sent is found
         // by the new owner's lookups. Said loudly, with ids only.
-        console.warn(JSON.stringify({ level: 'warn', msg: 'outcomes fenced off: rows taken over', runId, first, last, lost }));
+        console.warn(
+          JSON.stringify({ level: 'warn', msg: 'outcomes fenced off: rows taken over', runId, first, last, lost }),
+        );
       }
     });
     const ctx: NotifyContext = {
-      runId, policy, sms: deps.sms, email: deps.email, gate: gateFor(runId), clock, message: settings.message, random, onSend,
-      lease, holdMs: timing.holdMs, statusCallbackBase: deps.statusCallbackBase,
+      runId,
+      policy,
+      sms: deps.sms,
+      email: deps.email,
+      gate: gateFor(runId),
+      clock,
+      message: settings.message,
+      random,
+      onSend,
+      lease,
+      holdMs: timing.holdMs,
+      statusCallbackBase: deps.statusCallbackBase,
     };
 
     // Trips on a provider configuration error or too many failures: accounts not yet attempted
@@ -153,7 +165,11 @@ export function makeNotifyBatch(deps: ActivityDeps) {
         );
       }
     };
-    const stoppedOutcome = (row: ClaimedRow): Outcome => ({ accountId: row.accountId, state: 'pending', fellBack: row.fellBack });
+    const stoppedOutcome = (row: ClaimedRow): Outcome => ({
+      accountId: row.accountId,
+      state: 'pending',
+      fellBack: row.fellBack,
+    });
     /** `resend`: the row was ambiguous (two negative lookups); if it is not sent now it stays parked. */
     const attemptOne = async (row: ClaimedRow, resend = false): Promise<void> => {
       let outcome: Outcome;
@@ -163,7 +179,10 @@ export function makeNotifyBatch(deps: ActivityDeps) {
           outcome = await notifyAccount(ctx, row, signal, row.fellBack);
         } catch (err) {
           if (err instanceof ProviderConfigError) {
-            tripped ??= ApplicationFailure.nonRetryable(err.message, FAILURE.providerConfig, { channel: err.channel, code: err.code });
+            tripped ??= ApplicationFailure.nonRetryable(err.message, FAILURE.providerConfig, {
+              channel: err.channel,
+              code: err.code,
+            });
           } else if (err instanceof RunStoppingError) {
             // Cancelled while waiting for a slot: nothing was sent for this account.
             stopAttempt(new RunStoppedError('cancelling'));
@@ -172,7 +191,8 @@ export function makeNotifyBatch(deps: ActivityDeps) {
         }
       }
       // A row once ambiguous never goes back to plain 'pending': unsent, it is parked again.
-      if (resend && outcome.state === 'pending') outcome = { ...outcome, state: 'ambiguous', errorCode: 'resend_not_sent', nextLookupMs: 0 };
+      if (resend && outcome.state === 'pending')
+        outcome = { ...outcome, state: 'ambiguous', errorCode: 'resend_not_sent', nextLookupMs: 0 };
       judge(outcome);
       if (outcome.state !== 'pending') settledCount++;
       if (outcome.state === 'ambiguous') parkedCount++;
@@ -202,25 +222,34 @@ export function makeNotifyBatch(deps: ActivityDeps) {
     const stopError = (): unknown => {
       const reason = signal.reason ?? lease.stopped;
       if (reason instanceof RunStoppedError) {
-        return ApplicationFailure.nonRetryable(`${reason.message}; the rest of batch ${first}..${last} goes back in line`, FAILURE.runStopped);
+        return ApplicationFailure.nonRetryable(
+          `${reason.message}; the rest of batch ${first}..${last} goes back in line`,
+          FAILURE.runStopped,
+        );
       }
       return reason ?? new Error('notify attempt stopped');
     };
 
-    const beat = setInterval(() => heartbeat({ settled: settledCount, parked: parkedCount } satisfies NotifyProgress), HEARTBEAT_EVERY_MS);
+    const beat = setInterval(
+      () => heartbeat({ settled: settledCount, parked: parkedCount } satisfies NotifyProgress),
+      HEARTBEAT_EVERY_MS,
+    );
     lease.start();
     const chunk = claimSize(settings.ratePerSecond, timing.leaseMs);
     const postponedBy = new Map<number, number>();
     try {
       for (;;) {
         // 1. Every pending account of the batch (including ones another attempt handed back).
-        for (let cursor = first - 1; ; ) {
+        for (let cursor = first - 1; ;) {
           await lease.renew(); // sees a pause or cancel before claiming more
           if (signal.aborted || lease.stopped || tripped) break;
           const askedAt = lease.now();
           const { rows } = await claimNotifyLeased(deps.db, runId, cursor, last, chunk, lease.token, timing.leaseMs);
           if (rows.length === 0) break;
-          lease.adopt(rows.map((r) => r.accountId), askedAt);
+          lease.adopt(
+            rows.map((r) => r.accountId),
+            askedAt,
+          );
           await Promise.all(rows.map((row) => sendLimit(() => attemptOne(row))));
           await recorder.flush();
           cursor = rows[rows.length - 1].accountId;
@@ -235,12 +264,19 @@ export function makeNotifyBatch(deps: ActivityDeps) {
         const askedAt = lease.now();
         const due = await claimDueAmbiguous(deps.db, runId, first, last, MAX_CHUNK, lease.token, timing.leaseMs);
         if (due.length) {
-          lease.adopt(due.map((r) => r.accountId), askedAt);
-          await Promise.all(due.map((row) => sendLimit(async () => {
-            const n = postponedBy.get(row.accountId) ?? 0;
-            await resolveOne(row, n);
-            postponedBy.set(row.accountId, n + 1);
-          })));
+          lease.adopt(
+            due.map((r) => r.accountId),
+            askedAt,
+          );
+          await Promise.all(
+            due.map((row) =>
+              sendLimit(async () => {
+                const n = postponedBy.get(row.accountId) ?? 0;
+                await resolveOne(row, n);
+                postponedBy.set(row.accountId, n + 1);
+              }),
+            ),
+          );
           await recorder.flush();
           if (signal.aborted || lease.stopped) throw stopError();
           continue;

@@ -23,13 +23,18 @@ const DAY_MARGIN_MS = 3_600_000;
 export type ParkedVerdict = AmbiguousVerdict['verdict'];
 
 export async function lookUpParked(
-  db: Db, ctx: NotifyContext, row: ParkedRow, policy: AmbiguousPolicy, postponed: number,
+  db: Db,
+  ctx: NotifyContext,
+  row: ParkedRow,
+  policy: AmbiguousPolicy,
+  postponed: number,
 ): Promise<AmbiguousVerdict> {
   // A row taken over from a dead holder has no channel recorded: the one its holder would have
   // chosen is the one to look up.
   const choice = chooseChannel(row, ctx.policy, row.fellBack);
   const channel = row.channel ?? ('channel' in choice ? choice.channel : null);
-  if (channel !== 'sms') return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
+  if (channel !== 'sms')
+    return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
   try {
     // A status callback that carried this row's reference: the send reached Twilio after all.
     const [receipt] = await receiptsByRef(db, ctx.runId, [row.ref]);
@@ -38,15 +43,26 @@ export async function lookUpParked(
       await ctx.gate.take({ channel: 'sms' });
       const t0 = ctx.clock.now().getTime();
       const m = await ctx.sms.fetch(row.providerMessageId);
-      ctx.onSend({ channel: 'sms', result: 'reconciled', code: m ? 'found_sid' : 'sid_unknown', latencyMs: ctx.clock.now().getTime() - t0 });
+      ctx.onSend({
+        channel: 'sms',
+        result: 'reconciled',
+        code: m ? 'found_sid' : 'sid_unknown',
+        latencyMs: ctx.clock.now().getTime() - t0,
+      });
       if (m) return { verdict: 'found', messageId: m.sid, resolvedBy: 'sid' };
     }
-    if (!row.phone) return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
+    if (!row.phone)
+      return policy === 'resend' ? { verdict: 'resend', leaseMs: ctx.lease.leaseMs } : { verdict: 'held' };
     await ctx.gate.take({ channel: 'sms' });
     const t0 = ctx.clock.now().getTime();
     const listed = await ctx.sms.listToSince(row.phone, new Date(row.ambiguousSince.getTime() - DAY_MARGIN_MS));
     const match = listed.find((m) => referenceIn(m.body) === row.ref);
-    ctx.onSend({ channel: 'sms', result: 'reconciled', code: match ? 'found_list' : 'not_found', latencyMs: ctx.clock.now().getTime() - t0 });
+    ctx.onSend({
+      channel: 'sms',
+      result: 'reconciled',
+      code: match ? 'found_list' : 'not_found',
+      latencyMs: ctx.clock.now().getTime() - t0,
+    });
     if (match) return { verdict: 'found', messageId: match.sid, resolvedBy: 'list' };
   } catch {
     return { verdict: 'postpone', nextMs: POSTPONE_MS[Math.min(postponed, POSTPONE_MS.length - 1)] };

@@ -48,14 +48,25 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       });
     },
 
-    async planBatches(input: { runId: string; after: number; batchSize: number; max: number }): Promise<PlannedBatch[]> {
+    async planBatches(input: {
+      runId: string;
+      after: number;
+      batchSize: number;
+      max: number;
+    }): Promise<PlannedBatch[]> {
       return whileAlive(async () => {
         return planBatches(db, input.runId, input.after, input.batchSize, input.max);
       });
     },
 
     /** Superseded by checkpointProgress; kept for runs started by the previous workflow code. */
-    async saveCheckpoint(input: { runId: string; seq: number; phase: string; counts: Counts; note?: string }): Promise<void> {
+    async saveCheckpoint(input: {
+      runId: string;
+      seq: number;
+      phase: string;
+      counts: Counts;
+      note?: string;
+    }): Promise<void> {
       return whileAlive(async () => {
         await saveCheckpoint(db, input.runId, input.seq, input.phase, input.counts, input.note);
       });
@@ -65,17 +76,30 @@ export function makeRunLifecycle(deps: ActivityDeps) {
      * Reads the run's live progress from the ledger and saves it as a checkpoint (the ledger's
      * counts, so a status read without a worker shows the same). Returns the reading.
      */
-    async checkpointProgress(input: { runId: string; seq: number; phase: string; note?: string }): Promise<LiveReading> {
+    async checkpointProgress(input: {
+      runId: string;
+      seq: number;
+      phase: string;
+      note?: string;
+    }): Promise<LiveReading> {
       return whileAlive(async () => {
         // Delivery receipts ride along (issue 11): a status read from the checkpoint shows them too.
-        const [live, delivery] = await Promise.all([readLiveProgress(db, input.runId), readDeliveryCounts(db, input.runId)]);
+        const [live, delivery] = await Promise.all([
+          readLiveProgress(db, input.runId),
+          readDeliveryCounts(db, input.runId),
+        ]);
         await saveCheckpoint(db, input.runId, input.seq, input.phase, { ...live.counts, delivery }, input.note, live);
         return live;
       });
     },
 
     /** Pause, resume or cancel, recorded at once for every worker's send path (ordered by seq). */
-    async recordRunControl(input: { runId: string; seq: number; status: ControlStatus; reason?: string }): Promise<void> {
+    async recordRunControl(input: {
+      runId: string;
+      seq: number;
+      status: ControlStatus;
+      reason?: string;
+    }): Promise<void> {
       return whileAlive(async () => {
         await recordRunControl(db, input.runId, input.seq, input.status, input.reason);
       });
@@ -119,7 +143,10 @@ export function makeRunLifecycle(deps: ActivityDeps) {
       const run = await readRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`unknown run ${input.runId}`, FAILURE.unknownRun);
       if (['created', 'running', 'paused', 'cancelling'].includes(run.status)) {
-        throw ApplicationFailure.nonRetryable(`run ${input.runId} is ${run.status}: rerun a batch only once the run has ended`, FAILURE.runLive);
+        throw ApplicationFailure.nonRetryable(
+          `run ${input.runId} is ${run.status}: rerun a batch only once the run has ended`,
+          FAILURE.runLive,
+        );
       }
     },
 

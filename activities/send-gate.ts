@@ -68,7 +68,10 @@ class Lane {
   unlimitedUntil = 0;
   refilling: Promise<void> | null = null;
   lastPenaltyMs = 0;
-  constructor(readonly key: string, readonly defaultRate: number) {}
+  constructor(
+    readonly key: string,
+    readonly defaultRate: number,
+  ) {}
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -78,8 +81,16 @@ function abortError(signal: AbortSignal): Error {
 export class SendGate {
   private readonly lanes: Record<GateChannel, Lane>;
 
-  constructor(private readonly db: Db, private readonly runId: string, private readonly clock: Clock, senders: GateSenders = DEFAULT_SENDERS) {
-    this.lanes = { sms: new Lane(senders.sms.key, senders.sms.defaultRate), email: new Lane(senders.email.key, senders.email.defaultRate) };
+  constructor(
+    private readonly db: Db,
+    private readonly runId: string,
+    private readonly clock: Clock,
+    senders: GateSenders = DEFAULT_SENDERS,
+  ) {
+    this.lanes = {
+      sms: new Lane(senders.sms.key, senders.sms.defaultRate),
+      email: new Lane(senders.email.key, senders.email.defaultRate),
+    };
   }
 
   /**

@@ -37,17 +37,26 @@ async function main(): Promise<void> {
   const children = ports.map((port) =>
     spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'callbacks', 'main.ts')], {
       env: {
-        ...process.env, DATABASE_URL: stack.env.DATABASE_URL, TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken,
-        PUBLIC_CALLBACK_URL: publicUrl, CALLBACKS_PORT: String(port), CALLBACKS_HOST: '127.0.0.1', LOG_LEVEL: 'warn',
+        ...process.env,
+        DATABASE_URL: stack.env.DATABASE_URL,
+        TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken,
+        PUBLIC_CALLBACK_URL: publicUrl,
+        CALLBACKS_PORT: String(port),
+        CALLBACKS_HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   );
   try {
-    await Promise.all(ports.map((port) => waitFor('the receiver', async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (!r.ok) throw new Error(`healthz ${r.status}`);
-    })));
+    await Promise.all(
+      ports.map((port) =>
+        waitFor('the receiver', async () => {
+          const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+          if (!r.ok) throw new Error(`healthz ${r.status}`);
+        }),
+      ),
+    );
     const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
     const total = MESSAGES * 3;
     const latencies = new Float64Array(total);
@@ -60,10 +69,16 @@ async function main(): Promise<void> {
       const sid = `SM${m.toString(16).padStart(32, '0')}`;
       const cb = statusCallbackUrl(publicUrl, runId, `R${m}`);
       const url = requestedUrl(cb);
-      const final: Record<string, string> = m % 20 === 0 ? { MessageStatus: 'undelivered', ErrorCode: '30005' } : { MessageStatus: 'delivered' };
+      const final: Record<string, string> =
+        m % 20 === 0 ? { MessageStatus: 'undelivered', ErrorCode: '30005' } : { MessageStatus: 'delivered' };
       const params: Record<string, string> = {
-        AccountSid: LOCAL_TWILIO.accountSid, ApiVersion: '2010-04-01', MessageSid: sid, SmsSid: sid, From: LOCAL_TWILIO.from,
-        To: `+1415555${String(m % 10000).padStart(4, '0')}`, ...(step === 0 ? { MessageStatus: 'sent' } : final),
+        AccountSid: LOCAL_TWILIO.accountSid,
+        ApiVersion: '2010-04-01',
+        MessageSid: sid,
+        SmsSid: sid,
+        From: LOCAL_TWILIO.from,
+        To: `+1415555${String(m % 10000).padStart(4, '0')}`,
+        ...(step === 0 ? { MessageStatus: 'sent' } : final),
       };
       const body = new URLSearchParams(params).toString();
       const signature = twilio.getExpectedTwilioSignature(LOCAL_TWILIO.authToken, url, params);
@@ -71,17 +86,26 @@ async function main(): Promise<void> {
       u.port = String(ports[m % ports.length]);
       const started = process.hrtime.bigint();
       return new Promise<void>((resolve) => {
-        const req = http.request(u, {
-          method: 'POST', agent,
-          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body), 'x-twilio-signature': signature },
-        }, (res) => {
-          res.resume();
-          res.on('end', () => {
-            if ((res.statusCode ?? 0) >= 300) failures++;
-            latencies[i] = Number(process.hrtime.bigint() - started) / 1e6;
-            resolve();
-          });
-        });
+        const req = http.request(
+          u,
+          {
+            method: 'POST',
+            agent,
+            headers: {
+              'content-type': 'application/x-www-form-urlencoded',
+              'content-length': Buffer.byteLength(body),
+              'x-twilio-signature': signature,
+            },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              if ((res.statusCode ?? 0) >= 300) failures++;
+              latencies[i] = Number(process.hrtime.bigint() - started) / 1e6;
+              resolve();
+            });
+          },
+        );
         req.on('error', () => {
           failures++;
           latencies[i] = Number(process.hrtime.bigint() - started) / 1e6;
@@ -94,32 +118,50 @@ async function main(): Promise<void> {
     let lastReport = t0;
     // Callbacks of one message in order, messages interleaved: `sent` of message m goes out
     // about CONCURRENCY/3 messages before its final status, like a steady stream of receipts.
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= total) return;
-        await post(i);
-        if (Date.now() - lastReport > 10_000) {
-          lastReport = Date.now();
-          console.error(`  ${i.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} callbacks, ${Math.round(i / ((lastReport - t0) / 1000))}/s`);
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= total) return;
+          await post(i);
+          if (Date.now() - lastReport > 10_000) {
+            lastReport = Date.now();
+            console.error(
+              `  ${i.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} callbacks, ${Math.round(i / ((lastReport - t0) / 1000))}/s`,
+            );
+          }
         }
-      }
-    }));
+      }),
+    );
     const seconds = (Date.now() - t0) / 1000;
     latencies.sort();
     const client = new pg.Client({ connectionString: stack.env.DATABASE_URL });
     await client.connect();
-    const check = (await client.query(
-      `SELECT count(*)::int AS receipts, count(*) FILTER (WHERE rank = 4)::int AS final,
+    const check = (
+      await client.query(
+        `SELECT count(*)::int AS receipts, count(*) FILTER (WHERE rank = 4)::int AS final,
               count(*) FILTER (WHERE status = 'undelivered' AND error_code = '30005')::int AS undelivered
-       FROM sms_receipts WHERE run_id = $1`, [runId],
-    )).rows[0];
+       FROM sms_receipts WHERE run_id = $1`,
+        [runId],
+      )
+    ).rows[0];
     await client.end();
     const result = {
-      messages: MESSAGES, callbacks: total, replicas: REPLICAS, concurrency: CONCURRENCY, seconds: +seconds.toFixed(1),
-      callbacksPerSecond: Math.round(total / seconds), failures,
-      latencyMs: { p50: +percentile(latencies, 0.5).toFixed(2), p90: +percentile(latencies, 0.9).toFixed(2), p99: +percentile(latencies, 0.99).toFixed(2), max: +latencies[total - 1].toFixed(2) },
-      receipts: check, exact: check.receipts === MESSAGES && check.final === MESSAGES && check.undelivered === Math.ceil(MESSAGES / 20),
+      messages: MESSAGES,
+      callbacks: total,
+      replicas: REPLICAS,
+      concurrency: CONCURRENCY,
+      seconds: +seconds.toFixed(1),
+      callbacksPerSecond: Math.round(total / seconds),
+      failures,
+      latencyMs: {
+        p50: +percentile(latencies, 0.5).toFixed(2),
+        p90: +percentile(latencies, 0.9).toFixed(2),
+        p99: +percentile(latencies, 0.99).toFixed(2),
+        max: +latencies[total - 1].toFixed(2),
+      },
+      receipts: check,
+      exact: check.receipts === MESSAGES && check.final === MESSAGES && check.undelivered === Math.ceil(MESSAGES / 20),
     };
     console.log(JSON.stringify(result));
   } finally {

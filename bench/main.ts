@@ -26,8 +26,26 @@ import { cancelSignal, setRateUpdate, type RunResult } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
 import type { BaselineResult } from './naive-baseline';
 import {
-  cpuDelta, cpuSnapshot, fmt, pgStatsReset, threadCpuSampler, threadCpuSeconds, pgStatsTop, printPgStats, freshData, historyStats, loadAverage, mb, peakRssBytes as peakOf, relationSizes, s1, spawnTsx,
-  BENCH_SEED, type Child, type CpuSnapshot, type HistoryStats,
+  cpuDelta,
+  cpuSnapshot,
+  fmt,
+  pgStatsReset,
+  threadCpuSampler,
+  threadCpuSeconds,
+  pgStatsTop,
+  printPgStats,
+  freshData,
+  historyStats,
+  loadAverage,
+  mb,
+  peakRssBytes as peakOf,
+  relationSizes,
+  s1,
+  spawnTsx,
+  BENCH_SEED,
+  type Child,
+  type CpuSnapshot,
+  type HistoryStats,
 } from './support';
 
 function positiveInt(v: string): number {
@@ -71,24 +89,61 @@ interface Opts {
 const program = new Command('bench')
   .description('Benchmarks of the pipeline on the embedded local stack (see BENCHMARKS.md)')
   .option('--accounts <n>', 'accounts to seed (default 850000; rate mode: enough for --seconds)', positiveInt)
-  .option('--batch-size <n>', `accounts per batch (default: the run default, ${DEFAULT_PARAMS.batchSize})`, positiveInt, DEFAULT_PARAMS.batchSize)
+  .option(
+    '--batch-size <n>',
+    `accounts per batch (default: the run default, ${DEFAULT_PARAMS.batchSize})`,
+    positiveInt,
+    DEFAULT_PARAMS.batchSize,
+  )
   .option('--concurrency <n>', 'notify batches in flight', positiveInt, 8)
-  .option('--reset-concurrency <n>', `reset batches in flight (default: the run default, ${DEFAULT_PARAMS.resetConcurrency})`, positiveInt)
+  .option(
+    '--reset-concurrency <n>',
+    `reset batches in flight (default: the run default, ${DEFAULT_PARAMS.resetConcurrency})`,
+    positiveInt,
+  )
   .option('--exposure', 'exposure window: notifications at --rate (default 100 msg/s), stop once every PIN is reset')
   .option('--rate <n>', 'rate accuracy mode: configured rate, msg/s for all workers together', positiveNumber)
-  .option('--new-rate <n>', 'rate mode: rate set mid-run through the setRate update (default 1.5 x --rate)', positiveNumber)
-  .option('--change-at <s>', 'rate mode: seconds after the first message to change the rate (default --seconds / 2)', positiveNumber)
+  .option(
+    '--new-rate <n>',
+    'rate mode: rate set mid-run through the setRate update (default 1.5 x --rate)',
+    positiveNumber,
+  )
+  .option(
+    '--change-at <s>',
+    'rate mode: seconds after the first message to change the rate (default --seconds / 2)',
+    positiveNumber,
+  )
   .option('--workers <n>', 'worker processes', positiveInt, 1)
   .option('--seconds <n>', 'rate mode: seconds to measure after the first message', positiveNumber, 60)
   .option('--warmup <s>', 'rate mode: seconds ignored after the first message and after the change', positiveNumber, 5)
   .option('--scale <sizes>', 'scale mode: comma-separated sizes, e.g. 100000,400000,850000', sizeList)
   .option('--only <which>', 'default mode: run only "baseline" or "pipeline"')
-  .option('--repeat <n>', 'default mode: alternate the contenders n times and report the median of each', positiveInt, 1)
+  .option(
+    '--repeat <n>',
+    'default mode: alternate the contenders n times and report the median of each',
+    positiveInt,
+    1,
+  )
   .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')
-  .option('--pg-stats', 'load pg_stat_statements (restarts the bench PostgreSQL) and print the top statements of each contender')
-  .option('--heap-mb <n>', 'V8 old-space cap of the worker and baseline processes (--max-old-space-size); 0 = Node default (sized from the host RAM)', (v) => (v === '0' ? 0 : positiveInt(v)), 160)
-  .option('--node-args <args>', 'extra node options for the worker and baseline processes, e.g. "--max-semi-space-size=8"')
-  .option('--data-dir <dir>', 'where the bench stack keeps its data (wiped at start)', path.join(PROJECT_ROOT, '.data', 'bench'))
+  .option(
+    '--pg-stats',
+    'load pg_stat_statements (restarts the bench PostgreSQL) and print the top statements of each contender',
+  )
+  .option(
+    '--heap-mb <n>',
+    'V8 old-space cap of the worker and baseline processes (--max-old-space-size); 0 = Node default (sized from the host RAM)',
+    (v) => (v === '0' ? 0 : positiveInt(v)),
+    160,
+  )
+  .option(
+    '--node-args <args>',
+    'extra node options for the worker and baseline processes, e.g. "--max-semi-space-size=8"',
+  )
+  .option(
+    '--data-dir <dir>',
+    'where the bench stack keeps its data (wiped at start)',
+    path.join(PROJECT_ROOT, '.data', 'bench'),
+  )
   .parse();
 const opts = program.opts<Opts>();
 
@@ -119,7 +174,13 @@ async function setUp(): Promise<Bench> {
     await mkdir(profileDir, { recursive: true });
   }
   log('Starting the local stack (Temporal dev server, PostgreSQL, local Twilio and SMTP)...');
-  const [stack, bundle] = await Promise.all([startStack({ dataDir, twilioThroughput: 'off' /* the baseline has no sender queue either: speed, not Twilio's pacing */ }), buildBundle(path.join(dataDir, 'workflow-bundle.js'))]);
+  const [stack, bundle] = await Promise.all([
+    startStack({
+      dataDir,
+      twilioThroughput: 'off' /* the baseline has no sender queue either: speed, not Twilio's pacing */,
+    }),
+    buildBundle(path.join(dataDir, 'workflow-bundle.js')),
+  ]);
   stopOnSignals(stack);
   if (opts.pgStats) {
     const admin = createPool(stack.env.DATABASE_URL, 1);
@@ -133,7 +194,16 @@ async function setUp(): Promise<Bench> {
   if (opts.pgStats) await db.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   const connection = await Connection.connect({ address: stack.temporal!.address });
   const client = new Client({ connection, namespace: stack.temporal!.namespace });
-  return { stack, db, client, connection, bundle, dataDir, logFile: path.join(dataDir, 'logs', 'children.log'), profileDir };
+  return {
+    stack,
+    db,
+    client,
+    connection,
+    bundle,
+    dataDir,
+    logFile: path.join(dataDir, 'logs', 'children.log'),
+    profileDir,
+  };
 }
 
 async function tearDown(b: Bench): Promise<void> {
@@ -149,7 +219,9 @@ function childEnv(b: Bench, extra: Record<string, string> = {}): Record<string, 
 function nodeArgs(b: Bench, label: string): string[] {
   const extra = opts.nodeArgs ? opts.nodeArgs.split(/\s+/).filter(Boolean) : [];
   if (opts.heapMb > 0) extra.unshift(`--max-old-space-size=${opts.heapMb}`);
-  return opts.cpuProf ? [...extra, '--cpu-prof', `--cpu-prof-dir=${b.profileDir}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : extra;
+  return opts.cpuProf
+    ? [...extra, '--cpu-prof', `--cpu-prof-dir=${b.profileDir}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`]
+    : extra;
 }
 
 async function startWorkers(b: Bench, n: number, taskQueue: string): Promise<Child[]> {
@@ -179,7 +251,9 @@ function ticker(b: Bench, label: string, rssOf: () => number | undefined): () =>
     const n = sentSoFar(b);
     const rate = (n - last.n) / ((now - last.t) / 1000);
     last = { t: now, n };
-    log(`  [${label}] ${s1(now - started)} s: ${fmt(n)} messages, ${fmt(Math.round(rate))}/s now, RSS peak ${mb(rssOf()) ?? '?'} MB, load ${loadAverage()}`);
+    log(
+      `  [${label}] ${s1(now - started)} s: ${fmt(n)} messages, ${fmt(Math.round(rate))}/s now, RSS peak ${mb(rssOf()) ?? '?'} MB, load ${loadAverage()}`,
+    );
   }, 10_000);
   return () => clearInterval(timer);
 }
@@ -192,7 +266,10 @@ function freshProviders(b: Bench): void {
 const runIdFor = (label: string) => `bench-${label}-${Date.now().toString(36)}`;
 
 /** Stops a run gracefully: lift the rate so batches in flight finish fast, then the cancel signal. */
-async function stopRun(handle: WorkflowHandle<typeof pinResetRun>, timeoutMs = 120_000): Promise<RunResult | undefined> {
+async function stopRun(
+  handle: WorkflowHandle<typeof pinResetRun>,
+  timeoutMs = 120_000,
+): Promise<RunResult | undefined> {
   try {
     await handle.executeUpdate(setRateUpdate, { args: [0] });
     await handle.signal(cancelSignal, { reason: 'bench: measurement over' });
@@ -239,7 +316,12 @@ async function runBaseline(b: Bench): Promise<ContenderResult> {
   const cpu0 = cpuSnapshot(b.dataDir);
   const child = spawnTsx('bench/naive-baseline.ts', {
     args: [
-      '--run-id', runId, '--batch-size', String(opts.batchSize), '--batch-concurrency', String(opts.concurrency),
+      '--run-id',
+      runId,
+      '--batch-size',
+      String(opts.batchSize),
+      '--batch-concurrency',
+      String(opts.concurrency),
       ...(opts.resetConcurrency ? ['--reset-concurrency', String(opts.resetConcurrency)] : []),
     ],
     env: childEnv(b),
@@ -254,13 +336,27 @@ async function runBaseline(b: Bench): Promise<ContenderResult> {
   stopTicker();
   const cpu1 = cpuSnapshot(b.dataDir);
   if (code !== 0) throw new Error(`naive baseline failed (code ${code}):\n${child.tail()}`);
-  const line = child.stdout().trim().split('\n').reverse().find((l) => l.startsWith('{"baseline"'));
+  const line = child
+    .stdout()
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{"baseline"'));
   if (!line) throw new Error(`naive baseline printed no result:\n${child.tail()}`);
   const r = (JSON.parse(line) as { baseline: BaselineResult }).baseline;
   return {
-    name: 'baseline', cohort: r.planned, wallMs: r.wallMs, sentSms: r.sentSms, sentEmail: r.sentEmail,
-    unreachable: r.unreachable, failed: r.failed, pending: r.pending, exposureWindowMs: r.exposureWindowMs,
-    peakRssBytes: r.maxRssBytes, processCpuS: (r.cpuUserMs + r.cpuSystemMs) / 1000, otherCpu: cpuDelta(cpu0, cpu1),
+    name: 'baseline',
+    cohort: r.planned,
+    wallMs: r.wallMs,
+    sentSms: r.sentSms,
+    sentEmail: r.sentEmail,
+    unreachable: r.unreachable,
+    failed: r.failed,
+    pending: r.pending,
+    exposureWindowMs: r.exposureWindowMs,
+    peakRssBytes: r.maxRssBytes,
+    processCpuS: (r.cpuUserMs + r.cpuSystemMs) / 1000,
+    otherCpu: cpuDelta(cpu0, cpu1),
     threads: threads.last(),
     duplicates: { sms: b.stack.twilio!.duplicates().length, email: b.stack.smtp!.duplicates().length },
     providerAccepted: sentSoFar(b),
@@ -287,35 +383,58 @@ async function startPipeline(b: Bench, params: { ratePerSecond: Rate }, workers 
   const cpu0 = cpuSnapshot(b.dataDir);
   const started = Date.now();
   const { runId, handle } = await startRun(b.db, b.client, {
-    runId: runIdFor('pipe'), reason: 'BENCH', operator: 'bench', taskQueue,
+    runId: runIdFor('pipe'),
+    reason: 'BENCH',
+    operator: 'bench',
+    taskQueue,
     params: {
-      ratePerSecond: params.ratePerSecond, batchSize: opts.batchSize, batchConcurrency: opts.concurrency,
+      ratePerSecond: params.ratePerSecond,
+      batchSize: opts.batchSize,
+      batchConcurrency: opts.concurrency,
       ...(opts.resetConcurrency ? { resetConcurrency: opts.resetConcurrency } : {}),
       // The bench measures sending: receipts are followed up for 10 s after the last send and an
       // undelivered SMS retried after 5 s, not the defaults (15 min, 5 min) a real run waits.
       delivery: { deadlineSeconds: 10, retryAfterSeconds: 5 },
     },
   });
-  const firstRunId = 'firstExecutionRunId' in handle ? String(handle.firstExecutionRunId) : (await handle.describe()).runId;
+  const firstRunId =
+    'firstExecutionRunId' in handle ? String(handle.firstExecutionRunId) : (await handle.describe()).runId;
   return { handle, runId, workers: procs, started, cpu0, taskQueue, firstRunId, rssAtReady };
 }
 
-async function finishPipeline(b: Bench, p: PipelineRun, result: RunResult | undefined, wallMs: number): Promise<ContenderResult> {
+async function finishPipeline(
+  b: Bench,
+  p: PipelineRun,
+  result: RunResult | undefined,
+  wallMs: number,
+): Promise<ContenderResult> {
   const cpu1 = cpuSnapshot(b.dataDir);
-  const threads = p.workers.map((w) => threadCpuSeconds(w.pid)).reduce<Record<string, number> | undefined>(
-    (acc, t) => (!t ? acc : !acc || (t.main ?? 0) > (acc.main ?? 0) ? t : acc), undefined);
+  const threads = p.workers
+    .map((w) => threadCpuSeconds(w.pid))
+    .reduce<Record<string, number> | undefined>(
+      (acc, t) => (!t ? acc : !acc || (t.main ?? 0) > (acc.main ?? 0) ? t : acc),
+      undefined,
+    );
   const stopped = await Promise.all(p.workers.map((w) => w.stop()));
   const history = await historyStats(b.client, p.handle.workflowId, p.firstRunId);
   const counts = result?.counts;
   const { rows } = await b.db.query<{ planned: number }>('SELECT planned FROM runs WHERE id = $1', [p.runId]);
   return {
-    name: 'pipeline', cohort: counts?.planned ?? rows[0]?.planned ?? 0, wallMs,
-    sentSms: counts?.sentSms ?? 0, sentEmail: counts?.sentEmail ?? 0, unreachable: counts?.unreachable ?? 0,
-    failed: counts?.failed ?? 0, pending: counts?.pending ?? 0, exposureWindowMs: result?.exposureWindowMs,
+    name: 'pipeline',
+    cohort: counts?.planned ?? rows[0]?.planned ?? 0,
+    wallMs,
+    sentSms: counts?.sentSms ?? 0,
+    sentEmail: counts?.sentEmail ?? 0,
+    unreachable: counts?.unreachable ?? 0,
+    failed: counts?.failed ?? 0,
+    pending: counts?.pending ?? 0,
+    exposureWindowMs: result?.exposureWindowMs,
     peakRssBytes: Math.max(...stopped.map((s) => s.peakRssBytes ?? 0)) || undefined,
     rssAtReadyBytes: p.rssAtReady,
     processCpuS: stopped.reduce((n, s) => n + (s.cpuS ?? 0), 0),
-    otherCpu: cpuDelta(p.cpu0, cpu1), history, threads,
+    otherCpu: cpuDelta(p.cpu0, cpu1),
+    history,
+    threads,
     duplicates: { sms: b.stack.twilio!.duplicates().length, email: b.stack.smtp!.duplicates().length },
     providerAccepted: sentSoFar(b),
   };
@@ -367,7 +486,13 @@ function describe(r: ContenderResult): Record<string, unknown> {
       : {}),
     duplicateRecipients: r.duplicates,
     ...(r.dbGrowthBytes
-      ? { dbGrowthMB: { ledger: mb(r.dbGrowthBytes.ledger), checkpointsKB: Math.round(r.dbGrowthBytes.checkpoints / 1024), accounts: mb(r.dbGrowthBytes.accounts) } }
+      ? {
+          dbGrowthMB: {
+            ledger: mb(r.dbGrowthBytes.ledger),
+            checkpointsKB: Math.round(r.dbGrowthBytes.checkpoints / 1024),
+            accounts: mb(r.dbGrowthBytes.accounts),
+          },
+        }
       : {}),
   };
 }
@@ -376,11 +501,16 @@ function describe(r: ContenderResult): Record<string, unknown> {
 async function ledgerUpdates(db: Db): Promise<{ upd: number; hot: number }> {
   // Backends report their counters at most once a second: let the last ones land.
   await new Promise((r) => setTimeout(r, 1500));
-  const { rows } = await db.query<{ upd: string; hot: string }>("SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'ledger'");
+  const { rows } = await db.query<{ upd: string; hot: string }>(
+    "SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'ledger'",
+  );
   return { upd: Number(rows[0]?.upd ?? 0), hot: Number(rows[0]?.hot ?? 0) };
 }
-const hotShare = (a: { upd: number; hot: number }, b: { upd: number; hot: number }) =>
-  ({ ledgerUpdates: b.upd - a.upd, hotUpdates: b.hot - a.hot, hotShare: +((b.hot - a.hot) / Math.max(1, b.upd - a.upd)).toFixed(3) });
+const hotShare = (a: { upd: number; hot: number }, b: { upd: number; hot: number }) => ({
+  ledgerUpdates: b.upd - a.upd,
+  hotUpdates: b.hot - a.hot,
+  hotShare: +((b.hot - a.hot) / Math.max(1, b.upd - a.upd)).toFixed(3),
+});
 
 // ---- modes -------------------------------------------------------------------------------------
 
@@ -394,15 +524,23 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
     for (const name of ['baseline', 'pipeline'] as const) {
       if (opts.only && opts.only !== name) continue;
       const { seedMs } = await freshData(b.db, accounts);
-      log(`Round ${round}/${opts.repeat}: seeded ${fmt(accounts)} accounts (seed ${BENCH_SEED}) in ${s1(seedMs)} s; running the ${name}... (load ${loadAverage()})`);
+      log(
+        `Round ${round}/${opts.repeat}: seeded ${fmt(accounts)} accounts (seed ${BENCH_SEED}) in ${s1(seedMs)} s; running the ${name}... (load ${loadAverage()})`,
+      );
       if (opts.pgStats) await pgStatsReset(b.db);
       const before = await relationSizes(b.db);
       const upd0 = await ledgerUpdates(b.db);
       const r = name === 'baseline' ? await runBaseline(b) : await runPipelineToEnd(b);
       log(`  ledger updates: ${JSON.stringify(hotShare(upd0, await ledgerUpdates(b.db)))}`);
       const after = await relationSizes(b.db);
-      r.dbGrowthBytes = { ledger: after.ledger - before.ledger, checkpoints: after.checkpoints - before.checkpoints, accounts: after.accounts - before.accounts };
-      log(`  ${name}: ${s1(r.wallMs)} s, ${fmt(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000)))} msg/s, load ${loadAverage()}`);
+      r.dbGrowthBytes = {
+        ledger: after.ledger - before.ledger,
+        checkpoints: after.checkpoints - before.checkpoints,
+        accounts: after.accounts - before.accounts,
+      };
+      log(
+        `  ${name}: ${s1(r.wallMs)} s, ${fmt(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000)))} msg/s, load ${loadAverage()}`,
+      );
       runs.push(r);
       if (opts.pgStats) pgStatements[name] = await pgStatsTop(b.db);
     }
@@ -416,18 +554,36 @@ async function compareMode(b: Bench): Promise<Record<string, unknown>> {
     console.log(`
 All runs (alternating; the median of each contender is reported below):`);
     for (const r of runs) {
-      console.log(`  ${r.name.padEnd(9)} wall ${String(s1(r.wallMs)).padStart(7)} s  ${String(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000))).padStart(6)} msg/s  process CPU ${String(r.processCpuS?.toFixed(1)).padStart(6)} s  peak RSS ${mb(r.peakRssBytes)} MB`);
+      console.log(
+        `  ${r.name.padEnd(9)} wall ${String(s1(r.wallMs)).padStart(7)} s  ${String(Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000))).padStart(6)} msg/s  process CPU ${String(r.processCpuS?.toFixed(1)).padStart(6)} s  peak RSS ${mb(r.peakRssBytes)} MB`,
+      );
     }
   }
-  const out: Record<string, unknown> = { mode: 'compare', accounts, batchSize: opts.batchSize, concurrency: opts.concurrency, repeat: opts.repeat };
-  if (opts.repeat > 1) out.runs = runs.map((r) => ({ name: r.name, wallS: s1(r.wallMs), cpuS: r.processCpuS, peakRssMB: mb(r.peakRssBytes) }));
+  const out: Record<string, unknown> = {
+    mode: 'compare',
+    accounts,
+    batchSize: opts.batchSize,
+    concurrency: opts.concurrency,
+    repeat: opts.repeat,
+  };
+  if (opts.repeat > 1)
+    out.runs = runs.map((r) => ({
+      name: r.name,
+      wallS: s1(r.wallMs),
+      cpuS: r.processCpuS,
+      peakRssMB: mb(r.peakRssBytes),
+    }));
   for (const r of results) out[r.name] = describe(r);
   const base = results.find((r) => r.name === 'baseline');
   const pipe = results.find((r) => r.name === 'pipeline');
 
-  console.log(`\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, ${opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency} reset batches in flight, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`);
+  console.log(
+    `\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, ${opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency} reset batches in flight, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`,
+  );
   const row = (label: string, f: (d: Record<string, unknown>) => unknown) =>
-    console.log(`  ${label.padEnd(28)}${results.map((r) => String(f(out[r.name] as Record<string, unknown>)).padStart(16)).join('')}`);
+    console.log(
+      `  ${label.padEnd(28)}${results.map((r) => String(f(out[r.name] as Record<string, unknown>)).padStart(16)).join('')}`,
+    );
   console.log(`  ${''.padEnd(28)}${results.map((r) => r.name.padStart(16)).join('')}`);
   row('cohort (active accounts)', (d) => fmt(d.cohort as number));
   row('wall time, s', (d) => d.wallS);
@@ -445,8 +601,12 @@ All runs (alternating; the median of each contender is reported below):`);
   row('Temporal actions', (d) => d.temporalActions ?? '-');
   row('  per account', (d) => d.actionsPerAccount ?? '-');
   row('ledger growth, MB', (d) => (d.dbGrowthMB as Record<string, unknown> | undefined)?.ledger ?? '-');
-  row('history events (runs)', (d) => (d.historyEvents !== undefined ? `${d.historyEvents} (${(d.continuedAsNew as number) + 1})` : '-'));
-  console.log('  Temporal actions = WorkflowTaskCompleted + ActivityTaskScheduled events over the continue-as-new chain.');
+  row('history events (runs)', (d) =>
+    d.historyEvents !== undefined ? `${d.historyEvents} (${(d.continuedAsNew as number) + 1})` : '-',
+  );
+  console.log(
+    '  Temporal actions = WorkflowTaskCompleted + ActivityTaskScheduled events over the continue-as-new chain.',
+  );
 
   for (const [name, stats] of Object.entries(pgStatements)) printPgStats(name, stats);
 
@@ -456,16 +616,25 @@ All runs (alternating; the median of each contender is reported below):`);
     const targets = {
       ratio: { value: +ratio.toFixed(3), target: 1.25, met: ratio <= 1.25 },
       wallS: { value: s1(pipe.wallMs), target: 360, met: pipe.wallMs <= 360_000 },
-      workerPeakRssMB: { value: mb(pipe.peakRssBytes), target: 300, met: (pipe.peakRssBytes ?? Infinity) <= 300 * 1024 * 1024 },
+      workerPeakRssMB: {
+        value: mb(pipe.peakRssBytes),
+        target: 300,
+        met: (pipe.peakRssBytes ?? Infinity) <= 300 * 1024 * 1024,
+      },
       actionsPerAccount: { value: +actionsPerAccount.toFixed(5), target: 0.01, met: actionsPerAccount <= 0.01 },
     };
     out.ratio = targets.ratio.value;
     out.targets = targets;
     const cpuRatio = (pipe.processCpuS ?? 0) / Math.max(0.001, base.processCpuS ?? 0);
     out.cpuRatio = +cpuRatio.toFixed(3);
-    console.log(`\n  ratio pipeline/baseline (wall time): ${ratio.toFixed(3)}   (contender process CPU: ${cpuRatio.toFixed(3)})`);
+    console.log(
+      `\n  ratio pipeline/baseline (wall time): ${ratio.toFixed(3)}   (contender process CPU: ${cpuRatio.toFixed(3)})`,
+    );
     console.log(`  targets (set for 850,000 accounts on 2 cores; this run: ${fmt(accounts)}):`);
-    for (const [k, t] of Object.entries(targets)) console.log(`    ${k.padEnd(20)} ${String(t.value).padStart(10)}  target ${t.target}  ${t.met ? 'met' : 'NOT met'}`);
+    for (const [k, t] of Object.entries(targets))
+      console.log(
+        `    ${k.padEnd(20)} ${String(t.value).padStart(10)}  target ${t.target}  ${t.met ? 'met' : 'NOT met'}`,
+      );
   }
   return out;
 }
@@ -474,7 +643,9 @@ async function exposureMode(b: Bench): Promise<Record<string, unknown>> {
   const accounts = opts.accounts ?? 850_000;
   const rate = opts.rate ?? 100;
   const { seedMs } = await freshData(b.db, accounts);
-  log(`Seeded ${fmt(accounts)} accounts in ${s1(seedMs)} s; starting the pipeline at ${rate} msg/s... (load ${loadAverage()})`);
+  log(
+    `Seeded ${fmt(accounts)} accounts in ${s1(seedMs)} s; starting the pipeline at ${rate} msg/s... (load ${loadAverage()})`,
+  );
   const upd0 = await ledgerUpdates(b.db);
   const p = await startPipeline(b, { ratePerSecond: rate });
   const stopTicker = ticker(b, 'exposure', () => Math.max(...p.workers.map((w) => peakOf(w.pid) ?? 0)));
@@ -494,45 +665,73 @@ async function exposureMode(b: Bench): Promise<Record<string, unknown>> {
   stopTicker();
   const messagesBeforeStop = sentSoFar(b);
   // The freeze in chunks (migration 012): start to cohort_frozen_at; and the reset updates' HOT share.
-  const frozen = await b.db.query<{ s: number }>('SELECT extract(epoch FROM cohort_frozen_at - started_at) AS s FROM runs WHERE id = $1', [p.runId]);
+  const frozen = await b.db.query<{ s: number }>(
+    'SELECT extract(epoch FROM cohort_frozen_at - started_at) AS s FROM runs WHERE id = $1',
+    [p.runId],
+  );
   const updates = hotShare(upd0, await ledgerUpdates(b.db));
-  log(`  cohort frozen after ${frozen.rows[0]?.s ?? '?'} s; ledger updates to here: ${JSON.stringify(updates)} (load ${loadAverage()})`);
+  log(
+    `  cohort frozen after ${frozen.rows[0]?.s ?? '?'} s; ledger updates to here: ${JSON.stringify(updates)} (load ${loadAverage()})`,
+  );
   log(`  every PIN reset after ${s1(row!.window_ms)} s (runs.resets_done_at - started_at); stopping the run...`);
   const result = await stopRun(p.handle);
   const stoppedAfterMs = Date.now() - p.started;
   const r = await finishPipeline(b, p, result, stoppedAfterMs);
   const out = {
-    mode: 'exposure', accounts, cohort: r.cohort, ratePerSecond: rate, batchSize: opts.batchSize,
+    mode: 'exposure',
+    accounts,
+    cohort: r.cohort,
+    ratePerSecond: rate,
+    batchSize: opts.batchSize,
     resetConcurrency: opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency,
     exposureWindowS: s1(Math.round(row!.window_ms)),
     exposureWindowFromResultS: result?.exposureWindowMs !== undefined ? s1(result.exposureWindowMs) : null,
     startToResetsDoneSeenS: s1(seenAtMs),
     messagesSentDuringResets: messagesBeforeStop,
-    cohortFrozenAfterS: frozen.rows[0]?.s ?? null, ...updates,
+    cohortFrozenAfterS: frozen.rows[0]?.s ?? null,
+    ...updates,
     runStatus: result?.status ?? 'terminated',
     stopTookS: s1(stoppedAfterMs - seenAtMs),
     workerPeakRssMB: mb(r.peakRssBytes),
     target: { exposureWindowS: 60, met: row!.window_ms <= 60_000 },
   };
-  console.log(`\nExposure window: ${fmt(r.cohort)} cohort accounts, notifications at ${rate} msg/s, batch ${opts.batchSize}, ${out.resetConcurrency} reset batches in flight`);
-  console.log(`  start to last PIN invalidated: ${out.exposureWindowS} s (runs.resets_done_at - runs.started_at; workflow result: ${out.exposureWindowFromResultS} s)`);
-  console.log(`  seen by the bench after       : ${out.startToResetsDoneSeenS} s from startRun (includes workflow start and cohort freeze)`);
+  console.log(
+    `\nExposure window: ${fmt(r.cohort)} cohort accounts, notifications at ${rate} msg/s, batch ${opts.batchSize}, ${out.resetConcurrency} reset batches in flight`,
+  );
+  console.log(
+    `  start to last PIN invalidated: ${out.exposureWindowS} s (runs.resets_done_at - runs.started_at; workflow result: ${out.exposureWindowFromResultS} s)`,
+  );
+  console.log(
+    `  seen by the bench after       : ${out.startToResetsDoneSeenS} s from startRun (includes workflow start and cohort freeze)`,
+  );
   console.log(`  messages sent meanwhile       : ${fmt(messagesBeforeStop)}`);
-  console.log(`  run then stopped (${out.runStatus}) in ${out.stopTookS} s; target <= 60 s: ${out.target.met ? 'met' : 'NOT met'}`);
+  console.log(
+    `  run then stopped (${out.runStatus}) in ${out.stopTookS} s; target <= 60 s: ${out.target.met ? 'met' : 'NOT met'}`,
+  );
   return out;
 }
 
-interface Window { fromS: number; toS: number; messages: number; rate: number; errorPct: number }
+interface Window {
+  fromS: number;
+  toS: number;
+  messages: number;
+  rate: number;
+  errorPct: number;
+}
 
 async function rateMode(b: Bench): Promise<Record<string, unknown>> {
   const rate = opts.rate!;
   const newRate = opts.newRate ?? Math.round(rate * 1.5);
   const changeAtS = opts.changeAt ?? opts.seconds / 2;
   // Enough accounts that the run outlasts the measurement (~95% of seeded accounts get a message).
-  const needed = Math.ceil(((rate * changeAtS + newRate * Math.max(0, opts.seconds - changeAtS)) * 1.4) / 0.95) + 20 * opts.batchSize;
+  const needed =
+    Math.ceil(((rate * changeAtS + newRate * Math.max(0, opts.seconds - changeAtS)) * 1.4) / 0.95) +
+    20 * opts.batchSize;
   const accounts = opts.accounts ?? needed;
   const { seedMs } = await freshData(b.db, accounts);
-  log(`Seeded ${fmt(accounts)} accounts in ${s1(seedMs)} s; ${opts.workers} workers at ${rate} msg/s, ${newRate} msg/s from ${changeAtS} s... (load ${loadAverage()})`);
+  log(
+    `Seeded ${fmt(accounts)} accounts in ${s1(seedMs)} s; ${opts.workers} workers at ${rate} msg/s, ${newRate} msg/s from ${changeAtS} s... (load ${loadAverage()})`,
+  );
   const p = await startPipeline(b, { ratePerSecond: rate });
   const stopTicker = ticker(b, 'rate', () => Math.max(...p.workers.map((w) => peakOf(w.pid) ?? 0)));
   // t0: the first message accepted by either provider.
@@ -555,7 +754,13 @@ async function rateMode(b: Bench): Promise<Record<string, unknown>> {
     const out: Window[] = [];
     for (let w = from; w + 10_000 <= to; w += 10_000) {
       const n = count(w, w + 10_000);
-      out.push({ fromS: s1(w - t0), toS: s1(w + 10_000 - t0), messages: n, rate: n / 10, errorPct: +((100 * (n / 10 - target)) / target).toFixed(2) });
+      out.push({
+        fromS: s1(w - t0),
+        toS: s1(w + 10_000 - t0),
+        messages: n,
+        rate: n / 10,
+        errorPct: +((100 * (n / 10 - target)) / target).toFixed(2),
+      });
     }
     return out;
   };
@@ -572,18 +777,34 @@ async function rateMode(b: Bench): Promise<Record<string, unknown>> {
   }
   const all = [...before, ...after];
   const within3 = all.length > 0 && all.every((w) => Math.abs(w.errorPct) <= 3);
-  console.log(`\nRate accuracy: ${opts.workers} workers, ${rate} msg/s, then ${newRate} msg/s (setRate update at ${s1(tUpdate - t0)} s); 10-s windows after ${opts.warmup} s warm-up`);
+  console.log(
+    `\nRate accuracy: ${opts.workers} workers, ${rate} msg/s, then ${newRate} msg/s (setRate update at ${s1(tUpdate - t0)} s); 10-s windows after ${opts.warmup} s warm-up`,
+  );
   console.log('  window (s from first message)   messages   rate/s   target   error');
   for (const [w, target] of [...before.map((w) => [w, rate] as const), ...after.map((w) => [w, newRate] as const)]) {
-    console.log(`  ${`${w.fromS}-${w.toS}`.padEnd(32)}${String(w.messages).padStart(8)}${w.rate.toFixed(1).padStart(9)}${String(target).padStart(9)}${`${w.errorPct > 0 ? '+' : ''}${w.errorPct}%`.padStart(9)}`);
+    console.log(
+      `  ${`${w.fromS}-${w.toS}`.padEnd(32)}${String(w.messages).padStart(8)}${w.rate.toFixed(1).padStart(9)}${String(target).padStart(9)}${`${w.errorPct > 0 ? '+' : ''}${w.errorPct}%`.padStart(9)}`,
+    );
   }
   console.log(`  every window within 3%: ${within3 ? 'yes' : 'NO'}`);
-  console.log(`  setRate update: answered in ${tUpdated - tUpdate} ms (${JSON.stringify(answer)}); new rate in force after ${effectMs !== undefined ? `${effectMs} ms` : 'never (within the run)'} (target <= 5000 ms)`);
+  console.log(
+    `  setRate update: answered in ${tUpdated - tUpdate} ms (${JSON.stringify(answer)}); new rate in force after ${effectMs !== undefined ? `${effectMs} ms` : 'never (within the run)'} (target <= 5000 ms)`,
+  );
   return {
-    mode: 'rate', workers: opts.workers, accounts, rate, newRate, changeAtS: s1(tUpdate - t0), windows: { before, after },
-    within3pct: within3, maxAbsErrorPct: Math.max(0, ...all.map((w) => Math.abs(w.errorPct))),
-    updateRoundTripMs: tUpdated - tUpdate, effectMs: effectMs ?? null, effectWithin5s: effectMs !== undefined && effectMs <= 5000,
-    workerPeakRssMB: mb(r.peakRssBytes), runStatus: result?.status ?? 'terminated',
+    mode: 'rate',
+    workers: opts.workers,
+    accounts,
+    rate,
+    newRate,
+    changeAtS: s1(tUpdate - t0),
+    windows: { before, after },
+    within3pct: within3,
+    maxAbsErrorPct: Math.max(0, ...all.map((w) => Math.abs(w.errorPct))),
+    updateRoundTripMs: tUpdated - tUpdate,
+    effectMs: effectMs ?? null,
+    effectWithin5s: effectMs !== undefined && effectMs <= 5000,
+    workerPeakRssMB: mb(r.peakRssBytes),
+    runStatus: result?.status ?? 'terminated',
   };
 }
 
@@ -616,25 +837,44 @@ async function scaleMode(b: Bench): Promise<Record<string, unknown>> {
     const sizeAfter = await relationSizes(b.db);
     const h = r.history!;
     rows.push({
-      accounts: size, cohort: r.cohort, wallS: s1(r.wallMs), msPerAccount: +(r.wallMs / r.cohort).toFixed(4),
+      accounts: size,
+      cohort: r.cohort,
+      wallS: s1(r.wallMs),
+      msPerAccount: +(r.wallMs / r.cohort).toFixed(4),
       messagesPerS: Math.round((r.sentSms + r.sentEmail) / (r.wallMs / 1000)),
-      ledgerGrowthMB: mb(sizeAfter.ledger - sizeBefore.ledger), checkpointsGrowthKB: Math.round((sizeAfter.checkpoints - sizeBefore.checkpoints) / 1024),
+      ledgerGrowthMB: mb(sizeAfter.ledger - sizeBefore.ledger),
+      checkpointsGrowthKB: Math.round((sizeAfter.checkpoints - sizeBefore.checkpoints) / 1024),
       accountsGrowthMB: mb(sizeAfter.accounts - sizeBefore.accounts),
       ledgerBytesPerAccount: Math.round((sizeAfter.ledger - sizeBefore.ledger) / r.cohort),
-      historyEvents: h.events, eventsPerRun: h.eventsPerRun, continuedAsNew: h.continuedAsNew,
-      eventsPer1000Accounts: +((1000 * h.events) / r.cohort).toFixed(2), actionsPerAccount: +(h.actions / r.cohort).toFixed(5),
-      maxHistoryKB: Math.round(h.maxHistoryBytes / 1024), workerPeakRssMB: mb(r.peakRssBytes), load: loadAverage(),
+      historyEvents: h.events,
+      eventsPerRun: h.eventsPerRun,
+      continuedAsNew: h.continuedAsNew,
+      eventsPer1000Accounts: +((1000 * h.events) / r.cohort).toFixed(2),
+      actionsPerAccount: +(h.actions / r.cohort).toFixed(5),
+      maxHistoryKB: Math.round(h.maxHistoryBytes / 1024),
+      workerPeakRssMB: mb(r.peakRssBytes),
+      load: loadAverage(),
     });
   }
   console.log('\nScale: one worker, no rate limit');
   console.log('  accounts    cohort   wall s  ms/acct  msg/s  ledger MB  ckpt KB  B/acct  events  ev/1k  CAN  RSS MB');
   for (const x of rows) {
-    console.log(`  ${[
-      fmt(x.accounts as number).padStart(9), fmt(x.cohort as number).padStart(9), String(x.wallS).padStart(8), String(x.msPerAccount).padStart(8),
-      String(x.messagesPerS).padStart(6), String(x.ledgerGrowthMB).padStart(10), String(x.checkpointsGrowthKB).padStart(8),
-      String(x.ledgerBytesPerAccount).padStart(7), String(x.historyEvents).padStart(7), String(x.eventsPer1000Accounts).padStart(6),
-      String(x.continuedAsNew).padStart(4), String(x.workerPeakRssMB).padStart(7),
-    ].join(' ')}`);
+    console.log(
+      `  ${[
+        fmt(x.accounts as number).padStart(9),
+        fmt(x.cohort as number).padStart(9),
+        String(x.wallS).padStart(8),
+        String(x.msPerAccount).padStart(8),
+        String(x.messagesPerS).padStart(6),
+        String(x.ledgerGrowthMB).padStart(10),
+        String(x.checkpointsGrowthKB).padStart(8),
+        String(x.ledgerBytesPerAccount).padStart(7),
+        String(x.historyEvents).padStart(7),
+        String(x.eventsPer1000Accounts).padStart(6),
+        String(x.continuedAsNew).padStart(4),
+        String(x.workerPeakRssMB).padStart(7),
+      ].join(' ')}`,
+    );
   }
   return { mode: 'scale', sizes: rows };
 }
@@ -651,9 +891,16 @@ async function main(): Promise<void> {
   } finally {
     await tearDown(b).catch(() => undefined);
   }
-  const machine = { cpus: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), loadBefore, loadAfter: loadAverage() };
+  const machine = {
+    cpus: os.cpus().length,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadBefore,
+    loadAfter: loadAverage(),
+  };
   if (opts.cpuProf) console.log(`\nCPU profiles: ${b.profileDir}`);
-  console.log(`Machine: ${machine.cpus} cores, ${machine.memGiB} GiB, load average before ${loadBefore}, after ${machine.loadAfter}`);
+  console.log(
+    `Machine: ${machine.cpus} cores, ${machine.memGiB} GiB, load average before ${loadBefore}, after ${machine.loadAfter}`,
+  );
   console.log(JSON.stringify({ ...out, heapMb: opts.heapMb, machine }));
 }
 

@@ -63,22 +63,35 @@ interface Ctx {
 }
 
 // The baseline derives its own reference (16 hex digits), as a plain script would.
-const ref = (runId: string, accountId: number) => createHash('sha256').update(`${runId}:${accountId}`).digest('hex').slice(0, 16).toUpperCase();
+const ref = (runId: string, accountId: number) =>
+  createHash('sha256').update(`${runId}:${accountId}`).digest('hex').slice(0, 16).toUpperCase();
 
 async function sendEmail(ctx: Ctx, row: ClaimedRow, r: string, fellBack: boolean, smsCode?: string): Promise<Outcome> {
   const messageId = emailMessageId(ctx.runId, row.accountId, ctx.message.messageIdDomain);
   try {
-    await ctx.email.send({ to: row.email!, messageId, subject: emailSubject(ctx.message), text: emailText(ctx.message, r) });
+    await ctx.email.send({
+      to: row.email!,
+      messageId,
+      subject: emailSubject(ctx.message),
+      text: emailText(ctx.message, r),
+    });
     return { accountId: row.accountId, state: 'sent', channel: 'email', fellBack, messageId, errorCode: smsCode };
   } catch (err) {
-    return { accountId: row.accountId, state: 'failed', channel: 'email', fellBack, errorCode: ctx.email.classify(err).code };
+    return {
+      accountId: row.accountId,
+      state: 'failed',
+      channel: 'email',
+      fellBack,
+      errorCode: ctx.email.classify(err).code,
+    };
   }
 }
 
 async function notifyOne(ctx: Ctx, row: ClaimedRow): Promise<Outcome> {
   const base = { accountId: row.accountId, fellBack: false };
   if (row.status === null) return { ...base, state: 'skipped', errorCode: 'account_deleted' };
-  if (row.status === 'closed' || row.status === 'deleted') return { ...base, state: 'skipped', errorCode: `account_${row.status}` };
+  if (row.status === 'closed' || row.status === 'deleted')
+    return { ...base, state: 'skipped', errorCode: `account_${row.status}` };
   const choice = chooseChannel(row, ctx.policy);
   if ('unreachable' in choice) return { ...base, state: 'unreachable', errorCode: choice.unreachable };
   const r = ref(ctx.runId, row.accountId);
@@ -140,8 +153,17 @@ export async function runBaseline(opts: {
 
   const c = await readCounts(db, runId);
   return {
-    runId, planned, reset: c.reset, sentSms: c.sentSms, sentEmail: c.sentEmail, fellBack: c.fellBack,
-    unreachable: c.unreachable, failed: c.failed, pending: c.pending, wallMs, exposureWindowMs,
+    runId,
+    planned,
+    reset: c.reset,
+    sentSms: c.sentSms,
+    sentEmail: c.sentEmail,
+    fellBack: c.fellBack,
+    unreachable: c.unreachable,
+    failed: c.failed,
+    pending: c.pending,
+    wallMs,
+    exposureWindowMs,
   };
 }
 
@@ -167,7 +189,15 @@ async function main(): Promise<void> {
       batchConcurrency: Number(values['batch-concurrency']),
       resetConcurrency: Number(values['reset-concurrency']),
     };
-    const r = await runBaseline({ db, sms, email, message: config.message, runId: values['run-id'], params, sendConcurrency: config.worker.sendConcurrency });
+    const r = await runBaseline({
+      db,
+      sms,
+      email,
+      message: config.message,
+      runId: values['run-id'],
+      params,
+      sendConcurrency: config.worker.sendConcurrency,
+    });
     const usage = process.resourceUsage();
     const result: BaselineResult = {
       ...r,

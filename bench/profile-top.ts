@@ -35,7 +35,8 @@ export function summarise(p: Profile, top = 25, match: string[] = []) {
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0));
+  for (let i = 0; i < p.samples.length; i++)
+    self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const byFn = new Map<string, number>();
   const byPkg = new Map<string, number>();
@@ -61,16 +62,27 @@ export function summarise(p: Profile, top = 25, match: string[] = []) {
   return {
     totalMs: Math.round(total / 1000),
     wallMs: Math.round((p.endTime - p.startTime) / 1000),
-    packages: sorted(byPkg).slice(0, top).map(([k, us]) => ({ name: k, ms: Math.round(us / 1000), share: pct(us) })),
-    functions: sorted(byFn).slice(0, top).map(([k, us]) => ({ name: k, ms: Math.round(us / 1000), share: pct(us) })),
+    packages: sorted(byPkg)
+      .slice(0, top)
+      .map(([k, us]) => ({ name: k, ms: Math.round(us / 1000), share: pct(us) })),
+    functions: sorted(byFn)
+      .slice(0, top)
+      .map(([k, us]) => ({ name: k, ms: Math.round(us / 1000), share: pct(us) })),
     inclusive: sorted(incl).map(([k, us]) => ({ name: k, ms: Math.round(us / 1000), share: pct(us) })),
   };
 }
 
 if (process.argv[1]?.endsWith('profile-top.ts')) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, match: { type: 'string', default: '' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '25' }, match: { type: 'string', default: '' } },
+  });
   for (const file of positionals) {
-    const s = summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(values.top), values.match ? values.match.split(',') : []);
+    const s = summarise(
+      JSON.parse(readFileSync(file, 'utf8')) as Profile,
+      Number(values.top),
+      values.match ? values.match.split(',') : [],
+    );
     console.log(`\n${file}: ${s.totalMs} ms sampled over ${s.wallMs} ms wall (idle included as "(idle)")`);
     console.log('  self time by package:');
     for (const x of s.packages) console.log(`    ${x.share.padStart(6)} ${String(x.ms).padStart(7)} ms  ${x.name}`);

@@ -40,7 +40,9 @@ function readStat(pid: number, file = `/proc/${pid}/stat`): ProcStat | undefined
     const f = raw.slice(close + 2).split(' ');
     // f[0] = state (field 3); utime is field 14 -> f[11]
     return {
-      pid, ppid: Number(f[1]), comm,
+      pid,
+      ppid: Number(f[1]),
+      comm,
       cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK,
       childCpuS: (Number(f[13]) + Number(f[14])) / CLK_TCK,
     };
@@ -141,17 +143,24 @@ process.once('exit', () => {
 });
 
 /** Starts `node [nodeArgs] --import tsx <script> [args]`, logging its output to `logFile`. */
-export function spawnTsx(script: string, opts: {
-  args?: string[];
-  env: Record<string, string>;
-  nodeArgs?: string[];
-  logFile: string;
-  readyText?: string;
-}): Child {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', path.join(PROJECT_ROOT, script), ...(opts.args ?? [])], {
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function spawnTsx(
+  script: string,
+  opts: {
+    args?: string[];
+    env: Record<string, string>;
+    nodeArgs?: string[];
+    logFile: string;
+    readyText?: string;
+  },
+): Child {
+  const child = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), '--import', 'tsx', path.join(PROJECT_ROOT, script), ...(opts.args ?? [])],
+    {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   liveChildren.add(child);
   const log: WriteStream = createWriteStream(opts.logFile, { flags: 'a' });
   let out = '';
@@ -183,7 +192,10 @@ export function spawnTsx(script: string, opts: {
   ready.catch(() => undefined);
   const pid = child.pid!;
   return {
-    child, pid, ready, exited,
+    child,
+    pid,
+    ready,
+    exited,
     stdout: () => out,
     tail: () => tail,
     async stop(graceMs = 30_000) {
@@ -223,8 +235,15 @@ type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
 /** Follows the continue-as-new chain from the first run and counts the events of every run. */
 export async function historyStats(client: Client, workflowId: string, firstRunId: string): Promise<HistoryStats> {
   const s: HistoryStats = {
-    runs: 0, continuedAsNew: 0, eventsPerRun: [], events: 0, workflowTasksCompleted: 0, activitiesScheduled: 0, actions: 0,
-    otherBillable: 0, maxHistoryBytes: 0,
+    runs: 0,
+    continuedAsNew: 0,
+    eventsPerRun: [],
+    events: 0,
+    workflowTasksCompleted: 0,
+    activitiesScheduled: 0,
+    actions: 0,
+    otherBillable: 0,
+    maxHistoryBytes: 0,
   };
   let runId: string | undefined = firstRunId;
   while (runId) {
@@ -239,10 +258,13 @@ export async function historyStats(client: Client, workflowId: string, firstRunI
       if (e.workflowTaskCompletedEventAttributes) s.workflowTasksCompleted++;
       else if (e.activityTaskScheduledEventAttributes) s.activitiesScheduled++;
       else if (
-        e.workflowExecutionSignaledEventAttributes || e.workflowExecutionUpdateAcceptedEventAttributes ||
-        e.timerStartedEventAttributes || e.upsertWorkflowSearchAttributesEventAttributes ||
+        e.workflowExecutionSignaledEventAttributes ||
+        e.workflowExecutionUpdateAcceptedEventAttributes ||
+        e.timerStartedEventAttributes ||
+        e.upsertWorkflowSearchAttributesEventAttributes ||
         e.workflowExecutionStartedEventAttributes
-      ) s.otherBillable++;
+      )
+        s.otherBillable++;
       const can = e.workflowExecutionContinuedAsNewEventAttributes;
       if (can) {
         s.continuedAsNew++;
@@ -274,13 +296,20 @@ export async function freshData(db: Db, count: number): Promise<{ seedMs: number
   return { seedMs: Date.now() - started };
 }
 
-export async function relationSizes(db: Db): Promise<{ ledger: number; checkpoints: number; accounts: number; runs: number }> {
+export async function relationSizes(
+  db: Db,
+): Promise<{ ledger: number; checkpoints: number; accounts: number; runs: number }> {
   const { rows } = await db.query<{ ledger: string; checkpoints: string; accounts: string; runs: string }>(
     `SELECT pg_total_relation_size('ledger') AS ledger, pg_total_relation_size('checkpoints') AS checkpoints,
             pg_total_relation_size('accounts') AS accounts, pg_total_relation_size('runs') AS runs`,
   );
   const r = rows[0];
-  return { ledger: Number(r.ledger), checkpoints: Number(r.checkpoints), accounts: Number(r.accounts), runs: Number(r.runs) };
+  return {
+    ledger: Number(r.ledger),
+    checkpoints: Number(r.checkpoints),
+    accounts: Number(r.accounts),
+    runs: Number(r.runs),
+  };
 }
 
 // ---- formatting --------------------------------------------------------------------------------
@@ -320,8 +349,14 @@ export async function pgStatsTop(db: Db, limit = 12): Promise<StatementStat[]> {
     [limit],
   );
   return rows.map((r) => ({
-    toplevel: r.toplevel, calls: r.calls, totalMs: r.total_ms, meanMs: r.mean_ms, rows: r.rows,
-    sharedBlksDirtied: r.dirtied, walMB: r.wal_mb, query: r.query,
+    toplevel: r.toplevel,
+    calls: r.calls,
+    totalMs: r.total_ms,
+    meanMs: r.mean_ms,
+    rows: r.rows,
+    sharedBlksDirtied: r.dirtied,
+    walMB: r.wal_mb,
+    query: r.query,
   }));
 }
 
@@ -329,7 +364,9 @@ export function printPgStats(label: string, stats: StatementStat[]): void {
   console.log(`\n  pg_stat_statements, ${label} (nested = inside a function):`);
   console.log('      total ms   calls    mean ms    WAL MB  statement');
   for (const s of stats) {
-    console.log(`  ${String(Math.round(s.totalMs)).padStart(12)}${String(s.calls).padStart(8)}${s.meanMs.toFixed(3).padStart(11)}${s.walMB.toFixed(1).padStart(10)}  ${s.toplevel ? '' : '(nested) '}${s.query}`);
+    console.log(
+      `  ${String(Math.round(s.totalMs)).padStart(12)}${String(s.calls).padStart(8)}${s.meanMs.toFixed(3).padStart(11)}${s.walMB.toFixed(1).padStart(10)}  ${s.toplevel ? '' : '(nested) '}${s.query}`,
+    );
   }
 }
 

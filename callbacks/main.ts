@@ -15,18 +15,29 @@ async function main(): Promise<void> {
   if (!config.sms.authToken) throw new Error('TWILIO_AUTH_TOKEN is missing (it signs the status callbacks)');
   const db = createPool(config.database.url, config.database.poolSize);
   const server = await startCallbackServer({
-    db, authToken: config.sms.authToken, publicUrl: config.callbacks.publicUrl!, port: config.callbacks.port,
-    host: config.callbacks.host, maxBodyBytes: config.callbacks.maxBodyBytes,
+    db,
+    authToken: config.sms.authToken,
+    publicUrl: config.callbacks.publicUrl!,
+    port: config.callbacks.port,
+    host: config.callbacks.host,
+    maxBodyBytes: config.callbacks.maxBodyBytes,
     sendgridPublicKey: config.callbacks.sendgridPublicKey,
   });
-  logger.always('callbacks started', { port: server.port, publicPath: new URL(config.callbacks.publicUrl!).pathname, emailWebhook: config.callbacks.sendgridPublicKey ? 'on' : 'off' });
+  logger.always('callbacks started', {
+    port: server.port,
+    publicPath: new URL(config.callbacks.publicUrl!).pathname,
+    emailWebhook: config.callbacks.sendgridPublicKey ? 'on' : 'off',
+  });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       // Stop taking callbacks; Twilio retries the ones refused meanwhile (the URL asks it to).
-      void server.close().then(() => db.end()).then(() => {
-        logger.always('callbacks stopped');
-        process.exit(0);
-      });
+      void server
+        .close()
+        .then(() => db.end())
+        .then(() => {
+          logger.always('callbacks stopped');
+          process.exit(0);
+        });
     });
   }
 }

@@ -12,14 +12,29 @@ const keys = new Map<string, KeyObject>();
 
 export function sendGridKey(base64Der: string): KeyObject {
   let key = keys.get(base64Der);
-  if (!key) keys.set(base64Der, (key = createPublicKey({ key: Buffer.from(base64Der, 'base64'), format: 'der', type: 'spki' })));
+  if (!key)
+    keys.set(
+      base64Der,
+      (key = createPublicKey({ key: Buffer.from(base64Der, 'base64'), format: 'der', type: 'spki' })),
+    );
   return key;
 }
 
-export function verifySendGridSignature(publicKey: string, body: string, signature: string, timestamp: string, nowMs: number): boolean {
+export function verifySendGridSignature(
+  publicKey: string,
+  body: string,
+  signature: string,
+  timestamp: string,
+  nowMs: number,
+): boolean {
   if (!/^\d{9,11}$/.test(timestamp) || Math.abs(nowMs - Number(timestamp) * 1000) > MAX_SKEW_MS) return false;
   try {
-    return verify('sha256', Buffer.from(timestamp + body, 'utf8'), sendGridKey(publicKey), Buffer.from(signature, 'base64'));
+    return verify(
+      'sha256',
+      Buffer.from(timestamp + body, 'utf8'),
+      sendGridKey(publicKey),
+      Buffer.from(signature, 'base64'),
+    );
   } catch {
     return false;
   }

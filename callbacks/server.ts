@@ -51,7 +51,10 @@ class ReceiptWriter {
   private timer: NodeJS.Timeout | null = null;
   private writing = 0;
 
-  constructor(private readonly db: Db, private readonly batchMs: number) {}
+  constructor(
+    private readonly db: Db,
+    private readonly batchMs: number,
+  ) {}
 
   /** Resolves true when the receipt changed (false: a repeat or a late lower-ranked status). */
   write(cb: StatusCallback): Promise<boolean> {
@@ -69,24 +72,29 @@ class ReceiptWriter {
     this.queue = [];
     if (group.length === 0) return;
     this.writing++;
-    recordStatusCallbacks(this.db, group.map((g) => g.cb)).then(
-      (changed) => {
-        // Within a group only the highest-ranked callback of a SID counts as the change.
-        const credited = new Set<string>();
-        const best = new Map<string, StatusCallback>();
-        for (const g of group) {
-          const b = best.get(g.cb.messageSid);
-          if (!b || g.cb.rank > b.rank) best.set(g.cb.messageSid, g.cb);
-        }
-        for (const g of group) {
-          const sid = g.cb.messageSid;
-          const isChange = changed.has(sid) && best.get(sid) === g.cb && !credited.has(sid);
-          if (isChange) credited.add(sid);
-          g.done(null, isChange);
-        }
-      },
-      (err: Error) => group.forEach((g) => g.done(err)),
-    ).finally(() => this.writing--);
+    recordStatusCallbacks(
+      this.db,
+      group.map((g) => g.cb),
+    )
+      .then(
+        (changed) => {
+          // Within a group only the highest-ranked callback of a SID counts as the change.
+          const credited = new Set<string>();
+          const best = new Map<string, StatusCallback>();
+          for (const g of group) {
+            const b = best.get(g.cb.messageSid);
+            if (!b || g.cb.rank > b.rank) best.set(g.cb.messageSid, g.cb);
+          }
+          for (const g of group) {
+            const sid = g.cb.messageSid;
+            const isChange = changed.has(sid) && best.get(sid) === g.cb && !credited.has(sid);
+            if (isChange) credited.add(sid);
+            g.done(null, isChange);
+          }
+        },
+        (err: Error) => group.forEach((g) => g.done(err)),
+      )
+      .finally(() => this.writing--);
   }
 }
 
@@ -118,19 +126,41 @@ export async function startCallbackServer(o: CallbackServerOptions): Promise<Cal
   const limit = o.maxBodyBytes ?? 16 * 1024;
   const writer = new ReceiptWriter(o.db, o.batchMs ?? 2);
 
-  const requests = new Counter('pinreset_callbacks_total', 'Callbacks received by kind (twilio_status, email_events) and result (ok; repeat = accepted, changed nothing; forbidden, too_large, bad_request, unavailable).');
-  const statuses = new Counter('pinreset_delivery_receipts_total', 'Receipt changes by MessageStatus and ErrorCode ("" when none): each message counts once per status it reaches; repeats and late lower-ranked callbacks are not counted. Final statuses: delivered, undelivered, failed.');
-  const latency = new Histogram('pinreset_callback_latency_seconds', 'Time from request to answer, seconds.', LATENCY_BUCKETS);
+  const requests = new Counter(
+    'pinreset_callbacks_total',
+    'Callbacks received by kind (twilio_status, email_events) and result (ok; repeat = accepted, changed nothing; forbidden, too_large, bad_request, unavailable).',
+  );
+  const statuses = new Counter(
+    'pinreset_delivery_receipts_total',
+    'Receipt changes by MessageStatus and ErrorCode ("" when none): each message counts once per status it reaches; repeats and late lower-ranked callbacks are not counted. Final statuses: delivered, undelivered, failed.',
+  );
+  const latency = new Histogram(
+    'pinreset_callback_latency_seconds',
+    'Time from request to answer, seconds.',
+    LATENCY_BUCKETS,
+  );
   let dbUp = 1;
 
-  const answer = (res: http.ServerResponse, status: number, kind: string, result: string, started: bigint, text = ''): void => {
+  const answer = (
+    res: http.ServerResponse,
+    status: number,
+    kind: string,
+    result: string,
+    started: bigint,
+    text = '',
+  ): void => {
     requests.inc({ kind, result });
     latency.observe({ kind }, Number(process.hrtime.bigint() - started) / 1e9);
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   };
 
-  async function twilioStatus(req: http.IncomingMessage, res: http.ServerResponse, query: string, started: bigint): Promise<void> {
+  async function twilioStatus(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    query: string,
+    started: bigint,
+  ): Promise<void> {
     const kind = 'twilio_status';
     const signature = req.headers['x-twilio-signature'];
     if (typeof signature !== 'string' || signature === '') {
@@ -171,7 +201,11 @@ export async function startCallbackServer(o: CallbackServerOptions): Promise<Cal
     if (body === 'too_large') return answer(res, 413, kind, 'too_large', started, 'body too large\n');
     const sig = req.headers['x-twilio-email-event-webhook-signature'];
     const ts = req.headers['x-twilio-email-event-webhook-timestamp'];
-    if (typeof sig !== 'string' || typeof ts !== 'string' || !verifySendGridSignature(o.sendgridPublicKey, body, sig, ts, Date.now())) {
+    if (
+      typeof sig !== 'string' ||
+      typeof ts !== 'string' ||
+      !verifySendGridSignature(o.sendgridPublicKey, body, sig, ts, Date.now())
+    ) {
       return answer(res, 403, kind, 'forbidden', started, 'invalid or stale event webhook signature\n');
     }
     const bounces = parseSendGridEvents(body);
@@ -234,8 +268,16 @@ export async function startCallbackServer(o: CallbackServerOptions): Promise<Cal
     port,
     metrics: () =>
       `${[
-        ...requests.render(), ...statuses.render(), ...latency.render(),
-        ...renderGauges([{ name: 'pinreset_callbacks_database_up', help: 'Whether the last receipt write or health check reached PostgreSQL.', values: [{ value: dbUp }] }]),
+        ...requests.render(),
+        ...statuses.render(),
+        ...latency.render(),
+        ...renderGauges([
+          {
+            name: 'pinreset_callbacks_database_up',
+            help: 'Whether the last receipt write or health check reached PostgreSQL.',
+            values: [{ value: dbUp }],
+          },
+        ]),
       ].join('\n')}\n`,
     close: () =>
       new Promise<void>((resolve) => {

@@ -100,15 +100,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const dataDir = path.resolve(o.dataDir ?? path.join(PROJECT_ROOT, '.data', `chaos-${process.pid}`));
   await mkdir(dataDir, { recursive: true });
   const plan = planChaos({
-    seed: o.seed, workers: o.workers, kills: o.kills, postgresRestarts: o.postgresRestarts, temporalRestarts: o.temporalRestarts,
-    freezes: o.freezes, partitions: o.partitions, window: o.window,
+    seed: o.seed,
+    workers: o.workers,
+    kills: o.kills,
+    postgresRestarts: o.postgresRestarts,
+    temporalRestarts: o.temporalRestarts,
+    freezes: o.freezes,
+    partitions: o.partitions,
+    window: o.window,
   });
   for (const e of plan) log(`plan: ${describeEvent(e)}`);
 
   log('starting the local stack (Temporal, PostgreSQL, local Twilio and SMTP with faults)...');
   const [stack, bundle] = await Promise.all([
     startStack({ dataDir, twilioFaults: o.twilioFaults, smtpFaults: o.smtpFaults }),
-    o.workflowBundlePath ? Promise.resolve(o.workflowBundlePath) : buildBundle(path.join(dataDir, 'workflow-bundle.js')),
+    o.workflowBundlePath
+      ? Promise.resolve(o.workflowBundlePath)
+      : buildBundle(path.join(dataDir, 'workflow-bundle.js')),
   ]);
   const stackStartMs = Date.now() - t0;
   let db: Db | undefined;
@@ -139,7 +147,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       WORKER_ENTRY,
       {
         logFile: path.join(dataDir, 'workers.log'),
-        onUnexpectedExit: (e) => log(`worker ${e.slot} (pid ${e.pid}) died unordered: code ${e.code}, signal ${e.signal}; restarting it`),
+        onUnexpectedExit: (e) =>
+          log(`worker ${e.slot} (pid ${e.pid}) died unordered: code ${e.code}, signal ${e.signal}; restarting it`),
         envFor: (slot): Record<string, string> => (proxies[slot] ? { TEMPORAL_ADDRESS: proxies[slot].address } : {}),
       },
     );
@@ -150,11 +159,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const client = new Client({ connection, namespace: stack.temporal.namespace });
     const runStart = Date.now();
     const { runId, handle } = await startRun(db, client, {
-      reason: 'CHAOS-DRILL', operator: 'chaos', taskQueue,
+      reason: 'CHAOS-DRILL',
+      operator: 'chaos',
+      taskQueue,
       // Receipts come within seconds from the local server: short retry delay and deadline.
       params: {
-        ratePerSecond: o.rate, resetMaxPerSecond: o.resetRate ?? 0, batchSize: o.batchSize, batchConcurrency: o.batchConcurrency,
-        delivery: { retryAfterSeconds: 5, deadlineSeconds: 30 }, ...o.claim,
+        ratePerSecond: o.rate,
+        resetMaxPerSecond: o.resetRate ?? 0,
+        batchSize: o.batchSize,
+        batchConcurrency: o.batchConcurrency,
+        delivery: { retryAfterSeconds: 5, deadlineSeconds: 30 },
+        ...o.claim,
       },
     });
     log(`run ${runId} started`);
@@ -174,7 +189,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         progress = p.progress;
         if (Date.now() - lastLog > 5_000) {
           lastLog = Date.now();
-          log(`progress ${(progress * 100).toFixed(1)}%: reset ${p.reset}/${p.planned}, settled ${p.settled}, workers alive ${fleet!.alive().length}`);
+          log(
+            `progress ${(progress * 100).toFixed(1)}%: reset ${p.reset}/${p.planned}, settled ${p.settled}, workers alive ${fleet!.alive().length}`,
+          );
         }
       } catch {
         // PostgreSQL is restarting.
@@ -205,7 +222,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         } else if (ev.kind === 'freeze-worker') {
           // In the background: the schedule goes on while the worker sleeps.
           const ms = o.freezeMs ?? 20_000;
-          void fleet.freeze(ev.worker!, ms).then((r) => log(`chaos: worker ${ev.worker} (pid ${r?.pid}) woke after ${ms} ms`));
+          void fleet
+            .freeze(ev.worker!, ms)
+            .then((r) => log(`chaos: worker ${ev.worker} (pid ${r?.pid}) woke after ${ms} ms`));
           rec.pid = fleet.alivePids()[ev.worker!];
         } else if (ev.kind === 'partition-worker') {
           const proxy = proxies[ev.worker!];
@@ -227,14 +246,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
       rec.durationMs = Date.now() - started;
       executed.push(rec);
-      log(`chaos: ${describeEvent(ev)} -> fired at ${(firedAt * 100).toFixed(1)}%, took ${rec.durationMs} ms${rec.pid ? ` (pid ${rec.pid})` : ''}${rec.error ? ` ERROR ${rec.error}` : ''}`);
+      log(
+        `chaos: ${describeEvent(ev)} -> fired at ${(firedAt * 100).toFixed(1)}%, took ${rec.durationMs} ms${rec.pid ? ` (pid ${rec.pid})` : ''}${rec.error ? ` ERROR ${rec.error}` : ''}`,
+      );
     }
 
     // Keep reporting progress until the end.
     const ticker = setInterval(() => void poll(), 1_000);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the run did not finish within ${Math.round(o.timeoutMs / 1000)} s`)), Math.max(0, deadline - Date.now()));
+      timer = setTimeout(
+        () => reject(new Error(`the run did not finish within ${Math.round(o.timeoutMs / 1000)} s`)),
+        Math.max(0, deadline - Date.now()),
+      );
     });
     const result = await Promise.race([resultP, timedOut])
       .catch((err: Error) => {
@@ -260,7 +284,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         for (const e of restarts) {
           const after = runStart + e.firedAtMs + e.durationMs;
           e.workedAfterPids = (e.alivePids ?? []).filter((pid) => (work.get(pid) ?? []).some((t) => t > after));
-          log(`temporal restart at ${(e.firedAt * 100).toFixed(1)}%: workers alive ${JSON.stringify(e.alivePids)}, completed tasks afterwards ${JSON.stringify(e.workedAfterPids)}`);
+          log(
+            `temporal restart at ${(e.firedAt * 100).toFixed(1)}%: workers alive ${JSON.stringify(e.alivePids)}, completed tasks afterwards ${JSON.stringify(e.workedAfterPids)}`,
+          );
         }
       } catch (err) {
         log(`could not read the histories to check reconnection: ${(err as Error).message}`);
@@ -271,17 +297,28 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // 30005/30006/30007) are accounted for by the ledger's delivery_action: each account's
     // message is the one in provider_message_id; its earlier SMS (identified by the reference in
     // their callbacks) were sent once each and reported undelivered.
-    const acted = (await db.query<{ ref: string; provider_message_id: string | null }>(
-      `SELECT ref, CASE WHEN notify_state = 'sent' AND channel = 'sms' THEN provider_message_id END AS provider_message_id
-       FROM ledger WHERE run_id = $1 AND delivery_action IS NOT NULL AND ref IS NOT NULL`, [runId],
-    )).rows;
+    const acted = (
+      await db.query<{ ref: string; provider_message_id: string | null }>(
+        `SELECT ref, CASE WHEN notify_state = 'sent' AND channel = 'sms' THEN provider_message_id END AS provider_message_id
+       FROM ledger WHERE run_id = $1 AND delivery_action IS NOT NULL AND ref IS NOT NULL`,
+        [runId],
+      )
+    ).rows;
     const current = new Map(acted.map((r) => [r.ref, r.provider_message_id]));
     const superseded = new Set<string>();
-    for (const r of (await db.query<{ ref: string; sid: string }>('SELECT ref, message_sid AS sid FROM sms_receipts WHERE run_id = $1 AND ref = ANY($2)', [runId, [...current.keys()]])).rows) {
+    for (const r of (
+      await db.query<{ ref: string; sid: string }>(
+        'SELECT ref, message_sid AS sid FROM sms_receipts WHERE run_id = $1 AND ref = ANY($2)',
+        [runId, [...current.keys()]],
+      )
+    ).rows) {
       if (r.sid !== current.get(r.ref)) superseded.add(r.sid);
     }
     const verdict = await verifyRun({
-      db, runId, before, activeIds,
+      db,
+      runId,
+      before,
+      activeIds,
       sms: stack.twilio!.messages().filter((m) => !superseded.has(m.sid)),
       emails: stack.smtp!.messages(),
       providerReports: {
@@ -295,13 +332,26 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // Every final receipt recorded must be the server's; a receipt may be missing only where the
     // server gave up its callback retries (a PostgreSQL restart longer than Twilio's retry window).
     await stack.twilio!.callbacks.idle(30_000).catch(() => undefined); // the last retries of callbacks
-    const receipts = { ...(await auditReceipts(db, runId, stack.twilio!)), abandonedCallbacks: stack.twilio!.callbacks.stats().abandoned };
-    if (receipts.mismatched > 0) problems.push(`${receipts.mismatched} delivery receipts differ from the local Twilio server's records`);
-    if (receipts.missing > receipts.abandonedCallbacks) problems.push(`${receipts.missing} final receipts missing, more than the ${receipts.abandonedCallbacks} callbacks the server gave up on`);
+    const receipts = {
+      ...(await auditReceipts(db, runId, stack.twilio!)),
+      abandonedCallbacks: stack.twilio!.callbacks.stats().abandoned,
+    };
+    if (receipts.mismatched > 0)
+      problems.push(`${receipts.mismatched} delivery receipts differ from the local Twilio server's records`);
+    if (receipts.missing > receipts.abandonedCallbacks)
+      problems.push(
+        `${receipts.missing} final receipts missing, more than the ${receipts.abandonedCallbacks} callbacks the server gave up on`,
+      );
     // The sender's queue (on by default in the stack) overflows only when the budget exceeds its throughput.
     const overflow = stack.twilio!.stats().queueOverflow;
-    if (overflow > 0) problems.push(`${overflow} messages failed with 30001 (the sender's queue overflowed): the sender budget let the run send above the sender's throughput`);
-    if (receipts.fellBack + receipts.unreachable !== receipts.fallbackDue) problems.push(`${receipts.fallbackDue - receipts.fellBack - receipts.unreachable} accounts undelivered with 30005/30006 got no email fallback`);
+    if (overflow > 0)
+      problems.push(
+        `${overflow} messages failed with 30001 (the sender's queue overflowed): the sender budget let the run send above the sender's throughput`,
+      );
+    if (receipts.fellBack + receipts.unreachable !== receipts.fallbackDue)
+      problems.push(
+        `${receipts.fallbackDue - receipts.fellBack - receipts.unreachable} accounts undelivered with 30005/30006 got no email fallback`,
+      );
     if (skipped.length) problems.push(`${skipped.length} planned disruptions did not happen before the run ended`);
     const kills = executed.filter((e) => e.kind === 'kill-worker' && e.pid).length;
     if (kills < o.kills) problems.push(`only ${kills} of ${o.kills} worker kills happened`);
@@ -358,14 +408,25 @@ export function verdictLine(r: ChaosReport): string {
     `receipts_match=${r.receipts ? r.receipts.mismatched === 0 && r.receipts.missing <= r.receipts.abandonedCallbacks : '?'}`,
     `fallback_after_receipt=${r.receipts ? `${r.receipts.fellBack}+${r.receipts.unreachable}unreachable/${r.receipts.fallbackDue}` : '?'}`,
     `dup_email=${f?.email.duplicates ?? '?'}`,
-    `ambiguous=${f ? Object.entries(f.ambiguous).map(([k, n]) => `${k}:${n}`).join(',') || '0' : '?'}`,
+    `ambiguous=${
+      f
+        ? Object.entries(f.ambiguous)
+            .map(([k, n]) => `${k}:${n}`)
+            .join(',') || '0'
+        : '?'
+    }`,
     `kills=${kills}`,
     `freezes=${r.executed.filter((e) => e.kind === 'freeze-worker' && !e.error).length}`,
     `partitions=${r.executed.filter((e) => e.kind === 'partition-worker' && !e.error).length}`,
     `pg_restarts=${pg}`,
     `temporal_restarts=${tp}`,
     `unordered_worker_deaths=${r.unexpectedWorkerExits.length}`,
-    `reconnected_after_temporal_restart=${r.executed.filter((e) => e.kind === 'restart-temporal').map((e) => `${e.workedAfterPids?.length ?? '?'}/${e.alivePids?.length ?? '?'}`).join(',') || '-'}`,
+    `reconnected_after_temporal_restart=${
+      r.executed
+        .filter((e) => e.kind === 'restart-temporal')
+        .map((e) => `${e.workedAfterPids?.length ?? '?'}/${e.alivePids?.length ?? '?'}`)
+        .join(',') || '-'
+    }`,
     `429s=${r.faults.twilio.rejected429}`,
     `5xx=${r.faults.twilio.rejected5xx}`,
     `drops=${r.faults.twilio.dropped}`,
@@ -386,7 +447,9 @@ async function tasksByWorker(client: Client, workflowId: string): Promise<Map<nu
     const history = await client.workflow.getHandle(workflowId, info.runId).fetchHistory();
     for (const e of history.events ?? []) {
       const identity =
-        e.workflowTaskCompletedEventAttributes?.identity ?? e.activityTaskCompletedEventAttributes?.identity ?? e.activityTaskFailedEventAttributes?.identity;
+        e.workflowTaskCompletedEventAttributes?.identity ??
+        e.activityTaskCompletedEventAttributes?.identity ??
+        e.activityTaskFailedEventAttributes?.identity;
       const pid = identity ? Number(/:(\d+)$/.exec(identity)?.[1]) : NaN;
       if (!Number.isInteger(pid) || !e.eventTime) continue;
       const ms = Number(e.eventTime.seconds ?? 0) * 1000 + Math.floor((e.eventTime.nanos ?? 0) / 1e6);
@@ -406,7 +469,12 @@ async function stopStack(stack: Stack): Promise<void> {
  * The run's result, across Temporal server restarts: a long poll cut by the restart is retried
  * (the workflow itself lives on in the server's database).
  */
-async function awaitResult(client: Client, workflowId: string, stop: () => boolean, log: (l: string) => void): Promise<RunResult> {
+async function awaitResult(
+  client: Client,
+  workflowId: string,
+  stop: () => boolean,
+  log: (l: string) => void,
+): Promise<RunResult> {
   let failures = 0;
   for (;;) {
     try {

@@ -5,7 +5,8 @@
 // weigh 10%, settled notifications 90%), not wall time: the same schedule lands at the same
 // stage of the run on a fast or a slow machine.
 
-export type ChaosEventKind = 'kill-worker' | 'restart-postgres' | 'restart-temporal' | 'freeze-worker' | 'partition-worker';
+export type ChaosEventKind =
+  'kill-worker' | 'restart-postgres' | 'restart-temporal' | 'freeze-worker' | 'partition-worker';
 
 export interface ChaosEvent {
   kind: ChaosEventKind;
@@ -74,7 +75,8 @@ export function planChaos(o: ChaosPlanOptions): ChaosEvent[] {
   const slot = (hi - lo) / Math.max(1, kinds.length);
   return kinds.map((kind, i) => {
     const at = lo + slot * (i + 0.1 + 0.8 * random());
-    if (kind === 'freeze-worker' || kind === 'partition-worker') return { kind, at, worker: Math.floor(random() * o.workers) };
+    if (kind === 'freeze-worker' || kind === 'partition-worker')
+      return { kind, at, worker: Math.floor(random() * o.workers) };
     if (kind !== 'kill-worker') return { kind, at };
     return { kind, at, worker: Math.floor(random() * o.workers), restartDelayMs: Math.round(random() * maxDelay) };
   });

@@ -4,7 +4,13 @@
 import { domainToASCII } from 'node:url';
 import type { Db } from '../db/pool';
 import {
-  checkActiveCohort, checkResets, notifyRows, runStatus, type NotifyRow, type ResetCheck, type VersionSnapshot,
+  checkActiveCohort,
+  checkResets,
+  notifyRows,
+  runStatus,
+  type NotifyRow,
+  type ResetCheck,
+  type VersionSnapshot,
 } from '../db/sql/chaos-checks';
 import { chooseChannel } from '../domain/channel';
 import { referenceIn } from '../domain/templates';
@@ -43,7 +49,15 @@ export interface ChaosFigures {
   reset: ResetCheck;
   activeMissing: number;
   cohortNotActive: number;
-  notify: { sentSms: number; sentEmail: number; fellBack: number; unreachable: number; failed: number; skipped: number; pending: number };
+  notify: {
+    sentSms: number;
+    sentEmail: number;
+    fellBack: number;
+    unreachable: number;
+    failed: number;
+    skipped: number;
+    pending: number;
+  };
   /** Settled without a sent message and without a reason. */
   noReason: number;
   /** Outcome contradicts the domain's channel choice for the account. */
@@ -92,7 +106,6 @@ export interface ChaosVerdict {
   figures: ChaosFigures;
 }
 
-
 /** Case-folded address with an ASCII (punycode) domain, so an IDN address matches its envelope form. */
 export function normalizeAddress(address: string): string {
   const at = address.lastIndexOf('@');
@@ -114,7 +127,9 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   const problems: string[] = [];
   const status = await runStatus(db, runId);
   const reset = await checkResets(db, runId, input.before);
-  const cohortCheck = input.activeIds ? await checkActiveCohort(db, runId, input.activeIds) : { activeMissing: 0, cohortNotActive: 0 };
+  const cohortCheck = input.activeIds
+    ? await checkActiveCohort(db, runId, input.activeIds)
+    : { activeMissing: 0, cohortNotActive: 0 };
   const rows = await notifyRows(db, runId);
 
   // ---- ledger -------------------------------------------------------------------------------
@@ -227,28 +242,60 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
     noReason,
     channelMismatch,
     sms: {
-      accepted: input.sms.length, duplicates: smsDuplicates, duplicateAccountIds, unrecorded: smsUnrecorded, missing: smsMissing,
-      recipientsWithSeveral: smsSeveral, recipientsWithSeveralUnexplained: smsSeveralUnexplained,
+      accepted: input.sms.length,
+      duplicates: smsDuplicates,
+      duplicateAccountIds,
+      unrecorded: smsUnrecorded,
+      missing: smsMissing,
+      recipientsWithSeveral: smsSeveral,
+      recipientsWithSeveralUnexplained: smsSeveralUnexplained,
     },
     email: {
-      deliveries: input.emails.length, distinctMessageIds: perId.size, duplicates: mailDuplicates, duplicateAccountIds: emailDuplicateAccountIds,
-      rawDuplicateMessageIds: rawDupIds, rawExtraDeliveries: rawExtra, unrecorded: mailUnrecorded, missing: mailMissing,
-      recipientsWithSeveral: mailSeveral, recipientsWithSeveralUnexplained: mailSeveralUnexplained,
+      deliveries: input.emails.length,
+      distinctMessageIds: perId.size,
+      duplicates: mailDuplicates,
+      duplicateAccountIds: emailDuplicateAccountIds,
+      rawDuplicateMessageIds: rawDupIds,
+      rawExtraDeliveries: rawExtra,
+      unrecorded: mailUnrecorded,
+      missing: mailMissing,
+      recipientsWithSeveral: mailSeveral,
+      recipientsWithSeveralUnexplained: mailSeveralUnexplained,
     },
     providerReports: input.providerReports,
-    ambiguous: Object.fromEntries(countBy(rows.filter((r) => r.everAmbiguous).map((r) => (r.notifyState === 'ambiguous' && r.resolvedBy !== 'held' ? 'unresolved' : (r.resolvedBy ?? 'unresolved'))))),
+    ambiguous: Object.fromEntries(
+      countBy(
+        rows
+          .filter((r) => r.everAmbiguous)
+          .map((r) =>
+            r.notifyState === 'ambiguous' && r.resolvedBy !== 'held' ? 'unresolved' : (r.resolvedBy ?? 'unresolved'),
+          ),
+      ),
+    ),
   };
   figures.email.duplicates = mailDuplicates + rawExtra;
 
   const expect = (ok: boolean, problem: string) => {
     if (!ok) problems.push(problem);
   };
-  expect(status?.status === 'completed' && status.finished, `run status is ${status?.status ?? 'missing'}, not completed`);
+  expect(
+    status?.status === 'completed' && status.finished,
+    `run status is ${status?.status ?? 'missing'}, not completed`,
+  );
   expect(reset.cohort > 0, 'the cohort is empty');
-  expect(cohortCheck.activeMissing === 0, `${cohortCheck.activeMissing} exposed (open) accounts are missing from the cohort`);
-  expect(cohortCheck.cohortNotActive === 0, `${cohortCheck.cohortNotActive} cohort accounts were closed or deleted before the run`);
+  expect(
+    cohortCheck.activeMissing === 0,
+    `${cohortCheck.activeMissing} exposed (open) accounts are missing from the cohort`,
+  );
+  expect(
+    cohortCheck.cohortNotActive === 0,
+    `${cohortCheck.cohortNotActive} cohort accounts were closed or deleted before the run`,
+  );
   expect(reset.resetPending === 0, `${reset.resetPending} cohort accounts still wait for their reset`);
-  expect(reset.resetOnce === reset.resetRows, `${reset.resetRows - reset.resetOnce} reset accounts were not reset exactly once`);
+  expect(
+    reset.resetOnce === reset.resetRows,
+    `${reset.resetRows - reset.resetOnce} reset accounts were not reset exactly once`,
+  );
   expect(reset.resetTwice === 0, `${reset.resetTwice} accounts were reset more than once`);
   expect(reset.resetMissing === 0, `${reset.resetMissing} accounts marked reset kept their credential version`);
   expect(reset.skippedChanged === 0, `${reset.skippedChanged} skipped accounts changed credential version`);
@@ -261,12 +308,18 @@ export async function verifyRun(input: VerifyInput): Promise<ChaosVerdict> {
   expect(smsUnrecorded === 0, `${smsUnrecorded} SMS accepted by the provider are not recorded as sent`);
   expect(smsMissing === 0, `${smsMissing} SMS recorded as sent are not in the provider's records`);
   expect(smsSeveralUnexplained === 0, `${smsSeveralUnexplained} numbers got more SMS than accounts notified there`);
-  expect(mailDuplicates + rawExtra === 0, `${mailDuplicates + rawExtra} duplicate email deliveries (beyond one per account)`);
+  expect(
+    mailDuplicates + rawExtra === 0,
+    `${mailDuplicates + rawExtra} duplicate email deliveries (beyond one per account)`,
+  );
   const unresolved = figures.ambiguous.unresolved ?? 0;
   expect(unresolved === 0, `${unresolved} ambiguous notifications were neither resolved nor held with a reason`);
   expect(mailUnrecorded === 0, `${mailUnrecorded} emails delivered are not recorded as sent`);
   expect(mailMissing === 0, `${mailMissing} emails recorded as sent were not delivered`);
-  expect(mailSeveralUnexplained === 0, `${mailSeveralUnexplained} addresses got more distinct emails than accounts notified there`);
+  expect(
+    mailSeveralUnexplained === 0,
+    `${mailSeveralUnexplained} addresses got more distinct emails than accounts notified there`,
+  );
   return { pass: problems.length === 0, problems, figures };
 }
 

@@ -35,7 +35,11 @@ export class WorkerFleet {
   constructor(
     private readonly env: Record<string, string>,
     private readonly entry: string,
-    opts: { logFile?: string; onUnexpectedExit?: (e: WorkerExit) => void; envFor?: (slot: number) => Record<string, string> } = {},
+    opts: {
+      logFile?: string;
+      onUnexpectedExit?: (e: WorkerExit) => void;
+      envFor?: (slot: number) => Record<string, string>;
+    } = {},
   ) {
     this.log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
     this.onUnexpectedExit = opts.onUnexpectedExit;
@@ -74,12 +78,23 @@ export class WorkerFleet {
     });
     ready.catch(() => undefined);
     const s: Slot = { child, ordered: false, ready, exited: Promise.resolve(), tail: '' };
-    const record = { slot, pid: child.pid ?? -1, atMs: t0 } as { slot: number; pid: number; atMs: number; readyMs?: number };
+    const record = { slot, pid: child.pid ?? -1, atMs: t0 } as {
+      slot: number;
+      pid: number;
+      atMs: number;
+      readyMs?: number;
+    };
     this.started.push(record);
     const onData = (b: Buffer) => {
       const text = b.toString();
       s.tail = (s.tail + text).slice(-4000);
-      this.log?.write(text.split('\n').filter(Boolean).map((l) => `[w${slot}:${child.pid}] ${l}\n`).join(''));
+      this.log?.write(
+        text
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => `[w${slot}:${child.pid}] ${l}\n`)
+          .join(''),
+      );
       if (text.includes('"worker started"')) {
         record.readyMs = Date.now() - t0;
         markReady();
@@ -89,8 +104,20 @@ export class WorkerFleet {
     child.stderr!.on('data', onData);
     s.exited = new Promise<void>((resolve) =>
       child.once('exit', (code, signal) => {
-        failReady(new Error(`worker ${slot} exited before it was ready (code ${code}, signal ${signal}):\n${s.tail.slice(-1500)}`));
-        const exit: WorkerExit = { slot, pid: child.pid ?? -1, code, signal, ordered: s.ordered, atMs: Date.now(), tail: s.tail.slice(-1500) };
+        failReady(
+          new Error(
+            `worker ${slot} exited before it was ready (code ${code}, signal ${signal}):\n${s.tail.slice(-1500)}`,
+          ),
+        );
+        const exit: WorkerExit = {
+          slot,
+          pid: child.pid ?? -1,
+          code,
+          signal,
+          ordered: s.ordered,
+          atMs: Date.now(),
+          tail: s.tail.slice(-1500),
+        };
         this.exits.push(exit);
         if (!s.ordered && !this.stopping) {
           this.onUnexpectedExit?.(exit);
@@ -148,4 +175,10 @@ export class WorkerFleet {
   }
 }
 
-export const WORKER_ENTRY = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'workers', 'main.ts');
+export const WORKER_ENTRY = path.join(
+  path.dirname(new URL(import.meta.url).pathname),
+  '..',
+  '..',
+  'workers',
+  'main.ts',
+);

@@ -46,8 +46,21 @@ const print = (s: string): void => {
 const printJson = (o: unknown) => print(JSON.stringify(o));
 
 export type PlanOptions = RunOptionValues & { cohortFile?: string; json?: boolean };
-export type StartOptions = PlanOptions & { reason?: string; operator?: string; allowUnknown?: boolean; runId?: string; wait?: boolean; dryRun?: boolean };
-export type RedriveOptions = RunOptionValues & { reason?: string; operator?: string; runId?: string; wait?: boolean; json?: boolean };
+export type StartOptions = PlanOptions & {
+  reason?: string;
+  operator?: string;
+  allowUnknown?: boolean;
+  runId?: string;
+  wait?: boolean;
+  dryRun?: boolean;
+};
+export type RedriveOptions = RunOptionValues & {
+  reason?: string;
+  operator?: string;
+  runId?: string;
+  wait?: boolean;
+  json?: boolean;
+};
 
 export async function plan(o: PlanOptions, title = 'Plan (nothing was changed)'): Promise<CohortPlan> {
   // Notify batches in flight scale with PINRESET_WORKERS unless --concurrency says otherwise.
@@ -69,7 +82,8 @@ export async function start(o: StartOptions): Promise<void> {
   if (o.dryRun) {
     // The plan, then the same verdict on unknown ids that start would give.
     const p = await plan(o, 'Dry run (nothing was started)');
-    if (p.cohort.unknown > 0 && !o.allowUnknown) throw unknownRefusal(o.cohortFile!, p.cohort.unknown, p.cohort.unknownLines);
+    if (p.cohort.unknown > 0 && !o.allowUnknown)
+      throw unknownRefusal(o.cohortFile!, p.cohort.unknown, p.cohort.unknownLines);
     return;
   }
   // Everything that can be checked is checked before anything is created.
@@ -86,53 +100,95 @@ export async function start(o: StartOptions): Promise<void> {
     const cohort = await loadFileCohort(db, o.cohortFile);
     refuseUnknown(cohort, o.allowUnknown === true);
     accountIds = cohort.ids;
-    cohortNote = `${cohort.ids.length.toLocaleString('en-US')} accounts from ${o.cohortFile}`
-      + (cohort.unknownIds.length ? ` (${unknownSummary(cohort)}: recorded, skipped as account_deleted)` : '')
-      + (cohort.duplicates ? ` (${cohort.duplicates} repeated id(s) counted once)` : '');
+    cohortNote =
+      `${cohort.ids.length.toLocaleString('en-US')} accounts from ${o.cohortFile}` +
+      (cohort.unknownIds.length ? ` (${unknownSummary(cohort)}: recorded, skipped as account_deleted)` : '') +
+      (cohort.duplicates ? ` (${cohort.duplicates} repeated id(s) counted once)` : '');
   }
   const temporal = await ctx.temporalClient();
   // Only the options given: startRun fills in the defaults and the cohort kind (file or all_active).
-  const { runId, handle } = await startRun(db, temporal.client, { runId: o.runId, reason, operator, params: overrides, accountIds, taskQueue: cfg.temporal.taskQueue,
-    message: { ...cfg.message, smsFrom: cfg.sms.from, smsMessagingServiceSid: cfg.sms.messagingServiceSid, emailFrom: cfg.email.from || undefined },
+  const { runId, handle } = await startRun(db, temporal.client, {
+    runId: o.runId,
+    reason,
+    operator,
+    params: overrides,
+    accountIds,
+    taskQueue: cfg.temporal.taskQueue,
+    message: {
+      ...cfg.message,
+      smsFrom: cfg.sms.from,
+      smsMessagingServiceSid: cfg.sms.messagingServiceSid,
+      emailFrom: cfg.email.from || undefined,
+    },
   });
   const url = workflowUiUrl(cfg.temporal, handle.workflowId);
   const cohort = accountIds ? 'file' : 'all_active';
-  if (o.json) printJson({ runId, workflowId: handle.workflowId, webUi: url, reason, operator, cohort, accounts: accountIds?.length ?? null, params: { ...params, cohort } });
+  if (o.json)
+    printJson({
+      runId,
+      workflowId: handle.workflowId,
+      webUi: url,
+      reason,
+      operator,
+      cohort,
+      accounts: accountIds?.length ?? null,
+      params: { ...params, cohort },
+    });
   else {
     print(`Started run ${runId}`);
     print(`  web ui   : ${url}`);
     print(`  workflow : ${handle.workflowId} (task queue ${cfg.temporal.taskQueue})`);
     print(`  cohort   : ${cohortNote}`);
     print(`  reason   : ${reason}; operator ${operator}`);
-    if (params.canary > 0) print(`  canary   : every PIN is invalidated at once; the first ${params.canary} accounts are notified, then notifications wait for \`pinreset approve ${runId}\``);
+    if (params.canary > 0)
+      print(
+        `  canary   : every PIN is invalidated at once; the first ${params.canary} accounts are notified, then notifications wait for \`pinreset approve ${runId}\``,
+      );
     print(`  follow   : npm run pinreset -- status ${runId} --watch`);
   }
   if (o.wait) await waitAndReport(temporal.client, runId, o.json === true);
 }
 
-async function waitAndReport(client: Parameters<typeof waitForRun>[0], runId: string, json: boolean, redrive = false): Promise<void> {
+async function waitAndReport(
+  client: Parameters<typeof waitForRun>[0],
+  runId: string,
+  json: boolean,
+  redrive = false,
+): Promise<void> {
   const result: RunResult = await waitForRun(client, runId);
   if (json) printJson({ result });
   else {
     const c = result.counts;
     // A redrive resets nothing: it says what it notified.
-    const head = redrive ? `notified ${c.sentSms + c.sentEmail}/${c.planned} (PINs not reset again)` : `reset ${c.reset}/${c.planned}`;
-    print(`Run ${runId} ${result.status}: ${head}, sms ${c.sentSms}, email ${c.sentEmail} (fell back ${c.fellBack}), unreachable ${c.unreachable}, failed ${c.failed}, pending ${c.pending}`);
+    const head = redrive
+      ? `notified ${c.sentSms + c.sentEmail}/${c.planned} (PINs not reset again)`
+      : `reset ${c.reset}/${c.planned}`;
+    print(
+      `Run ${runId} ${result.status}: ${head}, sms ${c.sentSms}, email ${c.sentEmail} (fell back ${c.fellBack}), unreachable ${c.unreachable}, failed ${c.failed}, pending ${c.pending}`,
+    );
   }
   if (result.status !== 'completed') process.exitCode = EXIT.FAILURE;
 }
 
-export async function status(runId: string, o: { watch?: boolean; interval: number; timeout: number; json?: boolean }): Promise<void> {
+export async function status(
+  runId: string,
+  o: { watch?: boolean; interval: number; timeout: number; json?: boolean },
+): Promise<void> {
   const ctx = context(DB_AND_TEMPORAL);
   const db = await ctx.db();
   // Temporal down is no failure here: the status then comes from PostgreSQL, and says so.
-  const temporal = () => ctx.temporalClient(3_000).catch((err: Error) => {
-    if (err instanceof UsageError) throw err;
-    return { unavailable: `no Temporal client (${err.message})` };
-  });
+  const temporal = () =>
+    ctx.temporalClient(3_000).catch((err: Error) => {
+      if (err instanceof UsageError) throw err;
+      return { unavailable: `no Temporal client (${err.message})` };
+    });
   const queryTimeoutMs = o.timeout * 1000;
   if (o.watch) {
-    const last = await watchStatus(db, temporal, runId, { intervalMs: o.interval * 1000, queryTimeoutMs, json: o.json === true });
+    const last = await watchStatus(db, temporal, runId, {
+      intervalMs: o.interval * 1000,
+      queryTimeoutMs,
+      json: o.json === true,
+    });
     // Like --wait: a watch that ends on a cancelled or failed run exits 1.
     if (last.finished && last.status !== 'completed') process.exitCode = EXIT.FAILURE;
     return;
@@ -150,10 +206,20 @@ export async function control(runId: string, c: Control): Promise<void> {
   const outcome = await sendControl(db, await ctx.temporalClient(), runId, c);
   if (outcome.note) return print(outcome.note);
   switch (c.kind) {
-    case 'pause': return print(`Pause requested for run ${runId} (${c.reason}): sending stops within seconds; \`status\` shows what is still in flight.`);
-    case 'resume': return print(`Resume requested for run ${runId}.`);
-    case 'cancel': return print(`Cancel requested for run ${runId} (${c.reason}): sending stops within seconds, then the run ends cancelled.`);
-    case 'approve': return print(`Run ${runId} approved by ${outcome.approval?.by ?? c.by} at ${new Date(outcome.approval?.atMs ?? Date.now()).toISOString()}: the rest of the cohort is notified.`);
+    case 'pause':
+      return print(
+        `Pause requested for run ${runId} (${c.reason}): sending stops within seconds; \`status\` shows what is still in flight.`,
+      );
+    case 'resume':
+      return print(`Resume requested for run ${runId}.`);
+    case 'cancel':
+      return print(
+        `Cancel requested for run ${runId} (${c.reason}): sending stops within seconds, then the run ends cancelled.`,
+      );
+    case 'approve':
+      return print(
+        `Run ${runId} approved by ${outcome.approval?.by ?? c.by} at ${new Date(outcome.approval?.atMs ?? Date.now()).toISOString()}: the rest of the cohort is notified.`,
+      );
   }
 }
 
@@ -186,7 +252,10 @@ export async function list(o: { limit: number; json?: boolean }): Promise<void> 
   else print(formatRunList(rows));
 }
 
-export async function report(runId: string, o: { format: ReportFormat; out?: string; outcome?: ReportOutcome[] }): Promise<void> {
+export async function report(
+  runId: string,
+  o: { format: ReportFormat; out?: string; outcome?: ReportOutcome[] },
+): Promise<void> {
   const db = await context(DB_ONLY).db();
   const opts = { format: o.format, outcomes: o.outcome };
   if (o.out) {
@@ -208,18 +277,30 @@ export async function redriveRun(sourceRunId: string, o: RedriveOptions): Promis
   const cfg = ctx.cfg;
   const db = await ctx.db();
   const temporal = await ctx.temporalClient();
-  const r = await redrive(db, temporal.client, { sourceRunId, reason, operator, runId: o.runId, params: overrides, taskQueue: cfg.temporal.taskQueue });
+  const r = await redrive(db, temporal.client, {
+    sourceRunId,
+    reason,
+    operator,
+    runId: o.runId,
+    params: overrides,
+    taskQueue: cfg.temporal.taskQueue,
+  });
   if (!r.started) {
     if (o.json) printJson(r);
-    else print(`Nothing to redrive: run ${sourceRunId} has no failed notifications left to retry${r.handledSince ? ` (${r.handledSince} were notified since by a later run)` : ''}.`);
+    else
+      print(
+        `Nothing to redrive: run ${sourceRunId} has no failed notifications left to retry${r.handledSince ? ` (${r.handledSince} were notified since by a later run)` : ''}.`,
+      );
     return;
   }
   const url = workflowUiUrl(cfg.temporal, r.workflowId);
   if (o.json) printJson({ ...r, webUi: url });
   else {
-    print(`Started redrive run ${r.runId} of run ${sourceRunId}${reason ? '' : ' (reason: the source run\'s)'}`);
+    print(`Started redrive run ${r.runId} of run ${sourceRunId}${reason ? '' : " (reason: the source run's)"}`);
     print(`  web ui   : ${url}`);
-    print(`  cohort   : ${r.accounts.toLocaleString('en-US')} accounts whose notification failed (PINs not reset again)${r.handledSince ? `; ${r.handledSince} left out, notified since by a later run` : ''}`);
+    print(
+      `  cohort   : ${r.accounts.toLocaleString('en-US')} accounts whose notification failed (PINs not reset again)${r.handledSince ? `; ${r.handledSince} left out, notified since by a later run` : ''}`,
+    );
     print(`  policy   : ${r.params.policy}; rate ${formatRate(r.params.ratePerSecond)}`);
     print(`  follow   : npm run pinreset -- status ${r.runId} --watch`);
   }

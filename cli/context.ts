@@ -12,7 +12,10 @@ export class CliContext {
   private pool?: Db;
   private temporal?: Promise<TemporalClient>;
 
-  constructor(private readonly sections: Section[], private readonly env: Record<string, string | undefined> = process.env) {}
+  constructor(
+    private readonly sections: Section[],
+    private readonly env: Record<string, string | undefined> = process.env,
+  ) {}
 
   /** Throws ConfigError (exit 2) naming every missing or bad variable. */
   get cfg(): Config {
@@ -51,7 +54,10 @@ export class CliContext {
     this.temporal = undefined;
     await Promise.allSettled([
       this.pool?.end(),
-      t?.then((c) => c.close(), () => undefined),
+      t?.then(
+        (c) => c.close(),
+        () => undefined,
+      ),
     ]);
   }
 }

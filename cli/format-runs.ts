@@ -6,10 +6,21 @@ const when = (d: Date | null) => (d ? d.toISOString().replace('T', ' ').slice(0,
 
 export function runListJson(r: RunListRow): Record<string, unknown> {
   return {
-    id: r.id, status: r.status, statusReason: r.statusReason, cohortKind: r.cohortKind, phase: r.phase, planned: r.planned,
-    counts: r.counts, createdAt: r.createdAt.toISOString(), startedAt: r.startedAt?.toISOString() ?? null,
-    finishedAt: r.finishedAt?.toISOString() ?? null, reason: r.reason, operator: r.operator,
-    paused: r.status === 'paused', settledPercent: progressPercent(r) ?? null, sourceRunId: r.sourceRunId,
+    id: r.id,
+    status: r.status,
+    statusReason: r.statusReason,
+    cohortKind: r.cohortKind,
+    phase: r.phase,
+    planned: r.planned,
+    counts: r.counts,
+    createdAt: r.createdAt.toISOString(),
+    startedAt: r.startedAt?.toISOString() ?? null,
+    finishedAt: r.finishedAt?.toISOString() ?? null,
+    reason: r.reason,
+    operator: r.operator,
+    paused: r.status === 'paused',
+    settledPercent: progressPercent(r) ?? null,
+    sourceRunId: r.sourceRunId,
   };
 }
 
@@ -22,13 +33,38 @@ function progressPercent(r: RunListRow): number | undefined {
 
 export function formatRunList(rows: RunListRow[]): string {
   if (rows.length === 0) return 'No runs yet.';
-  const header = ['RUN', 'STATUS', 'PHASE', 'COHORT', 'PROGRESS', 'PLANNED', 'SENT', 'UNREACH', 'FAILED', 'PENDING', 'STARTED (UTC)', 'OPERATOR', 'REASON'];
+  const header = [
+    'RUN',
+    'STATUS',
+    'PHASE',
+    'COHORT',
+    'PROGRESS',
+    'PLANNED',
+    'SENT',
+    'UNREACH',
+    'FAILED',
+    'PENDING',
+    'STARTED (UTC)',
+    'OPERATOR',
+    'REASON',
+  ];
   const table = rows.map((r) => {
     const c = r.counts ?? undefined;
     const pct = progressPercent(r);
     return [
-      r.id, r.status, r.phase ?? '-', r.cohortKind, pct === undefined ? '-' : `${pct.toFixed(1)}%`, n(c?.planned ?? r.planned), n(c ? c.sentSms + c.sentEmail : undefined),
-      n(c?.unreachable), n(c?.failed), n(c?.pending), when(r.startedAt ?? r.createdAt), r.operator, r.reason,
+      r.id,
+      r.status,
+      r.phase ?? '-',
+      r.cohortKind,
+      pct === undefined ? '-' : `${pct.toFixed(1)}%`,
+      n(c?.planned ?? r.planned),
+      n(c ? c.sentSms + c.sentEmail : undefined),
+      n(c?.unreachable),
+      n(c?.failed),
+      n(c?.pending),
+      when(r.startedAt ?? r.createdAt),
+      r.operator,
+      r.reason,
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));

@@ -17,7 +17,8 @@ export function numberIn(min: number, max: number, integer: boolean) {
   };
 }
 
-export const limit = (name: keyof typeof LIMITS, integer: boolean) => numberIn(LIMITS[name].min, LIMITS[name].max, integer);
+export const limit = (name: keyof typeof LIMITS, integer: boolean) =>
+  numberIn(LIMITS[name].min, LIMITS[name].max, integer);
 
 export const parse = {
   batchSize: limit('batchSize', true),
@@ -35,7 +36,8 @@ export const parse = {
     const t = v.trim();
     if (t === 'unlimited') return 'unlimited';
     const n = Number(t);
-    if (!NUMBER.test(t) || !Number.isFinite(n)) throw new InvalidArgumentError(`must be a number of messages/s or 'unlimited'`);
+    if (!NUMBER.test(t) || !Number.isFinite(n))
+      throw new InvalidArgumentError(`must be a number of messages/s or 'unlimited'`);
     return n;
   },
   canary: limit('canary', true),
@@ -53,11 +55,15 @@ export const parse = {
   },
   seconds: (min: number, max: number) => numberIn(min, max, false),
   policy(v: string): ChannelPolicy {
-    if (!(CHANNEL_POLICIES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${CHANNEL_POLICIES.join(', ')}`);
+    if (!(CHANNEL_POLICIES as readonly string[]).includes(v))
+      throw new InvalidArgumentError(`must be one of ${CHANNEL_POLICIES.join(', ')}`);
     return v as ChannelPolicy;
   },
   runId(v: string): string {
-    if (!RUN_ID_PATTERN.test(v)) throw new InvalidArgumentError(`must be 3-63 characters: lowercase letters, digits and '-', starting with a letter or digit`);
+    if (!RUN_ID_PATTERN.test(v))
+      throw new InvalidArgumentError(
+        `must be 3-63 characters: lowercase letters, digits and '-', starting with a letter or digit`,
+      );
     return v;
   },
   text(what: string, max: number) {
@@ -70,16 +76,21 @@ export const parse = {
   },
   oneOf<T extends string>(values: readonly T[]) {
     return (v: string): T => {
-      if (!(values as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${values.join(', ')}`);
+      if (!(values as readonly string[]).includes(v))
+        throw new InvalidArgumentError(`must be one of ${values.join(', ')}`);
       return v as T;
     };
   },
   /** Comma-separated values from a fixed list, e.g. "failed,unreachable". */
   listOf<T extends string>(values: readonly T[]) {
     return (v: string): T[] => {
-      const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+      const items = v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       const bad = items.filter((s) => !(values as readonly string[]).includes(s));
-      if (items.length === 0 || bad.length) throw new InvalidArgumentError(`must be one or more of ${values.join(', ')} (comma-separated)`);
+      if (items.length === 0 || bad.length)
+        throw new InvalidArgumentError(`must be one or more of ${values.join(', ')} (comma-separated)`);
       return [...new Set(items)] as T[];
     };
   },

@@ -16,11 +16,17 @@ export function parseSenderRate(v: string): Rate {
   const t = v.trim();
   if (t === 'unlimited') return 'unlimited';
   const n = Number(t);
-  if (t === '' || !Number.isFinite(n)) throw new UsageError(`rate ${JSON.stringify(v)}: must be a number of messages/s or 'unlimited'`);
+  if (t === '' || !Number.isFinite(n))
+    throw new UsageError(`rate ${JSON.stringify(v)}: must be a number of messages/s or 'unlimited'`);
   if (n === 0) {
-    throw new UsageError("rate 0 is not accepted: it would not mean 'unlimited' (write 'unlimited' for no ceiling); to stop sending, pause the runs");
+    throw new UsageError(
+      "rate 0 is not accepted: it would not mean 'unlimited' (write 'unlimited' for no ceiling); to stop sending, pause the runs",
+    );
   }
-  if (n < MIN_RATE) throw new UsageError(`rate ${n} is below the minimum of ${MIN_RATE} messages/s (one every ${1 / MIN_RATE} s): every send would wait minutes; to stop sending, pause the runs`);
+  if (n < MIN_RATE)
+    throw new UsageError(
+      `rate ${n} is below the minimum of ${MIN_RATE} messages/s (one every ${1 / MIN_RATE} s): every send would wait minutes; to stop sending, pause the runs`,
+    );
   if (n > MAX_SENDER_RATE) throw new UsageError(`rate ${n} is above the maximum of ${MAX_SENDER_RATE} messages/s`);
   return n;
 }
@@ -36,8 +42,12 @@ function useText(b: SenderBudget): string {
 function json(b: SenderBudget) {
   const effective = b.rate * (1 - b.penalty);
   return {
-    sender: b.sender, rate: b.rate === Infinity ? 'unlimited' : b.rate, effectiveRate: effective === Infinity ? 'unlimited' : Number(effective.toFixed(3)),
-    throttledShare: Number(b.penalty.toFixed(3)), aheadSeconds: b.aheadSeconds === null ? null : Number(b.aheadSeconds.toFixed(3)), updatedAt: b.updatedAt.toISOString(),
+    sender: b.sender,
+    rate: b.rate === Infinity ? 'unlimited' : b.rate,
+    effectiveRate: effective === Infinity ? 'unlimited' : Number(effective.toFixed(3)),
+    throttledShare: Number(b.penalty.toFixed(3)),
+    aheadSeconds: b.aheadSeconds === null ? null : Number(b.aheadSeconds.toFixed(3)),
+    updatedAt: b.updatedAt.toISOString(),
   };
 }
 
@@ -61,7 +71,10 @@ export async function listSenders(o: { json?: boolean }): Promise<void> {
     return;
   }
   const lines = rows.map((b) => {
-    const throttled = b.penalty > 0.001 ? `, ${(100 * b.penalty).toFixed(0)}% withheld after provider throttling (now ${rateText(b.rate * (1 - b.penalty))})` : '';
+    const throttled =
+      b.penalty > 0.001
+        ? `, ${(100 * b.penalty).toFixed(0)}% withheld after provider throttling (now ${rateText(b.rate * (1 - b.penalty))})`
+        : '';
     return [b.sender, rateText(b.rate) + throttled, useText(b)];
   });
   const w0 = Math.max(6, ...lines.map((l) => l[0].length));
@@ -72,7 +85,9 @@ export async function listSenders(o: { json?: boolean }): Promise<void> {
 
 export async function setSenderBudget(sender: string, rateArg: string, o: { create?: boolean }): Promise<void> {
   if (!SENDER_KEY.test(sender)) {
-    throw new UsageError(`sender ${JSON.stringify(sender)}: must be a sender key as \`senders list\` shows it, e.g. sms:+15550000000, sms:MG..., email:relay.example:587`);
+    throw new UsageError(
+      `sender ${JSON.stringify(sender)}: must be a sender key as \`senders list\` shows it, e.g. sms:+15550000000, sms:MG..., email:relay.example:587`,
+    );
   }
   const rate = parseSenderRate(rateArg);
   const number = rate === 'unlimited' ? Infinity : rate;
@@ -80,9 +95,13 @@ export async function setSenderBudget(sender: string, rateArg: string, o: { crea
     const db = await ctx.db();
     const before = (await listSenderBudgets(db)).find((b) => b.sender === sender);
     if (!before && !o.create) {
-      throw new OperationFailedError(`unknown sender ${JSON.stringify(sender)}: no budget yet (see \`pinreset senders list\`); add --create to set one before its first send`);
+      throw new OperationFailedError(
+        `unknown sender ${JSON.stringify(sender)}: no budget yet (see \`pinreset senders list\`); add --create to set one before its first send`,
+      );
     }
     await setSenderRate(db, sender, number);
-    console.log(`Budget of ${sender}: ${before ? rateText(before.rate) : 'none'} -> ${rateText(number)} (every run on this sender, from its next slot)`);
+    console.log(
+      `Budget of ${sender}: ${before ? rateText(before.rate) : 'none'} -> ${rateText(number)} (every run on this sender, from its next slot)`,
+    );
   });
 }

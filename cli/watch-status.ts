@@ -19,11 +19,17 @@ export interface WatchOptions {
 export function endLine(s: RunStatusView): string {
   if (s.status === 'completed' || s.phase === 'completed') return `Run ${s.runId} completed.`;
   const why = s.endReason ? `: ${s.endReason}` : '';
-  if (s.status === 'cancelled' || s.phase === 'cancelled') return `Run ${s.runId} was CANCELLED${why}. Accounts not reached stay pending: \`pinreset report ${s.runId} --outcome pending\`.`;
+  if (s.status === 'cancelled' || s.phase === 'cancelled')
+    return `Run ${s.runId} was CANCELLED${why}. Accounts not reached stay pending: \`pinreset report ${s.runId} --outcome pending\`.`;
   return `Run ${s.runId} FAILED${why}.`;
 }
 
-export async function watchStatus(db: Db, temporal: () => Promise<TemporalClient | { unavailable: string }>, runId: string, o: WatchOptions): Promise<RunStatusView> {
+export async function watchStatus(
+  db: Db,
+  temporal: () => Promise<TemporalClient | { unavailable: string }>,
+  runId: string,
+  o: WatchOptions,
+): Promise<RunStatusView> {
   const out = o.out ?? process.stdout;
   const tty = out.isTTY === true && !o.json;
   for (let frame = 1; ; frame++) {

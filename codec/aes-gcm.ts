@@ -77,7 +77,8 @@ export class AesGcmCodec implements PayloadCodec {
     for (const k of [opts.current, ...(opts.previous ?? [])]) {
       checkKey(k);
       const existing = this.keys.get(k.id);
-      if (existing && !existing.equals(Buffer.from(k.key))) throw new PayloadCodecError(`codec key id "${k.id}" is given twice with different keys`);
+      if (existing && !existing.equals(Buffer.from(k.key)))
+        throw new PayloadCodecError(`codec key id "${k.id}" is given twice with different keys`);
       this.keys.set(k.id, Buffer.from(k.key));
     }
     this.keyId = opts.current.id;
@@ -117,7 +118,9 @@ export class AesGcmCodec implements PayloadCodec {
     const key = this.keys.get(keyId);
     if (!key) {
       // Ids are labels, not secrets: naming the missing one is what an operator needs.
-      throw new PayloadCodecError(`unknown encryption key id "${KEY_ID.test(keyId) ? keyId : '(malformed)'}": add it to PAYLOAD_CODEC_OLD_KEYS`);
+      throw new PayloadCodecError(
+        `unknown encryption key id "${KEY_ID.test(keyId) ? keyId : '(malformed)'}": add it to PAYLOAD_CODEC_OLD_KEYS`,
+      );
     }
     const data = payload.data ?? new Uint8Array();
     if (data.length < IV_BYTES + TAG_BYTES) throw new PayloadCodecError('encrypted payload is truncated');
@@ -129,7 +132,9 @@ export class AesGcmCodec implements PayloadCodec {
     try {
       plain = Buffer.concat([decipher.update(buf.subarray(IV_BYTES, buf.length - TAG_BYTES)), decipher.final()]);
     } catch {
-      throw new PayloadCodecError(`encrypted payload failed authentication under key "${keyId}" (tampered, or not written with this key)`);
+      throw new PayloadCodecError(
+        `encrypted payload failed authentication under key "${keyId}" (tampered, or not written with this key)`,
+      );
     }
     const decoded = ProtoPayload.decode(plain);
     return { metadata: { ...decoded.metadata }, data: decoded.data };
@@ -165,19 +170,25 @@ export function codecOptionsFromEnv(env: Record<string, string | undefined>): Ae
   if (!key) problems.push('PAYLOAD_CODEC_KEY is missing (base64 of 32 random bytes)');
   if (!id) problems.push('PAYLOAD_CODEC_KEY_ID is missing (a short label such as 2025-11)');
   const keyBytes = key ? decodeBase64(key) : undefined;
-  if (key && (!keyBytes || keyBytes.length !== KEY_BYTES)) problems.push(`PAYLOAD_CODEC_KEY must be base64 of exactly ${KEY_BYTES} bytes`);
+  if (key && (!keyBytes || keyBytes.length !== KEY_BYTES))
+    problems.push(`PAYLOAD_CODEC_KEY must be base64 of exactly ${KEY_BYTES} bytes`);
   if (id && !KEY_ID.test(id)) problems.push('PAYLOAD_CODEC_KEY_ID must be 1-64 characters of A-Z a-z 0-9 . _ -');
   const previous: CodecKey[] = [];
   if (old) {
-    old.split(',').map((s) => s.trim()).filter(Boolean).forEach((entry, i) => {
-      const colon = entry.indexOf(':');
-      const oid = colon > 0 ? entry.slice(0, colon) : '';
-      const bytes = colon > 0 ? decodeBase64(entry.slice(colon + 1)) : undefined;
-      if (!KEY_ID.test(oid) || !bytes || bytes.length !== KEY_BYTES) {
-        problems.push(`PAYLOAD_CODEC_OLD_KEYS entry ${i + 1} must be id:base64-of-32-bytes`);
-      } else previous.push({ id: oid, key: bytes });
-    });
+    old
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .forEach((entry, i) => {
+        const colon = entry.indexOf(':');
+        const oid = colon > 0 ? entry.slice(0, colon) : '';
+        const bytes = colon > 0 ? decodeBase64(entry.slice(colon + 1)) : undefined;
+        if (!KEY_ID.test(oid) || !bytes || bytes.length !== KEY_BYTES) {
+          problems.push(`PAYLOAD_CODEC_OLD_KEYS entry ${i + 1} must be id:base64-of-32-bytes`);
+        } else previous.push({ id: oid, key: bytes });
+      });
   }
-  if (problems.length) throw new PayloadCodecError(`invalid payload codec configuration:\n  - ${problems.join('\n  - ')}`);
+  if (problems.length)
+    throw new PayloadCodecError(`invalid payload codec configuration:\n  - ${problems.join('\n  - ')}`);
   return { current: { id: id!, key: keyBytes! }, previous };
 }

@@ -34,10 +34,14 @@ function shellQuote(v: string): string {
 
 /** `export NAME=value` lines, ready to paste into a shell. */
 export function exportBlock(vars: Record<string, string>): string {
-  return Object.entries(vars).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
+  return Object.entries(vars)
+    .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+    .join('\n');
 }
 
 /** The same variables as an env file (double quotes, as .env.example), loadable with PINRESET_ENV_FILE. */
 export function envFileText(vars: Record<string, string>): string {
-  return `${Object.entries(vars).map(([k, v]) => `${k}=${/^[A-Za-z0-9_@%+=:,./-]*$/.test(v) ? v : JSON.stringify(v)}`).join('\n')}\n`;
+  return `${Object.entries(vars)
+    .map(([k, v]) => `${k}=${/^[A-Za-z0-9_@%+=:,./-]*$/.test(v) ? v : JSON.stringify(v)}`)
+    .join('\n')}\n`;
 }

@@ -93,13 +93,21 @@ export function notifyBatchesFromEnv(env: Env = process.env): number {
  * server whose persistence shares the same PostgreSQL server counts in the reserve. The worker
  * checks this against the server at start and refuses to start when it does not hold.
  */
-export function connectionBudgetProblem(b: { workers: number; poolSize: number; reserved: number; maxConnections: number; superuserReserved: number }): string | undefined {
+export function connectionBudgetProblem(b: {
+  workers: number;
+  poolSize: number;
+  reserved: number;
+  maxConnections: number;
+  superuserReserved: number;
+}): string | undefined {
   const need = b.workers * b.poolSize + b.reserved;
   const available = b.maxConnections - b.superuserReserved;
   if (need <= available) return undefined;
-  return `PostgreSQL connections over budget: PINRESET_WORKERS (${b.workers}) x DATABASE_POOL_SIZE (${b.poolSize}) + DATABASE_RESERVED_CONNECTIONS (${b.reserved}) = ${need}, `
-    + `but the server allows ${available} (max_connections ${b.maxConnections} - superuser_reserved_connections ${b.superuserReserved}); `
-    + 'lower DATABASE_POOL_SIZE, run fewer workers or raise max_connections';
+  return (
+    `PostgreSQL connections over budget: PINRESET_WORKERS (${b.workers}) x DATABASE_POOL_SIZE (${b.poolSize}) + DATABASE_RESERVED_CONNECTIONS (${b.reserved}) = ${need}, ` +
+    `but the server allows ${available} (max_connections ${b.maxConnections} - superuser_reserved_connections ${b.superuserReserved}); ` +
+    'lower DATABASE_POOL_SIZE, run fewer workers or raise max_connections'
+  );
 }
 
 export interface CallbacksConfig {
@@ -216,7 +224,6 @@ class Reader {
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
-
 /**
  * Reads the configuration. `need` names the sections whose variables must be present: scripts
  * that only read the database need not carry Twilio credentials.
@@ -230,11 +237,16 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     poolSize: r.int('DATABASE_POOL_SIZE', 10, 1, 200),
   };
 
-  const address = r.required('TEMPORAL_ADDRESS', needs('temporal'), 'host:port of the Temporal frontend, e.g. 127.0.0.1:7233');
+  const address = r.required(
+    'TEMPORAL_ADDRESS',
+    needs('temporal'),
+    'host:port of the Temporal frontend, e.g. 127.0.0.1:7233',
+  );
   r.pattern('TEMPORAL_ADDRESS', address, /^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7233');
   const tlsCert = r.optional('TEMPORAL_TLS_CERT');
   const tlsKey = r.optional('TEMPORAL_TLS_KEY');
-  if (Boolean(tlsCert) !== Boolean(tlsKey)) r.problems.push('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS)');
+  if (Boolean(tlsCert) !== Boolean(tlsKey))
+    r.problems.push('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS)');
   const tlsOn = r.optional('TEMPORAL_TLS') === 'true' || Boolean(tlsCert) || Boolean(r.optional('TEMPORAL_TLS_CA'));
   const temporal: TemporalConfig = {
     address,
@@ -245,7 +257,12 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     uiUrl: r.optional('TEMPORAL_UI_URL') ? r.url('TEMPORAL_UI_URL', false, ['http', 'https']) : '',
     apiKey: r.optional('TEMPORAL_API_KEY'),
     tls: tlsOn
-      ? { serverName: r.optional('TEMPORAL_TLS_SERVER_NAME'), caPath: r.optional('TEMPORAL_TLS_CA'), certPath: tlsCert, keyPath: tlsKey }
+      ? {
+          serverName: r.optional('TEMPORAL_TLS_SERVER_NAME'),
+          caPath: r.optional('TEMPORAL_TLS_CA'),
+          certPath: tlsCert,
+          keyPath: tlsKey,
+        }
       : undefined,
   };
 
@@ -255,10 +272,17 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     from: r.optional('TWILIO_FROM'),
     messagingServiceSid: r.optional('TWILIO_MESSAGING_SERVICE_SID'),
     apiUrl: r.optional('TWILIO_API_URL') ? r.url('TWILIO_API_URL', false, ['http', 'https']) : undefined,
-    statusCallbackUrl: r.optional('TWILIO_STATUS_CALLBACK_URL') ? r.url('TWILIO_STATUS_CALLBACK_URL', false, ['http', 'https']) : undefined,
+    statusCallbackUrl: r.optional('TWILIO_STATUS_CALLBACK_URL')
+      ? r.url('TWILIO_STATUS_CALLBACK_URL', false, ['http', 'https'])
+      : undefined,
   };
   r.pattern('TWILIO_ACCOUNT_SID', sms.accountSid, /^AC[0-9a-fA-F]{32}$/, 'AC followed by 32 hex digits');
-  r.pattern('TWILIO_MESSAGING_SERVICE_SID', sms.messagingServiceSid, /^MG[0-9a-fA-F]{32}$/, 'MG followed by 32 hex digits');
+  r.pattern(
+    'TWILIO_MESSAGING_SERVICE_SID',
+    sms.messagingServiceSid,
+    /^MG[0-9a-fA-F]{32}$/,
+    'MG followed by 32 hex digits',
+  );
   r.pattern('TWILIO_FROM', sms.from, /^\+[1-9]\d{1,14}$|^\d{5,6}$/, 'an E.164 number (+15551234567) or a short code');
   if (needs('sms') && !sms.from && !sms.messagingServiceSid) {
     r.problems.push('TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is missing (the SMS sender)');
@@ -268,7 +292,12 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
     url: r.url('SMTP_URL', needs('email'), ['smtp', 'smtps']),
     from: r.required('EMAIL_FROM', needs('email'), 'sender address, e.g. "Carrier Security <security@example.com>"'),
   };
-  r.pattern('EMAIL_FROM', email.from, /^(.*<)?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?$/, 'an email address, optionally "Name <addr>"');
+  r.pattern(
+    'EMAIL_FROM',
+    email.from,
+    /^(.*<)?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?$/,
+    'an email address, optionally "Name <addr>"',
+  );
 
   const message: MessageConfig = {
     carrierName: r.optional('CARRIER_NAME') ?? 'Your carrier',
@@ -297,9 +326,17 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
   };
   if (callbacks.publicUrl) {
     const u = new URL(callbacks.publicUrl);
-    if (u.search || u.hash) r.problems.push('PUBLIC_CALLBACK_URL must have no query or #fragment (run, ref and the retry fragment are added per message)');
+    if (u.search || u.hash)
+      r.problems.push(
+        'PUBLIC_CALLBACK_URL must have no query or #fragment (run, ref and the retry fragment are added per message)',
+      );
   }
-  r.pattern('SENDGRID_WEBHOOK_PUBLIC_KEY', callbacks.sendgridPublicKey, /^[A-Za-z0-9+/=]{40,400}$/, 'the base64 verification key shown by SendGrid');
+  r.pattern(
+    'SENDGRID_WEBHOOK_PUBLIC_KEY',
+    callbacks.sendgridPublicKey,
+    /^[A-Za-z0-9+/=]{40,400}$/,
+    'the base64 verification key shown by SendGrid',
+  );
 
   const budgets: BudgetConfig = {
     sms: r.rate('SMS_SENDER_RATE', 100, MIN_RATE),
@@ -307,7 +344,8 @@ export function loadConfig(env: Env = process.env, need: Section[] = ['database'
   };
 
   const level = r.optional('LOG_LEVEL') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) r.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    r.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
   if (r.problems.length) throw new ConfigError(r.problems);
   return { database, callbacks, budgets, temporal, sms, email, message, worker, logLevel: level as Config['logLevel'] };

@@ -18,7 +18,8 @@ function grants(entries: { object: string; grantee: string; privilege: string }[
 
 export async function dumpSchema(db: Db): Promise<string> {
   const out: string[] = [];
-  const section = (title: string) => out.push('', `-- ${'-'.repeat(3)} ${title} ${'-'.repeat(Math.max(3, 92 - title.length))}`, '');
+  const section = (title: string) =>
+    out.push('', `-- ${'-'.repeat(3)} ${title} ${'-'.repeat(Math.max(3, 92 - title.length))}`, '');
 
   const versions = await rows<{ version: string }>(db, `SELECT version FROM schema_migrations ORDER BY version`);
   const major = (await rows<{ v: string }>(db, `SELECT current_setting('server_version_num') AS v`))[0].v.slice(0, 2);
@@ -29,7 +30,10 @@ export async function dumpSchema(db: Db): Promise<string> {
   );
 
   section('extensions');
-  for (const e of await rows<{ extname: string }>(db, `SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`)) {
+  for (const e of await rows<{ extname: string }>(
+    db,
+    `SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`,
+  )) {
     out.push(`CREATE EXTENSION IF NOT EXISTS ${e.extname};`);
   }
 
@@ -50,7 +54,14 @@ export async function dumpSchema(db: Db): Promise<string> {
       WHERE c.relnamespace = ${SCHEMA}::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname`,
   );
   for (const t of tables) {
-    const cols = await rows<{ name: string; type: string; notnull: boolean; def: string | null; identity: string; generated: string }>(
+    const cols = await rows<{
+      name: string;
+      type: string;
+      notnull: boolean;
+      def: string | null;
+      identity: string;
+      generated: string;
+    }>(
       db,
       `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
               pg_get_expr(d.adbin, d.adrelid) AS def, a.attidentity AS identity, a.attgenerated AS generated
@@ -71,7 +82,12 @@ export async function dumpSchema(db: Db): Promise<string> {
       return l;
     });
     for (const c of cons) lines.push(`  CONSTRAINT ${c.name} ${c.def}`);
-    out.push(`CREATE TABLE ${t.name} (`, lines.join(',\n'), `)${t.options ? ` WITH (${t.options.join(', ')})` : ''};`, '');
+    out.push(
+      `CREATE TABLE ${t.name} (`,
+      lines.join(',\n'),
+      `)${t.options ? ` WITH (${t.options.join(', ')})` : ''};`,
+      '',
+    );
   }
 
   section('indexes (other than those of constraints)');
@@ -114,7 +130,7 @@ export async function dumpSchema(db: Db): Promise<string> {
     out.push(`${t.def.replace(/ public\./g, ' ')};`);
   }
 
-  section('privileges (the owner\'s own rights left out)');
+  section("privileges (the owner's own rights left out)");
   const grantee = `CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END`;
   out.push(
     ...grants(

@@ -28,7 +28,8 @@ export type ChannelChoice = { channel: Channel } | { unreachable: UnreachableRea
  * opted_out (STOP or an email opt-out), invalid_number, invalid_email; and sms_failed_no_email
  * after a permanent SMS error with no email to fall back to.
  */
-export type UnreachableReason = 'no_contact' | 'landline_only' | 'opted_out' | 'invalid_number' | 'invalid_email' | 'sms_failed_no_email';
+export type UnreachableReason =
+  'no_contact' | 'landline_only' | 'opted_out' | 'invalid_number' | 'invalid_email' | 'sms_failed_no_email';
 
 /** What keeps SMS from this account ('missing': no phone at all), or undefined when it can take one. */
 function smsProblem(c: Contact): 'missing' | 'opted_out' | 'invalid_number' | 'landline_only' | undefined {
@@ -57,7 +58,10 @@ export function chooseChannel(c: Contact, policy: ChannelPolicy, smsFailed = fal
   if (sms) return { channel: 'sms' };
   if (email) return { channel: 'email' };
   if (smsFailed) return { unreachable: 'sms_failed_no_email' };
-  const problems = [policy !== 'email_only' ? smsProblem(c) : 'missing', policy !== 'sms_only' ? emailProblem(c) : 'missing'];
+  const problems = [
+    policy !== 'email_only' ? smsProblem(c) : 'missing',
+    policy !== 'sms_only' ? emailProblem(c) : 'missing',
+  ];
   const reason = problems.find((p) => p !== undefined && p !== 'missing');
   return { unreachable: (reason as UnreachableReason | undefined) ?? 'no_contact' };
 }

@@ -3,7 +3,14 @@
 
 /** Delivery state of an account's message, as kept in the ledger (delivery_state). */
 export type DeliveryState = 'accepted' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'unknown';
-export const DELIVERY_STATES: readonly DeliveryState[] = ['accepted', 'sent', 'delivered', 'undelivered', 'failed', 'unknown'];
+export const DELIVERY_STATES: readonly DeliveryState[] = [
+  'accepted',
+  'sent',
+  'delivered',
+  'undelivered',
+  'failed',
+  'unknown',
+];
 
 /**
  * Twilio's MessageStatus values a status callback may carry, ranked: callbacks arrive out of
@@ -11,10 +18,15 @@ export const DELIVERY_STATES: readonly DeliveryState[] = ['accepted', 'sent', 'd
  * top rank: the first final state recorded stays (a late `sent` never downgrades `delivered`).
  */
 const RANK: Record<string, number> = {
-  accepted: 1, scheduled: 1, queued: 1,
+  accepted: 1,
+  scheduled: 1,
+  queued: 1,
   sending: 2,
   sent: 3,
-  delivered: 4, undelivered: 4, failed: 4, canceled: 4,
+  delivered: 4,
+  undelivered: 4,
+  failed: 4,
+  canceled: 4,
   // WhatsApp/RCS only; after delivered. Kept so a `read` never counts as unknown.
   read: 5,
 };
@@ -27,12 +39,23 @@ export function statusRank(status: string): number | undefined {
 /** The ledger's delivery_state for a Twilio MessageStatus. */
 export function deliveryStateOf(status: string): DeliveryState | undefined {
   switch (status) {
-    case 'accepted': case 'scheduled': case 'queued': case 'sending': return 'accepted';
-    case 'sent': return 'sent';
-    case 'delivered': case 'read': return 'delivered';
-    case 'undelivered': return 'undelivered';
-    case 'failed': case 'canceled': return 'failed';
-    default: return undefined;
+    case 'accepted':
+    case 'scheduled':
+    case 'queued':
+    case 'sending':
+      return 'accepted';
+    case 'sent':
+      return 'sent';
+    case 'delivered':
+    case 'read':
+      return 'delivered';
+    case 'undelivered':
+      return 'undelivered';
+    case 'failed':
+    case 'canceled':
+      return 'failed';
+    default:
+      return undefined;
   }
 }
 
@@ -95,7 +118,9 @@ export function parseStatusCallback(params: Record<string, string>, query: URLSe
   const runId = query.get('run');
   const ref = query.get('ref');
   return {
-    messageSid, status, rank,
+    messageSid,
+    status,
+    rank,
     errorCode: code ? code : null,
     runId: runId && TOKEN.test(runId) ? runId : null,
     ref: ref && TOKEN.test(ref) ? ref : null,
@@ -157,8 +182,12 @@ export function deliveryPauseReason(
 ): string | undefined {
   if (recent.queueOverflow > 0) {
     const rate = (r: number | 'unlimited') => (r === 'unlimited' || r === Infinity ? 'unlimited' : `${r} msg/s`);
-    const budget = senderBudget === undefined ? '' : ` (the sender's budget, shared by all runs: ${rate(senderBudget)})`;
-    const fix = senderBudget === undefined ? 'lower it with set-rate' : "lower the run's rate with set-rate or the sender's budget with `senders set-rate`";
+    const budget =
+      senderBudget === undefined ? '' : ` (the sender's budget, shared by all runs: ${rate(senderBudget)})`;
+    const fix =
+      senderBudget === undefined
+        ? 'lower it with set-rate'
+        : "lower the run's rate with set-rate or the sender's budget with `senders set-rate`";
     return `auto-paused: Twilio failed ${recent.queueOverflow} message(s) with 30001 (sender queue overflow): the rate ${rate(ratePerSecond)} is above the sender's throughput${budget}; ${fix}, then resume`;
   }
   if (recent.finals >= guard.minReceipts && recent.filtered / recent.finals > guard.filteredRate) {
@@ -184,5 +213,15 @@ export interface DeliveryCounts {
 }
 
 export function zeroDeliveryCounts(): DeliveryCounts {
-  return { accepted: 0, sent: 0, delivered: 0, undelivered: 0, failed: 0, unknown: 0, byCode: {}, fellBackAfterReceipt: 0, retried: 0 };
+  return {
+    accepted: 0,
+    sent: 0,
+    delivered: 0,
+    undelivered: 0,
+    failed: 0,
+    unknown: 0,
+    byCode: {},
+    fellBackAfterReceipt: 0,
+    retried: 0,
+  };
 }

@@ -29,7 +29,8 @@ export function validateEmail(raw: string | null | undefined): EmailResult {
   if (local.startsWith('.') || local.endsWith('.') || local.includes('..')) return { error: 'misplaced or double dot' };
 
   if (domain === '') return { error: 'empty domain' };
-  if (domain.startsWith('.') || domain.endsWith('.') || domain.includes('..')) return { error: 'misplaced or double dot' };
+  if (domain.startsWith('.') || domain.endsWith('.') || domain.includes('..'))
+    return { error: 'misplaced or double dot' };
   const domainError = checkDomain(domain);
   if (domainError) return { error: domainError };
 

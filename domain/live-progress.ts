@@ -81,7 +81,10 @@ export function idleSeconds(r: LiveReading): number | undefined {
  * low ceiling). `sinceMs`: when sending was last (re)opened (start, resume, approval), so a run
  * that just resumed is not called stalled for the pause before.
  */
-export function stallSeconds(r: LiveReading, o: { sending: boolean; ratePerSecond: number; sinceMs?: number }): number | undefined {
+export function stallSeconds(
+  r: LiveReading,
+  o: { sending: boolean; ratePerSecond: number; sinceMs?: number },
+): number | undefined {
   if (!o.sending || r.counts.pending === 0) return undefined;
   const threshold = Math.max(STALL_AFTER_S, o.ratePerSecond > 0 ? 5 / o.ratePerSecond : 0);
   const last = Math.max(r.lastActivityAtMs ?? 0, o.sinceMs ?? 0);
@@ -90,9 +93,16 @@ export function stallSeconds(r: LiveReading, o: { sending: boolean; ratePerSecon
   return idle >= threshold ? idle : undefined;
 }
 
-const OUTCOME_TEXT: Record<string, string> = { sent: 'fell back', failed: 'failed', unreachable: 'unreachable', skipped: 'skipped' };
+const OUTCOME_TEXT: Record<string, string> = {
+  sent: 'fell back',
+  failed: 'failed',
+  unreachable: 'unreachable',
+  skipped: 'skipped',
+};
 
 /** "21211 failed 15, no_contact unreachable 3": counts only, never customer data. */
 export function formatTopErrors(errors: ErrorCount[]): string {
-  return errors.map((e) => `${e.code} ${OUTCOME_TEXT[e.outcome] ?? e.outcome} ${e.count.toLocaleString('en-US')}`).join(', ');
+  return errors
+    .map((e) => `${e.code} ${OUTCOME_TEXT[e.outcome] ?? e.outcome} ${e.count.toLocaleString('en-US')}`)
+    .join(', ');
 }

@@ -20,7 +20,8 @@ export function normalizePhone(raw: string | null | undefined, opts: PhoneOption
   if (text === '') return { error: 'empty' };
   if (text.length > MAX_RAW_LENGTH) return { error: 'too long' };
   if (/\p{L}/u.test(text)) return { error: 'contains letters' };
-  if (!/^\+?[\d\s\-.()]+$/.test(text)) return { error: 'contains characters other than digits, spaces, - . ( ) and a leading +' };
+  if (!/^\+?[\d\s\-.()]+$/.test(text))
+    return { error: 'contains characters other than digits, spaces, - . ( ) and a leading +' };
 
   // "+44 (0)20 ..." writes the national trunk prefix in brackets: it is not dialled from abroad.
   const withoutTrunk = text.startsWith('+') ? text.replace(/\(0\)/g, '') : text;

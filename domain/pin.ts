@@ -40,7 +40,12 @@ export function isValidPinFormat(pin: string): boolean {
   return /^\d{4,12}$/.test(pin);
 }
 
-export async function hashPin(pin: string, pepper: Buffer, pepperId: string, opts: HashPinOptions = {}): Promise<PinVerifier> {
+export async function hashPin(
+  pin: string,
+  pepper: Buffer,
+  pepperId: string,
+  opts: HashPinOptions = {},
+): Promise<PinVerifier> {
   checkPepper(pepper, pepperId);
   const params = opts.params ?? DEFAULT_SCRYPT;
   checkParams(params);
@@ -86,7 +91,12 @@ function pepperPin(pin: string, pepper: Buffer): Buffer {
 
 function stretch(key: Buffer, salt: Buffer, params: ScryptParams, length = HASH_BYTES): Promise<Buffer> {
   // Node's default maxmem (32 MiB) is below what N=2^17, r=8 needs (128 * N * r = 128 MiB).
-  const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 128 * params.N * params.r * params.p + 16 * 1024 * 1024 };
+  const options: ScryptOptions = {
+    N: params.N,
+    r: params.r,
+    p: params.p,
+    maxmem: 128 * params.N * params.r * params.p + 16 * 1024 * 1024,
+  };
   return new Promise((resolve, reject) => {
     scryptCb(key, salt, length, options, (err, derived) => (err ? reject(err) : resolve(derived)));
   });
@@ -94,12 +104,22 @@ function stretch(key: Buffer, salt: Buffer, params: ScryptParams, length = HASH_
 
 function checkParams(p: ScryptParams): void {
   const powerOfTwo = Number.isInteger(p.N) && p.N >= 2 && (p.N & (p.N - 1)) === 0;
-  if (!powerOfTwo || p.N > MAX_N || !Number.isInteger(p.r) || p.r < 1 || p.r > 32 || !Number.isInteger(p.p) || p.p < 1 || p.p > 16) {
+  if (
+    !powerOfTwo ||
+    p.N > MAX_N ||
+    !Number.isInteger(p.r) ||
+    p.r < 1 ||
+    p.r > 32 ||
+    !Number.isInteger(p.p) ||
+    p.p < 1 ||
+    p.p > 16
+  ) {
     throw new Error('invalid scrypt parameters');
   }
 }
 
 function checkPepper(pepper: Buffer, pepperId: string): void {
   if (pepper.length < MIN_PEPPER_BYTES) throw new Error(`pepper must be at least ${MIN_PEPPER_BYTES} bytes`);
-  if (!/^[A-Za-z0-9._-]{1,32}$/.test(pepperId)) throw new Error('pepper id must be 1-32 characters of A-Z a-z 0-9 . _ -');
+  if (!/^[A-Za-z0-9._-]{1,32}$/.test(pepperId))
+    throw new Error('pepper id must be 1-32 characters of A-Z a-z 0-9 . _ -');
 }

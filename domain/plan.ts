@@ -34,7 +34,8 @@ export function batchCount(cohort: number, batchSize: number, canary = 0): numbe
 }
 
 export function estimatePlan(p: PlanEstimateInput): PlanEstimate {
-  if (!Number.isInteger(p.batchSize) || p.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${p.batchSize}`);
+  if (!Number.isInteger(p.batchSize) || p.batchSize < 1)
+    throw new RangeError(`batchSize must be a positive integer, got ${p.batchSize}`);
   if (!(p.ratePerSecond >= 0)) throw new RangeError(`ratePerSecond must be >= 0, got ${p.ratePerSecond}`);
   return {
     batches: batchCount(p.cohort, p.batchSize, p.canary),

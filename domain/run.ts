@@ -118,17 +118,28 @@ export const LIMITS = {
 
 function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unknown, integer: boolean): void {
   const { min, max } = LIMITS[name];
-  if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
-    problems.push(`${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    (integer && !Number.isInteger(value)) ||
+    value < min ||
+    value > max
+  ) {
+    problems.push(
+      `${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
   }
 }
 
 /** Problems with a rate value, as messages; empty when valid. */
 export function rateProblems(rate: unknown): string[] {
   if (rate === 'unlimited') return [];
-  if (rate === 0) return [`a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'`];
+  if (rate === 0)
+    return [`a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'`];
   if (typeof rate === 'number' && Number.isFinite(rate) && rate > 0 && rate < MIN_RATE) {
-    return [`ratePerSecond must be at least ${MIN_RATE} messages/s (one every ${1 / MIN_RATE} s), got ${rate}: below it every send waits minutes; to stop sending, pause the run`];
+    return [
+      `ratePerSecond must be at least ${MIN_RATE} messages/s (one every ${1 / MIN_RATE} s), got ${rate}: below it every send waits minutes; to stop sending, pause the run`,
+    ];
   }
   const problems: string[] = [];
   checkNumber(problems, 'ratePerSecond', rate, false);
@@ -150,13 +161,16 @@ export function paramProblems(p: RunParams): string[] {
   checkNumber(problems, 'leaseMs', p.leaseMs, true);
   checkNumber(problems, 'holdMs', p.holdMs, true);
   checkNumber(problems, 'graceMs', p.graceMs, true);
-  if (!['resend', 'hold'].includes(p.ambiguous)) problems.push(`ambiguous must be resend or hold, got ${JSON.stringify(p.ambiguous)}`);
+  if (!['resend', 'hold'].includes(p.ambiguous))
+    problems.push(`ambiguous must be resend or hold, got ${JSON.stringify(p.ambiguous)}`);
   if (!['reset', 'notify_only', 'reset_again'].includes(p.resetMode)) {
     problems.push(`resetMode must be reset, notify_only or reset_again, got ${JSON.stringify(p.resetMode)}`);
   }
   if (p.dbStallPauseSeconds !== undefined) checkNumber(problems, 'dbStallPauseSeconds', p.dbStallPauseSeconds, false);
-  if (!CHANNEL_POLICIES.includes(p.policy)) problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
-  if (!['all_active', 'file', 'redrive'].includes(p.cohort)) problems.push(`cohort must be all_active, file or redrive`);
+  if (!CHANNEL_POLICIES.includes(p.policy))
+    problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
+  if (!['all_active', 'file', 'redrive'].includes(p.cohort))
+    problems.push(`cohort must be all_active, file or redrive`);
   return problems;
 }
 
@@ -192,10 +206,13 @@ export function failureRate(samples: AttemptSample[], minAttempts: number): numb
   return samples.reduce((n, s) => n + s.failed, 0) / attempts;
 }
 
-
-
 /** Claim parameters of a run, with defaults for runs created before they existed. */
-export function claimTiming(p: Partial<RunParams>): { leaseMs: number; holdMs: number; graceMs: number; ambiguous: AmbiguousPolicy } {
+export function claimTiming(p: Partial<RunParams>): {
+  leaseMs: number;
+  holdMs: number;
+  graceMs: number;
+  ambiguous: AmbiguousPolicy;
+} {
   return {
     leaseMs: p.leaseMs ?? DEFAULT_PARAMS.leaseMs,
     holdMs: p.holdMs ?? DEFAULT_PARAMS.holdMs,
@@ -213,4 +230,8 @@ export interface DeliveryParams {
   filteredPauseRate: number;
 }
 
-export const DEFAULT_DELIVERY: DeliveryParams = { deadlineSeconds: 900, retryAfterSeconds: 300, filteredPauseRate: 0.05 };
+export const DEFAULT_DELIVERY: DeliveryParams = {
+  deadlineSeconds: 900,
+  retryAfterSeconds: 300,
+  filteredPauseRate: 0.05,
+};

@@ -28,7 +28,12 @@ export const RATE_LIMIT_TWILIO_CODES: ReadonlySet<number> = new Set([20429, 2161
  * whole run on them instead of marking every remaining customer unreachable.
  */
 export const CONFIG_TWILIO_CODES: ReadonlySet<string> = new Set([
-  '20003', 'http_401', 'http_403', '21212', '21603', '21606',
+  '20003',
+  'http_401',
+  'http_403',
+  '21212',
+  '21603',
+  '21606',
 ]);
 
 /** Failures that happen before any byte of the request reached the provider. */

@@ -69,7 +69,19 @@ export interface Counts {
 }
 
 export function zeroCounts(): Counts {
-  return { planned: 0, reset: 0, skipped: 0, sentSms: 0, sentEmail: 0, fellBack: 0, unreachable: 0, failed: 0, notifySkipped: 0, pending: 0, ambiguous: 0 };
+  return {
+    planned: 0,
+    reset: 0,
+    skipped: 0,
+    sentSms: 0,
+    sentEmail: 0,
+    fellBack: 0,
+    unreachable: 0,
+    failed: 0,
+    notifySkipped: 0,
+    pending: 0,
+    ambiguous: 0,
+  };
 }
 
 // ---- Providers -------------------------------------------------------------------------------

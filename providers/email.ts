@@ -50,7 +50,12 @@ function sanitize(error: unknown): EmailSendError {
   if (error instanceof EmailSendError) return error;
   const { responseCode, code, originalCode } = errorFields(error);
   const command = (error as { command?: unknown } | null)?.command;
-  return new EmailSendError(code ?? 'unknown', responseCode, typeof command === 'string' ? command : undefined, originalCode);
+  return new EmailSendError(
+    code ?? 'unknown',
+    responseCode,
+    typeof command === 'string' ? command : undefined,
+    originalCode,
+  );
 }
 
 export function createSmtpEmail(opts: SmtpEmailOptions): EmailSender {

@@ -80,12 +80,14 @@ class RoutingRequestClient extends twilio.RequestClient {
     }
     const headers: Record<string, string> = { ...(opts.headers as Record<string, string> | undefined) };
     if (!headers.Connection && !headers.connection) headers.Connection = 'keep-alive';
-    if (opts.username && opts.password) headers.Authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
+    if (opts.username && opts.password)
+      headers.Authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
     let body: string | undefined;
     if (opts.data !== undefined && opts.data !== null) {
       const type = headers['Content-Type'];
       if (type === 'application/x-www-form-urlencoded') body = formEncode(opts.data as Record<string, unknown>);
-      else if (type === 'application/json') body = typeof opts.data === 'string' ? opts.data : JSON.stringify(opts.data);
+      else if (type === 'application/json')
+        body = typeof opts.data === 'string' ? opts.data : JSON.stringify(opts.data);
     }
     if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
     const https_ = url.protocol === 'https:';
@@ -110,7 +112,11 @@ class RoutingRequestClient extends twilio.RequestClient {
           res.on('aborted', () => finish(networkError('ECONNRESET', 'response aborted')));
           res.on('end', () => {
             const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
-            finish(undefined, { statusCode: res.statusCode ?? 0, body: text as unknown as TData, headers: res.headers } as unknown as Response<TData>);
+            finish(undefined, {
+              statusCode: res.statusCode ?? 0,
+              body: text as unknown as TData,
+              headers: res.headers,
+            } as unknown as Response<TData>);
           });
         },
       );
@@ -179,7 +185,8 @@ function sanitize(error: unknown, message: SmsMessage | { to: string }): Error {
 }
 
 export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
-  if (!opts.from && !opts.messagingServiceSid) throw new Error('createTwilioSms: from or messagingServiceSid is required');
+  if (!opts.from && !opts.messagingServiceSid)
+    throw new Error('createTwilioSms: from or messagingServiceSid is required');
   const client = createTwilioClient(opts);
   const sender = {
     ...(opts.from ? { from: opts.from } : {}),
@@ -193,9 +200,15 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
         // The run's frozen sender wins over this worker's configured one.
         const frozen = message.sender?.messagingServiceSid
           ? { messagingServiceSid: message.sender.messagingServiceSid }
-          : message.sender?.from ? { from: message.sender.from } : undefined;
+          : message.sender?.from
+            ? { from: message.sender.from }
+            : undefined;
         const created = await client.messages.create({
-          to: message.to, body: message.body, ...(frozen ? { ...frozen, ...(opts.statusCallbackUrl ? { statusCallback: opts.statusCallbackUrl } : {}) } : sender),
+          to: message.to,
+          body: message.body,
+          ...(frozen
+            ? { ...frozen, ...(opts.statusCallbackUrl ? { statusCallback: opts.statusCallbackUrl } : {}) }
+            : sender),
           ...(message.statusCallback ? { statusCallback: message.statusCallback } : {}),
         });
         return { sid: created.sid };
@@ -207,7 +220,14 @@ export function createTwilioSms(opts: TwilioSmsOptions): SmsSender {
     async fetch(sid: string): Promise<SmsRecord | undefined> {
       try {
         const m = await client.messages(sid).fetch();
-        return { sid: m.sid, to: m.to, body: m.body, dateCreated: m.dateCreated, status: m.status, errorCode: m.errorCode == null ? null : String(m.errorCode) };
+        return {
+          sid: m.sid,
+          to: m.to,
+          body: m.body,
+          dateCreated: m.dateCreated,
+          status: m.status,
+          errorCode: m.errorCode == null ? null : String(m.errorCode),
+        };
       } catch (error) {
         if (errorFields(error).status === 404) return undefined;
         throw sanitize(error, { to: '' });

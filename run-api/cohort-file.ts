@@ -49,7 +49,8 @@ export class CohortParser {
             `cohort file ${this.file}: line ${rec.line} is neither an account id nor a CSV header with an id or account_id column`,
           );
         }
-        if (found.length > 1) throw new UsageError(`cohort file ${this.file}: the header has both id and account_id columns; keep one`);
+        if (found.length > 1)
+          throw new UsageError(`cohort file ${this.file}: the header has both id and account_id columns; keep one`);
         this.column = names.indexOf(found[0]);
         this.header = true;
         return;
@@ -79,7 +80,10 @@ export class CohortParser {
 }
 
 const FILE_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'is a directory', EPERM: 'permission denied',
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+  EPERM: 'permission denied',
 };
 
 export async function readCohortFile(file: string): Promise<CohortFile> {
@@ -98,8 +102,11 @@ export async function readCohortFile(file: string): Promise<CohortFile> {
     for await (const rec of readCsvRecords(createReadStream(file))) parser.push(rec);
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    if (err instanceof CsvFileError || err instanceof TypeError) throw new UsageError(`cannot read cohort file ${file}: ${(err as Error).message}`);
-    throw new UsageError(`cannot read cohort file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (err instanceof CsvFileError || err instanceof TypeError)
+      throw new UsageError(`cannot read cohort file ${file}: ${(err as Error).message}`);
+    throw new UsageError(
+      `cannot read cohort file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   return parser.finish();
 }

@@ -18,7 +18,8 @@ export const ID_PAGE = 10_000;
 
 export async function unknownIds(db: Db, sortedIds: number[]): Promise<number[]> {
   const out: number[] = [];
-  for (let i = 0; i < sortedIds.length; i += ID_PAGE) out.push(...(await findUnknownAccounts(db, sortedIds.slice(i, i + ID_PAGE))));
+  for (let i = 0; i < sortedIds.length; i += ID_PAGE)
+    out.push(...(await findUnknownAccounts(db, sortedIds.slice(i, i + ID_PAGE))));
   return out;
 }
 

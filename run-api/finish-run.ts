@@ -10,16 +10,27 @@ import { DEFAULT_PARAMS, workflowIdForRun, type RunParams } from '../domain/run'
 import { pinResetRun } from '../workflows/pin-reset-run';
 import { OperationFailedError, UnknownRunError } from './errors';
 
-export async function finishRun(db: Db, client: Client, runId: string, taskQueue: string): Promise<WorkflowHandle<typeof pinResetRun>> {
+export async function finishRun(
+  db: Db,
+  client: Client,
+  runId: string,
+  taskQueue: string,
+): Promise<WorkflowHandle<typeof pinResetRun>> {
   const run = await readRun(db, runId);
   if (!run) throw new UnknownRunError(runId);
   if (run.status === 'completed') throw new OperationFailedError(`run ${runId} completed: there is nothing to finish`);
   const workflowId = workflowIdForRun(runId);
-  const running = await client.workflow.getHandle(workflowId).describe().then(
-    (d) => d.status.name === 'RUNNING',
-    () => false,
-  );
-  if (running) throw new OperationFailedError(`run ${runId} is still running in Temporal: use \`resume\` if it is paused, or wait for it`);
+  const running = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .then(
+      (d) => d.status.name === 'RUNNING',
+      () => false,
+    );
+  if (running)
+    throw new OperationFailedError(
+      `run ${runId} is still running in Temporal: use \`resume\` if it is paused, or wait for it`,
+    );
   const params = { ...DEFAULT_PARAMS, ...(run.params as Partial<RunParams>) } as RunParams;
   // The run is live again: its accounts are held by it, and its sends may go out.
   await setRunStatus(db, runId, 'running', `finished by operator after ${run.status}`);
@@ -31,7 +42,8 @@ export async function finishRun(db: Db, client: Client, runId: string, taskQueue
       staticSummary: `PIN reset ${runId} (finish)`.slice(0, 200),
     });
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new OperationFailedError(`run ${runId} was started again meanwhile`);
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      throw new OperationFailedError(`run ${runId} was started again meanwhile`);
     throw err;
   }
 }

@@ -11,7 +11,8 @@ import type { CohortFile } from './cohort-file';
 import { rateToNumber, type Rate } from '../domain/run';
 import { linesOf } from './cohort-file';
 
-export type PlanCohortSource = { kind: 'all_active' } | { kind: 'file'; file: CohortFile; ids: number[]; duplicates: number };
+export type PlanCohortSource =
+  { kind: 'all_active' } | { kind: 'file'; file: CohortFile; ids: number[]; duplicates: number };
 
 export interface PlanOptions {
   policy: ChannelPolicy;
@@ -22,7 +23,14 @@ export interface PlanOptions {
 }
 
 export interface CohortPlan {
-  cohort: { kind: 'all_active' | 'file'; file?: string; accounts: number; duplicates: number; unknown: number; unknownLines: number[] };
+  cohort: {
+    kind: 'all_active' | 'file';
+    file?: string;
+    accounts: number;
+    duplicates: number;
+    unknown: number;
+    unknownLines: number[];
+  };
   /** PINs the run would invalidate. */
   resets: number;
   /** Not reset: closed or deleted accounts, ids not in the accounts table. */
@@ -35,7 +43,15 @@ export interface CohortPlan {
   messages: number;
   /** Seconds to send every message at the rate; absent when the rate is unlimited. */
   notifySeconds?: number;
-  scan: { accounts: number; pages: number; pageSize: number; ms: number; dbMs: number; perSecond: number; peakRssMb: number };
+  scan: {
+    accounts: number;
+    pages: number;
+    pageSize: number;
+    ms: number;
+    dbMs: number;
+    perSecond: number;
+    peakRssMb: number;
+  };
 }
 
 export const PLAN_PAGE = 10_000;
@@ -102,7 +118,13 @@ export async function planCohort(db: Db, source: PlanCohortSource, opts: PlanOpt
   const ms = performance.now() - started;
   const resets = accounts - skipped.closed - skipped.deleted - skipped.unknown;
   const messages = channels.sms + channels.email;
-  const estimate = estimatePlan({ cohort: accounts, messages, batchSize: opts.batchSize, canary: opts.canary, ratePerSecond: rateToNumber(opts.ratePerSecond) });
+  const estimate = estimatePlan({
+    cohort: accounts,
+    messages,
+    batchSize: opts.batchSize,
+    canary: opts.canary,
+    ratePerSecond: rateToNumber(opts.ratePerSecond),
+  });
   return {
     cohort: {
       kind: source.kind,
@@ -112,11 +134,21 @@ export async function planCohort(db: Db, source: PlanCohortSource, opts: PlanOpt
       unknown: unknownIds.length,
       unknownLines: source.kind === 'file' && unknownIds.length ? linesOf(source.file, new Set(unknownIds)) : [],
     },
-    resets, skipped, channels,
+    resets,
+    skipped,
+    channels,
     params: { policy: opts.policy, batchSize: opts.batchSize, canary: opts.canary, ratePerSecond: opts.ratePerSecond },
-    batches: estimate.batches, canaryAccounts: estimate.canaryAccounts, messages, notifySeconds: estimate.notifySeconds,
+    batches: estimate.batches,
+    canaryAccounts: estimate.canaryAccounts,
+    messages,
+    notifySeconds: estimate.notifySeconds,
     scan: {
-      accounts: scanned, pages, pageSize, ms: Math.round(ms), dbMs: Math.round(dbMs), perSecond: Math.round(scanned / Math.max(ms / 1000, 0.001)),
+      accounts: scanned,
+      pages,
+      pageSize,
+      ms: Math.round(ms),
+      dbMs: Math.round(dbMs),
+      perSecond: Math.round(scanned / Math.max(ms / 1000, 0.001)),
       peakRssMb: Math.round(peakRss / 2 ** 20),
     },
   };

@@ -25,15 +25,34 @@ export interface RedriveRequest {
 
 export type RedriveResult =
   | { started: false; sourceRunId: string; failed: 0; handledSince: number }
-  | { started: true; sourceRunId: string; runId: string; workflowId: string; accounts: number; handledSince: number; params: RunParams };
+  | {
+      started: true;
+      sourceRunId: string;
+      runId: string;
+      workflowId: string;
+      accounts: number;
+      handledSince: number;
+      params: RunParams;
+    };
 
-const INHERITED: (keyof RunParams)[] = ['batchSize', 'batchConcurrency', 'resetConcurrency', 'ratePerSecond', 'policy', 'autoPauseFailureRate', 'autoPauseWindow', 'dbStallPauseSeconds'];
+const INHERITED: (keyof RunParams)[] = [
+  'batchSize',
+  'batchConcurrency',
+  'resetConcurrency',
+  'ratePerSecond',
+  'policy',
+  'autoPauseFailureRate',
+  'autoPauseWindow',
+  'dbStallPauseSeconds',
+];
 
 export async function redrive(db: Db, client: Client, req: RedriveRequest): Promise<RedriveResult> {
   const source = await readRun(db, req.sourceRunId);
   if (!source) throw new UnknownRunError(req.sourceRunId);
   if (!FINISHED.includes(source.status)) {
-    throw new OperationFailedError(`run ${req.sourceRunId} is ${source.status}: redrive it once it has finished (or cancel it first)`);
+    throw new OperationFailedError(
+      `run ${req.sourceRunId} is ${source.status}: redrive it once it has finished (or cancel it first)`,
+    );
   }
   // The redrive branch of pinreset_reset_batch (no PIN touched) is part of the schema this code
   // was tested with (db/schema.sql): refuse on a database that has not applied all of it.
@@ -47,10 +66,32 @@ export async function redrive(db: Db, client: Client, req: RedriveRequest): Prom
   if (accountIds.length === 0) return { started: false, sourceRunId: req.sourceRunId, failed: 0, handledSince };
 
   const inherited: Partial<RunParams> = {};
-  for (const k of INHERITED) if (source.params[k] !== undefined) (inherited as Record<string, unknown>)[k] = source.params[k];
-  const params: RunParams = { ...DEFAULT_PARAMS, ...inherited, canary: 0, dryRun: false, ...req.params, cohort: 'redrive' };
+  for (const k of INHERITED)
+    if (source.params[k] !== undefined) (inherited as Record<string, unknown>)[k] = source.params[k];
+  const params: RunParams = {
+    ...DEFAULT_PARAMS,
+    ...inherited,
+    canary: 0,
+    dryRun: false,
+    ...req.params,
+    cohort: 'redrive',
+  };
   const { runId, handle } = await startRun(db, client, {
-    runId: req.runId, reason: req.reason ?? source.reason, operator: req.operator, taskQueue: req.taskQueue, accountIds, params, sourceRunId: req.sourceRunId,
+    runId: req.runId,
+    reason: req.reason ?? source.reason,
+    operator: req.operator,
+    taskQueue: req.taskQueue,
+    accountIds,
+    params,
+    sourceRunId: req.sourceRunId,
   });
-  return { started: true, sourceRunId: req.sourceRunId, runId, workflowId: handle.workflowId, accounts: accountIds.length, handledSince, params };
+  return {
+    started: true,
+    sourceRunId: req.sourceRunId,
+    runId,
+    workflowId: handle.workflowId,
+    accounts: accountIds.length,
+    handledSince,
+    params,
+  };
 }

@@ -14,8 +14,20 @@ export type ReportFormat = 'csv' | 'jsonl';
 export const REPORT_FORMATS: readonly ReportFormat[] = ['csv', 'jsonl'];
 
 export const REPORT_COLUMNS = [
-  'account_id', 'outcome', 'channel', 'fell_back', 'provider_message_id', 'error_code', 'reset_at', 'notified_at', 'attempts', 'resolved_by',
-  'delivery_state', 'delivery_code', 'delivery_at', 'delivery_action',
+  'account_id',
+  'outcome',
+  'channel',
+  'fell_back',
+  'provider_message_id',
+  'error_code',
+  'reset_at',
+  'notified_at',
+  'attempts',
+  'resolved_by',
+  'delivery_state',
+  'delivery_code',
+  'delivery_at',
+  'delivery_action',
 ] as const;
 
 const REPORT_PAGE = 5_000;
@@ -25,12 +37,28 @@ function csvField(v: string): string {
 }
 
 function values(r: ReportRow): (string | number | boolean | null)[] {
-  return [r.accountId, r.outcome, r.channel, r.fellBack, r.providerMessageId, r.errorCode, r.resetAt?.toISOString() ?? null, r.notifiedAt?.toISOString() ?? null, r.attempts, r.resolvedBy,
-    r.deliveryState, r.deliveryCode, r.deliveryAt?.toISOString() ?? null, r.deliveryAction];
+  return [
+    r.accountId,
+    r.outcome,
+    r.channel,
+    r.fellBack,
+    r.providerMessageId,
+    r.errorCode,
+    r.resetAt?.toISOString() ?? null,
+    r.notifiedAt?.toISOString() ?? null,
+    r.attempts,
+    r.resolvedBy,
+    r.deliveryState,
+    r.deliveryCode,
+    r.deliveryAt?.toISOString() ?? null,
+    r.deliveryAction,
+  ];
 }
 
 export function csvLine(r: ReportRow): string {
-  return values(r).map((v) => (v === null ? '' : csvField(String(v)))).join(',');
+  return values(r)
+    .map((v) => (v === null ? '' : csvField(String(v))))
+    .join(',');
 }
 
 export function jsonLine(r: ReportRow): string {
@@ -42,7 +70,12 @@ async function write(out: Writable, chunk: string): Promise<void> {
   if (!out.write(chunk)) await once(out, 'drain');
 }
 
-export async function writeReport(db: Db, runId: string, out: Writable, opts: { format: ReportFormat; outcomes?: ReportOutcome[] }): Promise<number> {
+export async function writeReport(
+  db: Db,
+  runId: string,
+  out: Writable,
+  opts: { format: ReportFormat; outcomes?: ReportOutcome[] },
+): Promise<number> {
   if (!(await readRun(db, runId))) throw new UnknownRunError(runId);
   const line = opts.format === 'csv' ? csvLine : jsonLine;
   if (opts.format === 'csv') await write(out, `${REPORT_COLUMNS.join(',')}\n`);
@@ -60,13 +93,20 @@ export async function writeReport(db: Db, runId: string, out: Writable, opts: { 
  * Writes the report to a file: first to FILE.partial, renamed when complete, so a report that
  * failed halfway is never mistaken for a whole one.
  */
-export async function writeReportFile(db: Db, runId: string, file: string, opts: { format: ReportFormat; outcomes?: ReportOutcome[] }): Promise<number> {
+export async function writeReportFile(
+  db: Db,
+  runId: string,
+  file: string,
+  opts: { format: ReportFormat; outcomes?: ReportOutcome[] },
+): Promise<number> {
   const partial = `${file}.partial`;
   const out = createWriteStream(partial, { flags: 'w', mode: 0o600 });
   try {
     await once(out, 'open');
   } catch (err) {
-    throw new UsageError(`cannot write report file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(
+      `cannot write report file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   try {
     const rows = await writeReport(db, runId, out, opts);

@@ -75,38 +75,82 @@ function fromProgress(run: RunRow, p: Progress, now: Date): RunStatusView {
   const finished = p.phase === 'completed' || p.phase === 'cancelled' || p.phase === 'failed';
   return {
     // The workflow knows it is over a moment before its row says so.
-    runId: run.id, workflowId: workflowIdForRun(run.id), status: finished ? p.phase : run.status, source: 'live',
-    phase: p.phase, paused: p.paused, pauseReason: p.pauseReason, autoPaused: p.autoPaused, awaitingApproval: p.awaitingApproval,
-    cancelRequested: p.cancelRequested, counts: p.counts, ratePerSecond: p.ratePerSecond, reason: run.reason, operator: run.operator,
-    cohortKind: run.cohortKind, sourceRunId: run.sourceRunId ?? undefined, canary: p.canary ?? 0, approval: p.approval ?? approvalOf(run),
-    autoPause: p.autoPause, endReason: p.endReason, sendingSinceMs: p.sendingSinceMs,
-    startedAt: new Date(p.startedAtMs).toISOString(), pausedMs: p.pausedMs, finishedAt: run.finishedAt?.toISOString(), asOf: now.toISOString(),
-    batches: p.batches, exposureWindowMs: p.exposureWindowMs, finished,
+    runId: run.id,
+    workflowId: workflowIdForRun(run.id),
+    status: finished ? p.phase : run.status,
+    source: 'live',
+    phase: p.phase,
+    paused: p.paused,
+    pauseReason: p.pauseReason,
+    autoPaused: p.autoPaused,
+    awaitingApproval: p.awaitingApproval,
+    cancelRequested: p.cancelRequested,
+    counts: p.counts,
+    ratePerSecond: p.ratePerSecond,
+    reason: run.reason,
+    operator: run.operator,
+    cohortKind: run.cohortKind,
+    sourceRunId: run.sourceRunId ?? undefined,
+    canary: p.canary ?? 0,
+    approval: p.approval ?? approvalOf(run),
+    autoPause: p.autoPause,
+    endReason: p.endReason,
+    sendingSinceMs: p.sendingSinceMs,
+    startedAt: new Date(p.startedAtMs).toISOString(),
+    pausedMs: p.pausedMs,
+    finishedAt: run.finishedAt?.toISOString(),
+    asOf: now.toISOString(),
+    batches: p.batches,
+    exposureWindowMs: p.exposureWindowMs,
+    finished,
   };
 }
 
-function fromDatabase(run: RunRow, source: 'checkpoint' | 'final', fallbackReason: string | undefined, now: Date): RunStatusView {
+function fromDatabase(
+  run: RunRow,
+  source: 'checkpoint' | 'final',
+  fallbackReason: string | undefined,
+  now: Date,
+): RunStatusView {
   const cp = run.lastCheckpoint;
   const finished = FINISHED.includes(run.status);
   const pauseReason = run.status === 'paused' ? (run.statusReason ?? 'paused') : undefined;
   return {
-    runId: run.id, workflowId: workflowIdForRun(run.id), status: run.status, source, fallbackReason,
+    runId: run.id,
+    workflowId: workflowIdForRun(run.id),
+    status: run.status,
+    source,
+    fallbackReason,
     phase: finished ? run.status : (cp?.phase ?? 'preparing'),
-    paused: run.status === 'paused', pauseReason, autoPaused: pauseReason?.startsWith('auto-paused') ?? false,
-    awaitingApproval: !finished && cp?.phase === 'awaiting_approval', cancelRequested: run.status === 'cancelling',
+    paused: run.status === 'paused',
+    pauseReason,
+    autoPaused: pauseReason?.startsWith('auto-paused') ?? false,
+    awaitingApproval: !finished && cp?.phase === 'awaiting_approval',
+    cancelRequested: run.status === 'cancelling',
     counts: cp?.counts ?? { ...zeroCounts(), planned: run.planned, pending: run.planned },
-    ratePerSecond: rateFromNumber(run.ratePerSecond), reason: run.reason, operator: run.operator,
-    cohortKind: run.cohortKind, sourceRunId: run.sourceRunId ?? undefined, canary: Number(run.params.canary ?? 0), approval: approvalOf(run),
-    endReason: run.status === 'cancelled' || run.status === 'failed' || run.status === 'cancelling' ? (run.statusReason ?? undefined) : undefined,
-    startedAt: run.startedAt?.toISOString(), finishedAt: run.finishedAt?.toISOString(),
+    ratePerSecond: rateFromNumber(run.ratePerSecond),
+    reason: run.reason,
+    operator: run.operator,
+    cohortKind: run.cohortKind,
+    sourceRunId: run.sourceRunId ?? undefined,
+    canary: Number(run.params.canary ?? 0),
+    approval: approvalOf(run),
+    endReason:
+      run.status === 'cancelled' || run.status === 'failed' || run.status === 'cancelling'
+        ? (run.statusReason ?? undefined)
+        : undefined,
+    startedAt: run.startedAt?.toISOString(),
+    finishedAt: run.finishedAt?.toISOString(),
     asOf: (cp?.createdAt ?? now).toISOString(),
-    exposureWindowMs: run.resetsDoneAt && run.startedAt ? run.resetsDoneAt.getTime() - run.startedAt.getTime() : undefined,
+    exposureWindowMs:
+      run.resetsDoneAt && run.startedAt ? run.resetsDoneAt.getTime() - run.startedAt.getTime() : undefined,
     finished,
   };
 }
 
 function whyNoAnswer(err: unknown, timeoutMs: number): string {
-  if (isGrpcDeadlineError(err)) return `no worker answered the progress query within ${timeoutMs / 1000} s (is a worker running?)`;
+  if (isGrpcDeadlineError(err))
+    return `no worker answered the progress query within ${timeoutMs / 1000} s (is a worker running?)`;
   if (err instanceof WorkflowNotFoundError) return 'the workflow is not known to Temporal';
   return `the progress query failed: ${(err as Error).message.split('\n')[0]}`;
 }
@@ -131,7 +175,8 @@ export async function diagnoseWorkflow(t: TemporalClient, run: RunRow, timeoutMs
   try {
     d = await t.connection.withDeadline(deadline(), () => handle.describe());
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError && run.status !== 'created') return 'its workflow is not known to Temporal';
+    if (err instanceof WorkflowNotFoundError && run.status !== 'created')
+      return 'its workflow is not known to Temporal';
     return undefined;
   }
   if (d.status.name !== 'RUNNING' && d.status.name !== 'CONTINUED_AS_NEW' && !FINISHED.includes(run.status)) {
@@ -139,10 +184,12 @@ export async function diagnoseWorkflow(t: TemporalClient, run: RunRow, timeoutMs
   }
   const attempt = d.raw.pendingWorkflowTask?.attempt ?? 0;
   if (attempt < 2) return undefined;
-  let message = 'see the workflow\'s history in the Web UI';
+  let message = "see the workflow's history in the Web UI";
   try {
     const history = await t.connection.withDeadline(deadline(), () => handle.fetchHistory());
-    const failed = [...(history.events ?? [])].reverse().find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
+    const failed = [...(history.events ?? [])]
+      .reverse()
+      .find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
     const f = failed?.workflowTaskFailedEventAttributes?.failure;
     if (f?.message) message = f.message.split('\n')[0].slice(0, 300);
   } catch {
@@ -155,7 +202,12 @@ export async function diagnoseWorkflow(t: TemporalClient, run: RunRow, timeoutMs
  * `temporal` is a connected client, or the reason there is none (Temporal unreachable): status
  * then still answers from the database.
  */
-export async function readRunStatus(db: Db, temporal: TemporalClient | { unavailable: string }, runId: string, opts: StatusOptions): Promise<RunStatusView> {
+export async function readRunStatus(
+  db: Db,
+  temporal: TemporalClient | { unavailable: string },
+  runId: string,
+  opts: StatusOptions,
+): Promise<RunStatusView> {
   const now = opts.now ?? (() => new Date());
   const run = await readRun(db, runId);
   if (!run) throw new UnknownRunError(runId);
@@ -165,7 +217,8 @@ export async function readRunStatus(db: Db, temporal: TemporalClient | { unavail
     // Not one taken before a pause or cancel: "in flight" must then say what is still being sent.
     const saved = r.lastCheckpoint?.live;
     const beforeStop = saved && r.stopRequestedAt !== null && saved.readAtMs < r.stopRequestedAt.getTime();
-    const fresh = saved && !v.finished && !beforeStop && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : undefined;
+    const fresh =
+      saved && !v.finished && !beforeStop && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : undefined;
     const [live, delivery] = await Promise.all([fresh ?? readLiveProgress(db, r.id), readDeliveryCounts(db, r.id)]);
     return { ...v, counts: { ...live.counts, delivery }, live, asOf: new Date(live.readAtMs).toISOString() };
   };
@@ -175,7 +228,9 @@ export async function readRunStatus(db: Db, temporal: TemporalClient | { unavail
   let view: RunStatusView;
   let current = run;
   try {
-    const p = await temporal.connection.withDeadline(Date.now() + opts.queryTimeoutMs, () => handle.query(progressQuery));
+    const p = await temporal.connection.withDeadline(Date.now() + opts.queryTimeoutMs, () =>
+      handle.query(progressQuery),
+    );
     view = fromProgress(run, p, now());
   } catch (err) {
     // The run may have finished between the two reads: prefer its final record then.

@@ -9,10 +9,16 @@ import { addCohortAccounts } from '../db/sql/add-cohort-accounts';
 import { countAlreadyReset } from '../db/sql/count-already-reset';
 import { findLiveOverlap } from '../db/sql/find-live-overlap';
 import type { MessageConfig } from '../config';
-import { DEFAULT_PARAMS, formatRate, paramProblems, RUN_ID_PATTERN, workflowIdForRun, type RunParams } from '../domain/run';
+import {
+  DEFAULT_PARAMS,
+  formatRate,
+  paramProblems,
+  RUN_ID_PATTERN,
+  workflowIdForRun,
+  type RunParams,
+} from '../domain/run';
 import { pinResetRun } from '../workflows/pin-reset-run';
 import { OPERATOR, PHASE, REASON, RUN_ID, SOURCE_RUN_ID } from '../workflows/search-attributes';
-
 
 export interface StartRunRequest {
   runId?: string;
@@ -32,7 +38,10 @@ export { RunInputError };
 
 /** One live run per account: the accounts are held by an unfinished run. */
 export class CohortHeldError extends RunInputError {
-  constructor(readonly heldBy: string, status: string) {
+  constructor(
+    readonly heldBy: string,
+    status: string,
+  ) {
     super([
       `run ${heldBy} (${status}) still holds accounts of this cohort: finish it (\`pinreset finish ${heldBy}\`) ` +
         `or wait for it to end; a second run would reset and notify the same customers again`,
@@ -58,13 +67,24 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
 
 /** Markdown shown under "Details" in the Web UI for the whole life of the run (<= 20 KB). */
-export function staticDetails(runId: string, req: Pick<StartRunRequest, 'reason' | 'operator' | 'accountIds' | 'sourceRunId'>, params: RunParams): string {
-  const cohort = params.cohort === 'all_active' ? 'every active prepaid account (frozen when the run starts)'
-    : params.cohort === 'redrive' ? `${req.accountIds?.length ?? 0} accounts whose notification failed${req.sourceRunId ? ` in run \`${req.sourceRunId}\`` : ''}: notified again, PINs NOT reset again`
-      : `${req.accountIds?.length ?? 0} listed accounts (${params.cohort})`;
+export function staticDetails(
+  runId: string,
+  req: Pick<StartRunRequest, 'reason' | 'operator' | 'accountIds' | 'sourceRunId'>,
+  params: RunParams,
+): string {
+  const cohort =
+    params.cohort === 'all_active'
+      ? 'every active prepaid account (frozen when the run starts)'
+      : params.cohort === 'redrive'
+        ? `${req.accountIds?.length ?? 0} accounts whose notification failed${req.sourceRunId ? ` in run \`${req.sourceRunId}\`` : ''}: notified again, PINs NOT reset again`
+        : `${req.accountIds?.length ?? 0} listed accounts (${params.cohort})`;
   const lines = [
     `**Run** \`${runId}\` · find all its workflows with \`PinresetRunId = '${runId}'\``,
-    ...(req.sourceRunId ? [`**Redrive of** \`${req.sourceRunId}\` (\`PinresetSourceRunId = '${req.sourceRunId}'\` lists every redrive of it)`] : []),
+    ...(req.sourceRunId
+      ? [
+          `**Redrive of** \`${req.sourceRunId}\` (\`PinresetSourceRunId = '${req.sourceRunId}'\` lists every redrive of it)`,
+        ]
+      : []),
     `**Reason**: ${oneLine(req.reason)}`,
     `**Started by**: ${oneLine(req.operator)}`,
     `**Cohort**: ${cohort}`,
@@ -83,9 +103,17 @@ export function newRunId(now = new Date()): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-export async function startRun(db: Db, client: Client, req: StartRunRequest): Promise<{ runId: string; handle: WorkflowHandle<typeof pinResetRun> }> {
+export async function startRun(
+  db: Db,
+  client: Client,
+  req: StartRunRequest,
+): Promise<{ runId: string; handle: WorkflowHandle<typeof pinResetRun> }> {
   const runId = req.runId ?? newRunId();
-  const params: RunParams = { ...DEFAULT_PARAMS, ...req.params, cohort: req.accountIds ? (req.params?.cohort ?? 'file') : 'all_active' };
+  const params: RunParams = {
+    ...DEFAULT_PARAMS,
+    ...req.params,
+    cohort: req.accountIds ? (req.params?.cohort ?? 'file') : 'all_active',
+  };
   const problems = paramProblems(params);
   if (!RUN_ID_PATTERN.test(runId)) problems.push(`run id must match ${RUN_ID_PATTERN}, got ${JSON.stringify(runId)}`);
   if (!req.reason?.trim()) problems.push('reason is required (the incident or ticket id)');
@@ -111,7 +139,14 @@ export async function startRun(db: Db, client: Client, req: StartRunRequest): Pr
         ]);
       }
     }
-    const created = await createRun(txDb, { id: runId, reason: req.reason, operator: req.operator, params, sourceRunId: req.sourceRunId, message: req.message });
+    const created = await createRun(txDb, {
+      id: runId,
+      reason: req.reason,
+      operator: req.operator,
+      params,
+      sourceRunId: req.sourceRunId,
+      message: req.message,
+    });
     if (!created) throw new RunInputError([`run ${runId} exists already`]);
     if (req.accountIds) await addCohortAccounts(txDb, runId, req.accountIds);
   });
@@ -124,7 +159,10 @@ export async function startRun(db: Db, client: Client, req: StartRunRequest): Pr
     staticSummary: truncateUtf8(`PIN reset ${runId}: ${oneLine(req.reason)}`, 200),
     staticDetails: staticDetails(runId, req, params),
     typedSearchAttributes: [
-      { key: RUN_ID, value: runId }, { key: PHASE, value: 'preparing' }, { key: REASON, value: req.reason }, { key: OPERATOR, value: req.operator },
+      { key: RUN_ID, value: runId },
+      { key: PHASE, value: 'preparing' },
+      { key: REASON, value: req.reason },
+      { key: OPERATOR, value: req.operator },
       ...(req.sourceRunId ? [{ key: SOURCE_RUN_ID, value: req.sourceRunId }] : []),
     ],
   });

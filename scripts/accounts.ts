@@ -42,7 +42,9 @@ const program = new Command('accounts').description('Import, seed and inspect pr
 
 program
   .command('import')
-  .description('Import accounts from a CSV file (header: id,account_number,full_name,phone,phone_type,email,plan,status,sms_opt_out,email_opt_out[,pin])')
+  .description(
+    'Import accounts from a CSV file (header: id,account_number,full_name,phone,phone_type,email,plan,status,sms_opt_out,email_opt_out[,pin])',
+  )
   .argument('<file>', 'CSV file, UTF-8, RFC 4180 quoting')
   .option('--errors <path>', 'problem report (default: <file>.errors.csv)')
   .option('--strict', 'import nothing if any row is rejected')
@@ -50,7 +52,13 @@ program
   .action(async (file: string, o: { errors?: string; strict?: boolean; ignorePins?: boolean }) => {
     const pins = !o.ignorePins;
     const result = await withDb((db) =>
-      importAccounts(db, { file, errorsPath: o.errors, strict: o.strict, pins, pepper: pins ? loadPepper() : undefined }),
+      importAccounts(db, {
+        file,
+        errorsPath: o.errors,
+        strict: o.strict,
+        pins,
+        pepper: pins ? loadPepper() : undefined,
+      }),
     );
     console.log(formatImport(result));
     if (result.aborted) process.exitCode = 1;

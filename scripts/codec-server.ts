@@ -63,11 +63,13 @@ function fromBase64(v: unknown, what: string): Uint8Array {
 
 /** Proto3 JSON of a Payload (bytes as base64) to the SDK's Payload. */
 export function payloadFromJson(p: unknown): Payload {
-  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new RequestError(400, 'each payload must be an object');
+  if (typeof p !== 'object' || p === null || Array.isArray(p))
+    throw new RequestError(400, 'each payload must be an object');
   const j = p as JsonPayload;
   const metadata: Record<string, Uint8Array> = {};
   if (j.metadata !== undefined) {
-    if (typeof j.metadata !== 'object' || j.metadata === null) throw new RequestError(400, 'payload metadata must be an object');
+    if (typeof j.metadata !== 'object' || j.metadata === null)
+      throw new RequestError(400, 'payload metadata must be an object');
     for (const [k, v] of Object.entries(j.metadata)) metadata[k] = fromBase64(v, `metadata "${k}"`);
   }
   return { metadata, data: j.data === undefined ? new Uint8Array() : fromBase64(j.data, 'data') };
@@ -80,7 +82,10 @@ export function payloadToJson(p: Payload): JsonPayload {
 }
 
 class RequestError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -94,9 +99,12 @@ function sameSecret(given: string, expected: string): boolean {
 
 export async function startCodecServer(o: CodecServerOptions): Promise<CodecServer> {
   if (!o.token && !o.allowNoToken) {
-    throw new Error('the codec server decrypts for whoever asks: set CODEC_SERVER_TOKEN (or CODEC_SERVER_ALLOW_NO_TOKEN=true on a laptop-only dev server)');
+    throw new Error(
+      'the codec server decrypts for whoever asks: set CODEC_SERVER_TOKEN (or CODEC_SERVER_ALLOW_NO_TOKEN=true on a laptop-only dev server)',
+    );
   }
-  if (o.origins.length === 0) throw new Error('the codec server needs at least one allowed origin (CODEC_SERVER_ORIGINS)');
+  if (o.origins.length === 0)
+    throw new Error('the codec server needs at least one allowed origin (CODEC_SERVER_ORIGINS)');
   const origins = new Set(o.origins.map((x) => x.replace(/\/+$/, '')));
   const maxBody = o.maxBodyBytes ?? 16 * 1024 * 1024;
   const log = o.log ?? (() => undefined);
@@ -115,7 +123,13 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
     }
     const reply = (status: number, body: unknown, extra: Record<string, string> = {}) => {
       const text = body === undefined ? '' : JSON.stringify(body);
-      res.writeHead(status, { ...cors, Vary: 'Origin', 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...extra });
+      res.writeHead(status, {
+        ...cors,
+        Vary: 'Origin',
+        'Content-Type': 'application/json',
+        'Cache-Control': 'no-store',
+        ...extra,
+      });
       res.end(text);
     };
     const path = (req.url ?? '/').split('?')[0];
@@ -129,10 +143,12 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
     if (!op) return reply(404, { error: 'not found: POST /encode or /decode' });
     if (req.method !== 'POST') return reply(405, { error: 'method not allowed' }, { Allow: 'POST, OPTIONS' });
     // Every request, browser or not: a missing Origin is refused like a foreign one.
-    if (!origin || !origins.has(origin)) return reply(403, { error: 'origin not allowed (send an allowed Origin header)' });
+    if (!origin || !origins.has(origin))
+      return reply(403, { error: 'origin not allowed (send an allowed Origin header)' });
     if (o.token) {
       const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-      if (!m || !sameSecret(m[1], o.token)) return reply(401, { error: 'unauthorized' }, { 'WWW-Authenticate': 'Bearer' });
+      if (!m || !sameSecret(m[1], o.token))
+        return reply(401, { error: 'unauthorized' }, { 'WWW-Authenticate': 'Bearer' });
     }
 
     const chunks: Buffer[] = [];
@@ -149,31 +165,36 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
       if (!aborted) chunks.push(c);
     });
     // Every failure is answered inside (catch below): nothing escapes to the event emitter.
-    req.on('end', () => void (async () => {
-      if (aborted) return;
-      let count = 0;
-      try {
-        let body: unknown;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
-          throw new RequestError(400, 'body must be JSON: {"payloads":[...]}');
-        }
-        const list = (body as { payloads?: unknown })?.payloads;
-        if (!Array.isArray(list)) throw new RequestError(400, 'body must be {"payloads":[...]}');
-        count = list.length;
-        const payloads = list.map(payloadFromJson);
-        const out = op === 'encode' ? await o.codec.encode(payloads) : await o.codec.decode(payloads);
-        log(JSON.stringify({ msg: 'codec request', op, payloads: payloads.length, bytes: size, status: 200 }));
-        reply(200, { payloads: out.map(payloadToJson) });
-      } catch (err) {
-        const status = err instanceof RequestError ? err.status : err instanceof PayloadCodecError ? 400 : 500;
-        // Codec errors name key ids at most; anything else is reported without its text.
-        const message = err instanceof RequestError || err instanceof PayloadCodecError ? err.message : 'internal error';
-        log(JSON.stringify({ msg: 'codec request', op, payloads: count, bytes: size, status }));
-        reply(status, { error: message });
-      }
-    })());
+    req.on(
+      'end',
+      () =>
+        void (async () => {
+          if (aborted) return;
+          let count = 0;
+          try {
+            let body: unknown;
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              throw new RequestError(400, 'body must be JSON: {"payloads":[...]}');
+            }
+            const list = (body as { payloads?: unknown })?.payloads;
+            if (!Array.isArray(list)) throw new RequestError(400, 'body must be {"payloads":[...]}');
+            count = list.length;
+            const payloads = list.map(payloadFromJson);
+            const out = op === 'encode' ? await o.codec.encode(payloads) : await o.codec.decode(payloads);
+            log(JSON.stringify({ msg: 'codec request', op, payloads: payloads.length, bytes: size, status: 200 }));
+            reply(200, { payloads: out.map(payloadToJson) });
+          } catch (err) {
+            const status = err instanceof RequestError ? err.status : err instanceof PayloadCodecError ? 400 : 500;
+            // Codec errors name key ids at most; anything else is reported without its text.
+            const message =
+              err instanceof RequestError || err instanceof PayloadCodecError ? err.message : 'internal error';
+            log(JSON.stringify({ msg: 'codec request', op, payloads: count, bytes: size, status }));
+            reply(status, { error: message });
+          }
+        })(),
+    );
   });
 
   const { port, host } = await listen(server, o.port ?? 0, o.host ?? '127.0.0.1');
@@ -190,7 +211,9 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
 
 /** Allowed origins from the environment (see the header). */
 function originsFromEnv(env: Record<string, string | undefined>): string[] {
-  const explicit = env.CODEC_SERVER_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean);
+  const explicit = env.CODEC_SERVER_ORIGINS?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (explicit?.length) return explicit;
   if (env.TEMPORAL_UI_URL) {
     try {
@@ -205,16 +228,29 @@ function originsFromEnv(env: Record<string, string | undefined>): string[] {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
     const codec = payloadCodecFromEnv(process.env);
-    if (!codec) throw new Error('PAYLOAD_CODEC_KEY and PAYLOAD_CODEC_KEY_ID are required (the same keys as the workers)');
+    if (!codec)
+      throw new Error('PAYLOAD_CODEC_KEY and PAYLOAD_CODEC_KEY_ID are required (the same keys as the workers)');
     const port = Number(process.env.CODEC_SERVER_PORT ?? 8888);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('CODEC_SERVER_PORT must be a port number');
     const origins = originsFromEnv(process.env);
     const server = await startCodecServer({
-      codec, port, host: process.env.CODEC_SERVER_HOST ?? '127.0.0.1', origins,
-      token: process.env.CODEC_SERVER_TOKEN?.trim() || undefined, allowNoToken: process.env.CODEC_SERVER_ALLOW_NO_TOKEN === 'true',
+      codec,
+      port,
+      host: process.env.CODEC_SERVER_HOST ?? '127.0.0.1',
+      origins,
+      token: process.env.CODEC_SERVER_TOKEN?.trim() || undefined,
+      allowNoToken: process.env.CODEC_SERVER_ALLOW_NO_TOKEN === 'true',
       log: (l) => console.log(l),
     });
-    console.log(JSON.stringify({ msg: 'codec server listening', url: server.url, origins, auth: process.env.CODEC_SERVER_TOKEN ? 'bearer' : 'none', keyIds: codec.knownKeyIds() }));
+    console.log(
+      JSON.stringify({
+        msg: 'codec server listening',
+        url: server.url,
+        origins,
+        auth: process.env.CODEC_SERVER_TOKEN ? 'bearer' : 'none',
+        keyIds: codec.knownKeyIds(),
+      }),
+    );
     const shutdown = () => void server.stop().then(() => process.exit(0));
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);

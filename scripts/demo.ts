@@ -19,14 +19,16 @@ import { formatProgressLine } from '../run-api/format-progress';
 import { progressQuery, type RunResult } from '../workflows/api';
 import { envFileText, exportBlock } from '../config/dotenv';
 
-
 const program = new Command('demo')
   .description('Run the whole pipeline on the embedded local stack')
   .option('--accounts <n>', 'accounts to seed', parse.count(1), 850_000)
   .option('--rate <n>', "notification rate ceiling, messages/s, or 'unlimited'", parse.rate, 'unlimited' as Rate)
   .option('--batch-size <n>', 'accounts per batch', parse.count(1), 1000)
   .option('--concurrency <n>', 'notify batches in flight', parse.count(1), 8)
-  .option('--hold', 'keep the stack running after the run (Ctrl-C to stop), and print the environment the CLI and a second worker need to use it')
+  .option(
+    '--hold',
+    'keep the stack running after the run (Ctrl-C to stop), and print the environment the CLI and a second worker need to use it',
+  )
   .parse();
 const opts = program.opts<{ accounts: number; rate: Rate; batchSize: number; concurrency: number; hold?: boolean }>();
 
@@ -43,10 +45,16 @@ async function main(): Promise<void> {
   const db = createPool(stack.env.DATABASE_URL, 4);
   const seedStart = Date.now();
   const seeded = await seedAccounts(db, { count: opts.accounts, seed: 2021 });
-  console.log(`Seeded ${opts.accounts.toLocaleString('en-US')} accounts in ${((Date.now() - seedStart) / 1000).toFixed(1)} s`, seeded);
+  console.log(
+    `Seeded ${opts.accounts.toLocaleString('en-US')} accounts in ${((Date.now() - seedStart) / 1000).toFixed(1)} s`,
+    seeded,
+  );
 
   const taskQueue = 'pinreset';
-  const worker = spawnWorker({ ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle }, { echo: true });
+  const worker = spawnWorker(
+    { ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle },
+    { echo: true },
+  );
   void worker.exited.then(({ code, signal }) => {
     if (code !== 0 && signal !== 'SIGTERM') console.error(`worker exited (code ${code}, signal ${signal})`);
   });
@@ -63,16 +71,28 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   const { runId, handle } = await startRun(db, client, {
-    reason: 'DEMO-T-MOBILE-2021', operator: process.env.USER ?? 'demo', taskQueue,
+    reason: 'DEMO-T-MOBILE-2021',
+    operator: process.env.USER ?? 'demo',
+    taskQueue,
     // Receipts come within seconds from the local Twilio server: a 30003 is retried after 5 s
     // (production default 5 min) and the delivery deadline is 2 min (production 15 min).
-    params: { ratePerSecond: opts.rate, batchSize: opts.batchSize, batchConcurrency: opts.concurrency, delivery: { retryAfterSeconds: 5, deadlineSeconds: 30 } },
+    params: {
+      ratePerSecond: opts.rate,
+      batchSize: opts.batchSize,
+      batchConcurrency: opts.concurrency,
+      delivery: { retryAfterSeconds: 5, deadlineSeconds: 30 },
+    },
   });
-  console.log(`Run ${runId}: ${stack.temporal!.uiUrl}/namespaces/${stack.temporal!.namespace}/workflows/${handle.workflowId}`);
+  console.log(
+    `Run ${runId}: ${stack.temporal!.uiUrl}/namespaces/${stack.temporal!.namespace}/workflows/${handle.workflowId}`,
+  );
 
   // The query fails while the workflow continues as new or no worker holds it: try next tick.
   const ticker = setInterval(() => {
-    handle.query(progressQuery).then((p) => process.stdout.write(`${formatProgressLine(p, Date.now())}\n`), () => undefined);
+    handle.query(progressQuery).then(
+      (p) => process.stdout.write(`${formatProgressLine(p, Date.now())}\n`),
+      () => undefined,
+    );
   }, 5_000);
   const result: RunResult = await handle.result();
   clearInterval(ticker);
@@ -81,11 +101,22 @@ async function main(): Promise<void> {
   const c = result.counts;
   const messages = c.sentSms + c.sentEmail;
   const summary = {
-    runId, accounts: opts.accounts, planned: c.planned, reset: c.reset, skipped: c.skipped,
-    sentSms: c.sentSms, sentEmail: c.sentEmail, fellBack: c.fellBack, unreachable: c.unreachable, failed: c.failed,
-    notifySkipped: c.notifySkipped, pending: c.pending, ambiguous: c.ambiguous,
+    runId,
+    accounts: opts.accounts,
+    planned: c.planned,
+    reset: c.reset,
+    skipped: c.skipped,
+    sentSms: c.sentSms,
+    sentEmail: c.sentEmail,
+    fellBack: c.fellBack,
+    unreachable: c.unreachable,
+    failed: c.failed,
+    notifySkipped: c.notifySkipped,
+    pending: c.pending,
+    ambiguous: c.ambiguous,
     exposureWindowS: result.exposureWindowMs !== undefined ? +(result.exposureWindowMs / 1000).toFixed(1) : null,
-    wallTimeS: +(wallMs / 1000).toFixed(1), messagesPerSecond: Math.round(messages / (wallMs / 1000)),
+    wallTimeS: +(wallMs / 1000).toFixed(1),
+    messagesPerSecond: Math.round(messages / (wallMs / 1000)),
     continuedAsNew: result.continuedAsNew,
     ...auditDeliveries(stack.twilio!, stack.smtp!),
     delivery: c.delivery ?? null,
@@ -93,19 +124,31 @@ async function main(): Promise<void> {
   };
   console.log('\nSummary');
   console.log(`  outcome         : ${result.status}`);
-  console.log(`  PINs reset      : ${c.reset.toLocaleString('en-US')} of ${c.planned.toLocaleString('en-US')} (skipped ${c.skipped})`);
-  console.log(`  notified        : SMS ${c.sentSms.toLocaleString('en-US')}, email ${c.sentEmail.toLocaleString('en-US')} (fell back ${c.fellBack})`);
-  console.log(`  not notified    : unreachable ${c.unreachable}, failed ${c.failed}, skipped ${c.notifySkipped}, pending ${c.pending}, ambiguous ${c.ambiguous}`);
+  console.log(
+    `  PINs reset      : ${c.reset.toLocaleString('en-US')} of ${c.planned.toLocaleString('en-US')} (skipped ${c.skipped})`,
+  );
+  console.log(
+    `  notified        : SMS ${c.sentSms.toLocaleString('en-US')}, email ${c.sentEmail.toLocaleString('en-US')} (fell back ${c.fellBack})`,
+  );
+  console.log(
+    `  not notified    : unreachable ${c.unreachable}, failed ${c.failed}, skipped ${c.notifySkipped}, pending ${c.pending}, ambiguous ${c.ambiguous}`,
+  );
   console.log(`  exposure window : ${summary.exposureWindowS} s (start to last PIN invalidated)`);
   console.log(`  wall time       : ${summary.wallTimeS} s, ${summary.messagesPerSecond} messages/s`);
-  console.log(`  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates, ${summary.smsRetriesAfterReceipt} deliberate retries after a 30003), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`);
+  console.log(
+    `  delivered       : ${summary.sms} SMS (${summary.smsDuplicates} duplicates, ${summary.smsRetriesAfterReceipt} deliberate retries after a 30003), ${summary.emails} emails to ${summary.emailAccounts} accounts (${summary.emailResends} same-Message-ID resends)`,
+  );
   if (c.delivery) console.log(`  receipts        : ${deliveryLine(c.delivery).replace(/\*\*[^*]+\*\*: /, '')}`);
   const r = summary.receipts;
-  console.log(`  vs local Twilio : ${r.match ? 'every final receipt matches' : `MISMATCH (${r.mismatched} differ, ${r.missing} missing)`} (${JSON.stringify(r.server)}); of ${r.fallbackDue} accounts undelivered with 30005/30006, ${r.fellBack} fell back to email and ${r.unreachable} have no usable email (unreachable)`);
+  console.log(
+    `  vs local Twilio : ${r.match ? 'every final receipt matches' : `MISMATCH (${r.mismatched} differ, ${r.missing} missing)`} (${JSON.stringify(r.server)}); of ${r.fallbackDue} accounts undelivered with 30005/30006, ${r.fellBack} fell back to email and ${r.unreachable} have no usable email (unreachable)`,
+  );
   console.log(JSON.stringify(summary));
 
   if (opts.hold) {
-    console.log(`\nStack still up; Web UI at ${stack.temporal!.uiUrl}. The environment to use it is printed above and in ${envFile}. Ctrl-C to stop.`);
+    console.log(
+      `\nStack still up; Web UI at ${stack.temporal!.uiUrl}. The environment to use it is printed above and in ${envFile}. Ctrl-C to stop.`,
+    );
     return;
   }
   await worker.kill('SIGTERM');

@@ -12,4 +12,5 @@ const twilio = await startFakeTwilio({
   authToken: process.env.TWILIO_AUTH_TOKEN || LOCAL_TWILIO.authToken,
 });
 console.log(`local Twilio API listening on ${twilio.url}`);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void twilio.stop().finally(() => process.exit(0)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => void twilio.stop().finally(() => process.exit(0)));

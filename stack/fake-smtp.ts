@@ -97,7 +97,10 @@ function validateFaults(f: SmtpFaults): void {
     const v = f[k];
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`fault ${k} must be a number in 0..1`);
   }
-  if (!Array.isArray(f.rejectRecipients) || !f.rejectRecipients.every((r) => typeof r.suffix === 'string' && Number.isInteger(r.code))) {
+  if (
+    !Array.isArray(f.rejectRecipients) ||
+    !f.rejectRecipients.every((r) => typeof r.suffix === 'string' && Number.isInteger(r.code))
+  ) {
     throw new Error('fault rejectRecipients must be an array of { suffix, code }');
   }
 }
@@ -130,7 +133,11 @@ export async function startFakeSmtp(opts: FakeSmtpOptions = {}): Promise<FakeSmt
   let records: FakeSmtpMessage[] = [];
   let stats: FakeSmtpStats = { accepted: 0, rejected4xx: 0, rejected5xx: 0, rejectedRecipients: 0, connections: 0 };
 
-  function onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+  function onData(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    callback: (err?: Error | null) => void,
+  ): void {
     // Keep bytes only until the blank line that ends the headers, then just drain.
     const chunks: Buffer[] = [];
     let size = 0;
@@ -225,7 +232,8 @@ export async function startFakeSmtp(opts: FakeSmtpOptions = {}): Promise<FakeSmt
     return out;
   };
 
-  const control = opts.controlPort === undefined ? undefined : await startControl(() => api, opts.controlPort, opts.host);
+  const control =
+    opts.controlPort === undefined ? undefined : await startControl(() => api, opts.controlPort, opts.host);
   const api: FakeSmtp = {
     url: `smtp://${host}:${port}`,
     port,
@@ -276,10 +284,12 @@ async function startControl(
       };
       const route = `${req.method} ${req.url}`;
       try {
-        if (route === 'POST /__control/faults') return reply(200, fake().setFaults(JSON.parse(raw || '{}') as Partial<SmtpFaults>));
+        if (route === 'POST /__control/faults')
+          return reply(200, fake().setFaults(JSON.parse(raw || '{}') as Partial<SmtpFaults>));
         if (route === 'GET /__control/faults') return reply(200, fake().faults());
         if (route === 'GET /__control/stats') return reply(200, fake().stats());
-        if (route === 'GET /__control/duplicates') return reply(200, { duplicates: fake().duplicates(), raw: fake().rawDuplicates() });
+        if (route === 'GET /__control/duplicates')
+          return reply(200, { duplicates: fake().duplicates(), raw: fake().rawDuplicates() });
         if (route === 'POST /__control/reset') {
           fake().reset();
           return reply(200, { ok: true });

@@ -26,7 +26,11 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { listen } from './ports';
-import { createStatusCallbackEmitter, type CallbackBehaviour, type StatusCallbackEmitter } from './twilio-status-callbacks';
+import {
+  createStatusCallbackEmitter,
+  type CallbackBehaviour,
+  type StatusCallbackEmitter,
+} from './twilio-status-callbacks';
 
 export type LatencySpec = number | [min: number, max: number];
 
@@ -249,7 +253,14 @@ function dateBounds(value: string, op: '' | '>' | '<'): [number, number] | null 
 }
 
 function validateFaults(f: TwilioFaults): void {
-  for (const k of ['rate429', 'rate5xx', 'rateDropAfterAccept', 'rateSlowAccept', 'listRate429', 'listRate5xx'] as const) {
+  for (const k of [
+    'rate429',
+    'rate5xx',
+    'rateDropAfterAccept',
+    'rateSlowAccept',
+    'listRate429',
+    'listRate5xx',
+  ] as const) {
     const v = f[k];
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`fault ${k} must be a number in 0..1`);
   }
@@ -261,25 +272,43 @@ function validateFaults(f: TwilioFaults): void {
   if (!lagOk) throw new Error('fault listLagMs must be >= 0 or [min, max]');
   if (typeof f.slowAcceptMs !== 'number' || !(f.slowAcceptMs >= 0)) throw new Error('fault slowAcceptMs must be >= 0');
   if (typeof f.rewriteLinks !== 'boolean') throw new Error('fault rewriteLinks must be true or false');
-  if (!Array.isArray(f.permanent) || !f.permanent.every((r) => typeof r.prefix === 'string' && Number.isInteger(r.code))) {
+  if (
+    !Array.isArray(f.permanent) ||
+    !f.permanent.every((r) => typeof r.prefix === 'string' && Number.isInteger(r.code))
+  ) {
     throw new Error('fault permanent must be an array of { prefix, code }');
   }
 }
 
 function validateThroughput(t: SenderThroughput): void {
   const rate = (v: unknown, name: string) => {
-    if (typeof v !== 'number' || !(v > 0)) throw new Error(`throughput ${name} must be a number > 0 (Infinity: no queue)`);
+    if (typeof v !== 'number' || !(v > 0))
+      throw new Error(`throughput ${name} must be a number > 0 (Infinity: no queue)`);
   };
   rate(t.defaultPerSecond, 'defaultPerSecond');
-  if (!t.perSender || typeof t.perSender !== 'object') throw new Error('throughput perSender must be an object of sender -> segments/s');
+  if (!t.perSender || typeof t.perSender !== 'object')
+    throw new Error('throughput perSender must be an object of sender -> segments/s');
   for (const [k, v] of Object.entries(t.perSender)) rate(v, `of ${k}`);
-  if (typeof t.queueBoundMs !== 'number' || !(t.queueBoundMs >= 0)) throw new Error('throughput queueBoundMs must be >= 0');
+  if (typeof t.queueBoundMs !== 'number' || !(t.queueBoundMs >= 0))
+    throw new Error('throughput queueBoundMs must be >= 0');
 }
 
 function zeroStats(): FakeTwilioStats {
   return {
-    accepted: 0, rejected429: 0, rejected5xx: 0, dropped: 0, permanent: 0, listed: 0, fetched: 0, lookupFaults: 0,
-    slowAccepted: 0, invalid: 0, unauthorized: 0, queued: 0, maxQueueWaitMs: 0, queueOverflow: 0,
+    accepted: 0,
+    rejected429: 0,
+    rejected5xx: 0,
+    dropped: 0,
+    permanent: 0,
+    listed: 0,
+    fetched: 0,
+    lookupFaults: 0,
+    slowAccepted: 0,
+    invalid: 0,
+    unauthorized: 0,
+    queued: 0,
+    maxQueueWaitMs: 0,
+    queueOverflow: 0,
   };
 }
 
@@ -305,12 +334,26 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
   const messagePrefix = `${accountPath}/Messages/`;
 
   let faults: TwilioFaults = {
-    rate429: 0, rate5xx: 0, rateDropAfterAccept: 0, latencyMs: 0, permanent: [],
-    listLagMs: 0, rateSlowAccept: 0, slowAcceptMs: 12_000, listRate429: 0, listRate5xx: 0, rewriteLinks: false,
+    rate429: 0,
+    rate5xx: 0,
+    rateDropAfterAccept: 0,
+    latencyMs: 0,
+    permanent: [],
+    listLagMs: 0,
+    rateSlowAccept: 0,
+    slowAcceptMs: 12_000,
+    listRate429: 0,
+    listRate5xx: 0,
+    rewriteLinks: false,
     ...opts.faults,
   };
   validateFaults(faults);
-  let throughput: SenderThroughput = { defaultPerSecond: Infinity, perSender: {}, queueBoundMs: TWILIO_QUEUE_BOUND_MS, ...opts.throughput };
+  let throughput: SenderThroughput = {
+    defaultPerSecond: Infinity,
+    perSender: {},
+    queueBoundMs: TWILIO_QUEUE_BOUND_MS,
+    ...opts.throughput,
+  };
   validateThroughput(throughput);
   /** Per sender: when its queue is next free (ms). */
   let queueFreeAt = new Map<string, number>();
@@ -332,7 +375,12 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     return s;
   };
   const timers = new Set<NodeJS.Timeout>();
-  const callbacks = createStatusCallbackEmitter({ accountSid, authToken, random: prng((opts.seed ?? 0x5eed) + 1), behaviour: opts.callbacks });
+  const callbacks = createStatusCallbackEmitter({
+    accountSid,
+    authToken,
+    random: prng((opts.seed ?? 0x5eed) + 1),
+    behaviour: opts.callbacks,
+  });
 
   function sample(l: LatencySpec): number {
     if (typeof l === 'number') return l;
@@ -359,7 +407,8 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
   }
 
   let shortLinks = 0;
-  const shorten = (body: string): string => body.replace(/https?:\/\/\S+/g, () => `https://twil.io/s${(shortLinks++).toString(36)}`);
+  const shorten = (body: string): string =>
+    body.replace(/https?:\/\/\S+/g, () => `https://twil.io/s${(shortLinks++).toString(36)}`);
 
   /** Runs `fn` after the configured latency (synchronously when there is none). */
   function later(fn: () => void): void {
@@ -473,7 +522,13 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     return departs;
   }
 
-  function record(form: URLSearchParams, to: string, submitted: string, from: string | null, mss: string | null): FakeTwilioMessage {
+  function record(
+    form: URLSearchParams,
+    to: string,
+    submitted: string,
+    from: string | null,
+    mss: string | null,
+  ): FakeTwilioMessage {
     const body = faults.rewriteLinks ? shorten(submitted) : submitted;
     const { encoding, segments } = countSegments(body);
     const now = Date.now();
@@ -511,7 +566,11 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     const from = query.get('From');
     let lo = -Infinity;
     let hi = Infinity;
-    for (const [key, op] of [['DateSent', ''], ['DateSent>', '>'], ['DateSent<', '<']] as const) {
+    for (const [key, op] of [
+      ['DateSent', ''],
+      ['DateSent>', '>'],
+      ['DateSent<', '<'],
+    ] as const) {
       const v = query.get(key);
       if (v === null) continue;
       const b = dateBounds(v, op);

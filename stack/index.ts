@@ -65,7 +65,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   // A fresh stack starts with no workflows either: a run left in an old Temporal database would
   // wake up against the fresh PostgreSQL.
   if (!opts.keepData) {
-    for (const suffix of ['', '-wal', '-shm', '-journal']) await rm(path.join(dataDir, `temporal.sqlite${suffix}`), { force: true });
+    for (const suffix of ['', '-wal', '-shm', '-journal'])
+      await rm(path.join(dataDir, `temporal.sqlite${suffix}`), { force: true });
   }
   const started: Array<{ stop(): Promise<void> }> = [];
   const stop = async () => {
@@ -73,9 +74,23 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
   try {
     const [temporal, postgres, twilio, smtp] = await Promise.all([
-      parts.temporal ? startTemporal({ dbFile: path.join(dataDir, 'temporal.sqlite'), dynamicConfig: opts.temporalDynamicConfig }).then(keep) : undefined,
-      parts.postgres ? startPostgres({ dataDir: path.join(dataDir, 'postgres'), keepData: opts.keepData }).then(keep) : undefined,
-      parts.providers ? startFakeTwilio({ ...LOCAL_TWILIO, faults: opts.twilioFaults, callbacks: opts.twilioCallbacks, throughput }).then(keep) : undefined,
+      parts.temporal
+        ? startTemporal({
+            dbFile: path.join(dataDir, 'temporal.sqlite'),
+            dynamicConfig: opts.temporalDynamicConfig,
+          }).then(keep)
+        : undefined,
+      parts.postgres
+        ? startPostgres({ dataDir: path.join(dataDir, 'postgres'), keepData: opts.keepData }).then(keep)
+        : undefined,
+      parts.providers
+        ? startFakeTwilio({
+            ...LOCAL_TWILIO,
+            faults: opts.twilioFaults,
+            callbacks: opts.twilioCallbacks,
+            throughput,
+          }).then(keep)
+        : undefined,
       parts.providers ? startFakeSmtp({ faults: opts.smtpFaults }).then(keep) : undefined,
     ]);
     if (postgres) {
@@ -110,11 +125,17 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         TWILIO_FROM: LOCAL_TWILIO.from,
         TWILIO_API_URL: twilio.url,
         // The sender budget all runs share is the local sender's throughput (or none without queues).
-        SMS_SENDER_RATE: throughput ? String(throughput.perSender[LOCAL_TWILIO.from] ?? throughput.defaultPerSecond) : 'unlimited',
+        SMS_SENDER_RATE: throughput
+          ? String(throughput.perSender[LOCAL_TWILIO.from] ?? throughput.defaultPerSecond)
+          : 'unlimited',
         EMAIL_RELAY_RATE: 'unlimited',
       });
     }
-    if (callbacks) Object.assign(env, { PUBLIC_CALLBACK_URL: `http://127.0.0.1:${callbacks.port}/twilio/status`, CALLBACKS_PORT: String(callbacks.port) });
+    if (callbacks)
+      Object.assign(env, {
+        PUBLIC_CALLBACK_URL: `http://127.0.0.1:${callbacks.port}/twilio/status`,
+        CALLBACKS_PORT: String(callbacks.port),
+      });
     if (smtp) Object.assign(env, { SMTP_URL: smtp.url, EMAIL_FROM: 'Carrier Security <security@carrier.example>' });
     return { temporal, postgres, twilio, smtp, callbacks, env, stop };
   } catch (err) {

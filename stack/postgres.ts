@@ -39,9 +39,14 @@ export async function startPostgres(opts: PostgresOptions): Promise<LocalPostgre
   const database = opts.database ?? 'pinreset';
   const external = opts.ignoreDatabaseUrl ? undefined : process.env.DATABASE_URL;
   if (external) {
-    return { url: external, embedded: false, stop: async () => undefined, restart: async () => {
-      throw new Error('cannot restart PostgreSQL given by DATABASE_URL');
-    } };
+    return {
+      url: external,
+      embedded: false,
+      stop: async () => undefined,
+      restart: async () => {
+        throw new Error('cannot restart PostgreSQL given by DATABASE_URL');
+      },
+    };
   }
 
   const port = await freePort();
@@ -61,7 +66,16 @@ export async function startPostgres(opts: PostgresOptions): Promise<LocalPostgre
     persistent: true,
     // Running as root, PostgreSQL must run as the unprivileged `postgres` user, which must own the data.
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'max_connections=200', '-c', 'fsync=on', '-c', 'shared_buffers=256MB', '-c', 'listen_addresses=127.0.0.1'],
+    postgresFlags: [
+      '-c',
+      'max_connections=200',
+      '-c',
+      'fsync=on',
+      '-c',
+      'shared_buffers=256MB',
+      '-c',
+      'listen_addresses=127.0.0.1',
+    ],
     onLog: keepLog,
     onError: keepLog,
   });

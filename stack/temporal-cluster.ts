@@ -27,7 +27,10 @@ export const TEMPORAL_SERVER_VERSION = '1.32.0';
 export const SERVER_CONFIG_FILE = path.join(PROJECT_ROOT, 'deploy', 'temporal', 'server.yaml');
 export const DYNAMIC_CONFIG_FILE = path.join(PROJECT_ROOT, 'deploy', 'temporal', 'dynamicconfig.yaml');
 /** Embedded in temporal-sql-tool (schema/embed.go): no checkout of the server needed. */
-export const SQL_SCHEMAS = { temporal: 'postgresql/v12/temporal', temporal_visibility: 'postgresql/v12/visibility' } as const;
+export const SQL_SCHEMAS = {
+  temporal: 'postgresql/v12/temporal',
+  temporal_visibility: 'postgresql/v12/visibility',
+} as const;
 
 export interface ClusterBinaries {
   dir: string;
@@ -37,7 +40,9 @@ export interface ClusterBinaries {
 
 /** Outside the clone, shared by every checkout on the machine: ~/.cache/pinreset/temporal-server-1.32.0/. */
 export function clusterBinaries(): ClusterBinaries {
-  const cache = process.env.PINRESET_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'pinreset');
+  const cache =
+    process.env.PINRESET_CACHE_DIR ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'pinreset');
   const dir = path.join(cache, `temporal-server-${TEMPORAL_SERVER_VERSION}`);
   return { dir, server: path.join(dir, 'temporal-server'), sqlTool: path.join(dir, 'temporal-sql-tool') };
 }
@@ -79,7 +84,9 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
   const bins = clusterBinaries();
   for (const bin of [bins.server, bins.sqlTool]) {
     if (!existsSync(bin)) {
-      throw new Error(`PINRESET_TEMPORAL=cluster needs ${bin}: run \`npm run setup\` (builds go.temporal.io/server v${TEMPORAL_SERVER_VERSION} with Go)`);
+      throw new Error(
+        `PINRESET_TEMPORAL=cluster needs ${bin}: run \`npm run setup\` (builds go.temporal.io/server v${TEMPORAL_SERVER_VERSION} with Go)`,
+      );
     }
   }
   const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
@@ -87,20 +94,39 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
   if (!opts.keepData) await rm(dataDir, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true });
 
-  const postgres = await startPostgres({ dataDir: path.join(dataDir, 'postgres'), keepData: opts.keepData, database: 'postgres', ignoreDatabaseUrl: true });
+  const postgres = await startPostgres({
+    dataDir: path.join(dataDir, 'postgres'),
+    keepData: opts.keepData,
+    database: 'postgres',
+    ignoreDatabaseUrl: true,
+  });
   try {
     const db = new URL(postgres.url);
-    const dbEnv = { TEMPORAL_DB_HOST: db.hostname, TEMPORAL_DB_PORT: db.port, TEMPORAL_DB_USER: decodeURIComponent(db.username), TEMPORAL_DB_PASSWORD: decodeURIComponent(db.password) };
+    const dbEnv = {
+      TEMPORAL_DB_HOST: db.hostname,
+      TEMPORAL_DB_PORT: db.port,
+      TEMPORAL_DB_USER: decodeURIComponent(db.username),
+      TEMPORAL_DB_PASSWORD: decodeURIComponent(db.password),
+    };
     await setupSchemas(bins.sqlTool, postgres.url, dbEnv);
 
     let dynamicConfigFile = DYNAMIC_CONFIG_FILE;
     if (opts.dynamicConfig && Object.keys(opts.dynamicConfig).length) {
       dynamicConfigFile = path.join(dataDir, 'dynamicconfig.yaml');
-      await writeFile(dynamicConfigFile, dynamicConfigWith(readFileSync(DYNAMIC_CONFIG_FILE, 'utf8'), opts.dynamicConfig));
+      await writeFile(
+        dynamicConfigFile,
+        dynamicConfigWith(readFileSync(DYNAMIC_CONFIG_FILE, 'utf8'), opts.dynamicConfig),
+      );
     }
     const names = [
-      'TEMPORAL_FRONTEND_PORT', 'TEMPORAL_FRONTEND_HTTP_PORT', 'TEMPORAL_FRONTEND_MEMBERSHIP_PORT', 'TEMPORAL_HISTORY_PORT',
-      'TEMPORAL_HISTORY_MEMBERSHIP_PORT', 'TEMPORAL_MATCHING_PORT', 'TEMPORAL_MATCHING_MEMBERSHIP_PORT', 'TEMPORAL_WORKER_PORT',
+      'TEMPORAL_FRONTEND_PORT',
+      'TEMPORAL_FRONTEND_HTTP_PORT',
+      'TEMPORAL_FRONTEND_MEMBERSHIP_PORT',
+      'TEMPORAL_HISTORY_PORT',
+      'TEMPORAL_HISTORY_MEMBERSHIP_PORT',
+      'TEMPORAL_MATCHING_PORT',
+      'TEMPORAL_MATCHING_MEMBERSHIP_PORT',
+      'TEMPORAL_WORKER_PORT',
       'TEMPORAL_WORKER_MEMBERSHIP_PORT',
     ] as const;
     const picked = await freePorts(names.length);
@@ -182,11 +208,18 @@ class ServerProcess {
   child?: ChildProcess;
   private tail = '';
 
-  constructor(private bin: string, private env: Record<string, string>, private log: WriteStream) {}
+  constructor(
+    private bin: string,
+    private env: Record<string, string>,
+    private log: WriteStream,
+  ) {}
 
   async launch(address: string): Promise<void> {
     this.tail = '';
-    const child = spawn(this.bin, ['--config-file', SERVER_CONFIG_FILE, '--allow-no-auth', 'start'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.bin, ['--config-file', SERVER_CONFIG_FILE, '--allow-no-auth', 'start'], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     const keep = (b: Buffer) => {
       this.log.write(b);
@@ -195,19 +228,26 @@ class ServerProcess {
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code, signal) => reject(new Error(`temporal-server exited (code ${code}, signal ${signal}): ${this.tail}`))),
+      child.once('exit', (code, signal) =>
+        reject(new Error(`temporal-server exited (code ${code}, signal ${signal}): ${this.tail}`)),
+      ),
     );
     exited.catch(() => undefined);
     await Promise.race([
       exited,
-      waitFor('temporal-server frontend', async () => {
-        const connection = await Connection.connect({ address, connectTimeout: 1000 });
-        try {
-          await connection.workflowService.getSystemInfo({});
-        } finally {
-          await connection.close();
-        }
-      }, 90_000, 250),
+      waitFor(
+        'temporal-server frontend',
+        async () => {
+          const connection = await Connection.connect({ address, connectTimeout: 1000 });
+          try {
+            await connection.workflowService.getSystemInfo({});
+          } finally {
+            await connection.close();
+          }
+        },
+        90_000,
+        250,
+      ),
     ]);
   }
 
@@ -229,25 +269,42 @@ class ServerProcess {
 async function setupSchemas(sqlTool: string, adminUrl: string, db: Record<string, string>): Promise<void> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  const exists = new Set((await admin.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((r) => r.datname));
+  const exists = new Set(
+    (await admin.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((r) => r.datname),
+  );
   await admin.end();
-  const base = ['--plugin', 'postgres12', '--ep', db.TEMPORAL_DB_HOST, '-p', db.TEMPORAL_DB_PORT, '-u', db.TEMPORAL_DB_USER, '--pw', db.TEMPORAL_DB_PASSWORD];
-  await Promise.all(Object.entries(SQL_SCHEMAS).map(async ([database, schemaName]) => {
-    const tool = async (...args: string[]) => {
-      try {
-        await run(sqlTool, [...base, '--db', database, ...args], { timeout: 120_000 });
-      } catch (err) {
-        const e = err as Error & { stderr?: string; stdout?: string };
-        throw new Error(`temporal-sql-tool ${args[0]} (${database}) failed: ${e.stderr || e.stdout || e.message}`, { cause: err });
+  const base = [
+    '--plugin',
+    'postgres12',
+    '--ep',
+    db.TEMPORAL_DB_HOST,
+    '-p',
+    db.TEMPORAL_DB_PORT,
+    '-u',
+    db.TEMPORAL_DB_USER,
+    '--pw',
+    db.TEMPORAL_DB_PASSWORD,
+  ];
+  await Promise.all(
+    Object.entries(SQL_SCHEMAS).map(async ([database, schemaName]) => {
+      const tool = async (...args: string[]) => {
+        try {
+          await run(sqlTool, [...base, '--db', database, ...args], { timeout: 120_000 });
+        } catch (err) {
+          const e = err as Error & { stderr?: string; stdout?: string };
+          throw new Error(`temporal-sql-tool ${args[0]} (${database}) failed: ${e.stderr || e.stdout || e.message}`, {
+            cause: err,
+          });
+        }
+      };
+      if (!exists.has(database)) {
+        await tool('create');
+        await tool('setup-schema', '-v', '0.0');
       }
-    };
-    if (!exists.has(database)) {
-      await tool('create');
-      await tool('setup-schema', '-v', '0.0');
-    }
-    // Idempotent: applies only the versions not applied yet.
-    await tool('update-schema', '--schema-name', schemaName);
-  }));
+      // Idempotent: applies only the versions not applied yet.
+      await tool('update-schema', '--schema-name', schemaName);
+    }),
+  );
 }
 
 /** `default` namespace and every search attribute of workflows/search-attributes.ts, with the CLI. */
@@ -261,22 +318,32 @@ async function registerNamespace(cli: string, address: string, namespace: string
   await waitForNamespace(address, namespace);
   const attrs = Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--name', name, '--type', type]);
   // Right after the namespace is created the frontend's namespace cache may not know it yet.
-  await waitFor('search attributes', async () => {
-    try {
-      await temporal('operator', 'search-attribute', 'create', '--namespace', namespace, ...attrs);
-    } catch (err) {
-      if (!/already exists/i.test(String((err as { stderr?: string }).stderr ?? err))) throw err;
-    }
-  }, 60_000, 1_000);
+  await waitFor(
+    'search attributes',
+    async () => {
+      try {
+        await temporal('operator', 'search-attribute', 'create', '--namespace', namespace, ...attrs);
+      } catch (err) {
+        if (!/already exists/i.test(String((err as { stderr?: string }).stderr ?? err))) throw err;
+      }
+    },
+    60_000,
+    1_000,
+  );
 }
 
 async function waitForNamespace(address: string, namespace: string): Promise<void> {
-  await waitFor(`namespace ${namespace}`, async () => {
-    const connection = await Connection.connect({ address, connectTimeout: 1000 });
-    try {
-      await connection.workflowService.describeNamespace({ namespace });
-    } finally {
-      await connection.close();
-    }
-  }, 90_000, 250);
+  await waitFor(
+    `namespace ${namespace}`,
+    async () => {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+      } finally {
+        await connection.close();
+      }
+    },
+    90_000,
+    250,
+  );
 }

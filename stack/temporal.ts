@@ -78,7 +78,9 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<LocalTemporal> 
     const dbFile = path.resolve(opts.dbFile);
     return startCluster({
       dataDir: path.join(path.dirname(dbFile), `${path.basename(dbFile, path.extname(dbFile))}-cluster`),
-      dynamicConfig: opts.dynamicConfig, cli: findTemporalCli(), namespace,
+      dynamicConfig: opts.dynamicConfig,
+      cli: findTemporalCli(),
+      namespace,
     });
   }
   if (process.env.TEMPORAL_ADDRESS) {
@@ -100,16 +102,26 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<LocalTemporal> 
   const metricsPort = await freePort();
   await mkdir(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--ui-port', String(uiPort),
-    '--http-port', String(httpPort),
-    '--metrics-port', String(metricsPort),
-    '--db-filename', path.resolve(opts.dbFile),
-    '--namespace', namespace,
-    '--log-level', 'error',
-    '--log-format', 'json',
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--http-port',
+    String(httpPort),
+    '--metrics-port',
+    String(metricsPort),
+    '--db-filename',
+    path.resolve(opts.dbFile),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'error',
+    '--log-format',
+    'json',
   ];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {
@@ -133,14 +145,19 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<LocalTemporal> 
     exited.catch(() => undefined);
     await Promise.race([
       exited,
-      waitFor('Temporal server', async () => {
-        const connection = await Connection.connect({ address, connectTimeout: 1000 });
-        try {
-          await connection.workflowService.describeNamespace({ namespace });
-        } finally {
-          await connection.close();
-        }
-      }, 60_000, 250),
+      waitFor(
+        'Temporal server',
+        async () => {
+          const connection = await Connection.connect({ address, connectTimeout: 1000 });
+          try {
+            await connection.workflowService.describeNamespace({ namespace });
+          } finally {
+            await connection.close();
+          }
+        },
+        60_000,
+        250,
+      ),
     ]);
   };
 

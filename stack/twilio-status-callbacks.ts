@@ -41,11 +41,21 @@ export interface CallbackBehaviour {
 
 /** A realistic mix: 95% delivered, the rest spread over the common delivery errors. */
 export const REALISTIC_MIX: Record<OutcomeKey, number> = {
-  'undelivered:30003': 0.01, 'undelivered:30005': 0.01, 'undelivered:30006': 0.01, 'undelivered:30007': 0.01, 'undelivered:30008': 0.01,
+  'undelivered:30003': 0.01,
+  'undelivered:30005': 0.01,
+  'undelivered:30006': 0.01,
+  'undelivered:30007': 0.01,
+  'undelivered:30008': 0.01,
 };
 
 export const DEFAULT_BEHAVIOUR: CallbackBehaviour = {
-  sentDelayMs: [50, 300], finalDelayMs: [200, 2000], mix: REALISTIC_MIX, outOfOrder: 0.02, duplicate: 0.02, rules: [], retryDelayMs: 500,
+  sentDelayMs: [50, 300],
+  finalDelayMs: [200, 2000],
+  mix: REALISTIC_MIX,
+  outOfOrder: 0.02,
+  duplicate: 0.02,
+  rules: [],
+  retryDelayMs: 500,
 };
 
 export interface CallbackStats {
@@ -122,7 +132,8 @@ function validateBehaviour(b: CallbackBehaviour): void {
   share(b.duplicate, 'duplicate');
   let total = 0;
   for (const [k, v] of Object.entries(b.mix)) {
-    if (!/^(undelivered|failed):\d{5}$/.test(k) && k !== 'delivered') throw new Error(`mix key ${k} must be 'delivered' or '<undelivered|failed>:<code>'`);
+    if (!/^(undelivered|failed):\d{5}$/.test(k) && k !== 'delivered')
+      throw new Error(`mix key ${k} must be 'delivered' or '<undelivered|failed>:<code>'`);
     share(v, `mix ${k}`);
     total += v;
   }
@@ -144,7 +155,10 @@ export function createStatusCallbackEmitter(opts: {
   let behaviour: CallbackBehaviour = { ...DEFAULT_BEHAVIOUR, ...opts.behaviour };
   validateBehaviour(behaviour);
   const random = opts.random;
-  const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 64 }), https: new https.Agent({ keepAlive: true, maxSockets: 64 }) };
+  const agents = {
+    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+  };
   let outcomes = new Map<string, { status: string; code: string | null; to: string }>();
   let current = new Map<string, { status: string; code: string | null }>();
   let perNumber = new Map<string, number>();
@@ -234,26 +248,32 @@ export function createStatusCallbackEmitter(opts: {
           stats.abandoned++;
         }
       };
-      const req = lib.request(u, {
-        method: 'POST',
-        agent: u.protocol === 'https:' ? agents.https : agents.http,
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'content-length': Buffer.byteLength(body),
-          'x-twilio-signature': signature,
-          'user-agent': 'TwilioProxy/1.1',
+      const req = lib.request(
+        u,
+        {
+          method: 'POST',
+          agent: u.protocol === 'https:' ? agents.https : agents.http,
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            'content-length': Buffer.byteLength(body),
+            'x-twilio-signature': signature,
+            'user-agent': 'TwilioProxy/1.1',
+          },
+          timeout: 15_000,
         },
-        timeout: 15_000,
-      }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          const s = res.statusCode ?? 0;
-          finish(s >= 200 && s < 300 ? null : s >= 500 ? '5xx' : '4xx');
-        });
-        res.on('error', () => finish('rt'));
-      });
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            const s = res.statusCode ?? 0;
+            finish(s >= 200 && s < 300 ? null : s >= 500 ? '5xx' : '4xx');
+          });
+          res.on('error', () => finish('rt'));
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('read timeout')));
-      req.on('error', (e: NodeJS.ErrnoException) => finish(e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' ? 'ct' : 'rt'));
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        finish(e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' ? 'ct' : 'rt'),
+      );
       req.end(body);
     };
     if (inFlight < limit) run();
@@ -269,12 +289,20 @@ export function createStatusCallbackEmitter(opts: {
       outcomes.set(m.sid, { status, code, to: m.to });
       current.set(m.sid, { status: 'queued', code: null });
       const base: Record<string, string> = {
-        AccountSid: opts.accountSid, ApiVersion: '2010-04-01', MessageSid: m.sid, SmsSid: m.sid, To: m.to,
-        ...(m.from ? { From: m.from } : {}), ...(m.messagingServiceSid ? { MessagingServiceSid: m.messagingServiceSid } : {}),
+        AccountSid: opts.accountSid,
+        ApiVersion: '2010-04-01',
+        MessageSid: m.sid,
+        SmsSid: m.sid,
+        To: m.to,
+        ...(m.from ? { From: m.from } : {}),
+        ...(m.messagingServiceSid ? { MessagingServiceSid: m.messagingServiceSid } : {}),
       };
       const sentParams = { ...base, MessageStatus: 'sent', SmsStatus: 'sent' };
       const finalParams: Record<string, string> = {
-        ...base, MessageStatus: status, SmsStatus: status, ...(code ? { ErrorCode: code } : {}),
+        ...base,
+        MessageStatus: status,
+        SmsStatus: status,
+        ...(code ? { ErrorCode: code } : {}),
         RawDlrDoneDate: new Date().toISOString().replace(/\D/g, '').slice(2, 12),
       };
       const target = m.statusCallback;
@@ -290,7 +318,8 @@ export function createStatusCallbackEmitter(opts: {
         return;
       }
       // Nothing is sent before the message leaves its sender's queue.
-      const queueWait = m.departsAtMs != null && m.receivedAtMs !== undefined ? Math.max(0, m.departsAtMs - m.receivedAtMs) : 0;
+      const queueWait =
+        m.departsAtMs != null && m.receivedAtMs !== undefined ? Math.max(0, m.departsAtMs - m.receivedAtMs) : 0;
       const sentAt = queueWait + delay(behaviour.sentDelayMs);
       const finalAt = sentAt + delay(behaviour.finalDelayMs);
       const swapped = random() < behaviour.outOfOrder;
@@ -326,7 +355,8 @@ export function createStatusCallbackEmitter(opts: {
     async idle(timeoutMs = 60_000) {
       const end = Date.now() + timeoutMs;
       while (stats.pending > 0) {
-        if (Date.now() > end) throw new Error(`status callbacks still pending after ${timeoutMs} ms: ${JSON.stringify(stats)}`);
+        if (Date.now() > end)
+          throw new Error(`status callbacks still pending after ${timeoutMs} ms: ${JSON.stringify(stats)}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     },

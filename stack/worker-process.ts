@@ -30,9 +30,14 @@ export interface WorkerProcess {
  * PINRESET_WORKER_JS=dist (set by `npm run test:cluster`): the compiled worker of `npm run build`,
  * as `npm run start:worker` and the Docker image run it, instead of the TypeScript source.
  */
-const ENTRY = process.env.PINRESET_WORKER_JS === 'dist'
-  ? ['--import', path.join(PROJECT_ROOT, 'scripts', 'esm-extensionless.mjs'), path.join(PROJECT_ROOT, 'dist', 'workers', 'main.js')]
-  : ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')];
+const ENTRY =
+  process.env.PINRESET_WORKER_JS === 'dist'
+    ? [
+        '--import',
+        path.join(PROJECT_ROOT, 'scripts', 'esm-extensionless.mjs'),
+        path.join(PROJECT_ROOT, 'dist', 'workers', 'main.js'),
+      ]
+    : ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')];
 
 export interface SpawnOptions {
   /** Copy the worker's output to this process's stdout/stderr (the demo, the drills). */

@@ -4,7 +4,12 @@ import { parseHeader } from '../accounts/csv-columns';
 
 async function parse(chunks: (string | Buffer)[]): Promise<CsvRecord[]> {
   const out: CsvRecord[] = [];
-  for await (const r of readCsvRecords((async function* () { yield* chunks; })())) out.push(r);
+  for await (const r of readCsvRecords(
+    (async function* () {
+      yield* chunks;
+    })(),
+  ))
+    out.push(r);
   return out;
 }
 
@@ -60,7 +65,19 @@ describe('readCsvRecords', () => {
 
 describe('parseHeader', () => {
   it('maps columns in any order, case-insensitively, with an optional pin', () => {
-    const h = parseHeader(['Email', ' ID ', 'account_number', 'full_name', 'phone', 'phone_type', 'plan', 'status', 'sms_opt_out', 'email_opt_out', 'pin']);
+    const h = parseHeader([
+      'Email',
+      ' ID ',
+      'account_number',
+      'full_name',
+      'phone',
+      'phone_type',
+      'plan',
+      'status',
+      'sms_opt_out',
+      'email_opt_out',
+      'pin',
+    ]);
     expect(h).toEqual({ columns: expect.objectContaining({ email: 0, id: 1, pin: 10, count: 11 }) });
   });
 

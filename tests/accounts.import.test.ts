@@ -43,14 +43,22 @@ async function rows(): Promise<Record<string, unknown>[]> {
   return (await t.db.query('SELECT * FROM accounts ORDER BY id')).rows;
 }
 
-async function report(file: string): Promise<{ line: number; id: string; severity: string; field: string; reason: string }[]> {
+async function report(
+  file: string,
+): Promise<{ line: number; id: string; severity: string; field: string; reason: string }[]> {
   const text = await readFile(`${file}.errors.csv`, 'utf8');
   const [header, ...lines] = text.trimEnd().split('\n');
   expect(header).toBe('line,id,severity,field,reason');
   return lines.map((l) => {
     const m = /^(\d+),(\d*),(rejected|warning),([a-z_]+),(.*)$/.exec(l);
     if (!m) throw new Error(`bad report line ${l}`);
-    return { line: Number(m[1]), id: m[2], severity: m[3], field: m[4], reason: m[5].replace(/^"|"$/g, '').replace(/""/g, '"') };
+    return {
+      line: Number(m[1]),
+      id: m[2],
+      severity: m[3],
+      field: m[4],
+      reason: m[5].replace(/^"|"$/g, '').replace(/""/g, '"'),
+    };
   });
 }
 
@@ -62,16 +70,51 @@ describe('import: good files', () => {
         '1,AC-0001,Jane Doe,+1 (212) 555-0123,mobile,jane+prepaid@example.com,prepaid-basic,active,false,false',
         '2,AC-0002,José Núñez,212.555.0124,LANDLINE,josé@bücher.example,,Suspended,yes,no',
         '3,AC-0003,王芳,0044 20 7946 0958,voip,user@例え.テスト,payg,closed,1,0',
-        '4,AC-0004,Ann O\'Neil,,,,prepaid,deleted,,',
+        "4,AC-0004,Ann O'Neil,,,,prepaid,deleted,,",
         ' 5 , AC-0005 ,  Bob  ,2125550125,, Bob@Example.COM ,prepaid,active,TRUE,t',
       ].join('\n') + '\n',
     );
     const r = await run(file);
     expect(r).toMatchObject({ read: 5, imported: 5, rejected: 0, warnings: 0, aborted: false });
     const got = await rows();
-    expect(got.map((a) => [a.id, a.account_number, a.full_name, a.phone, a.phone_type, a.email, a.plan, a.status, a.sms_opt_out, a.email_opt_out])).toEqual([
-      [1, 'AC-0001', 'Jane Doe', '+12125550123', 'mobile', 'jane+prepaid@example.com', 'prepaid-basic', 'active', false, false],
-      [2, 'AC-0002', 'José Núñez', '+12125550124', 'landline', 'josé@bücher.example', 'prepaid', 'suspended', true, false],
+    expect(
+      got.map((a) => [
+        a.id,
+        a.account_number,
+        a.full_name,
+        a.phone,
+        a.phone_type,
+        a.email,
+        a.plan,
+        a.status,
+        a.sms_opt_out,
+        a.email_opt_out,
+      ]),
+    ).toEqual([
+      [
+        1,
+        'AC-0001',
+        'Jane Doe',
+        '+12125550123',
+        'mobile',
+        'jane+prepaid@example.com',
+        'prepaid-basic',
+        'active',
+        false,
+        false,
+      ],
+      [
+        2,
+        'AC-0002',
+        'José Núñez',
+        '+12125550124',
+        'landline',
+        'josé@bücher.example',
+        'prepaid',
+        'suspended',
+        true,
+        false,
+      ],
       [3, 'AC-0003', '王芳', '+442079460958', 'voip', 'user@例え.テスト', 'payg', 'closed', true, false],
       [4, 'AC-0004', "Ann O'Neil", null, null, null, 'prepaid', 'deleted', false, false],
       [5, 'AC-0005', 'Bob', '+12125550125', 'unknown', 'Bob@example.com', 'prepaid', 'active', true, true],
@@ -103,7 +146,9 @@ describe('import: good files', () => {
       ['AC-5', 'Quoted, everything', 'prepaid'],
     ]);
     // Record 2 spans lines 3-5 (two embedded newlines), so the bad record starts on line 7.
-    expect(await report(file)).toEqual([{ line: 7, id: '4', severity: 'rejected', field: 'account_number', reason: 'missing' }]);
+    expect(await report(file)).toEqual([
+      { line: 7, id: '4', severity: 'rejected', field: 'account_number', reason: 'missing' },
+    ]);
   });
 
   it('accepts any unicode name up to 200 characters; keeps accounts with an empty or longer name, flagged', async () => {
@@ -126,7 +171,15 @@ describe('import: good files', () => {
     // The PIN of every one of them must be reset: none is dropped.
     expect(r).toMatchObject({ read: 9, imported: 9, rejected: 0 });
     expect((await rows()).map((a) => a.full_name)).toEqual([
-      'Zoë Ødegård-Łukasiewicz', '김민준', "D'Angelo O'Brien", '👩‍👩‍👧 Family Account', long200, long200, '', '', 'مريم الحسيني',
+      'Zoë Ødegård-Łukasiewicz',
+      '김민준',
+      "D'Angelo O'Brien",
+      '👩‍👩‍👧 Family Account',
+      long200,
+      long200,
+      '',
+      '',
+      'مريم الحسيني',
     ]);
     expect((await report(file)).map((p) => [p.line, p.severity, p.field, p.reason])).toEqual([
       [7, 'warning', 'full_name', 'longer than 200 characters; stored cut to 200'],
@@ -150,7 +203,13 @@ describe('import: good files', () => {
       ].join('\n'),
     );
     const r = await run(file);
-    expect(r).toMatchObject({ read: 8, imported: 8, rejected: 0, warnings: 4, warningsByField: { email: 1, phone: 2, phone_type: 1 } });
+    expect(r).toMatchObject({
+      read: 8,
+      imported: 8,
+      rejected: 0,
+      warnings: 4,
+      warningsByField: { email: 1, phone: 2, phone_type: 1 },
+    });
     expect((await rows()).map((a) => [a.id, a.phone, a.phone_type, a.email])).toEqual([
       [1, null, null, 'first.last+carrier+2021@example.com'],
       [2, null, null, 'kunde@münchen.example'],
@@ -162,10 +221,34 @@ describe('import: good files', () => {
       [8, null, null, null],
     ]);
     expect(await report(file)).toEqual([
-      { line: 6, id: '5', severity: 'warning', field: 'email', reason: 'not a valid email address (misplaced or double dot); stored empty' },
-      { line: 7, id: '6', severity: 'warning', field: 'phone', reason: 'not a valid phone number (too short); stored empty' },
-      { line: 8, id: '7', severity: 'warning', field: 'phone_type', reason: 'not one of mobile, landline, voip, unknown; stored as unknown' },
-      { line: 9, id: '8', severity: 'warning', field: 'phone', reason: 'not a valid phone number (contains letters); stored empty' },
+      {
+        line: 6,
+        id: '5',
+        severity: 'warning',
+        field: 'email',
+        reason: 'not a valid email address (misplaced or double dot); stored empty',
+      },
+      {
+        line: 7,
+        id: '6',
+        severity: 'warning',
+        field: 'phone',
+        reason: 'not a valid phone number (too short); stored empty',
+      },
+      {
+        line: 8,
+        id: '7',
+        severity: 'warning',
+        field: 'phone_type',
+        reason: 'not one of mobile, landline, voip, unknown; stored as unknown',
+      },
+      {
+        line: 9,
+        id: '8',
+        severity: 'warning',
+        field: 'phone',
+        reason: 'not a valid phone number (contains letters); stored empty',
+      },
     ]);
   });
 });
@@ -221,7 +304,11 @@ describe('import: bad rows', () => {
     const first = await csvFile([HEADER, '1,A1,One,,,,,active,,', '2,A2,Two,,,,,active,,'].join('\n'));
     expect(await run(first)).toMatchObject({ imported: 2 });
     await t.db.query("UPDATE accounts SET pin_status = 'reset_required' WHERE id = 1");
-    const second = await csvFile([HEADER, '1,A1,One Again,,,,,active,,', '3,A2,Other Id Same Number,,,,,active,,', '4,A4,Four,,,,,active,,'].join('\n'));
+    const second = await csvFile(
+      [HEADER, '1,A1,One Again,,,,,active,,', '3,A2,Other Id Same Number,,,,,active,,', '4,A4,Four,,,,,active,,'].join(
+        '\n',
+      ),
+    );
     const r = await run(second);
     expect(r).toMatchObject({ read: 3, imported: 1, rejected: 2 });
     expect((await report(second)).map((p) => `${p.line}|${p.field}|${p.reason}`)).toEqual([
@@ -235,7 +322,9 @@ describe('import: bad rows', () => {
   });
 
   it('--strict imports nothing when any row is rejected, and still writes the report', async () => {
-    const file = await csvFile([HEADER, '1,A1,One,,,,,active,,', '2,A2,Two,,,,,bogus,,', '3,A3,Three,,,,,active,,'].join('\n'));
+    const file = await csvFile(
+      [HEADER, '1,A1,One,,,,,active,,', '2,A2,Two,,,,,bogus,,', '3,A3,Three,,,,,active,,'].join('\n'),
+    );
     const r = await run(file, { strict: true });
     expect(r).toMatchObject({ read: 3, imported: 0, rejected: 1, aborted: true });
     expect(await rows()).toEqual([]);
@@ -263,19 +352,35 @@ describe('import: concurrent writers', () => {
       await client.query('BEGIN');
       await createImportStaging(client);
       const row = (line: number, id: number): AccountRow => ({
-        line, id, accountNumber: `A${id}`, fullName: 'Name', phone: null, phoneType: null, email: null,
-        plan: 'prepaid', status: 'active', smsOptOut: false, emailOptOut: false, pin: null,
+        line,
+        id,
+        accountNumber: `A${id}`,
+        fullName: 'Name',
+        phone: null,
+        phoneType: null,
+        email: null,
+        plan: 'prepaid',
+        status: 'active',
+        smsOptOut: false,
+        emailOptOut: false,
+        pin: null,
       });
-      await copyIntoImportStaging(client, (async function* () {
-        yield encodeStagingRow(row(2, 1), null) + encodeStagingRow(row(3, 2), null);
-      })());
+      await copyIntoImportStaging(
+        client,
+        (async function* () {
+          yield encodeStagingRow(row(2, 1), null) + encodeStagingRow(row(3, 2), null);
+        })(),
+      );
       await t.db.query("INSERT INTO accounts (id, account_number, full_name) VALUES (2, 'OTHER', 'Other')");
       expect(await insertStagedAccounts(client)).toEqual({ inserted: 1, lost: [{ line: 3, id: 2 }] });
       await client.query('COMMIT');
     } finally {
       client.release();
     }
-    expect((await rows()).map((a) => [a.id, a.account_number])).toEqual([[1, 'A1'], [2, 'OTHER']]);
+    expect((await rows()).map((a) => [a.id, a.account_number])).toEqual([
+      [1, 'A1'],
+      [2, 'OTHER'],
+    ]);
   });
 });
 
@@ -297,7 +402,11 @@ describe('import: bad files import nothing', () => {
     await bad(`${HEADER},favourite_colour\n1,A1,One,,,,,active,,,blue\n`, /unknown column name at position 11/);
     await expect(run(await csvFile(`${HEADER},favourite_colour\n`))).rejects.not.toThrow(/favourite_colour/);
   });
-  it('missing header column', () => bad('id,account_number,full_name,phone,email,plan,status,sms_opt_out,email_opt_out\n1,A,B,,,,active,,\n', /missing column phone_type/));
+  it('missing header column', () =>
+    bad(
+      'id,account_number,full_name,phone,email,plan,status,sms_opt_out,email_opt_out\n1,A,B,,,,active,,\n',
+      /missing column phone_type/,
+    ));
   it('duplicate header column', () => bad(`${HEADER},email\n`, /column "email" appears more than once/));
   it('no header row at all: says so without echoing the first customer', async () => {
     const file = await csvFile('1,A1,Xavier Quux,+12125550777,mobile,x@example.com,,active,,\n');
@@ -305,8 +414,16 @@ describe('import: bad files import nothing', () => {
     expect(String(err)).toMatch(/is the header row missing\?/);
     expect(String(err)).not.toMatch(/Xavier|555|example/);
   });
-  it('not UTF-8', () => bad(Buffer.concat([Buffer.from(`${HEADER}\n1,A1,Jos`), Buffer.from([0xe9]), Buffer.from(',,,,,active,,\n')]), /not valid UTF-8/));
-  it('a quoted field never closed', () => bad(`${HEADER}\n1,A1,One,,,,,active,,\n2,A2,"Two,,,,,active,,\n3,A3,Three,,,,,active,,\n`, /line 3: a quoted field is never closed/));
+  it('not UTF-8', () =>
+    bad(
+      Buffer.concat([Buffer.from(`${HEADER}\n1,A1,Jos`), Buffer.from([0xe9]), Buffer.from(',,,,,active,,\n')]),
+      /not valid UTF-8/,
+    ));
+  it('a quoted field never closed', () =>
+    bad(
+      `${HEADER}\n1,A1,One,,,,,active,,\n2,A2,"Two,,,,,active,,\n3,A3,Three,,,,,active,,\n`,
+      /line 3: a quoted field is never closed/,
+    ));
   it('a pin column without a pepper', () => bad(`${HEADER},pin\n1,A1,One,,,,,active,,,1234\n`, /PIN_PEPPER/));
 });
 
@@ -314,7 +431,11 @@ describe('import: PINs', () => {
   const pepper = { key: randomBytes(32), id: 'v1' };
 
   it('stores a peppered scrypt verifier for the pin column, never the PIN', async () => {
-    const file = await csvFile([`${HEADER},pin`, '1,A1,One,,,,,active,,,4821', '2,A2,Two,,,,,active,,,', '3,A3,Three,,,,,active,,,12ab'].join('\n'));
+    const file = await csvFile(
+      [`${HEADER},pin`, '1,A1,One,,,,,active,,,4821', '2,A2,Two,,,,,active,,,', '3,A3,Three,,,,,active,,,12ab'].join(
+        '\n',
+      ),
+    );
     const r = await run(file, { pepper, pinParams: FAST_PIN });
     expect(r).toMatchObject({ imported: 3, warnings: 1, warningsByField: { pin: 1 } });
     const [one, two, three] = await rows();
@@ -341,14 +462,18 @@ describe('import: size', () => {
   it('streams 20,000 rows in one transaction', async () => {
     const lines = [HEADER];
     for (let i = 1; i <= 20_000; i++) {
-      lines.push(`${i},N${i},"Customer ${i}, Jr.",+1212555${String(i % 10000).padStart(4, '0')},mobile,c${i}@example.com,prepaid,active,false,false`);
+      lines.push(
+        `${i},N${i},"Customer ${i}, Jr.",+1212555${String(i % 10000).padStart(4, '0')},mobile,c${i}@example.com,prepaid,active,false,false`,
+      );
     }
     lines.push('20001,N20001,Bad,,,,,active,,,');
     const file = await csvFile(lines.join('\n'));
     const r = await run(file);
     expect(r).toMatchObject({ read: 20_001, imported: 20_000, rejected: 1 });
     expect((await report(file))[0]).toMatchObject({ line: 20_002, field: 'row' });
-    const { rows: c } = await t.db.query('SELECT count(*)::int AS n, min(id)::int AS lo, max(id)::int AS hi FROM accounts');
+    const { rows: c } = await t.db.query(
+      'SELECT count(*)::int AS n, min(id)::int AS lo, max(id)::int AS hi FROM accounts',
+    );
     expect(c[0]).toEqual({ n: 20_000, lo: 1, hi: 20_000 });
   });
 });

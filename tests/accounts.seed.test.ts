@@ -34,7 +34,9 @@ afterAll(async () => {
 describe('seedAccounts', () => {
   it('inserts exactly count accounts with contiguous ids from 1', async () => {
     expect(first).toMatchObject({ count: N, firstId: 1, lastId: N, seed: 42, truncated: 0 });
-    const { rows } = await t.db.query('SELECT count(*)::int n, count(DISTINCT id)::int d, min(id)::int lo, max(id)::int hi FROM accounts');
+    const { rows } = await t.db.query(
+      'SELECT count(*)::int n, count(DISTINCT id)::int d, min(id)::int lo, max(id)::int hi FROM accounts',
+    );
     expect(rows[0]).toEqual({ n: N, d: N, lo: 1, hi: N });
   });
 
@@ -65,7 +67,11 @@ describe('seedAccounts', () => {
     const { rows } = await t.db.query<{ phone: string | null; phone_type: string | null; email: string | null }>(
       'SELECT phone, phone_type, email FROM accounts',
     );
-    let validPhone = 0, invalidPhone = 0, landline = 0, validEmail = 0, invalidEmail = 0;
+    let validPhone = 0,
+      invalidPhone = 0,
+      landline = 0,
+      validEmail = 0,
+      invalidEmail = 0;
     for (const r of rows) {
       if (r.phone !== null) {
         if (isE164(r.phone)) validPhone++;
@@ -90,7 +96,11 @@ describe('seedAccounts', () => {
     expect(s.email.missing).toBe(first.email.missing);
     expect(s.email.malformed).toBe(first.email.invalid);
     expect(s.smsOptOut).toBe(first.smsOptOut);
-    expect(s.status).toEqual({ active: first.status.active, closed: first.status.closed, suspended: first.status.suspended });
+    expect(s.status).toEqual({
+      active: first.status.active,
+      closed: first.status.closed,
+      suspended: first.status.suspended,
+    });
     expect(s.pinAlgo).toEqual({ synthetic: N });
   });
 

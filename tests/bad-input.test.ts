@@ -11,7 +11,15 @@ import { startRun } from '../run-api/start-run';
 import { approveUpdate, progressQuery } from '../workflows/api';
 import { emailMessageId } from '../domain/templates';
 import { account, insertAccounts, ledgerOf, type AccountSpec, type LedgerRow } from './support/accounts';
-import { freshDatabase, MESSAGE, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  MESSAGE,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 import { until } from './support/until';
 
 const INVALID_PREFIX = '+1212555'; // the local Twilio answers 21211 (not a valid number)
@@ -82,7 +90,8 @@ describe('bad input on a real run', () => {
   let ledger: Map<number, LedgerRow>;
   let result: Awaited<ReturnType<typeof runIt>>;
   const ref = async (id: number): Promise<string> =>
-    (await db.query<{ ref: string }>('SELECT ref FROM ledger WHERE run_id = $1 AND account_id = $2', [runId, id])).rows[0].ref;
+    (await db.query<{ ref: string }>('SELECT ref FROM ledger WHERE run_id = $1 AND account_id = $2', [runId, id]))
+      .rows[0].ref;
 
   async function runIt() {
     const ids = [...Array.from({ length: 52 }, (_, i) => i + 1), 9001, 9002, 5, 9001];
@@ -90,7 +99,10 @@ describe('bad input on a real run', () => {
     await db.query('DELETE FROM accounts WHERE id = 21');
     await db.query(`UPDATE accounts SET status = 'closed' WHERE id = 22`);
     const started = await startRun(db, client, {
-      reason: 'INC-bad-input', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-bad-input',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 10, batchConcurrency: 1, canary: 20, ratePerSecond: 4, autoPauseFailureRate: 1 },
     });
     runId = started.runId;
@@ -99,14 +111,20 @@ describe('bad input on a real run', () => {
     await handle.executeUpdate(approveUpdate, { args: [{ by: 'test' }] });
     // Every PIN invalidated (resets run first), notifications going at 4/s, ids 48..52 last in line.
     await until('the resets', async () => (await handle.query(progressQuery)).resetsDoneAtMs !== undefined);
-    const before = await db.query(`SELECT account_id, reset_state, notify_state FROM ledger WHERE run_id = $1 AND account_id BETWEEN 48 AND 52 ORDER BY 1`, [runId]);
+    const before = await db.query(
+      `SELECT account_id, reset_state, notify_state FROM ledger WHERE run_id = $1 AND account_id BETWEEN 48 AND 52 ORDER BY 1`,
+      [runId],
+    );
     expect(before.rows.every((r) => r.reset_state === 'reset' && r.notify_state === 'pending')).toBe(true);
     await db.query(`UPDATE accounts SET status = 'closed' WHERE id = 48`);
     await db.query('DELETE FROM accounts WHERE id = 49');
     await db.query('UPDATE accounts SET sms_opt_out = true WHERE id IN (50, 51)');
     await db.query('UPDATE accounts SET email_opt_out = true WHERE id = 52');
     // Still unclaimed after the changes: the test really exercised "mid-run, before notification".
-    const after = await db.query(`SELECT count(*)::int AS n FROM ledger WHERE run_id = $1 AND account_id BETWEEN 48 AND 52 AND notify_state = 'pending'`, [runId]);
+    const after = await db.query(
+      `SELECT count(*)::int AS n FROM ledger WHERE run_id = $1 AND account_id BETWEEN 48 AND 52 AND notify_state = 'pending'`,
+      [runId],
+    );
     expect(after.rows[0].n).toBe(5);
     return handle.result();
   }
@@ -139,10 +157,18 @@ describe('bad input on a real run', () => {
   const row = (id: number) => {
     const r = ledger.get(id);
     if (!r) throw new Error(`no ledger row for ${id}`);
-    return { reset: r.reset_state, notify: r.notify_state, channel: r.channel, fellBack: r.fell_back, error: r.error_code, v: r.credential_version };
+    return {
+      reset: r.reset_state,
+      notify: r.notify_state,
+      channel: r.channel,
+      fellBack: r.fell_back,
+      error: r.error_code,
+      v: r.credential_version,
+    };
   };
   const smsTo = (phone: string) => providers.twilio.messages().filter((m) => m.to === phone);
-  const mailFor = (id: number) => providers.smtp.messages().filter((m) => `<${m.messageId}>` === emailMessageId(runId, id, MESSAGE.messageIdDomain));
+  const mailFor = (id: number) =>
+    providers.smtp.messages().filter((m) => `<${m.messageId}>` === emailMessageId(runId, id, MESSAGE.messageIdDomain));
 
   it('completes, with every cohort account settled and a reason for each one not notified', () => {
     expect(result.status).toBe('completed');
@@ -194,11 +220,19 @@ describe('bad input on a real run', () => {
     // Email only: two mails, two Message-IDs, one per account.
     expect(mailFor(25)).toHaveLength(1);
     expect(mailFor(26)).toHaveLength(1);
-    expect(new Set(providers.smtp.messages().filter((m) => m.to.includes('shared.inbox@mail.example')).map((m) => m.messageId)).size).toBe(2);
+    expect(
+      new Set(
+        providers.smtp
+          .messages()
+          .filter((m) => m.to.includes('shared.inbox@mail.example'))
+          .map((m) => m.messageId),
+      ).size,
+    ).toBe(2);
   });
 
   it('unicode, empty and very long names change nothing, and appear in no message', () => {
-    for (const id of [27, 28, 29]) expect(row(id)).toMatchObject({ reset: 'reset', notify: 'sent', channel: 'sms', v: 2 });
+    for (const id of [27, 28, 29])
+      expect(row(id)).toMatchObject({ reset: 'reset', notify: 'sent', channel: 'sms', v: 2 });
     for (const m of providers.twilio.messages()) {
       expect(m.body).not.toContain('王芳');
       expect(m.body).not.toContain('Ŝ');
@@ -210,7 +244,8 @@ describe('bad input on a real run', () => {
   it('invalid and edge-case phone numbers: SMS only to valid mobile E.164, otherwise email or a reason', () => {
     expect(row(32)).toMatchObject({ notify: 'sent', channel: 'sms' });
     expect(smsTo('+442079460958')).toHaveLength(1);
-    for (const id of [30, 31, 35, 36, 37, 38, 39]) expect(row(id), `account ${id}`).toMatchObject({ notify: 'sent', channel: 'email', fellBack: false });
+    for (const id of [30, 31, 35, 36, 37, 38, 39])
+      expect(row(id), `account ${id}`).toMatchObject({ notify: 'sent', channel: 'email', fellBack: false });
     expect(row(33)).toMatchObject({ notify: 'sent', channel: 'email', fellBack: true, error: '21211' });
     expect(row(40)).toMatchObject({ notify: 'sent', channel: 'email', fellBack: true, error: '21211' });
     expect(row(34)).toMatchObject({ notify: 'unreachable', error: 'invalid_number' });
@@ -218,7 +253,8 @@ describe('bad input on a real run', () => {
     expect(row(42)).toMatchObject({ notify: 'unreachable', error: 'no_contact' });
     // Nothing was sent to a malformed number; the provider saw only E.164.
     for (const m of providers.twilio.messages()) expect(m.to).toMatch(/^\+[1-9]\d{7,14}$/);
-    for (const raw of ['n/a', '+1 415 555 0131', '+１４１５５５５０１３６', '+10005550138', '+14155550139 ']) expect(smsTo(raw)).toHaveLength(0);
+    for (const raw of ['n/a', '+1 415 555 0131', '+１４１５５５５０１３６', '+10005550138', '+14155550139 '])
+      expect(smsTo(raw)).toHaveLength(0);
   });
 
   it('plus-tagged, internationalized and mixed-case addresses reach the SMTP server as addressed', () => {

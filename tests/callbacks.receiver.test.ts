@@ -25,7 +25,8 @@ async function post(url: string, params: Record<string, string>, signature?: str
   return res.status;
 }
 
-const sign = (url: string, params: Record<string, string>, token: string = TOKEN) => twilio.getExpectedTwilioSignature(token, url, params);
+const sign = (url: string, params: Record<string, string>, token: string = TOKEN) =>
+  twilio.getExpectedTwilioSignature(token, url, params);
 
 describe('the status-callback receiver', () => {
   let db: Db;
@@ -35,7 +36,11 @@ describe('the status-callback receiver', () => {
   let publicUrl: string;
 
   const receipt = async (messageSid: string) =>
-    (await db.query('SELECT status, error_code, run_id, ref, rank FROM sms_receipts WHERE message_sid = $1', [messageSid])).rows[0];
+    (
+      await db.query('SELECT status, error_code, run_id, ref, rank FROM sms_receipts WHERE message_sid = $1', [
+        messageSid,
+      ])
+    ).rows[0];
 
   const start = async () => {
     server = await startCallbackServer({ db, authToken: TOKEN, publicUrl, port, maxBodyBytes: 4096 });
@@ -67,7 +72,13 @@ describe('the status-callback receiver', () => {
     const signedUrl = cb.slice(0, cb.indexOf('#'));
     const params = { MessageSid: sid(1), MessageStatus: 'sent', AccountSid: LOCAL_TWILIO.accountSid };
     expect(await post(local(cb), params, sign(signedUrl, params))).toBe(204);
-    expect(await receipt(sid(1))).toEqual({ status: 'sent', error_code: null, run_id: 'run-1', ref: 'REF00001', rank: 3 });
+    expect(await receipt(sid(1))).toEqual({
+      status: 'sent',
+      error_code: null,
+      run_id: 'run-1',
+      ref: 'REF00001',
+      rank: 3,
+    });
   });
 
   it('refuses missing, wrong, tampered and replayed-with-changed-status signatures with 403 and changes nothing', async () => {
@@ -80,7 +91,9 @@ describe('the status-callback receiver', () => {
     expect(await post(local(cb), params, sign(signedUrl, params, 'another-token'))).toBe(403); // other account's token
     expect(await post(local(cb), { ...params, ErrorCode: '30007' }, good)).toBe(403); // tampered body
     // Signed for another URL: another host, or another row's reference in the query.
-    expect(await post(local(cb), params, sign(signedUrl.replace('hooks.carrier.example', 'evil.example'), params))).toBe(403);
+    expect(
+      await post(local(cb), params, sign(signedUrl.replace('hooks.carrier.example', 'evil.example'), params)),
+    ).toBe(403);
     expect(await post(local(cb).replace('REF00002', 'REF00009'), params, good)).toBe(403);
     expect(await receipt(sid(2))).toBeUndefined();
     // The genuine one goes through; replaying its signature with another status does not.
@@ -107,12 +120,14 @@ describe('the status-callback receiver', () => {
     const send = (p: Record<string, string>) => post(local(cb), p, sign(signedUrl, p));
     const delivered = { MessageSid: sid(4), MessageStatus: 'delivered' };
     expect(await send(delivered)).toBe(204);
-    const before = (await db.query('SELECT updated_at, callbacks FROM sms_receipts WHERE message_sid = $1', [sid(4)])).rows[0];
+    const before = (await db.query('SELECT updated_at, callbacks FROM sms_receipts WHERE message_sid = $1', [sid(4)]))
+      .rows[0];
     expect(await send({ MessageSid: sid(4), MessageStatus: 'sent' })).toBe(204);
     expect(await send(delivered)).toBe(204);
     expect(await send({ MessageSid: sid(4), MessageStatus: 'undelivered', ErrorCode: '30003' })).toBe(204);
     expect(await receipt(sid(4))).toMatchObject({ status: 'delivered', error_code: null, rank: 4 });
-    const after = (await db.query('SELECT updated_at, callbacks FROM sms_receipts WHERE message_sid = $1', [sid(4)])).rows[0];
+    const after = (await db.query('SELECT updated_at, callbacks FROM sms_receipts WHERE message_sid = $1', [sid(4)]))
+      .rows[0];
     expect(after).toEqual(before);
     // The other order: sent, then undelivered with its code.
     await send({ MessageSid: sid(5), MessageStatus: 'sent' });
@@ -129,7 +144,10 @@ describe('the status-callback receiver', () => {
     await admin.connect();
     try {
       await admin.query(`ALTER DATABASE "${dbName}" ALLOW_CONNECTIONS false`);
-      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [dbName]);
+      await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [dbName],
+      );
       expect(await post(local(cb), params, sign(signedUrl, params))).toBe(503);
       expect((await fetch(`${server.url}/healthz`)).status).toBe(503);
     } finally {
@@ -145,9 +163,14 @@ describe('the status-callback receiver', () => {
     let fake: FakeTwilio;
     beforeAll(async () => {
       fake = await startFakeTwilio({
-        ...LOCAL_TWILIO, seed: 11,
+        ...LOCAL_TWILIO,
+        seed: 11,
         callbacks: {
-          sentDelayMs: [5, 30], finalDelayMs: [5, 60], outOfOrder: 0.3, duplicate: 0.3, retryDelayMs: 300,
+          sentDelayMs: [5, 30],
+          finalDelayMs: [5, 60],
+          outOfOrder: 0.3,
+          duplicate: 0.3,
+          retryDelayMs: 300,
           mix: { 'undelivered:30003': 0.1, 'undelivered:30005': 0.1, 'undelivered:30007': 0.1, 'failed:30001': 0.05 },
         },
       });
@@ -165,11 +188,17 @@ describe('the status-callback receiver', () => {
       const sms = sender();
       const sids: string[] = [];
       for (let i = 0; i < 200; i++) {
-        const m = await sms.send({ to: `+1415555${String(i).padStart(4, '0')}`, body: `hello ${i}`, statusCallback: statusCallbackUrl(publicUrl, 'run-2', `R${i}`) });
+        const m = await sms.send({
+          to: `+1415555${String(i).padStart(4, '0')}`,
+          body: `hello ${i}`,
+          statusCallback: statusCallbackUrl(publicUrl, 'run-2', `R${i}`),
+        });
         sids.push(m.sid);
       }
       await fake.callbacks.idle();
-      const rows = await db.query('SELECT message_sid, status, error_code, ref FROM sms_receipts WHERE run_id = $1', ['run-2']);
+      const rows = await db.query('SELECT message_sid, status, error_code, ref FROM sms_receipts WHERE run_id = $1', [
+        'run-2',
+      ]);
       expect(rows.rowCount).toBe(200);
       const outcomes = fake.callbacks.outcomes();
       for (const r of rows.rows) {
@@ -181,7 +210,12 @@ describe('the status-callback receiver', () => {
       expect(Object.keys(counts).length).toBeGreaterThan(3); // the mix really mixed
       // Prometheus: each message counted once at its final status, repeats and reorderings not.
       const metric = (status: string, code: string) =>
-        Number(server.metrics().match(new RegExp(`pinreset_delivery_receipts_total\\{status="${status}",code="${code}"\\} (\\d+)`))?.[1] ?? 0);
+        Number(
+          server
+            .metrics()
+            .match(new RegExp(`pinreset_delivery_receipts_total\\{status="${status}",code="${code}"\\} (\\d+)`))?.[1] ??
+            0,
+        );
       for (const [k, n] of Object.entries(counts)) {
         const [status, code = ''] = k.split(':');
         expect(metric(status, code)).toBe(n);
@@ -192,11 +226,20 @@ describe('the status-callback receiver', () => {
     it('identifies a message whose create response was lost by the reference in its callback URL', async () => {
       fake.setFaults({ rateDropAfterAccept: 1 });
       const sms = sender();
-      const err = await sms.send({ to: '+14155550999', body: 'lost', statusCallback: statusCallbackUrl(publicUrl, 'run-3', 'LOSTREF1') }).catch((e) => e);
+      const err = await sms
+        .send({ to: '+14155550999', body: 'lost', statusCallback: statusCallbackUrl(publicUrl, 'run-3', 'LOSTREF1') })
+        .catch((e) => e);
       expect(sms.classify(err).kind).toBe('ambiguous');
       fake.setFaults({ rateDropAfterAccept: 0 });
-      const row = await until('the callback of the lost send', async () =>
-        (await db.query("SELECT message_sid, rank FROM sms_receipts WHERE run_id = 'run-3' AND ref = 'LOSTREF1' AND rank >= 4")).rows[0]);
+      const row = await until(
+        'the callback of the lost send',
+        async () =>
+          (
+            await db.query(
+              "SELECT message_sid, rank FROM sms_receipts WHERE run_id = 'run-3' AND ref = 'LOSTREF1' AND rank >= 4",
+            )
+          ).rows[0],
+      );
       expect(row.message_sid).toBe(fake.messages().at(-1)!.sid);
     });
 
@@ -204,7 +247,12 @@ describe('the status-callback receiver', () => {
       const sms = sender();
       fake.callbacks.setBehaviour({ sentDelayMs: [300, 600], finalDelayMs: [50, 200], outOfOrder: 0, duplicate: 0 });
       await server.close();
-      for (let i = 0; i < 40; i++) await sms.send({ to: `+1415556${String(i).padStart(4, '0')}`, body: `again ${i}`, statusCallback: statusCallbackUrl(publicUrl, 'run-4', `S${i}`) });
+      for (let i = 0; i < 40; i++)
+        await sms.send({
+          to: `+1415556${String(i).padStart(4, '0')}`,
+          body: `again ${i}`,
+          statusCallback: statusCallbackUrl(publicUrl, 'run-4', `S${i}`),
+        });
       await until('some callbacks refused', async () => fake.callbacks.stats().failedAttempts > 0, 10_000, 20);
       await start();
       await fake.callbacks.idle();

@@ -23,14 +23,23 @@ import { freshDatabase, MESSAGE } from './support/harness';
 
 describe('chaos schedule', () => {
   it('is seeded, spreads events apart inside the window, and covers every kind', () => {
-    const o = { seed: 42, workers: 2, kills: 5, postgresRestarts: 1, temporalRestarts: 1, window: [0.1, 0.9] as [number, number] };
+    const o = {
+      seed: 42,
+      workers: 2,
+      kills: 5,
+      postgresRestarts: 1,
+      temporalRestarts: 1,
+      window: [0.1, 0.9] as [number, number],
+    };
     const plan = planChaos(o);
     expect(planChaos(o)).toEqual(plan);
-    expect(plan.map((e) => e.kind).sort()).toEqual([...Array(5).fill('kill-worker'), 'restart-postgres', 'restart-temporal'].sort());
+    expect(plan.map((e) => e.kind).sort()).toEqual(
+      [...Array(5).fill('kill-worker'), 'restart-postgres', 'restart-temporal'].sort(),
+    );
     for (let i = 0; i < plan.length; i++) {
       expect(plan[i].at).toBeGreaterThan(0.1);
       expect(plan[i].at).toBeLessThan(0.9);
-      if (i > 0) expect(plan[i].at - plan[i - 1].at).toBeGreaterThan(0.8 / 7 * 0.2 - 1e-9);
+      if (i > 0) expect(plan[i].at - plan[i - 1].at).toBeGreaterThan((0.8 / 7) * 0.2 - 1e-9);
     }
     for (const k of plan.filter((e) => e.kind === 'kill-worker')) expect([0, 1]).toContain(k.worker);
     expect(planChaos({ ...o, seed: 43 })).not.toEqual(plan);
@@ -51,7 +60,12 @@ describe('a notify attempt whose claims are taken over stops sending', () => {
     const FINE = account(2).phone!;
     await insertAccounts(db, [account(1), account(2)]);
     const runId = 'orphan-sends-1';
-    await createRun(db, { id: runId, reason: 'INC-orphans', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file', ratePerSecond: 'unlimited' } });
+    await createRun(db, {
+      id: runId,
+      reason: 'INC-orphans',
+      operator: 't',
+      params: { ...DEFAULT_PARAMS, cohort: 'file', ratePerSecond: 'unlimited' },
+    });
     await addCohortAccounts(db, runId, [1, 2]);
     await resetBatch(db, runId, 1, 2, 'INC-orphans');
     await db.query(`UPDATE runs SET status = 'running' WHERE id = $1`, [runId]);
@@ -73,7 +87,11 @@ describe('a notify attempt whose claims are taken over stops sending', () => {
         return err === throttle ? { kind: 'rate_limited', code: '20429' } : { kind: 'ambiguous', code: 'x' };
       },
     };
-    const email: EmailSender = { send: async () => ({ messageId: 'x' }), classify: () => ({ kind: 'transient', code: 'x' }), close: async () => undefined };
+    const email: EmailSender = {
+      send: async () => ({ messageId: 'x' }),
+      classify: () => ({ kind: 'transient', code: 'x' }),
+      close: async () => undefined,
+    };
     const notifyBatch = makeNotifyBatch({ db, sms, email, message: MESSAGE, sendConcurrency: 8, random: () => 0.99 });
 
     const env = new MockActivityEnvironment();
@@ -93,7 +111,10 @@ describe('a notify attempt whose claims are taken over stops sending', () => {
     expect(sent).toEqual([FINE]);
     // The row it lost stays with its new owner: this attempt's late "hand back" was fenced off.
     const rows = await db.query(`SELECT account_id, notify_state FROM ledger WHERE run_id = $1 ORDER BY 1`, [runId]);
-    expect(rows.rows).toEqual([{ account_id: 1, notify_state: 'sending' }, { account_id: 2, notify_state: 'sent' }]);
+    expect(rows.rows).toEqual([
+      { account_id: 1, notify_state: 'sending' },
+      { account_id: 2, notify_state: 'sent' },
+    ]);
   });
 });
 
@@ -104,19 +125,34 @@ describe('chaos: kills, restarts and provider faults', () => {
     if (process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS) return; // needs servers it may restart
     report = await runChaos({
       // Three worker processes on the production-shaped cluster (`npm run test:cluster`).
-      accounts: 3_000, workers: process.env.PINRESET_TEMPORAL === 'cluster' ? 3 : 2, kills: 2, postgresRestarts: 1, temporalRestarts: 1, seed: 5,
+      accounts: 3_000,
+      workers: process.env.PINRESET_TEMPORAL === 'cluster' ? 3 : 2,
+      kills: 2,
+      postgresRestarts: 1,
+      temporalRestarts: 1,
+      seed: 5,
       // Longer than the 15 s heartbeat timeout: Temporal retries the worker's batches elsewhere
       // while it sleeps or is cut off, and it wakes (or reconnects) holding claims.
-      freezes: 1, freezeMs: 20_000, partitions: 1, partitionMs: 20_000,
+      freezes: 1,
+      freezeMs: 20_000,
+      partitions: 1,
+      partitionMs: 20_000,
       // Hold over the 3 s list lag; grace over the workers' 10 s Twilio timeout plus the lag, and
       // lease + grace over the freeze: an email a frozen worker sent is recorded when it wakes
       // (SMTP has no lookup, so a takeover before that would send it again).
       claim: { leaseMs: 6_000, holdMs: 4_000, graceMs: 30_000 },
       // A modest ceiling keeps the run long enough (~20 s) for every disruption to land in it.
-      rate: 150, batchSize: 250, batchConcurrency: 4,
+      rate: 150,
+      batchSize: 250,
+      batchConcurrency: 4,
       twilioFaults: {
-        rate429: 0.1, rate5xx: 0.02, rateDropAfterAccept: 0.01, latencyMs: [1, 15],
-        listLagMs: [0, 3_000], rateSlowAccept: 0.005, rewriteLinks: true,
+        rate429: 0.1,
+        rate5xx: 0.02,
+        rateDropAfterAccept: 0.01,
+        latencyMs: [1, 15],
+        listLagMs: [0, 3_000],
+        rateSlowAccept: 0.005,
+        rewriteLinks: true,
       },
       smtpFaults: { rate4xx: 0.05 },
       workflowBundlePath: inject('workflowBundlePath'),
@@ -128,44 +164,55 @@ describe('chaos: kills, restarts and provider faults', () => {
     console.log(verdictLine(report));
   }, 360_000);
 
-  it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))('every disruption happened and the run completed', () => {
-    expect(report.problems).toEqual([]);
-    expect(report.result?.status).toBe('completed');
-    expect(report.executed.filter((e) => e.kind === 'kill-worker' && e.pid)).toHaveLength(2);
-    expect(report.executed.filter((e) => e.kind === 'restart-postgres' && !e.error)).toHaveLength(1);
-    expect(report.executed.filter((e) => e.kind === 'restart-temporal' && !e.error)).toHaveLength(1);
-    expect(report.executed.filter((e) => e.kind === 'freeze-worker' && !e.error)).toHaveLength(1);
-    expect(report.executed.filter((e) => e.kind === 'partition-worker' && !e.error)).toHaveLength(1);
-    expect(report.faults.twilio.rejected429).toBeGreaterThan(100);
-    expect(report.faults.twilio.dropped).toBeGreaterThan(0);
-    expect(report.faults.smtp.rejected4xx).toBeGreaterThan(0);
-    // Workers survive server restarts: none died that the drill did not kill.
-    expect(report.unexpectedWorkerExits).toEqual([]);
-  });
+  it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))(
+    'every disruption happened and the run completed',
+    () => {
+      expect(report.problems).toEqual([]);
+      expect(report.result?.status).toBe('completed');
+      expect(report.executed.filter((e) => e.kind === 'kill-worker' && e.pid)).toHaveLength(2);
+      expect(report.executed.filter((e) => e.kind === 'restart-postgres' && !e.error)).toHaveLength(1);
+      expect(report.executed.filter((e) => e.kind === 'restart-temporal' && !e.error)).toHaveLength(1);
+      expect(report.executed.filter((e) => e.kind === 'freeze-worker' && !e.error)).toHaveLength(1);
+      expect(report.executed.filter((e) => e.kind === 'partition-worker' && !e.error)).toHaveLength(1);
+      expect(report.faults.twilio.rejected429).toBeGreaterThan(100);
+      expect(report.faults.twilio.dropped).toBeGreaterThan(0);
+      expect(report.faults.smtp.rejected4xx).toBeGreaterThan(0);
+      // Workers survive server restarts: none died that the drill did not kill.
+      expect(report.unexpectedWorkerExits).toEqual([]);
+    },
+  );
 
-  it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))('every cohort PIN reset exactly once', () => {
-    const r = report.verdict!.figures.reset;
-    expect(r.cohort).toBeGreaterThan(2_800);
-    expect(r.resetRows + r.skippedRows).toBe(r.cohort);
-    expect(r.resetOnce).toBe(r.resetRows);
-    expect(r).toMatchObject({ resetTwice: 0, resetMissing: 0, resetPending: 0, outsideChanged: 0 });
-    expect(report.verdict!.figures).toMatchObject({ activeMissing: 0, cohortNotActive: 0 });
-  });
+  it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))(
+    'every cohort PIN reset exactly once',
+    () => {
+      const r = report.verdict!.figures.reset;
+      expect(r.cohort).toBeGreaterThan(2_800);
+      expect(r.resetRows + r.skippedRows).toBe(r.cohort);
+      expect(r.resetOnce).toBe(r.resetRows);
+      expect(r).toMatchObject({ resetTwice: 0, resetMissing: 0, resetPending: 0, outsideChanged: 0 });
+      expect(report.verdict!.figures).toMatchObject({ activeMissing: 0, cohortNotActive: 0 });
+    },
+  );
 
-  it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))('every reachable customer notified exactly once, everyone else with a reason', () => {
-    const f = report.verdict!.figures;
-    expect(f.notify.pending).toBe(0);
-    expect(f.noReason).toBe(0);
-    expect(f.channelMismatch).toBe(0);
-    expect(f.notify.sentSms + f.notify.sentEmail + f.notify.unreachable + f.notify.failed + f.notify.skipped).toBe(f.cohort);
-    expect(f.sms).toMatchObject({ duplicates: 0, unrecorded: 0, missing: 0, recipientsWithSeveralUnexplained: 0 });
-    expect(f.sms.accepted).toBe(f.notify.sentSms);
-    expect(f.email).toMatchObject({ duplicates: 0, unrecorded: 0, missing: 0, recipientsWithSeveralUnexplained: 0 });
-    expect(f.email.distinctMessageIds).toBe(f.notify.sentEmail);
-    // Counted per delivery: one email per account, whatever the Message-ID.
-    expect(f.email.deliveries).toBe(f.notify.sentEmail);
-    expect(f.email.rawExtraDeliveries).toBe(0);
-    // Every parked notification was settled by a lookup or a policy resend, none left unresolved.
-    expect(f.ambiguous.unresolved ?? 0).toBe(0);
-  });
+  it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))(
+    'every reachable customer notified exactly once, everyone else with a reason',
+    () => {
+      const f = report.verdict!.figures;
+      expect(f.notify.pending).toBe(0);
+      expect(f.noReason).toBe(0);
+      expect(f.channelMismatch).toBe(0);
+      expect(f.notify.sentSms + f.notify.sentEmail + f.notify.unreachable + f.notify.failed + f.notify.skipped).toBe(
+        f.cohort,
+      );
+      expect(f.sms).toMatchObject({ duplicates: 0, unrecorded: 0, missing: 0, recipientsWithSeveralUnexplained: 0 });
+      expect(f.sms.accepted).toBe(f.notify.sentSms);
+      expect(f.email).toMatchObject({ duplicates: 0, unrecorded: 0, missing: 0, recipientsWithSeveralUnexplained: 0 });
+      expect(f.email.distinctMessageIds).toBe(f.notify.sentEmail);
+      // Counted per delivery: one email per account, whatever the Message-ID.
+      expect(f.email.deliveries).toBe(f.notify.sentEmail);
+      expect(f.email.rawExtraDeliveries).toBe(0);
+      // Every parked notification was settled by a lookup or a policy resend, none left unresolved.
+      expect(f.ambiguous.unresolved ?? 0).toBe(0);
+    },
+  );
 });

@@ -11,10 +11,18 @@ import type { Db } from '../db/pool';
 import { PROJECT_ROOT } from '../stack';
 import { freshDatabase } from './support/harness';
 
-function cli(args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const e = Object.fromEntries(Object.entries({ PATH: process.env.PATH, HOME: process.env.HOME, ...env }).filter(([, v]) => v !== undefined));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: PROJECT_ROOT, env: e as NodeJS.ProcessEnv });
+    const e = Object.fromEntries(
+      Object.entries({ PATH: process.env.PATH, HOME: process.env.HOME, ...env }).filter(([, v]) => v !== undefined),
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+      cwd: PROJECT_ROOT,
+      env: e as NodeJS.ProcessEnv,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -24,7 +32,19 @@ function cli(args: string[], env: Record<string, string | undefined>): Promise<{
   });
 }
 
-const COMMANDS = ['plan', 'start', 'status', 'pause', 'resume', 'cancel', 'approve', 'set-rate', 'list', 'report', 'redrive'];
+const COMMANDS = [
+  'plan',
+  'start',
+  'status',
+  'pause',
+  'resume',
+  'cancel',
+  'approve',
+  'set-rate',
+  'list',
+  'report',
+  'redrive',
+];
 
 describe('pinreset help text', () => {
   it('has no doubled defaults, mentions --wait only where it exists, and gives redrive defaults as they are', async () => {
@@ -41,7 +61,15 @@ describe('pinreset help text', () => {
       expect(h.stdout, cmd).toContain('Exit codes:');
     });
     const redrive = helps[COMMANDS.indexOf('redrive')].stdout.replace(/\s+/g, ' ');
-    for (const opt of ['--policy', '--batch-size', '--rate', '--concurrency', '--auto-pause-rate', '--auto-pause-window', '--db-stall-pause']) {
+    for (const opt of [
+      '--policy',
+      '--batch-size',
+      '--rate',
+      '--concurrency',
+      '--auto-pause-rate',
+      '--auto-pause-window',
+      '--db-stall-pause',
+    ]) {
       expect(redrive).toMatch(new RegExp(`${opt} <[^>]+> (?:(?! --).)*\\(default: the source run's\\)`));
     }
     expect(redrive).toContain("--reason <text> incident or ticket id (default: the source run's");
@@ -52,7 +80,9 @@ describe('pinreset help text', () => {
     const approve = helps[COMMANDS.indexOf('approve')].stdout.replace(/\s+/g, ' ');
     expect(approve).toContain('Refused until then');
     const start = helps[COMMANDS.indexOf('start')].stdout.replace(/\s+/g, ' ');
-    expect(start).toContain('--canary <n> canary: every PIN is invalidated at once, but only the first N accounts are notified until `approve`');
+    expect(start).toContain(
+      '--canary <n> canary: every PIN is invalidated at once, but only the first N accounts are notified until `approve`',
+    );
   });
 });
 
@@ -71,22 +101,37 @@ describe('.env', () => {
 
   it('the CLI reads the file PINRESET_ENV_FILE names; the environment wins over it', async () => {
     const file = path.join(dir, 'stack.env');
-    await writeFile(file, envFileText({ DATABASE_URL: url, EMAIL_FROM: 'Carrier Security <security@carrier.example>' }));
+    await writeFile(
+      file,
+      envFileText({ DATABASE_URL: url, EMAIL_FROM: 'Carrier Security <security@carrier.example>' }),
+    );
     const fromFile = await cli(['list'], { PINRESET_ENV_FILE: file });
     expect(fromFile).toMatchObject({ code: 0, stdout: 'No runs yet.\n', stderr: '' });
-    const envWins = await cli(['list'], { PINRESET_ENV_FILE: file, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    const envWins = await cli(['list'], {
+      PINRESET_ENV_FILE: file,
+      DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+    });
     expect(envWins.code).toBe(1);
     expect(envWins.stderr).toMatch(/^error: cannot reach PostgreSQL \(DATABASE_URL\)/);
     const missing = await cli(['list'], { PINRESET_ENV_FILE: path.join(dir, 'nope.env') });
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toBe(`error: invalid configuration: PINRESET_ENV_FILE points to ${path.join(dir, 'nope.env')}, which does not exist\n`);
+    expect(missing.stderr).toBe(
+      `error: invalid configuration: PINRESET_ENV_FILE points to ${path.join(dir, 'nope.env')}, which does not exist\n`,
+    );
   });
 
   it('loads .env from the working directory, fills only what is unset, and the export block survives a shell', async () => {
-    await writeFile(path.join(dir, '.env'), 'DATABASE_URL=postgres://from-file/db\nTEMPORAL_ADDRESS=127.0.0.1:7233\nEMAIL_FROM="Carrier Security <security@carrier.example>"\n');
+    await writeFile(
+      path.join(dir, '.env'),
+      'DATABASE_URL=postgres://from-file/db\nTEMPORAL_ADDRESS=127.0.0.1:7233\nEMAIL_FROM="Carrier Security <security@carrier.example>"\n',
+    );
     const env: Record<string, string | undefined> = { TEMPORAL_ADDRESS: '10.0.0.1:7233' };
     expect(loadDotEnv(env, dir)).toBe(path.join(dir, '.env'));
-    expect(env).toEqual({ TEMPORAL_ADDRESS: '10.0.0.1:7233', DATABASE_URL: 'postgres://from-file/db', EMAIL_FROM: 'Carrier Security <security@carrier.example>' });
+    expect(env).toEqual({
+      TEMPORAL_ADDRESS: '10.0.0.1:7233',
+      DATABASE_URL: 'postgres://from-file/db',
+      EMAIL_FROM: 'Carrier Security <security@carrier.example>',
+    });
     expect(loadDotEnv({ PINRESET_ENV_FILE: '' }, dir)).toBeUndefined();
 
     const vars = { EMAIL_FROM: "Carrier's Security <security@carrier.example>", DATABASE_URL: url };

@@ -25,14 +25,24 @@ describe('plan estimate (domain/plan.ts)', () => {
   });
 
   it('estimates the notification time at the rate, none when unlimited', () => {
-    expect(estimatePlan({ cohort: 850_000, messages: 835_000, batchSize: 1000, canary: 0, ratePerSecond: 100 })).toEqual({
-      batches: 850, canaryAccounts: 0, notifySeconds: 8350,
+    expect(
+      estimatePlan({ cohort: 850_000, messages: 835_000, batchSize: 1000, canary: 0, ratePerSecond: 100 }),
+    ).toEqual({
+      batches: 850,
+      canaryAccounts: 0,
+      notifySeconds: 8350,
     });
     expect(estimatePlan({ cohort: 60, messages: 55, batchSize: 7, canary: 10, ratePerSecond: 0 })).toEqual({
-      batches: 1 + Math.ceil(50 / 7), canaryAccounts: 10, notifySeconds: undefined,
+      batches: 1 + Math.ceil(50 / 7),
+      canaryAccounts: 10,
+      notifySeconds: undefined,
     });
-    expect(() => estimatePlan({ cohort: 1, messages: 1, batchSize: 0, canary: 0, ratePerSecond: 1 })).toThrow(/batchSize/);
-    expect(() => estimatePlan({ cohort: 1, messages: 1, batchSize: 1, canary: 0, ratePerSecond: -1 })).toThrow(/ratePerSecond/);
+    expect(() => estimatePlan({ cohort: 1, messages: 1, batchSize: 0, canary: 0, ratePerSecond: 1 })).toThrow(
+      /batchSize/,
+    );
+    expect(() => estimatePlan({ cohort: 1, messages: 1, batchSize: 1, canary: 0, ratePerSecond: -1 })).toThrow(
+      /ratePerSecond/,
+    );
   });
 
   it('formats durations for people', () => {
@@ -58,8 +68,19 @@ describe('cohort file parsing', () => {
   });
 
   it('reads the id or account_id column of a CSV', () => {
-    expect(parse('f', [['Account_ID', 'note'], ['5', 'x'], ['6', '']])).toMatchObject({ ids: [5, 6], lines: [2, 3], header: true });
-    expect(parse('f', [['id', 'account_number', 'full_name'], ['9', '0009', 'A B']]).ids).toEqual([9]);
+    expect(
+      parse('f', [
+        ['Account_ID', 'note'],
+        ['5', 'x'],
+        ['6', ''],
+      ]),
+    ).toMatchObject({ ids: [5, 6], lines: [2, 3], header: true });
+    expect(
+      parse('f', [
+        ['id', 'account_number', 'full_name'],
+        ['9', '0009', 'A B'],
+      ]).ids,
+    ).toEqual([9]);
   });
 
   it('names the lines that hold no positive integer, never their contents', () => {
@@ -71,13 +92,25 @@ describe('cohort file parsing', () => {
       }
     })();
     expect(err).toBeInstanceOf(UsageError);
-    expect(err!.message).toBe('cohort file ids.txt: 5 line(s) do not hold a positive integer account id: line 2, 3, 4, 5, 7');
+    expect(err!.message).toBe(
+      'cohort file ids.txt: 5 line(s) do not hold a positive integer account id: line 2, 3, 4, 5, 7',
+    );
     expect(err!.message).not.toMatch(/1555/);
   });
 
   it('refuses a file with no id column, both id columns, or no ids', () => {
-    expect(() => parse('f', [['name', 'phone'], ['a', 'b']])).toThrow(/line 1 is neither an account id nor a CSV header/);
-    expect(() => parse('f', [['id', 'account_id'], ['1', '2']])).toThrow(/both id and account_id/);
+    expect(() =>
+      parse('f', [
+        ['name', 'phone'],
+        ['a', 'b'],
+      ]),
+    ).toThrow(/line 1 is neither an account id nor a CSV header/);
+    expect(() =>
+      parse('f', [
+        ['id', 'account_id'],
+        ['1', '2'],
+      ]),
+    ).toThrow(/both id and account_id/);
     expect(() => parse('f', [['account_id']])).toThrow(/holds no account ids/);
   });
 
@@ -89,25 +122,54 @@ describe('cohort file parsing', () => {
     expect(c).toMatchObject({ ids: [3, 1, 3], lines: [2, 4, 5] });
     expect(distinctSorted(c.ids)).toEqual({ ids: [1, 3], duplicates: 1 });
     expect(linesOf(c, new Set([3]))).toEqual([2, 5]);
-    await expect(readCohortFile(path.join(dir, 'missing.txt'))).rejects.toThrow(/cannot read cohort file .*missing\.txt: no such file/);
+    await expect(readCohortFile(path.join(dir, 'missing.txt'))).rejects.toThrow(
+      /cannot read cohort file .*missing\.txt: no such file/,
+    );
     await expect(readCohortFile(dir)).rejects.toThrow(/is a directory/);
   });
 });
 
 describe('report lines', () => {
   const row: ReportRow = {
-    accountId: 7, outcome: 'sent', channel: 'email', fellBack: true, providerMessageId: '<pinreset.r.7@x.example>', errorCode: '21211',
-    resetAt: new Date('2021-08-16T10:00:00Z'), notifiedAt: new Date('2021-08-16T10:05:00Z'), attempts: 2, resolvedBy: null,
-    deliveryState: 'undelivered', deliveryCode: '30005', deliveryAt: new Date('2021-08-16T10:04:00Z'), deliveryAction: 'fallback_email',
+    accountId: 7,
+    outcome: 'sent',
+    channel: 'email',
+    fellBack: true,
+    providerMessageId: '<pinreset.r.7@x.example>',
+    errorCode: '21211',
+    resetAt: new Date('2021-08-16T10:00:00Z'),
+    notifiedAt: new Date('2021-08-16T10:05:00Z'),
+    attempts: 2,
+    resolvedBy: null,
+    deliveryState: 'undelivered',
+    deliveryCode: '30005',
+    deliveryAt: new Date('2021-08-16T10:04:00Z'),
+    deliveryAction: 'fallback_email',
   };
   it('CSV quotes only what needs it', () => {
-    expect(csvLine(row)).toBe('7,sent,email,true,<pinreset.r.7@x.example>,21211,2021-08-16T10:00:00.000Z,2021-08-16T10:05:00.000Z,2,,undelivered,30005,2021-08-16T10:04:00.000Z,fallback_email');
-    expect(csvLine({ ...row, errorCode: 'a,"b"', notifiedAt: null })).toBe('7,sent,email,true,<pinreset.r.7@x.example>,"a,""b""",2021-08-16T10:00:00.000Z,,2,,undelivered,30005,2021-08-16T10:04:00.000Z,fallback_email');
+    expect(csvLine(row)).toBe(
+      '7,sent,email,true,<pinreset.r.7@x.example>,21211,2021-08-16T10:00:00.000Z,2021-08-16T10:05:00.000Z,2,,undelivered,30005,2021-08-16T10:04:00.000Z,fallback_email',
+    );
+    expect(csvLine({ ...row, errorCode: 'a,"b"', notifiedAt: null })).toBe(
+      '7,sent,email,true,<pinreset.r.7@x.example>,"a,""b""",2021-08-16T10:00:00.000Z,,2,,undelivered,30005,2021-08-16T10:04:00.000Z,fallback_email',
+    );
   });
   it('JSON Lines carry exactly the report columns', () => {
     expect(Object.keys(JSON.parse(jsonLine(row)))).toEqual([
-      'account_id', 'outcome', 'channel', 'fell_back', 'provider_message_id', 'error_code', 'reset_at', 'notified_at', 'attempts', 'resolved_by',
-      'delivery_state', 'delivery_code', 'delivery_at', 'delivery_action',
+      'account_id',
+      'outcome',
+      'channel',
+      'fell_back',
+      'provider_message_id',
+      'error_code',
+      'reset_at',
+      'notified_at',
+      'attempts',
+      'resolved_by',
+      'delivery_state',
+      'delivery_code',
+      'delivery_at',
+      'delivery_action',
     ]);
   });
 });

@@ -8,7 +8,11 @@ import { PROJECT_ROOT } from '../stack';
 import { acquireSendBudget, listSenderBudgets } from '../db/sql/send-budget';
 import { freshDatabase } from './support/harness';
 
-interface CliResult { code: number | null; stdout: string; stderr: string }
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 const SENDER = 'sms:+15550000000';
 
@@ -18,7 +22,12 @@ describe('pinreset senders', () => {
 
   function cli(args: string[]): Promise<CliResult> {
     return new Promise((resolve, reject) => {
-      const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: dbUrl, PINRESET_ENV_FILE: '' } as NodeJS.ProcessEnv;
+      const env = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATABASE_URL: dbUrl,
+        PINRESET_ENV_FILE: '',
+      } as NodeJS.ProcessEnv;
       const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: PROJECT_ROOT, env });
       let stdout = '';
       let stderr = '';
@@ -33,7 +42,9 @@ describe('pinreset senders', () => {
 
   beforeAll(async () => {
     ({ db, url: dbUrl } = await freshDatabase('cli_senders'));
-    await db.query("INSERT INTO runs (id, reason, operator, cohort_kind, params, status) VALUES ('senders-run', 'x', 't', 'file', '{}', 'running')");
+    await db.query(
+      "INSERT INTO runs (id, reason, operator, cohort_kind, params, status) VALUES ('senders-run', 'x', 't', 'file', '{}', 'running')",
+    );
   });
 
   afterAll(async () => {
@@ -54,8 +65,13 @@ describe('pinreset senders', () => {
     const lines = listed.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^SENDER\s+RATE\s+USE$/);
     expect(lines.find((l) => l.startsWith('email:relay.example:587'))).toMatch(/unlimited\s+no schedule \(unlimited\)/);
-    expect(lines.find((l) => l.startsWith(SENDER))).toMatch(/10 msg\/s\s+in use: slots handed out [1-6]?\d\.\d s ahead/);
-    const json = (await cli(['senders', 'list', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.find((l) => l.startsWith(SENDER))).toMatch(
+      /10 msg\/s\s+in use: slots handed out [1-6]?\d\.\d s ahead/,
+    );
+    const json = (await cli(['senders', 'list', '--json'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const sms = json.find((j) => j.sender === SENDER);
     expect(sms).toMatchObject({ rate: 10, effectiveRate: 10, throttledShare: 0 });
     expect(sms.aheadSeconds).toBeGreaterThan(0);
@@ -84,12 +100,28 @@ describe('pinreset senders', () => {
   it('refuses 0, rates below the minimum, bad words and keys (exit 2) and unknown senders (exit 1), changing nothing', async () => {
     await cli(['senders', 'set-rate', SENDER, '50']);
     const cases: Array<[string[], number, RegExp]> = [
-      [['senders', 'set-rate', SENDER, '0'], 2, /error: rate 0 is not accepted: it would not mean 'unlimited' \(write 'unlimited' for no ceiling\); to stop sending, pause the runs/],
+      [
+        ['senders', 'set-rate', SENDER, '0'],
+        2,
+        /error: rate 0 is not accepted: it would not mean 'unlimited' \(write 'unlimited' for no ceiling\); to stop sending, pause the runs/,
+      ],
       [['senders', 'set-rate', SENDER, '0.001'], 2, /error: rate 0\.001 is below the minimum of 0\.2 messages\/s/],
-      [['senders', 'set-rate', SENDER, 'fast'], 2, /error: rate "fast": must be a number of messages\/s or 'unlimited'/],
+      [
+        ['senders', 'set-rate', SENDER, 'fast'],
+        2,
+        /error: rate "fast": must be a number of messages\/s or 'unlimited'/,
+      ],
       [['senders', 'set-rate', SENDER, '-5'], 2, /error: rate -5 is below the minimum/],
-      [['senders', 'set-rate', 'twilio', '10'], 2, /error: sender "twilio": must be a sender key as `senders list` shows it/],
-      [['senders', 'set-rate', 'sms:+15559999999', '10'], 1, /error: unknown sender "sms:\+15559999999": no budget yet .*--create/],
+      [
+        ['senders', 'set-rate', 'twilio', '10'],
+        2,
+        /error: sender "twilio": must be a sender key as `senders list` shows it/,
+      ],
+      [
+        ['senders', 'set-rate', 'sms:+15559999999', '10'],
+        1,
+        /error: unknown sender "sms:\+15559999999": no budget yet .*--create/,
+      ],
     ];
     for (const [args, code, message] of cases) {
       const r = await cli(args);

@@ -52,24 +52,39 @@ describe('the production-shaped cluster', () => {
   it('a deploy mid-run: old workers drain on SIGTERM, new workers finish the run', async () => {
     expect(WORKER_PROCESSES).toBe(3);
     const ids = Array.from({ length: 3000 }, (_, i) => i + 1);
-    await insertAccounts(db, ids.map((id) => account(id)));
+    await insertAccounts(
+      db,
+      ids.map((id) => account(id)),
+    );
     const taskQueue = `deploy-${randomUUID()}`;
     const env = {
-      ...providers.env, DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: taskQueue,
-      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'), SEND_CONCURRENCY: '16',
+      ...providers.env,
+      DATABASE_URL: dbUrl,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+      SEND_CONCURRENCY: '16',
     };
     const old = await spawnWorkers(env, WORKER_PROCESSES);
     workers.push(...old);
     const { runId, handle } = await startRun(db, client, {
-      reason: 'INC-deploy', operator: 't', taskQueue, params: { batchSize: 100, batchConcurrency: 3, ratePerSecond: 100 },
+      reason: 'INC-deploy',
+      operator: 't',
+      taskQueue,
+      params: { batchSize: 100, batchConcurrency: 3, ratePerSecond: 100 },
     });
     const started = Date.now();
     // Visibility on SQL is written asynchronously (the visibility queue): how long until a list
     // query sees the run. Printed, not asserted.
-    await until('the run in a list query', async () => {
-      for await (const wf of client.workflow.list({ query: `PinresetRunId = '${runId}'` })) return wf;
-      return undefined;
-    }, 30_000, 20);
+    await until(
+      'the run in a list query',
+      async () => {
+        for await (const wf of client.workflow.list({ query: `PinresetRunId = '${runId}'` })) return wf;
+        return undefined;
+      },
+      30_000,
+      20,
+    );
     console.log(`visibility: run listed ${Date.now() - started} ms after start`);
 
     // At 100 messages/s the run lasts ~30 s; three new processes take up to ~15 s to start on a

@@ -11,7 +11,12 @@ import { Client, Connection } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
 import {
-  AesGcmCodec, codecOptionsFromEnv, ENCRYPTED_ENCODING, isEncrypted, KEY_ID_METADATA, PayloadCodecError,
+  AesGcmCodec,
+  codecOptionsFromEnv,
+  ENCRYPTED_ENCODING,
+  isEncrypted,
+  KEY_ID_METADATA,
+  PayloadCodecError,
 } from '../codec/aes-gcm';
 import { dataConverterFromEnv, FAILURE_CONVERTER_PATH, payloadCodecFromEnv } from '../workers/data-converter';
 import { createPinresetWorker, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/create-worker';
@@ -25,13 +30,20 @@ import { until } from './support/until';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const jsonPayload = (value: unknown): Payload => ({ metadata: { encoding: enc.encode('json/plain') }, data: enc.encode(JSON.stringify(value)) });
+const jsonPayload = (value: unknown): Payload => ({
+  metadata: { encoding: enc.encode('json/plain') },
+  data: enc.encode(JSON.stringify(value)),
+});
 const key = () => ({ id: `k-${randomBytes(3).toString('hex')}`, key: randomBytes(32) });
 
 describe('AES-256-GCM payload codec', () => {
   it('round-trips payloads, metadata included, with a fresh IV every time', async () => {
     const codec = new AesGcmCodec({ current: key() });
-    const originals = [jsonPayload({ runId: 'r-1', first: 1, last: 1000 }), { metadata: { encoding: enc.encode('binary/null') }, data: new Uint8Array() }, jsonPayload('ünïcödé ✓')];
+    const originals = [
+      jsonPayload({ runId: 'r-1', first: 1, last: 1000 }),
+      { metadata: { encoding: enc.encode('binary/null') }, data: new Uint8Array() },
+      jsonPayload('ünïcödé ✓'),
+    ];
     const encoded = await codec.encode(originals);
     for (const p of encoded) {
       expect(dec.decode(p.metadata!.encoding)).toBe(ENCRYPTED_ENCODING);
@@ -64,7 +76,9 @@ describe('AES-256-GCM payload codec', () => {
     }
     await expect(codec.decode([{ ...p, data: p.data!.subarray(0, 20) }])).rejects.toThrow(/truncated/);
     // Same bytes presented as written under the other known key: the key id is authenticated.
-    await expect(codec.decode([{ ...p, metadata: { ...p.metadata, [KEY_ID_METADATA]: enc.encode(k2.id) } }])).rejects.toThrow(PayloadCodecError);
+    await expect(
+      codec.decode([{ ...p, metadata: { ...p.metadata, [KEY_ID_METADATA]: enc.encode(k2.id) } }]),
+    ).rejects.toThrow(PayloadCodecError);
   });
 
   it('names an unknown key id, and never key material', async () => {
@@ -83,11 +97,15 @@ describe('AES-256-GCM payload codec', () => {
     const fresh = key();
     const [written] = await new AesGcmCodec({ current: old }).encode([jsonPayload({ v: 'before rotation' })]);
     const rotated = new AesGcmCodec({ current: fresh, previous: [old] });
-    expect(JSON.parse(Buffer.from((await rotated.decode([written]))[0].data!).toString())).toEqual({ v: 'before rotation' });
+    expect(JSON.parse(Buffer.from((await rotated.decode([written]))[0].data!).toString())).toEqual({
+      v: 'before rotation',
+    });
     const [now] = await rotated.encode([jsonPayload(2)]);
     expect(dec.decode(now.metadata![KEY_ID_METADATA])).toBe(fresh.id);
     expect(rotated.knownKeyIds()).toEqual([fresh.id, old.id]);
-    expect(() => new AesGcmCodec({ current: fresh, previous: [{ id: fresh.id, key: randomBytes(32) }] })).toThrow(/given twice/);
+    expect(() => new AesGcmCodec({ current: fresh, previous: [{ id: fresh.id, key: randomBytes(32) }] })).toThrow(
+      /given twice/,
+    );
   });
 
   it('reads its keys from the environment, refusing partial or malformed settings without echoing them', () => {
@@ -95,7 +113,11 @@ describe('AES-256-GCM payload codec', () => {
     const o = randomBytes(32).toString('base64');
     expect(codecOptionsFromEnv({})).toBeUndefined();
     expect(dataConverterFromEnv({})).toBeUndefined();
-    const opts = codecOptionsFromEnv({ PAYLOAD_CODEC_KEY: k, PAYLOAD_CODEC_KEY_ID: '2025-11', PAYLOAD_CODEC_OLD_KEYS: `2025-05:${o}` })!;
+    const opts = codecOptionsFromEnv({
+      PAYLOAD_CODEC_KEY: k,
+      PAYLOAD_CODEC_KEY_ID: '2025-11',
+      PAYLOAD_CODEC_OLD_KEYS: `2025-05:${o}`,
+    })!;
     expect(opts.current.id).toBe('2025-11');
     expect(opts.previous!.map((p) => p.id)).toEqual(['2025-05']);
     const dc = dataConverterFromEnv({ PAYLOAD_CODEC_KEY: k, PAYLOAD_CODEC_KEY_ID: '2025-11' })!;
@@ -144,7 +166,11 @@ describe('codec server', () => {
   });
 
   const post = (server: CodecServer, op: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}/${op}`, { method: 'POST', headers: { 'Content-Type': 'application/json', Origin: origin, ...headers }, body: JSON.stringify(body) });
+    fetch(`${server.url}/${op}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: origin, ...headers },
+      body: JSON.stringify(body),
+    });
 
   it('will not start without a token unless told so explicitly, nor without an allowed origin', async () => {
     await expect(startCodecServer({ codec, origins: [origin] })).rejects.toThrow(/set CODEC_SERVER_TOKEN/);
@@ -153,11 +179,22 @@ describe('codec server', () => {
 
   it('checks the origin on every request: absent is refused like foreign', async () => {
     const noOrigin = await fetch(`${locked.url}/decode`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer s3cret-token' }, body: '{"payloads":[]}',
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer s3cret-token' },
+      body: '{"payloads":[]}',
     });
     expect(noOrigin.status).toBe(403);
     expect(noOrigin.headers.get('access-control-allow-origin')).toBeNull();
-    expect((await post(locked, 'decode', { payloads: [] }, { Authorization: 'Bearer s3cret-token', Origin: 'https://evil.example' })).status).toBe(403);
+    expect(
+      (
+        await post(
+          locked,
+          'decode',
+          { payloads: [] },
+          { Authorization: 'Bearer s3cret-token', Origin: 'https://evil.example' },
+        )
+      ).status,
+    ).toBe(403);
     expect((await post(locked, 'encode', { payloads: [] }, { Authorization: 'Bearer s3cret-token' })).status).toBe(200);
   });
 
@@ -171,7 +208,9 @@ describe('codec server', () => {
     expect(Buffer.from((await codec.decode(encoded))[0].data!).toString()).toBe('{"runId":"codec-srv-1"}');
     const [byWorker] = await codec.encode([jsonPayload({ runId: 'codec-srv-2' })]);
     const decodedRes = await post(open, 'decode', { payloads: [payloadToJson(byWorker)] });
-    const [back] = ((await decodedRes.json()) as { payloads: Array<{ metadata: Record<string, string>; data: string }> }).payloads;
+    const [back] = (
+      (await decodedRes.json()) as { payloads: Array<{ metadata: Record<string, string>; data: string }> }
+    ).payloads;
     expect(Buffer.from(back.metadata.encoding, 'base64').toString()).toBe('json/plain');
     expect(JSON.parse(Buffer.from(back.data, 'base64').toString())).toEqual({ runId: 'codec-srv-2' });
     expect(await (await post(open, 'decode', { payloads: [] })).json()).toEqual({ payloads: [] });
@@ -179,7 +218,12 @@ describe('codec server', () => {
 
   it('answers CORS preflights for the Web UI origin only', async () => {
     const pre = await fetch(`${open.url}/decode`, {
-      method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace' },
+      method: 'OPTIONS',
+      headers: {
+        Origin: origin,
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'content-type,x-namespace',
+      },
     });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-origin')).toBe(origin);
@@ -200,12 +244,18 @@ describe('codec server', () => {
   });
 
   it('rejects bad requests without echoing them', async () => {
-    const notJson = await fetch(`${open.url}/decode`, { method: 'POST', headers: { Origin: origin }, body: 'payloads=+15551234567' });
+    const notJson = await fetch(`${open.url}/decode`, {
+      method: 'POST',
+      headers: { Origin: origin },
+      body: 'payloads=+15551234567',
+    });
     expect(notJson.status).toBe(400);
     expect(await notJson.text()).not.toContain('5551234567');
     expect((await post(open, 'decode', { nope: 1 })).status).toBe(400);
     expect((await post(open, 'decode', { payloads: [{ data: '***' }] })).status).toBe(400);
-    const [foreign] = await new AesGcmCodec({ current: { id: 'other', key: randomBytes(32) } }).encode([jsonPayload('x')]);
+    const [foreign] = await new AesGcmCodec({ current: { id: 'other', key: randomBytes(32) } }).encode([
+      jsonPayload('x'),
+    ]);
     const unknownKey = await post(open, 'decode', { payloads: [payloadToJson(foreign)] });
     expect(unknownKey.status).toBe(400);
     expect(((await unknownKey.json()) as { error: string }).error).toMatch(/unknown encryption key id "other"/);
@@ -219,7 +269,11 @@ describe('codec server', () => {
  * by design, and so is a `patched()` marker's data: the SDK writes the patch's name (a constant of
  * the workflow code, docs/changing-the-workflow.md) outside the data converter.
  */
-function payloadsIn(value: unknown, at = '$', out: Array<{ path: string; payload: Payload }> = []): Array<{ path: string; payload: Payload }> {
+function payloadsIn(
+  value: unknown,
+  at = '$',
+  out: Array<{ path: string; payload: Payload }> = [],
+): Array<{ path: string; payload: Payload }> {
   if (!value || typeof value !== 'object' || ArrayBuffer.isView(value)) return out;
   const o = value as Record<string, unknown>;
   if (o.metadata && typeof o.metadata === 'object' && 'data' in o && !Array.isArray(o.metadata)) {
@@ -227,7 +281,8 @@ function payloadsIn(value: unknown, at = '$', out: Array<{ path: string; payload
     return out;
   }
   for (const [k, v] of Object.entries(o)) {
-    if (k === 'searchAttributes' || k === 'upsertWorkflowSearchAttributesEventAttributes' || k === 'patch-data') continue;
+    if (k === 'searchAttributes' || k === 'upsertWorkflowSearchAttributesEventAttributes' || k === 'patch-data')
+      continue;
     payloadsIn(v, `${at}.${k}`, out);
   }
   return out;
@@ -256,22 +311,34 @@ describe('a run with payload encryption on', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'pinreset-codec-'));
     // The workflow side needs the encoding failure converter inside its bundle.
     const { code } = await bundleWorkflowCode({
-      workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('WARN'),
+      workflowsPath: WORKFLOWS_PATH,
+      workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+      failureConverterPath: FAILURE_CONVERTER_PATH,
+      logger: new DefaultLogger('WARN'),
     });
     const bundlePath = path.join(dir, 'workflow-bundle.js');
     await writeFile(bundlePath, code);
     const dataConverter = dataConverterFromEnv(env)!;
     workerConnection = await NativeConnection.connect({ address: inject('temporalAddress') });
     worker = await createPinresetWorker({
-      connection: workerConnection, namespace: 'default', taskQueue, deps: providers.deps(db), workflowBundlePath: bundlePath,
+      connection: workerConnection,
+      namespace: 'default',
+      taskQueue,
+      deps: providers.deps(db),
+      workflowBundlePath: bundlePath,
       // As workers/main.ts: signals and updates in plain text are refused.
-      shutdownGraceTime: '5s', dataConverter: dataConverterFromEnv(env, { refusePlaintext: true })!,
+      shutdownGraceTime: '5s',
+      dataConverter: dataConverterFromEnv(env, { refusePlaintext: true })!,
     });
     running = worker.run();
     connection = await Connection.connect({ address: inject('temporalAddress') });
     client = new Client({ connection, namespace: 'default', dataConverter });
     rawClient = new Client({ connection, namespace: 'default' });
-    server = await startCodecServer({ codec: payloadCodecFromEnv(env)!, origins: [inject('temporalUiUrl')], token: 'run-codec-token' });
+    server = await startCodecServer({
+      codec: payloadCodecFromEnv(env)!,
+      origins: [inject('temporalUiUrl')],
+      token: 'run-codec-token',
+    });
     await insertAccounts(db, [
       ...Array.from({ length: 30 }, (_, i) => account(i + 1)),
       account(31, { phone: `${CONFIG_ERROR_PREFIX}0031` }),
@@ -291,7 +358,10 @@ describe('a run with payload encryption on', () => {
 
   it('runs end to end (through an auto-pause on a provider configuration error)', async () => {
     const started = await startRun(db, client, {
-      reason: 'INC-codec', operator: 't', taskQueue, accountIds: Array.from({ length: 31 }, (_, i) => i + 1),
+      reason: 'INC-codec',
+      operator: 't',
+      taskQueue,
+      accountIds: Array.from({ length: 31 }, (_, i) => i + 1),
       params: { batchSize: 40, batchConcurrency: 1, ratePerSecond: 'unlimited' },
     });
     runId = started.runId;
@@ -341,10 +411,18 @@ describe('a run with payload encryption on', () => {
 
   it('the codec server turns the stored payloads back into JSON, and the codec client reads what it wrote', async () => {
     const history = await rawClient.workflow.getHandle(workflowId).fetchHistory();
-    const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'notifyBatch')!;
+    const scheduled = history.events!.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'notifyBatch',
+    )!;
     const input = scheduled.activityTaskScheduledEventAttributes!.input!.payloads! as Payload[];
     const res = await fetch(`${server.url}/decode`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Origin: inject('temporalUiUrl'), Authorization: 'Bearer run-codec-token' },
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        'X-Namespace': 'default',
+        Origin: inject('temporalUiUrl'),
+        Authorization: 'Bearer run-codec-token',
+      },
       body: JSON.stringify({ payloads: input.map(payloadToJson) }),
     });
     expect(res.status).toBe(200);
@@ -356,10 +434,14 @@ describe('a run with payload encryption on', () => {
     const failedEvent = history.events!.find((e) => e.activityTaskFailedEventAttributes)!;
     const attrs = failedEvent.activityTaskFailedEventAttributes!.failure!.encodedAttributes as Payload;
     const res2 = await fetch(`${server.url}/decode`, {
-      method: 'POST', headers: { Origin: inject('temporalUiUrl'), Authorization: 'Bearer run-codec-token' }, body: JSON.stringify({ payloads: [payloadToJson(attrs)] }),
+      method: 'POST',
+      headers: { Origin: inject('temporalUiUrl'), Authorization: 'Bearer run-codec-token' },
+      body: JSON.stringify({ payloads: [payloadToJson(attrs)] }),
     });
     const [message] = ((await res2.json()) as { payloads: unknown[] }).payloads.map(payloadFromJson);
-    expect(JSON.parse(Buffer.from(message.data!).toString()).message).toMatch(/sms provider rejected the configuration \(20003\)/);
+    expect(JSON.parse(Buffer.from(message.data!).toString()).message).toMatch(
+      /sms provider rejected the configuration \(20003\)/,
+    );
 
     // The client with the codec decodes results transparently; without it, the result is ciphertext.
     expect((await client.workflow.getHandle(workflowId).result()).runId).toBe(runId);
@@ -367,24 +449,39 @@ describe('a run with payload encryption on', () => {
   });
 
   it('refuses signals and updates sent in plain text; the same sent through the codec are obeyed', async () => {
-    await insertAccounts(db, Array.from({ length: 20 }, (_, i) => account(201 + i)));
+    await insertAccounts(
+      db,
+      Array.from({ length: 20 }, (_, i) => account(201 + i)),
+    );
     const started = await startRun(db, client, {
-      reason: 'INC-plain', operator: 't', taskQueue, accountIds: Array.from({ length: 20 }, (_, i) => 201 + i),
+      reason: 'INC-plain',
+      operator: 't',
+      taskQueue,
+      accountIds: Array.from({ length: 20 }, (_, i) => 201 + i),
       params: { batchSize: 5, batchConcurrency: 1, ratePerSecond: 1 },
     });
     // A client that sends in plain text but reads the encrypted answers (a Web UI or CLI whose
     // encoding is not set up): the refusal's message reaches it.
     const codec = payloadCodecFromEnv(env)!;
     const plainSender = new Client({
-      connection, namespace: 'default',
-      dataConverter: { ...dataConverterFromEnv(env)!, payloadCodecs: [{ encode: async (p: Payload[]) => p, decode: (p: Payload[]) => codec.decode(p) }] },
+      connection,
+      namespace: 'default',
+      dataConverter: {
+        ...dataConverterFromEnv(env)!,
+        payloadCodecs: [{ encode: async (p: Payload[]) => p, decode: (p: Payload[]) => codec.decode(p) }],
+      },
     });
     const plain = plainSender.workflow.getHandle(started.handle.workflowId);
     await until('sending', async () => (await started.handle.query(progressQuery)).phase === 'notifying');
     // Plain text: the pause is dropped, the rate change rejected, saying why.
     await plain.signal(pauseSignal, { reason: 'plain-text pause' });
-    const refused = await plain.executeUpdate(setRateUpdate, { args: [50] }).then(() => undefined, (e: Error & { cause?: Error }) => e);
-    expect(refused?.cause?.message).toMatch(/^update setRate refused: its input is not encrypted while payload encryption is on/);
+    const refused = await plain.executeUpdate(setRateUpdate, { args: [50] }).then(
+      () => undefined,
+      (e: Error & { cause?: Error }) => e,
+    );
+    expect(refused?.cause?.message).toMatch(
+      /^update setRate refused: its input is not encrypted while payload encryption is on/,
+    );
     // Signals and updates are handled in order: once this encrypted update is answered, the
     // plain-text pause before it has been handled too.
     expect(await started.handle.executeUpdate(setRateUpdate, { args: [2] })).toEqual({ previous: 1, current: 2 });

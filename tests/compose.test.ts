@@ -65,7 +65,8 @@ function findOnPath(bin: string): string | undefined {
 }
 
 function requireCompose(): string {
-  if (!composeBin) throw new Error(`docker-compose is not installed (needed to validate docker-compose.yml); ${INSTALL_HINT}`);
+  if (!composeBin)
+    throw new Error(`docker-compose is not installed (needed to validate docker-compose.yml); ${INSTALL_HINT}`);
   return composeBin;
 }
 
@@ -89,7 +90,9 @@ function yamlToJson(yaml: string): unknown {
     encoding: 'utf8',
   });
   if (r.error || r.status !== 0) {
-    throw new Error(`cannot convert docker-compose config output to JSON with ${python} (PyYAML missing?): ${r.error?.message ?? r.stderr}`);
+    throw new Error(
+      `cannot convert docker-compose config output to JSON with ${python} (PyYAML missing?): ${r.error?.message ?? r.stderr}`,
+    );
   }
   return JSON.parse(r.stdout);
 }
@@ -174,13 +177,28 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
   it('has the whole stack; Mailpit and the local Twilio server only in the `local` profile', () => {
     const services = load().services;
     expect(Object.keys(services).sort()).toEqual(
-      ['accounts-db', 'callbacks', 'mailpit', 'migrate', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-db', 'temporal-ui', 'twilio-local', 'worker'].sort(),
+      [
+        'accounts-db',
+        'callbacks',
+        'mailpit',
+        'migrate',
+        'temporal',
+        'temporal-schema',
+        'temporal-setup',
+        'temporal-db',
+        'temporal-ui',
+        'twilio-local',
+        'worker',
+      ].sort(),
     );
     for (const [name, service] of Object.entries(services)) {
       expect(service.profiles ?? [], name).toEqual(['mailpit', 'twilio-local'].includes(name) ? ['local'] : []);
     }
     // No service outside the local profile refers to them: production cannot land in the sinks.
-    const source = readFileSync(COMPOSE_FILE, 'utf8').split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    const source = readFileSync(COMPOSE_FILE, 'utf8')
+      .split('\n')
+      .filter((l) => !/^\s*#/.test(l))
+      .join('\n');
     expect(source).not.toMatch(/mailpit:1025|twilio-local:8089/);
     for (const [name, service] of Object.entries(services)) {
       if (service.profiles?.includes('local')) continue;
@@ -209,7 +227,9 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
     expect(worker.stop_signal).toBe('SIGTERM');
     expect(seconds(worker.stop_grace_period)).toBe(60);
     // Compiled JavaScript, as `npm run start:worker` / `start:migrate` run it.
-    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
     expect(worker.command).toEqual(pkg.scripts['start:worker'].split(' '));
     expect(svc('migrate').command).toEqual(pkg.scripts['start:migrate'].split(' '));
     expect(worker.command).toContain('dist/workers/main.js');
@@ -224,7 +244,10 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
         expect(['service_started', 'service_healthy', 'service_completed_successfully']).toContain(condition);
         if (condition === 'service_healthy') {
           const hc = config.services[dep]?.healthcheck;
-          expect(hc && !hc.disable && hc.test, `${name} waits for ${dep} to be healthy, but ${dep} has no healthcheck`).toBeTruthy();
+          expect(
+            hc && !hc.disable && hc.test,
+            `${name} waits for ${dep} to be healthy, but ${dep} has no healthcheck`,
+          ).toBeTruthy();
         }
       }
     }
@@ -247,9 +270,11 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
     const temporal = svc('temporal');
     const version = /^temporalio\/server:(\d+\.\d+\.\d+)$/.exec(temporal.image ?? '')?.[1];
     expect(version, `temporal image ${temporal.image}`).toBe(TEMPORAL_SERVER_VERSION);
-    for (const tool of ['temporal-schema', 'temporal-setup']) expect(svc(tool).image).toBe(`temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`);
+    for (const tool of ['temporal-schema', 'temporal-setup'])
+      expect(svc(tool).image).toBe(`temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`);
     // The committed config directory, mounted read-only, and the very files the cluster test uses.
-    const mount = (temporal.volumes ?? []).map((v) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1] } : v))
+    const mount = (temporal.volumes ?? [])
+      .map((v) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1] } : v))
       .find((v) => v.source && path.resolve(ROOT, v.source) === path.dirname(SERVER_CONFIG_FILE));
     expect(mount, 'deploy/temporal mounted into the temporal service').toBeTruthy();
     const command = ([] as string[]).concat(temporal.command ?? []).join(' ');
@@ -263,7 +288,8 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
     expect(config).toMatch(/^ {2}numHistoryShards: 4$/m);
     expect(config.match(/pluginName: postgres12/g)).toHaveLength(2);
     const read = new Set([...config.matchAll(/env "([A-Z_]+)"/g)].map((m) => m[1]));
-    for (const name of Object.keys(env)) if (name.startsWith('TEMPORAL_')) expect(read.has(name), `${name} is read by server.yaml`).toBe(true);
+    for (const name of Object.keys(env))
+      if (name.startsWith('TEMPORAL_')) expect(read.has(name), `${name} is read by server.yaml`).toBe(true);
     expect(env.TEMPORAL_BIND_IP).toBe('0.0.0.0');
   });
 
@@ -274,9 +300,18 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
     expect(db.image).toMatch(/^postgres:/);
     expect(envOf(db).POSTGRES_USER).toBe(env.TEMPORAL_DB_USER);
     expect(envOf(db).POSTGRES_PASSWORD).toBe(env.TEMPORAL_DB_PASSWORD);
-    expect(envOf(svc('temporal-schema'))).toMatchObject({ TEMPORAL_DB_HOST: 'temporal-db', TEMPORAL_DB_USER: env.TEMPORAL_DB_USER });
+    expect(envOf(svc('temporal-schema'))).toMatchObject({
+      TEMPORAL_DB_HOST: 'temporal-db',
+      TEMPORAL_DB_USER: env.TEMPORAL_DB_USER,
+    });
     const schema = String(svc('temporal-schema').command);
-    for (const s of ['postgresql/v12/temporal', 'postgresql/v12/visibility', 'setup-schema -v 0.0', 'update-schema --schema-name', '--plugin postgres12']) {
+    for (const s of [
+      'postgresql/v12/temporal',
+      'postgresql/v12/visibility',
+      'setup-schema -v 0.0',
+      'update-schema --schema-name',
+      '--plugin postgres12',
+    ]) {
       expect(schema).toContain(s);
     }
     expect(String(db.healthcheck?.test)).toContain('pg_isready');
@@ -287,10 +322,20 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
 
   it('gives the worker every variable config/index.ts requires, and they pass its validation', () => {
     const env = envOf(svc('worker'));
-    for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'SMTP_URL', 'EMAIL_FROM', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN']) {
+    for (const name of [
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'SMTP_URL',
+      'EMAIL_FROM',
+      'TWILIO_ACCOUNT_SID',
+      'TWILIO_AUTH_TOKEN',
+    ]) {
       expect(env[name], `worker env ${name}`).toBeTruthy();
     }
-    expect(env.TWILIO_FROM || env.TWILIO_MESSAGING_SERVICE_SID, 'TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID').toBeTruthy();
+    expect(
+      env.TWILIO_FROM || env.TWILIO_MESSAGING_SERVICE_SID,
+      'TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID',
+    ).toBeTruthy();
     expect(env.TEMPORAL_ADDRESS).toBe('temporal:7233');
     // Providers exactly as the environment gave them.
     expect(env.SMTP_URL).toBe(DUMMY_ENV.SMTP_URL);
@@ -324,7 +369,10 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
 
   it('registers exactly the search attributes of workflows/search-attributes.ts', () => {
     const job = svc('temporal-setup');
-    const pairs = (envOf(job).SEARCH_ATTRIBUTES ?? '').trim().split(/\s+/).map((p) => p.split('='));
+    const pairs = (envOf(job).SEARCH_ATTRIBUTES ?? '')
+      .trim()
+      .split(/\s+/)
+      .map((p) => p.split('='));
     expect(Object.fromEntries(pairs)).toEqual({ ...SEARCH_ATTRIBUTES });
     expect(String(job.command)).toContain('temporal operator search-attribute create');
     expect(String(job.command)).toContain('already exists');
@@ -355,7 +403,9 @@ describe('a broken docker-compose.yml', { timeout: 60_000 }, () => {
 describe('.env.example', { timeout: 60_000 }, () => {
   it('documents every variable config/index.ts reads, and the local-stack ones', () => {
     const source = readFileSync(path.join(ROOT, 'config/index.ts'), 'utf8');
-    const read = new Set([...source.matchAll(/\br\.(?:optional|required|url|int)\(\s*'([A-Z0-9_]+)'/g)].map((m) => m[1]));
+    const read = new Set(
+      [...source.matchAll(/\br\.(?:optional|required|url|int)\(\s*'([A-Z0-9_]+)'/g)].map((m) => m[1]),
+    );
     expect(read.size).toBeGreaterThan(20);
     const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
     const documented = new Set([...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
@@ -372,10 +422,14 @@ describe('.env.example', { timeout: 60_000 }, () => {
   });
 
   it('as a compose .env file, still makes compose demand the credentials', () => {
-    const r = spawnSync(requireCompose(), ['--env-file', path.join(ROOT, '.env.example'), '-f', COMPOSE_FILE, 'config', '-q'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() },
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      requireCompose(),
+      ['--env-file', path.join(ROOT, '.env.example'), '-f', COMPOSE_FILE, 'config', '-q'],
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() },
+        encoding: 'utf8',
+      },
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/set (TWILIO_ACCOUNT_SID|TWILIO_AUTH_TOKEN|WORKER_DB_PASSWORD)/);
   });
@@ -384,7 +438,9 @@ describe('.env.example', { timeout: 60_000 }, () => {
 describe('Dockerfile', () => {
   it('prebuilds the workflow bundle into the image and points WORKFLOW_BUNDLE_PATH at it', () => {
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
     const out = /build-bundle\.ts\s+(\S+)/.exec(pkg.scripts['build:bundle'] ?? '')?.[1];
     expect(out, 'package.json build:bundle names its output file').toBeTruthy();
     expect(dockerfile).toMatch(/^RUN npm run build\b/m);

@@ -30,12 +30,30 @@ describe('config', () => {
   });
   it('names every missing variable at once', () => {
     const p = problems({});
-    for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID', 'SMTP_URL', 'EMAIL_FROM']) {
+    for (const name of [
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'TWILIO_ACCOUNT_SID',
+      'TWILIO_AUTH_TOKEN',
+      'TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID',
+      'SMTP_URL',
+      'EMAIL_FROM',
+    ]) {
       expect(p.some((m) => m.startsWith(name))).toBe(true);
     }
   });
   it('names malformed values without echoing secrets', () => {
-    const p = problems({ ...good, DATABASE_URL: 'mysql://x', TEMPORAL_ADDRESS: 'nohost', TWILIO_ACCOUNT_SID: 'XX1', SEND_CONCURRENCY: '-3', SMTP_URL: '::', LOG_LEVEL: 'loud', TWILIO_AUTH_TOKEN: 'supersecret', TEMPORAL_TLS_CERT: '/c.pem' });
+    const p = problems({
+      ...good,
+      DATABASE_URL: 'mysql://x',
+      TEMPORAL_ADDRESS: 'nohost',
+      TWILIO_ACCOUNT_SID: 'XX1',
+      SEND_CONCURRENCY: '-3',
+      SMTP_URL: '::',
+      LOG_LEVEL: 'loud',
+      TWILIO_AUTH_TOKEN: 'supersecret',
+      TEMPORAL_TLS_CERT: '/c.pem',
+    });
     const text = p.join('\n');
     expect(text).toMatch(/DATABASE_URL must use postgres/);
     expect(text).toMatch(/TEMPORAL_ADDRESS must be host:port/);

@@ -60,7 +60,8 @@ function needlesFor(specs: AccountSpec[], pins: Map<number, { pin: string; hash:
     }
     if (s.name) {
       out.push({ accountId: s.id, kind: 'name', value: s.name });
-      for (const part of s.name.split(/[\s-]+/)) if (part.length >= 5) out.push({ accountId: s.id, kind: 'name', value: part });
+      for (const part of s.name.split(/[\s-]+/))
+        if (part.length >= 5) out.push({ accountId: s.id, kind: 'name', value: part });
     }
     const p = pins.get(s.id)!;
     out.push({ accountId: s.id, kind: 'pin', value: p.pin });
@@ -89,7 +90,12 @@ function scan(haystack: string, needles: Needle[]): Array<Omit<Needle, 'value'> 
   for (const n of needles) {
     const i = lower.indexOf(n.value.toLowerCase());
     // Report where, not what: the context before the hit, digits masked.
-    if (i >= 0) hits.push({ accountId: n.accountId, kind: n.kind, where: haystack.slice(Math.max(0, i - 80), i).replace(/\d{6,}/g, '#') });
+    if (i >= 0)
+      hits.push({
+        accountId: n.accountId,
+        kind: n.kind,
+        where: haystack.slice(Math.max(0, i - 80), i).replace(/\d{6,}/g, '#'),
+      });
   }
   return hits;
 }
@@ -115,7 +121,10 @@ describe('no customer data in Temporal or in worker logs', () => {
         rateDropAfterAccept: 0.15,
         rate5xx: 0.05,
         latencyMs: [1, 10],
-        permanent: [{ prefix: CONFIG_ERROR_PREFIX, code: 20003 }, { prefix: INVALID_PREFIX, code: 21211 }],
+        permanent: [
+          { prefix: CONFIG_ERROR_PREFIX, code: 20003 },
+          { prefix: INVALID_PREFIX, code: 21211 },
+        ],
       },
       smtp: { rate4xx: 0.1 },
     });
@@ -127,27 +136,44 @@ describe('no customer data in Temporal or in worker logs', () => {
       const pin = String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999));
       const v = await hashPin(pin, pepper, 'v1', { params: { N: 1024, r: 8, p: 1 } });
       pins.set(s.id, { pin, hash: v.hash });
-      await db.query('UPDATE accounts SET pin_hash = $2, pin_salt = $3, pin_algo = $4 WHERE id = $1', [s.id, v.hash, v.salt, v.algo]);
+      await db.query('UPDATE accounts SET pin_hash = $2, pin_salt = $3, pin_algo = $4 WHERE id = $1', [
+        s.id,
+        v.hash,
+        v.salt,
+        v.algo,
+      ]);
     }
     needles = needlesFor(specs, pins);
 
     const taskQueue = `exposure-${randomBytes(4).toString('hex')}`;
     worker = spawnWorker({
-      ...providers.env, DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: taskQueue,
-      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'), LOG_LEVEL: 'debug', SEND_CONCURRENCY: '8',
+      ...providers.env,
+      DATABASE_URL: dbUrl,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+      LOG_LEVEL: 'debug',
+      SEND_CONCURRENCY: '8',
     });
     await worker.ready;
 
     const started = await startRun(db, client, {
-      reason: 'INC-exposure', operator: 'secops', taskQueue, accountIds: specs.map((s) => s.id),
+      reason: 'INC-exposure',
+      operator: 'secops',
+      taskQueue,
+      accountIds: specs.map((s) => s.id),
       // Parked (ambiguous) sends are looked up after a short hold here (minutes in production).
       params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 'unlimited', holdMs: 2_000, graceMs: 12_000 },
     });
     runId = started.runId;
-    await until('the run to pause on the configuration error', async () => {
-      const p = await started.handle.query(progressQuery);
-      return p.autoPaused && p.batches.inFlight === 0;
-    }, 90_000);
+    await until(
+      'the run to pause on the configuration error',
+      async () => {
+        const p = await started.handle.query(progressQuery);
+        return p.autoPaused && p.batches.inFlight === 0;
+      },
+      90_000,
+    );
     providers.twilio.setFaults({ permanent: [{ prefix: INVALID_PREFIX, code: 21211 }] });
     await started.handle.signal(resumeSignal);
     const result = await started.handle.result();
@@ -159,16 +185,26 @@ describe('no customer data in Temporal or in worker logs', () => {
       const described = await handle.describe();
       const history = await handle.fetchHistory();
       const metadata = await client.workflowService.queryWorkflow({
-        namespace: 'default', execution: { workflowId: info.workflowId, runId: info.runId },
+        namespace: 'default',
+        execution: { workflowId: info.workflowId, runId: info.runId },
         query: { queryType: '__temporal_workflow_metadata' },
       });
-      const failures = (history.events ?? []).flatMap((e) => Object.values(e).flatMap((attrs) => {
-        const f = (attrs as { failure?: unknown } | null)?.failure;
-        return f ? [f] : [];
-      }));
+      const failures = (history.events ?? []).flatMap((e) =>
+        Object.values(e).flatMap((attrs) => {
+          const f = (attrs as { failure?: unknown } | null)?.failure;
+          return f ? [f] : [];
+        }),
+      );
       collected[`${info.workflowId}/${info.runId}`] = flatten({
-        info, described: { ...described, raw: described.raw }, staticSummary: await described.staticSummary?.(), staticDetails: await described.staticDetails?.(),
-        memo: described.memo, searchAttributes: described.typedSearchAttributes, history, metadata, failures,
+        info,
+        described: { ...described, raw: described.raw },
+        staticSummary: await described.staticSummary?.(),
+        staticDetails: await described.staticDetails?.(),
+        memo: described.memo,
+        searchAttributes: described.typedSearchAttributes,
+        history,
+        metadata,
+        failures,
       });
     }
     // The run's own records in PostgreSQL: error codes, reasons, checkpoints.
@@ -194,7 +230,10 @@ describe('no customer data in Temporal or in worker logs', () => {
     expect(providers.twilio.stats().dropped + providers.twilio.stats().rejected5xx).toBeGreaterThan(0);
     expect(providers.twilio.stats().listed).toBeGreaterThan(0); // reconciliation looked before resending
     expect(providers.twilio.stats().permanent).toBeGreaterThan(0);
-    const temporal = Object.entries(collected).filter(([k]) => k !== 'postgres' && k !== 'workerLogs').map(([, v]) => v).join('\n');
+    const temporal = Object.entries(collected)
+      .filter(([k]) => k !== 'postgres' && k !== 'workerLogs')
+      .map(([, v]) => v)
+      .join('\n');
     expect(temporal).toContain(runId); // payloads really are decoded
     expect(temporal).toContain('activityTaskFailedEventAttributes');
     expect(temporal).toMatch(/provider rejected the configuration \(20003\)/); // the failure message is in there

@@ -28,7 +28,13 @@ describe('the delivery follow-up', () => {
     await insertAccounts(db, [account(1), account(2, { phone: null })]);
     await createRun(db, { id: RUN, reason: 'INC', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file' } });
     const port = await freePort();
-    receiver = await startCallbackServer({ db, authToken: LOCAL_TWILIO.authToken, publicUrl: `http://127.0.0.1:${port}/twilio/status`, port, sendgridPublicKey: publicKey });
+    receiver = await startCallbackServer({
+      db,
+      authToken: LOCAL_TWILIO.authToken,
+      publicUrl: `http://127.0.0.1:${port}/twilio/status`,
+      port,
+      sendgridPublicKey: publicKey,
+    });
   });
 
   afterAll(async () => {
@@ -39,7 +45,12 @@ describe('the delivery follow-up', () => {
 
   const followUp = (delivery = DEFAULT_DELIVERY) =>
     makeFollowUpDeliveries(providers.deps(db, { statusCallbackBase: 'https://hooks.example/twilio/status' }))({
-      runId: RUN, policy: 'sms_then_email', delivery, sendsDone: true, judgeFromMs: 0, ratePerSecond: 'unlimited',
+      runId: RUN,
+      policy: 'sms_then_email',
+      delivery,
+      sendsDone: true,
+      judgeFromMs: 0,
+      ratePerSecond: 'unlimited',
     });
 
   it('identifies a send whose response was lost by the reference its callback carried', async () => {
@@ -47,7 +58,8 @@ describe('the delivery follow-up', () => {
     // row was left failed without a SID. Then the callback came, carrying the row's reference.
     await db.query(
       `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, error_code, attempts, ref)
-       VALUES ($1, 1, 'reset', 'failed', 'sms', 'ETIMEDOUT', 3, '0123456789ABCDEF')`, [RUN],
+       VALUES ($1, 1, 'reset', 'failed', 'sms', 'ETIMEDOUT', 3, '0123456789ABCDEF')`,
+      [RUN],
     );
     const ref = '0123456789ABCDEF';
     const sid = `SM${'c'.repeat(32)}`;
@@ -57,31 +69,67 @@ describe('the delivery follow-up', () => {
     );
     const r = await followUp();
     expect(r.actions.adopted).toBe(1);
-    const row = (await db.query('SELECT notify_state, provider_message_id, error_code, delivery_state FROM ledger WHERE run_id = $1 AND account_id = 1', [RUN])).rows[0];
-    expect(row).toEqual({ notify_state: 'sent', provider_message_id: sid, error_code: null, delivery_state: 'delivered' });
+    const row = (
+      await db.query(
+        'SELECT notify_state, provider_message_id, error_code, delivery_state FROM ledger WHERE run_id = $1 AND account_id = 1',
+        [RUN],
+      )
+    ).rows[0];
+    expect(row).toEqual({
+      notify_state: 'sent',
+      provider_message_id: sid,
+      error_code: null,
+      delivery_state: 'delivered',
+    });
     // Nothing was sent again.
     expect(providers.twilio.messages()).toHaveLength(0);
     // A second sweep changes nothing.
-    expect((await followUp()).actions).toEqual({ fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0, fetched: 0 });
+    expect((await followUp()).actions).toEqual({
+      fellBack: 0,
+      unreachable: 0,
+      retried: 0,
+      unknown: 0,
+      adopted: 0,
+      fetched: 0,
+    });
   });
 
   it('records a verified SendGrid bounce as undelivered; refuses a forged or stale one', async () => {
     const messageId = emailMessageId(RUN, 2, MESSAGE.messageIdDomain);
     await db.query(
       `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, provider_message_id, notified_at, attempts)
-       VALUES ($1, 2, 'reset', 'sent', 'email', $2, now(), 1)`, [RUN, messageId],
+       VALUES ($1, 2, 'reset', 'sent', 'email', $2, now(), 1)`,
+      [RUN, messageId],
     );
     const body = JSON.stringify([
       { email: 'customer2@mail.example', event: 'processed', 'smtp-id': messageId, timestamp: 1 },
-      { email: 'customer2@mail.example', event: 'bounce', type: 'bounce', status: '5.1.1', reason: '550 5.1.1 customer2@mail.example: no such user', 'smtp-id': messageId, timestamp: 2 },
+      {
+        email: 'customer2@mail.example',
+        event: 'bounce',
+        type: 'bounce',
+        status: '5.1.1',
+        reason: '550 5.1.1 customer2@mail.example: no such user',
+        'smtp-id': messageId,
+        timestamp: 2,
+      },
     ]);
     const url = `${receiver.url}/twilio/email-events`;
     const post = (b: string, ts: string, signature: string) =>
-      fetch(url, { method: 'POST', body: b, headers: { 'content-type': 'application/json', 'x-twilio-email-event-webhook-signature': signature, 'x-twilio-email-event-webhook-timestamp': ts } }).then((res) => res.status);
+      fetch(url, {
+        method: 'POST',
+        body: b,
+        headers: {
+          'content-type': 'application/json',
+          'x-twilio-email-event-webhook-signature': signature,
+          'x-twilio-email-event-webhook-timestamp': ts,
+        },
+      }).then((res) => res.status);
     const now = String(Math.floor(Date.now() / 1000));
     const sig = (b: string, ts: string) => sign('sha256', Buffer.from(ts + b), keys.privateKey).toString('base64');
     const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    expect(await post(body, now, sign('sha256', Buffer.from(now + body), other.privateKey).toString('base64'))).toBe(403); // another key
+    expect(await post(body, now, sign('sha256', Buffer.from(now + body), other.privateKey).toString('base64'))).toBe(
+      403,
+    ); // another key
     expect(await post(body.replace('5.1.1', '4.2.2'), now, sig(body, now))).toBe(403); // tampered
     const old = String(Math.floor(Date.now() / 1000) - 3600);
     expect(await post(body, old, sig(body, old))).toBe(403); // replayed an hour later
@@ -90,14 +138,30 @@ describe('the delivery follow-up', () => {
     const bounce = (await db.query('SELECT message_id, event, reason FROM email_bounces')).rows;
     expect(bounce).toEqual([{ message_id: messageId, event: 'bounce', reason: '5.1.1' }]); // no address, no free text
     await followUp();
-    const row = (await db.query('SELECT delivery_state, delivery_code, delivery_action FROM ledger WHERE run_id = $1 AND account_id = 2', [RUN])).rows[0];
-    expect(row).toEqual({ delivery_state: 'undelivered', delivery_code: 'email_bounce:5.1.1', delivery_action: 'email_bounced' });
+    const row = (
+      await db.query(
+        'SELECT delivery_state, delivery_code, delivery_action FROM ledger WHERE run_id = $1 AND account_id = 2',
+        [RUN],
+      )
+    ).rows[0];
+    expect(row).toEqual({
+      delivery_state: 'undelivered',
+      delivery_code: 'email_bounce:5.1.1',
+      delivery_action: 'email_bounced',
+    });
   });
 
   it('asks Twilio once by SID before recording unknown at the deadline, and records a final status it gives', async () => {
     // Three SMS whose callbacks never reached us (the callback URL refuses; no retries asked for).
     const dead = 'http://127.0.0.1:1/twilio/status';
-    providers.twilio.callbacks.setBehaviour({ sentDelayMs: 5, finalDelayMs: 5, mix: {}, outOfOrder: 0, duplicate: 0, rules: [{ prefix: '+1650555', outcome: 'undelivered:30005' }] });
+    providers.twilio.callbacks.setBehaviour({
+      sentDelayMs: 5,
+      finalDelayMs: 5,
+      mix: {},
+      outOfOrder: 0,
+      duplicate: 0,
+      rules: [{ prefix: '+1650555', outcome: 'undelivered:30005' }],
+    });
     await insertAccounts(db, [account(3), account(4, { phone: '+16505550004' }), account(5)]);
     const sms = providers.deps(db).sms;
     const delivered = await sms.send({ to: '+15550000003', body: 'x', statusCallback: dead });
@@ -105,10 +169,15 @@ describe('the delivery follow-up', () => {
     providers.twilio.callbacks.setBehaviour({ finalDelayMs: 600_000 }); // the third is still only 'sent'
     const pending = await sms.send({ to: '+15550000005', body: 'x', statusCallback: dead });
     await new Promise((r) => setTimeout(r, 300));
-    for (const [id, sid] of [[3, delivered.sid], [4, undelivered.sid], [5, pending.sid]] as const) {
+    for (const [id, sid] of [
+      [3, delivered.sid],
+      [4, undelivered.sid],
+      [5, pending.sid],
+    ] as const) {
       await db.query(
         `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, provider_message_id, notified_at, attempts, delivery_state, ref)
-         VALUES ($1, $2, 'reset', 'sent', 'sms', $3, now() - interval '1 hour', 1, 'accepted', $4)`, [RUN, id, sid, `REF${id}`.padEnd(16, '0')],
+         VALUES ($1, $2, 'reset', 'sent', 'sms', $3, now() - interval '1 hour', 1, 'accepted', $4)`,
+        [RUN, id, sid, `REF${id}`.padEnd(16, '0')],
       );
     }
     const budgetBefore = (await db.query("SELECT * FROM send_budgets WHERE sender = 'sms:+15550000000'")).rows[0];
@@ -116,7 +185,14 @@ describe('the delivery follow-up', () => {
     const r = await followUp({ ...DEFAULT_DELIVERY, deadlineSeconds: 60 });
     expect(r.actions.fetched).toBe(3);
     expect(providers.twilio.stats().fetched - fetchedBefore).toBe(3);
-    const rows = new Map((await db.query('SELECT account_id, delivery_state, delivery_code FROM ledger WHERE run_id = $1 AND account_id IN (3, 4, 5)', [RUN])).rows.map((x) => [Number(x.account_id), x]));
+    const rows = new Map(
+      (
+        await db.query(
+          'SELECT account_id, delivery_state, delivery_code FROM ledger WHERE run_id = $1 AND account_id IN (3, 4, 5)',
+          [RUN],
+        )
+      ).rows.map((x) => [Number(x.account_id), x]),
+    );
     expect(rows.get(3)).toMatchObject({ delivery_state: 'delivered', delivery_code: null });
     expect(rows.get(4)).toMatchObject({ delivery_state: 'undelivered', delivery_code: '30005' });
     expect(rows.get(5)).toMatchObject({ delivery_state: 'unknown' });

@@ -9,7 +9,10 @@ import { until } from './support/until';
 
 const BASE_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', PINRESET_ENV_FILE: '' };
 
-function bash(script: string, env: Record<string, string> = BASE_ENV): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function bash(
+  script: string,
+  env: Record<string, string> = BASE_ENV,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-c', script], { cwd: PROJECT_ROOT, env });
     let stdout = '';
@@ -35,28 +38,56 @@ describe('demo --hold', () => {
 
   it('prints a ready-to-paste export block and writes an env file; the CLI works on the held stack with either', async () => {
     // Nothing of the test stack leaks in: the demo starts its own servers.
-    demo = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', '--accounts', '300', '--rate', 'unlimited', '--hold'], {
-      cwd: PROJECT_ROOT, env: { ...BASE_ENV, USER: 'demo-tester' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    demo = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/demo.ts', '--accounts', '300', '--rate', 'unlimited', '--hold'],
+      {
+        cwd: PROJECT_ROOT,
+        env: { ...BASE_ENV, USER: 'demo-tester' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     demo.stdout!.on('data', (d) => (out += d));
     demo.stderr!.on('data', (d) => (out += d));
-    await until('the demo run to finish with the stack held', async () => out.includes('Stack still up') || demo!.exitCode !== null, 280_000, 250);
+    await until(
+      'the demo run to finish with the stack held',
+      async () => out.includes('Stack still up') || demo!.exitCode !== null,
+      280_000,
+      250,
+    );
     expect(out, out.slice(-2000)).toContain('Stack still up');
 
     const block = /# --- pinreset demo stack ---\n([\s\S]*?)\n# ---\n/.exec(out)?.[1];
     expect(block, out.slice(0, 3000)).toBeDefined();
     const names = block!.split('\n').map((l) => /^export ([A-Z_]+)=/.exec(l)?.[1]);
     expect(names.every(Boolean), block).toBe(true);
-    for (const v of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_TASK_QUEUE', 'TEMPORAL_UI_URL', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM', 'TWILIO_API_URL', 'SMTP_URL', 'EMAIL_FROM']) {
+    for (const v of [
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_NAMESPACE',
+      'TEMPORAL_TASK_QUEUE',
+      'TEMPORAL_UI_URL',
+      'TWILIO_ACCOUNT_SID',
+      'TWILIO_AUTH_TOKEN',
+      'TWILIO_FROM',
+      'TWILIO_API_URL',
+      'SMTP_URL',
+      'EMAIL_FROM',
+    ]) {
       expect(names).toContain(v);
     }
     const runId = /^Run (\S+): http/m.exec(out)?.[1];
     expect(runId).toBeDefined();
 
     // Pasted into a fresh shell that knows nothing else.
-    const pasted = await bash(`${block}\nnode --import tsx cli/main.ts list --json && node --import tsx cli/main.ts status ${runId}`);
+    const pasted = await bash(
+      `${block}\nnode --import tsx cli/main.ts list --json && node --import tsx cli/main.ts status ${runId}`,
+    );
     expect(pasted.code, pasted.stderr).toBe(0);
-    const [listed] = pasted.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const [listed] = pasted.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
     expect(listed).toMatchObject({ id: runId, status: 'completed', reason: 'DEMO-T-MOBILE-2021' });
     expect(pasted.stdout).toMatch(/state +: COMPLETED/);
 
@@ -64,7 +95,10 @@ describe('demo --hold', () => {
     const envFile = /export PINRESET_ENV_FILE=(\S+)/.exec(out)?.[1];
     expect(envFile && existsSync(envFile)).toBe(true);
     const uiUrl = /^export TEMPORAL_UI_URL=(\S+)$/m.exec(block!)?.[1];
-    const fromFile = await bash(`node --import tsx cli/main.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate unlimited --wait`, { ...BASE_ENV, PINRESET_ENV_FILE: envFile! });
+    const fromFile = await bash(
+      `node --import tsx cli/main.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate unlimited --wait`,
+      { ...BASE_ENV, PINRESET_ENV_FILE: envFile! },
+    );
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(fromFile.stdout).toContain(`web ui   : ${uiUrl}/namespaces/default/workflows/pinreset-run-demo-handover-1`);
     expect(fromFile.stdout).toContain('Run demo-handover-1 completed');

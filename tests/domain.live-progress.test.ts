@@ -1,12 +1,32 @@
 // The live figures of a run (domain/live-progress.ts): achieved rate, ETA, stall. Pure functions:
 // the workflow's details, `status` and the Prometheus gauges all compute them from one reading.
 import { describe, expect, it } from 'vitest';
-import { achievedRate, etaSeconds, MIN_WINDOW_S, stallSeconds, STALL_AFTER_S, type LiveReading } from '../domain/live-progress';
+import {
+  achievedRate,
+  etaSeconds,
+  MIN_WINDOW_S,
+  stallSeconds,
+  STALL_AFTER_S,
+  type LiveReading,
+} from '../domain/live-progress';
 import type { Counts } from '../domain/types';
 
 const NOW = 1_800_000_000_000;
 function counts(c: Partial<Counts>): Counts {
-  return { planned: 0, reset: 0, skipped: 0, sentSms: 0, sentEmail: 0, fellBack: 0, unreachable: 0, failed: 0, notifySkipped: 0, pending: 0, ambiguous: 0, ...c };
+  return {
+    planned: 0,
+    reset: 0,
+    skipped: 0,
+    sentSms: 0,
+    sentEmail: 0,
+    fellBack: 0,
+    unreachable: 0,
+    failed: 0,
+    notifySkipped: 0,
+    pending: 0,
+    ambiguous: 0,
+    ...c,
+  };
 }
 function reading(r: Partial<LiveReading> & { counts: Counts }): LiveReading {
   return { inFlight: 0, sentInWindow: 0, windowS: 60, readAtMs: NOW, topErrors: [], ...r };
@@ -17,7 +37,9 @@ describe('achievedRate', () => {
     expect(achievedRate(reading({ counts: counts({ planned: 10 }), sentInWindow: 3_000, windowS: 60 }))).toBe(50);
   });
   it('is unknown before MIN_WINDOW_S of sending (claims run ahead of sends at first)', () => {
-    expect(achievedRate(reading({ counts: counts({ planned: 10 }), sentInWindow: 500, windowS: MIN_WINDOW_S - 1 }))).toBeUndefined();
+    expect(
+      achievedRate(reading({ counts: counts({ planned: 10 }), sentInWindow: 500, windowS: MIN_WINDOW_S - 1 })),
+    ).toBeUndefined();
   });
 });
 
@@ -48,7 +70,9 @@ describe('stallSeconds', () => {
     const idle = reading({ counts: c, lastActivityAtMs: NOW - (STALL_AFTER_S + 5) * 1000 });
     expect(stallSeconds(idle, { sending: true, ratePerSecond: 100 })).toBe(STALL_AFTER_S + 5);
     expect(stallSeconds(idle, { sending: false, ratePerSecond: 100 })).toBeUndefined();
-    expect(stallSeconds(reading({ counts: c, lastActivityAtMs: NOW - 10_000 }), { sending: true, ratePerSecond: 100 })).toBeUndefined();
+    expect(
+      stallSeconds(reading({ counts: c, lastActivityAtMs: NOW - 10_000 }), { sending: true, ratePerSecond: 100 }),
+    ).toBeUndefined();
   });
   it('does not call a just-resumed run stalled for the pause before', () => {
     const idle = reading({ counts: c, lastActivityAtMs: NOW - 600_000 });

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_SCRYPT, formatAlgo, hashPin, isValidPinFormat, parseAlgo, verifyPin, type ScryptParams } from '../domain/pin';
+import {
+  DEFAULT_SCRYPT,
+  formatAlgo,
+  hashPin,
+  isValidPinFormat,
+  parseAlgo,
+  verifyPin,
+  type ScryptParams,
+} from '../domain/pin';
 
 // Small cost keeps the test fast; the production parameters are checked once below.
 const FAST: ScryptParams = { N: 1024, r: 8, p: 1 };

@@ -7,7 +7,14 @@ import { backoffMs, THROTTLE_BACKOFF } from '../domain/retry';
 import { DEFAULT_PARAMS, MIN_RATE, paramProblems, rateProblems } from '../domain/run';
 import { blockSize } from '../activities/send-gate';
 
-const mobile: Contact = { status: 'active', phone: '+14155550123', phoneType: 'mobile', smsOptOut: false, email: 'a@b.example', emailOptOut: false };
+const mobile: Contact = {
+  status: 'active',
+  phone: '+14155550123',
+  phoneType: 'mobile',
+  smsOptOut: false,
+  email: 'a@b.example',
+  emailOptOut: false,
+};
 
 describe('chooseChannel', () => {
   it('prefers SMS to a valid mobile number', () => {
@@ -21,7 +28,10 @@ describe('chooseChannel', () => {
     expect(chooseChannel(mobile, 'sms_then_email', true)).toEqual({ channel: 'email' });
   });
   it('records why nobody can be reached: no contact, landline only, opted out, invalid number, invalid email', () => {
-    const none = (over: Partial<typeof mobile>, policy: 'sms_then_email' | 'sms_only' | 'email_only' = 'sms_then_email') => chooseChannel({ ...mobile, ...over }, policy);
+    const none = (
+      over: Partial<typeof mobile>,
+      policy: 'sms_then_email' | 'sms_only' | 'email_only' = 'sms_then_email',
+    ) => chooseChannel({ ...mobile, ...over }, policy);
     expect(none({ phone: null, email: null })).toEqual({ unreachable: 'no_contact' });
     expect(none({ phone: '', email: '' })).toEqual({ unreachable: 'no_contact' });
     expect(none({ phoneType: 'landline', email: null })).toEqual({ unreachable: 'landline_only' });
@@ -31,7 +41,9 @@ describe('chooseChannel', () => {
     expect(none({ phone: null, email: 'broken@' })).toEqual({ unreachable: 'invalid_email' });
     // The phone's problem first (SMS is the primary channel), then the email's.
     expect(none({ phoneType: 'landline', email: 'broken@' })).toEqual({ unreachable: 'landline_only' });
-    expect(chooseChannel({ ...mobile, email: 'not-an-email' }, 'sms_then_email', true)).toEqual({ unreachable: 'sms_failed_no_email' });
+    expect(chooseChannel({ ...mobile, email: 'not-an-email' }, 'sms_then_email', true)).toEqual({
+      unreachable: 'sms_failed_no_email',
+    });
     expect(none({ emailOptOut: true }, 'email_only')).toEqual({ unreachable: 'opted_out' });
     expect(none({ email: null }, 'email_only')).toEqual({ unreachable: 'no_contact' });
     expect(none({ smsOptOut: true }, 'sms_only')).toEqual({ unreachable: 'opted_out' });
@@ -68,7 +80,9 @@ describe('templates', () => {
     expect(referenceIn(smsText(ctx, '0123456789ABCDEF'))).toBe('0123456789ABCDEF');
     expect(referenceIn(emailText(ctx, '0123456789ABCDEF'))).toBe('0123456789ABCDEF');
     // Link shortening rewrites the link, never the reference.
-    expect(referenceIn(smsText(ctx, 'FEDCBA9876543210').replace(ctx.resetUrl, 'https://twil.io/abc'))).toBe('FEDCBA9876543210');
+    expect(referenceIn(smsText(ctx, 'FEDCBA9876543210').replace(ctx.resetUrl, 'https://twil.io/abc'))).toBe(
+      'FEDCBA9876543210',
+    );
     expect(referenceIn('no reference here')).toBeUndefined();
     expect(emailMessageId('r', 7, 'd.example')).toBe('<pinreset.r.7@d.example>');
     expect(emailText(ctx, 'REF')).toContain('Reference: REF');
@@ -87,7 +101,13 @@ describe('backoff', () => {
 describe('run parameters', () => {
   it('accepts the defaults', () => expect(paramProblems(DEFAULT_PARAMS)).toEqual([]));
   it('names each bad parameter', () => {
-    const problems = paramProblems({ ...DEFAULT_PARAMS, batchSize: 0, ratePerSecond: -1, policy: 'fax' as never, batchConcurrency: 1.5 });
+    const problems = paramProblems({
+      ...DEFAULT_PARAMS,
+      batchSize: 0,
+      ratePerSecond: -1,
+      policy: 'fax' as never,
+      batchConcurrency: 1.5,
+    });
     expect(problems.join('\n')).toMatch(/batchSize/);
     expect(problems.join('\n')).toMatch(/ratePerSecond/);
     expect(problems.join('\n')).toMatch(/policy/);
@@ -98,7 +118,9 @@ describe('run parameters', () => {
     expect(rateProblems('unlimited')).toEqual([]);
     expect(rateProblems(MIN_RATE)).toEqual([]);
     // 0 is the natural gesture to stop, so it must not mean "unlimited": refused, naming both ways out.
-    expect(rateProblems(0)).toEqual([`a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'`]);
+    expect(rateProblems(0)).toEqual([
+      `a rate of 0 is not accepted: to stop sending, pause the run; for no ceiling, use 'unlimited'`,
+    ]);
     // The bug seen by an operator: 0.001 was accepted and left every send waiting ~17 minutes.
     expect(rateProblems(0.001)[0]).toMatch(/at least 0.2 messages\/s .*pause the run/);
     expect(rateProblems(-1)).toHaveLength(1);

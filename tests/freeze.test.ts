@@ -14,10 +14,15 @@ describe('cohort freeze in chunks', () => {
   beforeAll(async () => {
     ({ db } = await freshDatabase('freeze'));
     // 2,000 accounts; every seventh closed and every eleventh deleted (not in the cohort).
-    await insertAccounts(db, Array.from({ length: 2000 }, (_, i) => {
-      const id = i + 1;
-      return account(id, { status: id % 7 === 0 ? 'closed' : id % 11 === 0 ? 'deleted' : id % 5 === 0 ? 'suspended' : 'active' });
-    }));
+    await insertAccounts(
+      db,
+      Array.from({ length: 2000 }, (_, i) => {
+        const id = i + 1;
+        return account(id, {
+          status: id % 7 === 0 ? 'closed' : id % 11 === 0 ? 'deleted' : id % 5 === 0 ? 'suspended' : 'active',
+        });
+      }),
+    );
   });
   afterAll(async () => {
     await db?.end();
@@ -42,9 +47,13 @@ describe('cohort freeze in chunks', () => {
     expect(b).toBe(open.length);
     // Bounded: neither attempt froze the cohort in one statement.
     expect(calls[0] + calls[1]).toBeGreaterThanOrEqual(Math.ceil(open.length / 97));
-    const ledger = await db.query<{ account_id: number }>("SELECT account_id FROM ledger WHERE run_id = 'freeze-1' ORDER BY account_id");
+    const ledger = await db.query<{ account_id: number }>(
+      "SELECT account_id FROM ledger WHERE run_id = 'freeze-1' ORDER BY account_id",
+    );
     expect(ledger.rows.map((r) => r.account_id)).toEqual(open);
-    const run = await db.query("SELECT planned, frozen_through, freeze_upto, cohort_frozen_at FROM runs WHERE id = 'freeze-1'");
+    const run = await db.query(
+      "SELECT planned, frozen_through, freeze_upto, cohort_frozen_at FROM runs WHERE id = 'freeze-1'",
+    );
     expect(run.rows[0]).toMatchObject({ planned: open.length, freeze_upto: 2000, frozen_through: 2000 });
     expect(run.rows[0].cohort_frozen_at).toBeInstanceOf(Date);
 
@@ -61,7 +70,9 @@ describe('cohort freeze in chunks', () => {
   });
 
   it('refuses a chunk below one account and an unknown run, naming the problem', async () => {
-    await expect(freezeCohortChunk(db, 'freeze-1', 0, 10_000)).rejects.toThrow(/freeze chunk must be at least 1 account/);
+    await expect(freezeCohortChunk(db, 'freeze-1', 0, 10_000)).rejects.toThrow(
+      /freeze chunk must be at least 1 account/,
+    );
     await expect(freezeCohortChunk(db, 'no-such-run', 10, 10_000)).rejects.toThrow(/unknown run no-such-run/);
   });
 

@@ -17,16 +17,27 @@ async function problemsWith(file: string, line: string): Promise<string[]> {
 describe('layer rules', () => {
   it.each([
     ['workers/metrics.ts', "export { waitFor } from '../stack/ports';", /no-restricted-imports: .*local stack/],
-    ['activities/reset-batch.ts', "export { startRun } from '../run-api/start-run';", /no-restricted-imports: .*run API/],
+    [
+      'activities/reset-batch.ts',
+      "export { startRun } from '../run-api/start-run';",
+      /no-restricted-imports: .*run API/,
+    ],
     ['workflows/api.ts', "export { readFileSync } from 'node:fs';", /no-restricted-imports: .*deterministic sandbox/],
-    ['workflows/progress-markdown.ts', "export type { Db } from '../db/pool';", /no-restricted-imports: .*only through activities/],
+    [
+      'workflows/progress-markdown.ts',
+      "export type { Db } from '../db/pool';",
+      /no-restricted-imports: .*only through activities/,
+    ],
     ['domain/plan.ts', "export type { Config } from '../config';", /no-restricted-imports: .*domain\/ is pure/],
   ])('%s refuses %s', async (file, line, rule) => {
     expect(await problemsWith(file, line)).toEqual(expect.arrayContaining([expect.stringMatching(rule)]));
   });
 
   it('refuses a promise nobody awaits', async () => {
-    const problems = await problemsWith('activities/keepalive.ts', 'export function lost(): void { Promise.reject(new Error("x")); }');
+    const problems = await problemsWith(
+      'activities/keepalive.ts',
+      'export function lost(): void { Promise.reject(new Error("x")); }',
+    );
     expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/no-floating-promises/)]));
   });
 

@@ -13,9 +13,24 @@ import { readRunStop } from '../db/sql/read-run-stop';
 import { DEFAULT_PARAMS, workflowIdForRun } from '../domain/run';
 import { PROJECT_ROOT } from '../stack';
 import { startRun } from '../run-api/start-run';
-import { cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate, type Progress, type RunInput } from '../workflows/api';
+import {
+  cancelSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  setRateUpdate,
+  type Progress,
+  type RunInput,
+} from '../workflows/api';
 import { account, insertAccounts } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 import { until } from './support/until';
 
 interface CliResult {
@@ -34,11 +49,20 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
   let nextId = 1;
 
   const env = (): NodeJS.ProcessEnv => ({
-    PATH: process.env.PATH, HOME: process.env.HOME, USER: 'ops-tester', PINRESET_ENV_FILE: '',
-    DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: worker.taskQueue,
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    USER: 'ops-tester',
+    PINRESET_ENV_FILE: '',
+    DATABASE_URL: dbUrl,
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_TASK_QUEUE: worker.taskQueue,
   });
   function spawnCli(args: string[]): { child: ChildProcess; done: Promise<CliResult>; out(): string } {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: PROJECT_ROOT, env: env() });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+      cwd: PROJECT_ROOT,
+      env: env(),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
@@ -54,14 +78,23 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
   async function addAccounts(n: number): Promise<number[]> {
     const ids = Array.from({ length: n }, (_, i) => nextId + i);
     nextId += n;
-    await insertAccounts(db, ids.map((id) => account(id)));
+    await insertAccounts(
+      db,
+      ids.map((id) => account(id)),
+    );
     return ids;
   }
-  const progress = (runId: string): Promise<Progress> => client.workflow.getHandle(workflowIdForRun(runId)).query(progressQuery);
+  const progress = (runId: string): Promise<Progress> =>
+    client.workflow.getHandle(workflowIdForRun(runId)).query(progressQuery);
   /** For polling: a query before the workflow's first task completes fails; that means "not yet". */
   const progressOrNot = (runId: string): Promise<Progress | undefined> => progress(runId).catch(() => undefined);
   const runRow = async (runId: string) =>
-    (await db.query('SELECT status, status_reason, stop_requested_at, approved_by, approved_at, control_seq FROM runs WHERE id = $1', [runId])).rows[0];
+    (
+      await db.query(
+        'SELECT status, status_reason, stop_requested_at, approved_by, approved_at, control_seq FROM runs WHERE id = $1',
+        [runId],
+      )
+    ).rows[0];
 
   beforeAll(async () => {
     ({ db, url: dbUrl } = await freshDatabase('operators'));
@@ -71,8 +104,13 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
   });
 
   afterAll(async () => {
-    for await (const wf of client.workflow.list({ query: `TaskQueue = '${worker.taskQueue}' AND ExecutionStatus = 'Running'` })) {
-      await client.workflow.getHandle(wf.workflowId).terminate('test finished').catch(() => undefined);
+    for await (const wf of client.workflow.list({
+      query: `TaskQueue = '${worker.taskQueue}' AND ExecutionStatus = 'Running'`,
+    })) {
+      await client.workflow
+        .getHandle(wf.workflowId)
+        .terminate('test finished')
+        .catch(() => undefined);
     }
     await worker?.stop();
     await closeClient?.();
@@ -84,36 +122,64 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     const ids = await addAccounts(200);
     // One batch of 200 at 20 msg/s: the signals land while it is in flight.
     const { runId, handle } = await startRun(db, client, {
-      reason: 'INC-stop', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-stop',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 200, batchConcurrency: 1, ratePerSecond: 20 },
     });
     await until('the first SMS', async () => providers.twilio.messages().length > 0);
     expect(await readRunStop(db, runId)).toEqual({ stop: false, status: 'running', reason: null });
 
     const figures: Record<string, number> = {};
-    const timed = async (what: string, send: () => Promise<void>, ok: (s: Awaited<ReturnType<typeof readRunStop>>) => boolean) => {
+    const timed = async (
+      what: string,
+      send: () => Promise<void>,
+      ok: (s: Awaited<ReturnType<typeof readRunStop>>) => boolean,
+    ) => {
       const t0 = Date.now();
       await send();
-      const stop = await until(`${what} in runs.status`, async () => {
-        const s = await readRunStop(db, runId);
-        return ok(s) ? s : undefined;
-      }, 30_000, 20);
+      const stop = await until(
+        `${what} in runs.status`,
+        async () => {
+          const s = await readRunStop(db, runId);
+          return ok(s) ? s : undefined;
+        },
+        30_000,
+        20,
+      );
       figures[what] = Date.now() - t0;
       return stop;
     };
-    const paused = await timed('pause', () => handle.signal(pauseSignal, { reason: 'complaints' }), (s) => s.stop);
+    const paused = await timed(
+      'pause',
+      () => handle.signal(pauseSignal, { reason: 'complaints' }),
+      (s) => s.stop,
+    );
     expect(paused).toEqual({ stop: true, status: 'paused', reason: 'complaints' });
     expect((await runRow(runId)).stop_requested_at).toBeInstanceOf(Date);
     // Written before the batch in flight ended: the send path can stop it (its batch is still going).
     expect((await progress(runId)).batches.notified).toBe(0);
 
-    const resumed = await timed('resume', () => handle.signal(resumeSignal), (s) => !s.stop);
+    const resumed = await timed(
+      'resume',
+      () => handle.signal(resumeSignal),
+      (s) => !s.stop,
+    );
     expect(resumed).toEqual({ stop: false, status: 'running', reason: null });
     expect((await runRow(runId)).stop_requested_at).toBeNull();
 
     // Cancel while paused: the run stops, ends cancelled, and is no longer listed as paused.
-    await timed('pause again', () => handle.signal(pauseSignal, { reason: 'second look' }), (s) => s.status === 'paused');
-    const cancelling = await timed('cancel', () => handle.signal(cancelSignal, { reason: 'wrong cohort' }), (s) => s.status === 'cancelling');
+    await timed(
+      'pause again',
+      () => handle.signal(pauseSignal, { reason: 'second look' }),
+      (s) => s.status === 'paused',
+    );
+    const cancelling = await timed(
+      'cancel',
+      () => handle.signal(cancelSignal, { reason: 'wrong cohort' }),
+      (s) => s.status === 'cancelling',
+    );
     expect(cancelling).toEqual({ stop: true, status: 'cancelling', reason: 'wrong cohort' });
     // A late resume changes nothing: a cancel is final.
     await handle.signal(resumeSignal);
@@ -137,18 +203,37 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     const ids = await addAccounts(1200);
     // One batch of 1,200 at 15 msg/s (80 s): per-batch counts would show 0 sent until its end.
     const { runId, handle } = await startRun(db, client, {
-      reason: 'INC-live', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-live',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 1200, batchConcurrency: 1, ratePerSecond: 15 },
     });
-    const mid = await until('ledger counts while the batch is in flight', async () => {
-      const p = await progressOrNot(runId);
-      // 30 s of sending before a rate is given (MIN_WINDOW_S).
-      return p && p.batches.notified === 0 && p.batches.inFlight === 1 && p.counts.sentSms >= 90 && p.live && p.live.windowS >= 30 ? p : undefined;
-    }, 60_000, 250);
+    const mid = await until(
+      'ledger counts while the batch is in flight',
+      async () => {
+        const p = await progressOrNot(runId);
+        // 30 s of sending before a rate is given (MIN_WINDOW_S).
+        return p &&
+          p.batches.notified === 0 &&
+          p.batches.inFlight === 1 &&
+          p.counts.sentSms >= 90 &&
+          p.live &&
+          p.live.windowS >= 30
+          ? p
+          : undefined;
+      },
+      60_000,
+      250,
+    );
     expect(mid.live!.counts.sentSms).toBe(mid.counts.sentSms);
     expect(mid.counts.pending).toBe(1200 - mid.counts.sentSms);
 
-    const [json, text, notPaused] = await Promise.all([cli(['status', runId, '--json']), cli(['status', runId]), cli(['resume', runId])]);
+    const [json, text, notPaused] = await Promise.all([
+      cli(['status', runId, '--json']),
+      cli(['status', runId]),
+      cli(['resume', runId]),
+    ]);
     expect(json.code, json.stderr).toBe(0);
     const s = JSON.parse(json.stdout);
     expect(s).toMatchObject({ source: 'live', rateKind: 'last_minute', stalledSeconds: null, finished: false });
@@ -171,7 +256,9 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     expect(watched.code).toBe(1);
     expect(watched.stdout).toMatch(/^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Run /);
     expect(watched.stdout).toMatch(/state +: CANCELLED \(drill\)/);
-    expect(watched.stdout.trimEnd().split('\n').pop()).toBe(`Run ${runId} was CANCELLED: drill. Accounts not reached stay pending: \`pinreset report ${runId} --outcome pending\`.`);
+    expect(watched.stdout.trimEnd().split('\n').pop()).toBe(
+      `Run ${runId} was CANCELLED: drill. Accounts not reached stay pending: \`pinreset report ${runId} --outcome pending\`.`,
+    );
   });
 
   it('approve is refused until the canary is done, records who and when, and is idempotent; every PIN is reset at once', async () => {
@@ -180,26 +267,54 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     const smsBefore = providers.twilio.messages().length;
     // The cohort is every active account (the other tests' too); the canary, the first 200 ids,
     // takes 25 s at 8 msg/s: time for a CLI process to start on a loaded machine.
-    const started = await cli(['start', '--reason', 'INC-CANARY', '--run-id', runId, '--canary', '200', '--rate', '8', '--batch-size', '200', '--auto-pause-rate', '1']);
+    const started = await cli([
+      'start',
+      '--reason',
+      'INC-CANARY',
+      '--run-id',
+      runId,
+      '--canary',
+      '200',
+      '--rate',
+      '8',
+      '--batch-size',
+      '200',
+      '--auto-pause-rate',
+      '1',
+    ]);
     expect(started.code, started.stderr).toBe(0);
-    expect(started.stdout).toContain('canary   : every PIN is invalidated at once; the first 200 accounts are notified, then notifications wait for `pinreset approve ops-canary-1`');
+    expect(started.stdout).toContain(
+      'canary   : every PIN is invalidated at once; the first 200 accounts are notified, then notifications wait for `pinreset approve ops-canary-1`',
+    );
     await until('the first canary SMS', async () => providers.twilio.messages().length > smsBefore, 60_000, 100);
     const early = await cli(['approve', runId, '--operator', 'eager']);
     expect(early.code, `${early.stdout}${early.stderr}`).toBe(1);
-    expect(early.stderr).toMatch(/^error: approve refused for run ops-canary-1: the canary is not done yet: the first 200 accounts are still being notified/);
+    expect(early.stderr).toMatch(
+      /^error: approve refused for run ops-canary-1: the canary is not done yet: the first 200 accounts are still being notified/,
+    );
     expect((await runRow(runId)).approved_by).toBeNull();
 
-    const waiting = await until('the canary to finish', async () => {
-      const p = await progress(runId);
-      return p.awaitingApproval ? p : undefined;
-    }, 60_000, 250);
+    const waiting = await until(
+      'the canary to finish',
+      async () => {
+        const p = await progress(runId);
+        return p.awaitingApproval ? p : undefined;
+      },
+      60_000,
+      250,
+    );
     const planned = waiting.counts.planned;
     // Every PIN of the cohort invalidated while only the canary was notified.
-    const resets = await db.query(`SELECT count(*) FILTER (WHERE reset_state = 'reset')::int AS reset, count(*) FILTER (WHERE notify_state = 'sent')::int AS sent FROM ledger WHERE run_id = $1`, [runId]);
+    const resets = await db.query(
+      `SELECT count(*) FILTER (WHERE reset_state = 'reset')::int AS reset, count(*) FILTER (WHERE notify_state = 'sent')::int AS sent FROM ledger WHERE run_id = $1`,
+      [runId],
+    );
     expect(resets.rows[0]).toEqual({ reset: planned, sent: 200 });
     const status = await cli(['status', runId]);
     expect(status.stdout).toContain('AWAITING APPROVAL');
-    expect(status.stdout).toContain('canary   : first 200 accounts notified first (every PIN invalidated at once); done, waiting for approval');
+    expect(status.stdout).toContain(
+      'canary   : first 200 accounts notified first (every PIN invalidated at once); done, waiting for approval',
+    );
 
     const ok = await cli(['approve', runId, '--operator', 'lead@secops']);
     expect(ok.code, ok.stderr).toBe(0);
@@ -211,40 +326,67 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     expect(row.approved_by).toBe('lead@secops');
     expect(row.approved_at).toBeInstanceOf(Date);
     // Faster for the rest (it may be done already).
-    await client.workflow.getHandle(workflowIdForRun(runId)).executeUpdate(setRateUpdate, { args: ['unlimited'] }).catch(() => undefined);
+    await client.workflow
+      .getHandle(workflowIdForRun(runId))
+      .executeUpdate(setRateUpdate, { args: ['unlimited'] })
+      .catch(() => undefined);
     const result = await client.workflow.getHandle(workflowIdForRun(runId)).result();
     expect(result.counts).toMatchObject({ planned, sentSms: planned, pending: 0 });
     const done = await cli(['status', runId]);
-    expect(done.stdout).toMatch(/canary +: first 200 accounts notified first \(every PIN invalidated at once\); approved by lead@secops at /);
+    expect(done.stdout).toMatch(
+      /canary +: first 200 accounts notified first \(every PIN invalidated at once\); approved by lead@secops at /,
+    );
   });
 
   it('a database step failing longer than --db-stall-pause pauses the run with the reason; resume continues', async () => {
     const ids = await addAccounts(50);
-    await db.query('ALTER FUNCTION pinreset_plan_batches(text, bigint, integer, integer) RENAME TO pinreset_plan_batches_off');
+    await db.query(
+      'ALTER FUNCTION pinreset_plan_batches(text, bigint, integer, integer) RENAME TO pinreset_plan_batches_off',
+    );
     let restored = false;
     const restore = async () => {
-      if (!restored) await db.query('ALTER FUNCTION pinreset_plan_batches_off(text, bigint, integer, integer) RENAME TO pinreset_plan_batches');
+      if (!restored)
+        await db.query(
+          'ALTER FUNCTION pinreset_plan_batches_off(text, bigint, integer, integer) RENAME TO pinreset_plan_batches',
+        );
       restored = true;
     };
     try {
       const { runId, handle } = await startRun(db, client, {
-        reason: 'INC-db', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+        reason: 'INC-db',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: ids,
         params: { batchSize: 25, ratePerSecond: 'unlimited', dbStallPauseSeconds: 3 },
       });
-      const paused = await until('the run to pause itself', async () => {
-        const p = await progressOrNot(runId);
-        return p?.paused ? p : undefined;
-      }, 60_000, 250);
+      const paused = await until(
+        'the run to pause itself',
+        async () => {
+          const p = await progressOrNot(runId);
+          return p?.paused ? p : undefined;
+        },
+        60_000,
+        250,
+      );
       expect(paused.autoPaused).toBe(true);
-      expect(paused.pauseReason).toMatch(/^auto-paused: database step planBatches kept failing for 3 s \(.*pinreset_plan_batches.*\); check PostgreSQL, then resume$/);
+      expect(paused.pauseReason).toMatch(
+        /^auto-paused: database step planBatches kept failing for 3 s \(.*pinreset_plan_batches.*\); check PostgreSQL, then resume$/,
+      );
       // Written by its own activity, a moment after the workflow paused.
-      const row = await until('the pause in runs.status', async () => {
-        const r = await runRow(runId);
-        return r.status === 'paused' ? r : undefined;
-      }, 30_000, 100);
+      const row = await until(
+        'the pause in runs.status',
+        async () => {
+          const r = await runRow(runId);
+          return r.status === 'paused' ? r : undefined;
+        },
+        30_000,
+        100,
+      );
       expect(row.status_reason).toBe(paused.pauseReason);
       const status = await cli(['status', runId]);
-      expect(status.stdout).toContain('PAUSED (the run paused itself): auto-paused: database step planBatches kept failing for 3 s');
+      expect(status.stdout).toContain(
+        'PAUSED (the run paused itself): auto-paused: database step planBatches kept failing for 3 s',
+      );
       await restore();
       await handle.signal(resumeSignal);
       const result = await handle.result();
@@ -258,15 +400,26 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     // A workflow task that throws (here: input without params) retries forever without failing
     // the workflow: the run row stays 'created'.
     const broken = 'ops-broken-1';
-    await createRun(db, { id: broken, reason: 'INC-BROKEN', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file' } });
+    await createRun(db, {
+      id: broken,
+      reason: 'INC-BROKEN',
+      operator: 't',
+      params: { ...DEFAULT_PARAMS, cohort: 'file' },
+    });
     await client.workflow.start('pinResetRun', {
-      workflowId: workflowIdForRun(broken), taskQueue: worker.taskQueue,
+      workflowId: workflowIdForRun(broken),
+      taskQueue: worker.taskQueue,
       args: [{ runId: broken, reason: 'INC-BROKEN', operator: 't' } as unknown as RunInput],
     });
-    const shown = await until('status to diagnose the failing workflow task', async () => {
-      const r = await cli(['status', broken, '--timeout', '1']);
-      return r.stdout.includes('PROBLEM') ? r : undefined;
-    }, 90_000, 500);
+    const shown = await until(
+      'status to diagnose the failing workflow task',
+      async () => {
+        const r = await cli(['status', broken, '--timeout', '1']);
+        return r.stdout.includes('PROBLEM') ? r : undefined;
+      },
+      90_000,
+      500,
+    );
     expect(shown.code).toBe(1);
     expect(shown.stdout).toMatch(/PROBLEM +: its workflow tasks are failing \(attempt \d+\): .*(canary|undefined)/);
     expect(shown.stdout).toMatch(/status created/);
@@ -276,8 +429,15 @@ describe('operators: stop, trust the numbers, approve, read the end', () => {
     // minutes, and no workflow behind it: stalled, and the workflow is missing.
     const stalled = 'ops-stalled-1';
     const ids = await addAccounts(3);
-    await createRun(db, { id: stalled, reason: 'INC-STALL', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file' } });
-    await db.query(`UPDATE runs SET status = 'running', started_at = now() - interval '10 minutes' WHERE id = $1`, [stalled]);
+    await createRun(db, {
+      id: stalled,
+      reason: 'INC-STALL',
+      operator: 't',
+      params: { ...DEFAULT_PARAMS, cohort: 'file' },
+    });
+    await db.query(`UPDATE runs SET status = 'running', started_at = now() - interval '10 minutes' WHERE id = $1`, [
+      stalled,
+    ]);
     await db.query(
       `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, notified_at, attempt_started_at)
        SELECT $1, id, 'reset', CASE WHEN id = $2 THEN 'sent' ELSE 'pending' END, CASE WHEN id = $2 THEN 'sms' END,

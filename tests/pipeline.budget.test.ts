@@ -9,7 +9,14 @@ import { startRun } from '../run-api/start-run';
 import { setRateUpdate } from '../workflows/api';
 import { listSenderBudgets, setSenderRate } from '../db/sql/send-budget';
 import { account, insertAccounts } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 import { startCallbackServer } from '../callbacks/server';
 import { freePort } from '../stack/ports';
 import { LOCAL_TWILIO } from '../stack';
@@ -41,23 +48,39 @@ describe('send budgets per sender', () => {
   async function addAccounts(n: number): Promise<number[]> {
     const ids = Array.from({ length: n }, (_, i) => nextId + i);
     nextId += n;
-    await insertAccounts(db, ids.map((id) => account(id)));
+    await insertAccounts(
+      db,
+      ids.map((id) => account(id)),
+    );
     return ids;
   }
 
   beforeAll(async () => {
     ({ db } = await freshDatabase('budget'));
-    providers = await startProviders({}, { perSender: { [LOCAL_TWILIO.from]: SENDER_RATE }, queueBoundMs: QUEUE_BOUND_MS });
-    worker = await startWorker(providers.deps(db, {
-      senders: { sms: { key: SENDER, defaultRate: SENDER_RATE }, email: { key: 'email:relay:587', defaultRate: Infinity } },
-      sendConcurrency: 8,
-    }));
+    providers = await startProviders(
+      {},
+      { perSender: { [LOCAL_TWILIO.from]: SENDER_RATE }, queueBoundMs: QUEUE_BOUND_MS },
+    );
+    worker = await startWorker(
+      providers.deps(db, {
+        senders: {
+          sms: { key: SENDER, defaultRate: SENDER_RATE },
+          email: { key: 'email:relay:587', defaultRate: Infinity },
+        },
+        sendConcurrency: 8,
+      }),
+    );
     ({ client, close: closeClient } = await temporalClient());
   });
 
   afterEach(async () => {
-    for await (const wf of client.workflow.list({ query: `TaskQueue = '${worker.taskQueue}' AND ExecutionStatus = 'Running'` })) {
-      await client.workflow.getHandle(wf.workflowId).terminate('test finished').catch(() => undefined);
+    for await (const wf of client.workflow.list({
+      query: `TaskQueue = '${worker.taskQueue}' AND ExecutionStatus = 'Running'`,
+    })) {
+      await client.workflow
+        .getHandle(wf.workflowId)
+        .terminate('test finished')
+        .catch(() => undefined);
     }
     providers.twilio.reset();
   });
@@ -74,8 +97,22 @@ describe('send budgets per sender', () => {
     const b = await addAccounts(150);
     const params = { batchSize: 25, batchConcurrency: 3, ratePerSecond: 'unlimited' as const };
     const [ra, rb] = await Promise.all([
-      startRun(db, client, { runId: 'budget-a', reason: 'INC-A', operator: 't', taskQueue: worker.taskQueue, accountIds: a, params }),
-      startRun(db, client, { runId: 'budget-b', reason: 'INC-B', operator: 't', taskQueue: worker.taskQueue, accountIds: b, params }),
+      startRun(db, client, {
+        runId: 'budget-a',
+        reason: 'INC-A',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: a,
+        params,
+      }),
+      startRun(db, client, {
+        runId: 'budget-b',
+        reason: 'INC-B',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: b,
+        params,
+      }),
     ]);
     await Promise.all([ra.handle.result(), rb.handle.result()]);
     const msgs = providers.twilio.messages();
@@ -106,14 +143,27 @@ describe('send budgets per sender', () => {
       const slow = await addAccounts(60);
       const fast = await addAccounts(120);
       const s = await startRun(db, client, {
-        runId: 'budget-slow', reason: 'INC-S', operator: 't', taskQueue: worker.taskQueue, accountIds: slow,
+        runId: 'budget-slow',
+        reason: 'INC-S',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: slow,
         params: { batchSize: 60, ratePerSecond: 0.2 },
       });
-      await until('the slow run to send its first message', async () => providers.twilio.messages().length > 0, 30_000, 50);
+      await until(
+        'the slow run to send its first message',
+        async () => providers.twilio.messages().length > 0,
+        30_000,
+        50,
+      );
       // The fast run shares the worker (8 send slots) and the sender: it must not wait behind the crawl.
       const started = Date.now();
       const f = await startRun(db, client, {
-        runId: 'budget-fast', reason: 'INC-F', operator: 't', taskQueue: worker.taskQueue, accountIds: fast,
+        runId: 'budget-fast',
+        reason: 'INC-F',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: fast,
         params: { batchSize: 60, ratePerSecond: 'unlimited' },
       });
       expect((await f.handle.result()).counts.sentSms).toBe(120);
@@ -126,13 +176,17 @@ describe('send budgets per sender', () => {
         const err = await s.handle.executeUpdate(setRateUpdate, { args: [bad] }).catch((e) => e);
         expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
       }
-      expect((await db.query("SELECT rate_per_second FROM runs WHERE id = 'budget-slow'")).rows[0].rate_per_second).toBe(0.2);
+      expect(
+        (await db.query("SELECT rate_per_second FROM runs WHERE id = 'budget-slow'")).rows[0].rate_per_second,
+      ).toBe(0.2);
       // Raised: the remaining messages go out at once, not after the crawl's next slot.
       const raisedAt = Date.now();
       await s.handle.executeUpdate(setRateUpdate, { args: ['unlimited'] });
       expect((await s.handle.result()).counts.sentSms).toBe(60);
       expect(Date.now() - raisedAt).toBeLessThan(10_000);
-      expect((await db.query("SELECT rate_per_second FROM runs WHERE id = 'budget-slow'")).rows[0].rate_per_second).toBe(Infinity);
+      expect(
+        (await db.query("SELECT rate_per_second FROM runs WHERE id = 'budget-slow'")).rows[0].rate_per_second,
+      ).toBe(Infinity);
     } finally {
       await setSenderRate(db, SENDER, SENDER_RATE);
       providers.twilio.setThroughput({ perSender: { [LOCAL_TWILIO.from]: SENDER_RATE } });
@@ -144,29 +198,57 @@ describe('send budgets per sender', () => {
     const port = await freePort();
     const publicUrl = `http://127.0.0.1:${port}/twilio/status`;
     const receiver = await startCallbackServer({ db, authToken: LOCAL_TWILIO.authToken, publicUrl, port });
-    const receiptsWorker = await startWorker(providers.deps(db, {
-      senders: { sms: { key: SENDER, defaultRate: SENDER_RATE }, email: { key: 'email:relay:587', defaultRate: Infinity } },
-      sendConcurrency: 8, statusCallbackBase: publicUrl,
-    }));
-    providers.twilio.callbacks.setBehaviour({ mix: {}, sentDelayMs: [10, 50], finalDelayMs: [20, 100], outOfOrder: 0, duplicate: 0 });
+    const receiptsWorker = await startWorker(
+      providers.deps(db, {
+        senders: {
+          sms: { key: SENDER, defaultRate: SENDER_RATE },
+          email: { key: 'email:relay:587', defaultRate: Infinity },
+        },
+        sendConcurrency: 8,
+        statusCallbackBase: publicUrl,
+      }),
+    );
+    providers.twilio.callbacks.setBehaviour({
+      mix: {},
+      sentDelayMs: [10, 50],
+      finalDelayMs: [20, 100],
+      outOfOrder: 0,
+      duplicate: 0,
+    });
     // The operator's mistake: the shared budget set to twice what the sender can carry.
     await setSenderRate(db, SENDER, SENDER_RATE * 2);
     try {
       const ids = await addAccounts(300);
       const { handle } = await startRun(db, client, {
-        runId: 'budget-overflow', reason: 'INC-O', operator: 't', taskQueue: receiptsWorker.taskQueue, accountIds: ids,
-        params: { batchSize: 25, batchConcurrency: 3, ratePerSecond: 'unlimited', delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 } },
+        runId: 'budget-overflow',
+        reason: 'INC-O',
+        operator: 't',
+        taskQueue: receiptsWorker.taskQueue,
+        accountIds: ids,
+        params: {
+          batchSize: 25,
+          batchConcurrency: 3,
+          ratePerSecond: 'unlimited',
+          delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 },
+        },
       });
-      const run = await until('the run to pause itself', async () => {
-        const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'budget-overflow'")).rows[0];
-        return r.status === 'paused' ? r : undefined;
-      }, 90_000, 200);
+      const run = await until(
+        'the run to pause itself',
+        async () => {
+          const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'budget-overflow'")).rows[0];
+          return r.status === 'paused' ? r : undefined;
+        },
+        90_000,
+        200,
+      );
       // 60/s into a 30/s queue: the backlog grows by 30 a second and passes the 3-s bound after ~6 s.
       expect(providers.twilio.stats().queueOverflow).toBeGreaterThan(0);
       expect(run.status_reason).toMatch(
         /30001 \(sender queue overflow\): the rate unlimited is above the sender's throughput \(the sender's budget, shared by all runs: 60 msg\/s\)/,
       );
-      const failed = await db.query("SELECT count(*)::int AS n FROM sms_receipts WHERE run_id = 'budget-overflow' AND error_code = '30001'");
+      const failed = await db.query(
+        "SELECT count(*)::int AS n FROM sms_receipts WHERE run_id = 'budget-overflow' AND error_code = '30001'",
+      );
       expect(failed.rows[0].n).toBeGreaterThan(0);
       await handle.signal('cancel', { reason: 'budget above the sender throughput' });
       expect((await handle.result()).status).toBe('cancelled');
@@ -180,7 +262,11 @@ describe('send budgets per sender', () => {
   it('a run waiting at a crawl cancels promptly', async () => {
     const ids = await addAccounts(40);
     const { handle } = await startRun(db, client, {
-      runId: 'budget-cancel', reason: 'INC-C', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      runId: 'budget-cancel',
+      reason: 'INC-C',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 40, ratePerSecond: 0.2 },
     });
     await until('the first message', async () => providers.twilio.messages().length > 0, 30_000, 50);
@@ -192,7 +278,9 @@ describe('send budgets per sender', () => {
     expect(result.status).toBe('cancelled');
     expect(providers.twilio.messages().length).toBeLessThan(10);
     // What was not sent is pending, not stuck in 'sending'.
-    const stuck = await db.query("SELECT count(*)::int AS n FROM ledger WHERE run_id = 'budget-cancel' AND notify_state = 'sending'");
+    const stuck = await db.query(
+      "SELECT count(*)::int AS n FROM ledger WHERE run_id = 'budget-cancel' AND notify_state = 'sending'",
+    );
     expect(stuck.rows[0].n).toBe(0);
     expect(result.counts.pending).toBe(40 - result.counts.sentSms);
   });
@@ -200,8 +288,13 @@ describe('send budgets per sender', () => {
   it('throttling withholds a capped share of the sender budget that decays', async () => {
     const gateModule = await import('../activities/send-gate');
     const clock = { now: () => new Date(), sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
-    await db.query("INSERT INTO runs (id, reason, operator, cohort_kind, params, status) VALUES ('budget-penalty', 'x', 't', 'file', '{}', 'running')");
-    const gate = new gateModule.SendGate(db, 'budget-penalty', clock, { sms: { key: 'sms:penalty', defaultRate: 100 }, email: { key: 'email:p', defaultRate: 100 } });
+    await db.query(
+      "INSERT INTO runs (id, reason, operator, cohort_kind, params, status) VALUES ('budget-penalty', 'x', 't', 'file', '{}', 'running')",
+    );
+    const gate = new gateModule.SendGate(db, 'budget-penalty', clock, {
+      sms: { key: 'sms:penalty', defaultRate: 100 },
+      email: { key: 'email:p', defaultRate: 100 },
+    });
     await gate.take();
     for (let i = 0; i < 12; i++) {
       await db.query("SELECT pinreset_penalize_sender('sms:penalty')");
@@ -209,7 +302,9 @@ describe('send budgets per sender', () => {
     const [b] = (await listSenderBudgets(db)).filter((x) => x.sender === 'sms:penalty');
     expect(b.penalty).toBeGreaterThan(0.49);
     expect(b.penalty).toBeLessThanOrEqual(0.5); // capped: the sender keeps half its rate
-    await db.query("UPDATE send_budgets SET penalized_at = penalized_at - interval '20 seconds' WHERE sender = 'sms:penalty'");
+    await db.query(
+      "UPDATE send_budgets SET penalized_at = penalized_at - interval '20 seconds' WHERE sender = 'sms:penalty'",
+    );
     const [later] = (await listSenderBudgets(db)).filter((x) => x.sender === 'sms:penalty');
     expect(later.penalty).toBeCloseTo(0.5 / 4, 2); // halves every 10 s
   });

@@ -7,7 +7,14 @@ import type { Db } from '../db/pool';
 import { startRun } from '../run-api/start-run';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../workflows/api';
 import { account, accountSupply, ledgerOf } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 import { until } from './support/until';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -34,8 +41,13 @@ describe('run controls and provider trouble', () => {
 
   // A failed test must not leave its run going in the background of the next one.
   afterEach(async () => {
-    for await (const wf of client.workflow.list({ query: `TaskQueue = '${worker.taskQueue}' AND ExecutionStatus = 'Running'` })) {
-      await client.workflow.getHandle(wf.workflowId).terminate('test finished').catch(() => undefined);
+    for await (const wf of client.workflow.list({
+      query: `TaskQueue = '${worker.taskQueue}' AND ExecutionStatus = 'Running'`,
+    })) {
+      await client.workflow
+        .getHandle(wf.workflowId)
+        .terminate('test finished')
+        .catch(() => undefined);
     }
   });
 
@@ -49,14 +61,19 @@ describe('run controls and provider trouble', () => {
   it('with a slow notification rate, every PIN is invalidated long before notifications finish', async () => {
     const ids = await addAccounts(400);
     const { runId, handle } = await startRun(db, client, {
-      reason: 'INC-slow', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-slow',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 50, batchConcurrency: 4, ratePerSecond: 50 },
     });
     const result = await handle.result();
     const times = await db.query(
       `SELECT extract(epoch FROM max(reset_at) - min(reset_at)) AS reset_span,
               extract(epoch FROM max(notified_at) - max(reset_at)) AS notify_after_reset
-       FROM ledger WHERE run_id = $1`, [runId]);
+       FROM ledger WHERE run_id = $1`,
+      [runId],
+    );
     // 400 messages at 50/s take ~8 s; the resets are done in well under that.
     expect(Number(times.rows[0].reset_span)).toBeLessThan(3);
     expect(Number(times.rows[0].notify_after_reset)).toBeGreaterThan(4);
@@ -67,7 +84,10 @@ describe('run controls and provider trouble', () => {
   it('pause stops dispatching, resume continues, and the run still notifies everyone once', async () => {
     const ids = await addAccounts(300);
     const { runId, handle } = await startRun(db, client, {
-      reason: 'INC-pause', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-pause',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 100 },
     });
     await until('first SMS', async () => (await handle.query(progressQuery)).counts.sentSms > 0);
@@ -96,13 +116,18 @@ describe('run controls and provider trouble', () => {
   it('set-rate validates its value and changes the rate while the run goes', async () => {
     const ids = await addAccounts(200);
     const { runId, handle } = await startRun(db, client, {
-      reason: 'INC-rate', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-rate',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 20, batchConcurrency: 2, ratePerSecond: 20 },
     });
     for (const bad of [-5, 1e9, '100' as unknown as number]) {
       const err = await handle.executeUpdate(setRateUpdate, { args: [bad] }).catch((e) => e);
       expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-      expect((err as WorkflowUpdateFailedError).cause?.message).toMatch(/ratePerSecond must be a number from 0.2 to 100000/);
+      expect((err as WorkflowUpdateFailedError).cause?.message).toMatch(
+        /ratePerSecond must be a number from 0.2 to 100000/,
+      );
     }
     const changed = await handle.executeUpdate(setRateUpdate, { args: [400] });
     expect(changed).toEqual({ previous: 20, current: 400 });
@@ -118,7 +143,10 @@ describe('run controls and provider trouble', () => {
   it('cancel is graceful: batches in flight finish and the run records where it stopped', async () => {
     const ids = await addAccounts(400);
     const { runId, handle } = await startRun(db, client, {
-      reason: 'INC-cancel', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-cancel',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 100 },
     });
     await until('first SMS', async () => (await handle.query(progressQuery)).counts.sentSms > 0);
@@ -128,11 +156,16 @@ describe('run controls and provider trouble', () => {
     expect(result.counts.sentSms).toBeGreaterThan(0);
     expect(result.counts.sentSms).toBeLessThan(400);
     // Nothing half-done: every account is either settled or still pending, none left 'sending'.
-    const states = await db.query(`SELECT notify_state, count(*)::int AS n FROM ledger WHERE run_id = $1 GROUP BY 1`, [runId]);
+    const states = await db.query(`SELECT notify_state, count(*)::int AS n FROM ledger WHERE run_id = $1 GROUP BY 1`, [
+      runId,
+    ]);
     const byState = Object.fromEntries(states.rows.map((r) => [r.notify_state, r.n]));
     expect(byState.sending).toBeUndefined();
     expect(byState.sent).toBe(result.counts.sentSms);
-    const run = await db.query('SELECT status, status_reason, finished_at IS NOT NULL AS finished FROM runs WHERE id = $1', [runId]);
+    const run = await db.query(
+      'SELECT status, status_reason, finished_at IS NOT NULL AS finished FROM runs WHERE id = $1',
+      [runId],
+    );
     expect(run.rows[0]).toEqual({ status: 'cancelled', status_reason: 'wrong cohort', finished: true });
     const phones = new Set(ids.map((id) => account(id).phone));
     expect(providers.twilio.messages().filter((m) => phones.has(m.to)).length).toBe(result.counts.sentSms);
@@ -143,7 +176,10 @@ describe('run controls and provider trouble', () => {
     providers.twilio.setFaults({ rate429: 0.5 });
     try {
       const { handle } = await startRun(db, client, {
-        reason: 'INC-429', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+        reason: 'INC-429',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: ids,
         params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 'unlimited' },
       });
       const result = await handle.result();
@@ -161,7 +197,10 @@ describe('run controls and provider trouble', () => {
     providers.twilio.setFaults({ rateDropAfterAccept: 0.2, rate5xx: 0.05, listLagMs: [0, 1_500] });
     try {
       const { runId, handle } = await startRun(db, client, {
-        reason: 'INC-drop', operator: 't', taskQueue: worker.taskQueue, accountIds: ids,
+        reason: 'INC-drop',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: ids,
         // Hold longer than the list lag; grace longer than the client timeout (5 s) plus the lag.
         params: { batchSize: 50, batchConcurrency: 3, ratePerSecond: 'unlimited', holdMs: 2_000, graceMs: 7_000 },
       });
@@ -170,7 +209,9 @@ describe('run controls and provider trouble', () => {
       // Every parked row says how it was settled: found in the list (dropped after accept) or
       // resent after two negative lookups (the 5xx this fake answers before processing).
       const parked = await db.query(
-        `SELECT resolved_by, count(*)::int AS n FROM ledger WHERE run_id = $1 AND ever_ambiguous GROUP BY 1 ORDER BY 1`, [runId]);
+        `SELECT resolved_by, count(*)::int AS n FROM ledger WHERE run_id = $1 AND ever_ambiguous GROUP BY 1 ORDER BY 1`,
+        [runId],
+      );
       const by = Object.fromEntries(parked.rows.map((r) => [r.resolved_by, r.n]));
       expect(by.list).toBeGreaterThan(20);
       expect(by.resend).toBeGreaterThan(0);
@@ -179,7 +220,8 @@ describe('run controls and provider trouble', () => {
       expect(providers.twilio.duplicates()).toEqual([]);
       // Every ledger SID is a message the provider really holds for that account.
       const held = new Map(providers.twilio.messages().map((m) => [m.sid, m.to]));
-      for (const [id, row] of await ledgerOf(db, runId)) expect(held.get(row.provider_message_id!)).toBe(account(id).phone);
+      for (const [id, row] of await ledgerOf(db, runId))
+        expect(held.get(row.provider_message_id!)).toBe(account(id).phone);
     } finally {
       providers.twilio.setFaults({ rateDropAfterAccept: 0, rate5xx: 0, listLagMs: 0 });
     }

@@ -36,9 +36,15 @@ describe('delivery receipts acted on by the run', () => {
     receiverPort = await freePort();
     publicUrl = `http://127.0.0.1:${receiverPort}/twilio/status`;
     twilio = await startFakeTwilio({
-      ...LOCAL_TWILIO, seed: 3,
+      ...LOCAL_TWILIO,
+      seed: 3,
       callbacks: {
-        sentDelayMs: [20, 200], finalDelayMs: [50, 400], mix: {}, outOfOrder: 0.2, duplicate: 0.2, retryDelayMs: 300,
+        sentDelayMs: [20, 200],
+        finalDelayMs: [50, 400],
+        mix: {},
+        outOfOrder: 0.2,
+        duplicate: 0.2,
+        retryDelayMs: 300,
         rules: [
           { prefix: '+1650555', outcome: 'undelivered:30005' },
           { prefix: '+1651555', outcome: 'undelivered:30006' },
@@ -52,11 +58,16 @@ describe('delivery receipts acted on by the run', () => {
     smtp = await startFakeSmtp({ seed: 3 });
     receiver = await startCallbackServer({ db, authToken: LOCAL_TWILIO.authToken, publicUrl, port: receiverPort });
     deps = {
-      db, message: MESSAGE, sendConcurrency: 16,
+      db,
+      message: MESSAGE,
+      sendConcurrency: 16,
       sms: createTwilioSms({ ...LOCAL_TWILIO, apiUrl: twilio.url, timeoutMs: 5_000 }),
       email: createSmtpEmail({ url: smtp.url, from: 'Carrier Security <security@carrier.example>' }),
       statusCallbackBase: publicUrl,
-      senders: { sms: { key: 'sms:delivery-test', defaultRate: Infinity }, email: { key: 'email:delivery-test', defaultRate: Infinity } },
+      senders: {
+        sms: { key: 'sms:delivery-test', defaultRate: Infinity },
+        email: { key: 'email:delivery-test', defaultRate: Infinity },
+      },
     };
     worker = await startWorker(deps);
     ({ client, close: closeClient } = await temporalClient());
@@ -82,11 +93,23 @@ describe('delivery receipts acted on by the run', () => {
     ];
     await insertAccounts(db, specs);
     const { handle } = await startRun(db, client, {
-      runId: 'delivery-1', reason: 'INC-delivery', operator: 't', taskQueue: worker.taskQueue, accountIds: specs.map((s) => s.id),
-      params: { batchSize: 20, batchConcurrency: 2, ratePerSecond: 'unlimited', delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 } },
+      runId: 'delivery-1',
+      reason: 'INC-delivery',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: specs.map((s) => s.id),
+      params: {
+        batchSize: 20,
+        batchConcurrency: 2,
+        ratePerSecond: 'unlimited',
+        delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 },
+      },
     });
     // The receiver goes away mid-run and comes back: Twilio retries what it refused meanwhile.
-    await until('the first receipts', async () => (await db.query("SELECT 1 FROM sms_receipts WHERE run_id = 'delivery-1' LIMIT 1")).rowCount);
+    await until(
+      'the first receipts',
+      async () => (await db.query("SELECT 1 FROM sms_receipts WHERE run_id = 'delivery-1' LIMIT 1")).rowCount,
+    );
     await receiver.close();
     await new Promise((r) => setTimeout(r, 700));
     receiver = await startCallbackServer({ db, authToken: LOCAL_TWILIO.authToken, publicUrl, port: receiverPort });
@@ -95,32 +118,78 @@ describe('delivery receipts acted on by the run', () => {
     expect(twilio.callbacks.stats().failedAttempts).toBeGreaterThan(0);
     expect(twilio.callbacks.stats().abandoned).toBe(0);
 
-    const rows = new Map((await db.query(
-      `SELECT account_id, notify_state, channel, fell_back, delivery_state, delivery_code, delivery_action, provider_message_id, first_message_id, error_code
+    const rows = new Map(
+      (
+        await db.query(
+          `SELECT account_id, notify_state, channel, fell_back, delivery_state, delivery_code, delivery_action, provider_message_id, first_message_id, error_code
        FROM ledger WHERE run_id = 'delivery-1'`,
-    )).rows.map((r) => [Number(r.account_id), r]));
+        )
+      ).rows.map((r) => [Number(r.account_id), r]),
+    );
     const ids = (a: number, n: number) => Array.from({ length: n }, (_, i) => a + i);
-    for (const id of ids(1, 60)) expect(rows.get(id)).toMatchObject({ notify_state: 'sent', channel: 'sms', delivery_state: 'delivered', delivery_action: null });
+    for (const id of ids(1, 60))
+      expect(rows.get(id)).toMatchObject({
+        notify_state: 'sent',
+        channel: 'sms',
+        delivery_state: 'delivered',
+        delivery_action: null,
+      });
     for (const id of [...ids(101, 5), ...ids(121, 3)]) {
-      expect(rows.get(id)).toMatchObject({ notify_state: 'sent', channel: 'email', fell_back: true, delivery_state: 'undelivered', delivery_action: 'fallback_email' });
+      expect(rows.get(id)).toMatchObject({
+        notify_state: 'sent',
+        channel: 'email',
+        fell_back: true,
+        delivery_state: 'undelivered',
+        delivery_action: 'fallback_email',
+      });
       expect(rows.get(id)!.first_message_id).toMatch(/^SM/);
     }
-    for (const id of ids(111, 3)) expect(rows.get(id)).toMatchObject({ notify_state: 'unreachable', delivery_code: '30006', error_code: '30006', delivery_action: 'unreachable' });
-    for (const id of ids(131, 3)) expect(rows.get(id)).toMatchObject({ notify_state: 'sent', channel: 'sms', delivery_state: 'delivered', delivery_action: 'sms_retried' });
-    for (const id of ids(141, 2)) expect(rows.get(id)).toMatchObject({ notify_state: 'sent', channel: 'email', delivery_code: '30003', delivery_action: 'fallback_email' });
+    for (const id of ids(111, 3))
+      expect(rows.get(id)).toMatchObject({
+        notify_state: 'unreachable',
+        delivery_code: '30006',
+        error_code: '30006',
+        delivery_action: 'unreachable',
+      });
+    for (const id of ids(131, 3))
+      expect(rows.get(id)).toMatchObject({
+        notify_state: 'sent',
+        channel: 'sms',
+        delivery_state: 'delivered',
+        delivery_action: 'sms_retried',
+      });
+    for (const id of ids(141, 2))
+      expect(rows.get(id)).toMatchObject({
+        notify_state: 'sent',
+        channel: 'email',
+        delivery_code: '30003',
+        delivery_action: 'fallback_email',
+      });
 
     // Exactly the local server's records: per message, the final outcome it decided.
     const outcomes = twilio.callbacks.outcomes();
-    const receipts = await db.query("SELECT message_sid, status, error_code FROM sms_receipts WHERE run_id = 'delivery-1'");
+    const receipts = await db.query(
+      "SELECT message_sid, status, error_code FROM sms_receipts WHERE run_id = 'delivery-1'",
+    );
     expect(receipts.rowCount).toBe(outcomes.size);
-    for (const r of receipts.rows) expect({ status: r.status, code: r.error_code }).toEqual({ status: outcomes.get(r.message_sid)!.status, code: outcomes.get(r.message_sid)!.code });
+    for (const r of receipts.rows)
+      expect({ status: r.status, code: r.error_code }).toEqual({
+        status: outcomes.get(r.message_sid)!.status,
+        code: outcomes.get(r.message_sid)!.code,
+      });
     // One email per fallback account, and a second SMS only for the 30003 accounts.
     expect(smtp.messages().length).toBe(5 + 3 + 2);
     const perNumber = twilio.countsByRecipient();
     for (const s of specs) expect(perNumber.get(s.phone!)).toBe(s.id >= 131 && s.id <= 142 ? 2 : 1);
 
     expect(result.counts.delivery).toMatchObject({
-      delivered: 63, undelivered: 13, failed: 0, unknown: 0, accepted: 0, sent: 0, fellBackAfterReceipt: 10,
+      delivered: 63,
+      undelivered: 13,
+      failed: 0,
+      unknown: 0,
+      accepted: 0,
+      sent: 0,
+      fellBackAfterReceipt: 10,
       byCode: { 30005: 5, 30006: 6, 30003: 2 },
     });
     const cp = await db.query("SELECT counts FROM checkpoints WHERE run_id = 'delivery-1' ORDER BY seq DESC LIMIT 1");
@@ -128,35 +197,71 @@ describe('delivery receipts acted on by the run', () => {
   });
 
   it('pauses the run on a spike of carrier filtering (30007), saying why, before the cohort is burnt', async () => {
-    const specs = Array.from({ length: 300 }, (_, i) => account(1001 + i, i % 4 === 0 ? { phone: phone('+1654555', 1001 + i) } : {}));
+    const specs = Array.from({ length: 300 }, (_, i) =>
+      account(1001 + i, i % 4 === 0 ? { phone: phone('+1654555', 1001 + i) } : {}),
+    );
     await insertAccounts(db, specs);
     const { handle } = await startRun(db, client, {
-      runId: 'delivery-filtered', reason: 'INC-delivery', operator: 't', taskQueue: worker.taskQueue, accountIds: specs.map((s) => s.id),
-      params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 15, delivery: { deadlineSeconds: 60, retryAfterSeconds: 1, filteredPauseRate: 0.1 } },
+      runId: 'delivery-filtered',
+      reason: 'INC-delivery',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: specs.map((s) => s.id),
+      params: {
+        batchSize: 25,
+        batchConcurrency: 1,
+        ratePerSecond: 15,
+        delivery: { deadlineSeconds: 60, retryAfterSeconds: 1, filteredPauseRate: 0.1 },
+      },
     });
-    const run = await until('the run to pause itself', async () => {
-      const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'delivery-filtered'")).rows[0];
-      return r.status === 'paused' ? r : undefined;
-    }, 90_000, 200);
+    const run = await until(
+      'the run to pause itself',
+      async () => {
+        const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'delivery-filtered'")).rows[0];
+        return r.status === 'paused' ? r : undefined;
+      },
+      90_000,
+      200,
+    );
     expect(run.status_reason).toMatch(/carrier-filtered \(30007\/30034; threshold 10\.0%\)/);
-    const pending = await db.query("SELECT count(*)::int AS n FROM ledger WHERE run_id = 'delivery-filtered' AND notify_state = 'pending'");
+    const pending = await db.query(
+      "SELECT count(*)::int AS n FROM ledger WHERE run_id = 'delivery-filtered' AND notify_state = 'pending'",
+    );
     expect(pending.rows[0].n).toBeGreaterThan(100);
     await handle.signal('cancel', { reason: 'template filtered' });
     expect((await handle.result()).status).toBe('cancelled');
   });
 
   it('pauses the run when Twilio reports 30001 (sender queue overflow), saying the rate is too high', async () => {
-    const specs = Array.from({ length: 200 }, (_, i) => account(2001 + i, i === 10 ? { phone: phone('+1655555', 2001 + i) } : {}));
+    const specs = Array.from({ length: 200 }, (_, i) =>
+      account(2001 + i, i === 10 ? { phone: phone('+1655555', 2001 + i) } : {}),
+    );
     await insertAccounts(db, specs);
     const { handle } = await startRun(db, client, {
-      runId: 'delivery-overflow', reason: 'INC-delivery', operator: 't', taskQueue: worker.taskQueue, accountIds: specs.map((s) => s.id),
-      params: { batchSize: 20, batchConcurrency: 1, ratePerSecond: 10, delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 } },
+      runId: 'delivery-overflow',
+      reason: 'INC-delivery',
+      operator: 't',
+      taskQueue: worker.taskQueue,
+      accountIds: specs.map((s) => s.id),
+      params: {
+        batchSize: 20,
+        batchConcurrency: 1,
+        ratePerSecond: 10,
+        delivery: { deadlineSeconds: 60, retryAfterSeconds: 1 },
+      },
     });
-    const run = await until('the run to pause itself', async () => {
-      const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'delivery-overflow'")).rows[0];
-      return r.status === 'paused' ? r : undefined;
-    }, 90_000, 200);
-    expect(run.status_reason).toMatch(/30001 \(sender queue overflow\): the rate 10 msg\/s is above the sender's throughput/);
+    const run = await until(
+      'the run to pause itself',
+      async () => {
+        const r = (await db.query("SELECT status, status_reason FROM runs WHERE id = 'delivery-overflow'")).rows[0];
+        return r.status === 'paused' ? r : undefined;
+      },
+      90_000,
+      200,
+    );
+    expect(run.status_reason).toMatch(
+      /30001 \(sender queue overflow\): the rate 10 msg\/s is above the sender's throughput/,
+    );
     await handle.signal('cancel', { reason: 'rate too high' });
     expect((await handle.result()).status).toBe('cancelled');
   });
@@ -167,7 +272,11 @@ describe('delivery receipts acted on by the run', () => {
       const specs = Array.from({ length: 20 }, (_, i) => account(3001 + i));
       await insertAccounts(db, specs);
       const { handle } = await startRun(db, client, {
-        runId: 'delivery-unknown', reason: 'INC-delivery', operator: 't', taskQueue: worker.taskQueue, accountIds: specs.map((s) => s.id),
+        runId: 'delivery-unknown',
+        reason: 'INC-delivery',
+        operator: 't',
+        taskQueue: worker.taskQueue,
+        accountIds: specs.map((s) => s.id),
         params: { batchSize: 20, ratePerSecond: 'unlimited', delivery: { deadlineSeconds: 3, retryAfterSeconds: 1 } },
       });
       const result = await handle.result();

@@ -11,7 +11,14 @@ import { startTemporal, type LocalTemporal } from '../stack/temporal';
 import { PROJECT_ROOT } from '../stack';
 import { startRun } from '../run-api/start-run';
 import { account, insertAccounts } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 
 describe('continue-as-new and replay', () => {
   let temporal: LocalTemporal;
@@ -29,7 +36,11 @@ describe('continue-as-new and replay', () => {
     ({ db } = await freshDatabase('history'));
     providers = await startProviders();
     // The cohort frozen 100 accounts per call (budget 0: one chunk per prepareRun), as 8.3M accounts are in a minute each.
-    worker = await startWorker(providers.deps(db, { freeze: { chunk: 100, statementTimeoutMs: 10_000, budgetMs: 0 } }), undefined, temporal.address);
+    worker = await startWorker(
+      providers.deps(db, { freeze: { chunk: 100, statementTimeoutMs: 10_000, budgetMs: 0 } }),
+      undefined,
+      temporal.address,
+    );
     ({ client, close: closeClient } = await temporalClient(temporal.address));
   });
 
@@ -42,9 +53,15 @@ describe('continue-as-new and replay', () => {
   });
 
   it('continues as new many times without losing or repeating a batch', async () => {
-    await insertAccounts(db, Array.from({ length: 1500 }, (_, i) => account(i + 1)));
+    await insertAccounts(
+      db,
+      Array.from({ length: 1500 }, (_, i) => account(i + 1)),
+    );
     const { runId, handle } = await startRun(db, client, {
-      runId: 'can-run-1', reason: 'INC-can', operator: 't', taskQueue: worker.taskQueue,
+      runId: 'can-run-1',
+      reason: 'INC-can',
+      operator: 't',
+      taskQueue: worker.taskQueue,
       params: { batchSize: 30, batchConcurrency: 3, resetConcurrency: 2, ratePerSecond: 'unlimited' },
     });
     const result = await handle.result();
@@ -74,7 +91,9 @@ describe('continue-as-new and replay', () => {
     // The freeze took 15 prepareRun calls of one chunk each, and one more that found it done.
     const first = chain.sort((x, y) => x.startTime.getTime() - y.startTime.getTime())[0];
     const firstHistory = await client.workflow.getHandle(first.workflowId, first.runId).fetchHistory();
-    const prepares = (firstHistory.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareRun');
+    const prepares = (firstHistory.events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareRun',
+    );
     expect(prepares.length).toBe(16);
     for (const c of carried) {
       expect(c.notifyCursor).toEqual(expect.any(Number));
@@ -82,13 +101,18 @@ describe('continue-as-new and replay', () => {
       if (c.resetsDoneAtMs === undefined) expect(c.toNotify).toEqual([]);
     }
     // Some hand-overs happened while notifying, with the cursor part-way through the cohort.
-    expect(carried.some((c) => c.resetsDoneAtMs !== undefined && c.notifyCursor! > 0 && c.notifyCursor! < 1500)).toBe(true);
+    expect(carried.some((c) => c.resetsDoneAtMs !== undefined && c.notifyCursor! > 0 && c.notifyCursor! < 1500)).toBe(
+      true,
+    );
   });
 
   it('replays every recorded history with the current workflow code', async () => {
     const histories = client.workflow.list({ query: `TaskQueue = '${worker.taskQueue}'` }).intoHistories();
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
+    for await (const r of Worker.runReplayHistories(
+      { workflowBundle: { codePath: inject('workflowBundlePath') } },
+      histories,
+    )) {
       expect(r.error).toBeUndefined();
       replayed++;
     }

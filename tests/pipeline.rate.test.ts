@@ -5,7 +5,14 @@ import type { Client } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { startRun } from '../run-api/start-run';
 import { account, insertAccounts } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 
 describe('the global notification rate', () => {
   let db: Db;
@@ -32,13 +39,22 @@ describe('the global notification rate', () => {
   it('holds for two workers together', async () => {
     const rate = 60;
     const ids = Array.from({ length: 480 }, (_, i) => i + 1);
-    await insertAccounts(db, ids.map((id) => account(id)));
+    await insertAccounts(
+      db,
+      ids.map((id) => account(id)),
+    );
     const { handle } = await startRun(db, client, {
-      reason: 'INC-rate', operator: 't', taskQueue: workers[0].taskQueue, accountIds: ids,
+      reason: 'INC-rate',
+      operator: 't',
+      taskQueue: workers[0].taskQueue,
+      accountIds: ids,
       params: { batchSize: 40, batchConcurrency: 6, ratePerSecond: rate },
     });
     await handle.result();
-    const times = providers.twilio.messages().map((m) => m.receivedAtMs).sort((a, b) => a - b);
+    const times = providers.twilio
+      .messages()
+      .map((m) => m.receivedAtMs)
+      .sort((a, b) => a - b);
     expect(times).toHaveLength(480);
     // Both workers ran notify batches: the ceiling is not just one worker doing all the work.
     const identities = new Set<string>();

@@ -8,7 +8,14 @@ import { rerunBatch } from '../workflows/rerun-batch';
 import { pinResetRun } from '../workflows/pin-reset-run';
 import { workflowIdForRun } from '../domain/run';
 import { account, insertAccounts, ledgerOf, type AccountSpec } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 
 const INVALID_PREFIX = '+1212555'; // the local Twilio answers 21211 (invalid number)
 const OPTED_OUT_PREFIX = '+1313555'; // 21610 (recipient replied STOP)
@@ -20,7 +27,8 @@ function cohort(): AccountSpec[] {
   for (let id = 131; id <= 135; id++) specs.push(account(id, { phoneType: 'landline' })); // email
   for (let id = 136; id <= 140; id++) specs.push(account(id, { smsOptOut: true, email: null })); // unreachable
   for (let id = 141; id <= 145; id++) specs.push(account(id, { phone: `${INVALID_PREFIX}${1000 + id}` })); // SMS 21211 -> email
-  for (let id = 146; id <= 148; id++) specs.push(account(id, { phone: `${OPTED_OUT_PREFIX}${1000 + id}`, email: null })); // failed 21610
+  for (let id = 146; id <= 148; id++)
+    specs.push(account(id, { phone: `${OPTED_OUT_PREFIX}${1000 + id}`, email: null })); // failed 21610
   for (let id = 149; id <= 150; id++) specs.push(account(id, { phone: 'not a number', email: 'broken@' })); // unreachable
   specs.push(account(151, { status: 'suspended' })); // exposed too: reset and notified (SMS)
   specs.push(account(152, { status: 'closed' })); // not in the cohort at all
@@ -38,7 +46,12 @@ describe('a run over a small mixed cohort', () => {
   beforeAll(async () => {
     ({ db } = await freshDatabase('run'));
     providers = await startProviders({
-      twilio: { permanent: [{ prefix: INVALID_PREFIX, code: 21211 }, { prefix: OPTED_OUT_PREFIX, code: 21610 }] },
+      twilio: {
+        permanent: [
+          { prefix: INVALID_PREFIX, code: 21211 },
+          { prefix: OPTED_OUT_PREFIX, code: 21610 },
+        ],
+      },
     });
     worker = await startWorker(providers.deps(db));
     ({ client, close: closeClient } = await temporalClient());
@@ -54,7 +67,10 @@ describe('a run over a small mixed cohort', () => {
 
   it('resets every PIN once and notifies every reachable customer once, by the right channel', async () => {
     const { handle } = await startRun(db, client, {
-      runId, reason: 'INC-2021-0815', operator: 'test@secops', taskQueue: worker.taskQueue,
+      runId,
+      reason: 'INC-2021-0815',
+      operator: 'test@secops',
+      taskQueue: worker.taskQueue,
       params: { batchSize: 40, batchConcurrency: 2, ratePerSecond: 'unlimited' },
     });
     const result = await handle.result();
@@ -62,11 +78,23 @@ describe('a run over a small mixed cohort', () => {
 
     const ledger = await ledgerOf(db, runId);
     expect(ledger.size).toBe(151); // 151 suspended is exposed too; 152 closed is not
-    const expectState = (ids: number[], notify: string, channel: string | null, extra: Partial<Record<string, unknown>> = {}) => {
+    const expectState = (
+      ids: number[],
+      notify: string,
+      channel: string | null,
+      extra: Partial<Record<string, unknown>> = {},
+    ) => {
       for (const id of ids) {
         const row = ledger.get(id)!;
-        expect({ id, reset: row.reset_state, notify: row.notify_state, channel: row.channel, v: row.credential_version, pin: row.pin_status, ...pick(row, extra) })
-          .toEqual({ id, reset: 'reset', notify, channel, v: 2, pin: 'reset_required', ...extra });
+        expect({
+          id,
+          reset: row.reset_state,
+          notify: row.notify_state,
+          channel: row.channel,
+          v: row.credential_version,
+          pin: row.pin_status,
+          ...pick(row, extra),
+        }).toEqual({ id, reset: 'reset', notify, channel, v: 2, pin: 'reset_required', ...extra });
       }
     };
     const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -86,7 +114,18 @@ describe('a run over a small mixed cohort', () => {
     expect([...mails.values()].every((n) => n === 1)).toBe(true);
     for (const id of range(1, 120)) expect(ledger.get(id)!.provider_message_id).toMatch(/^SM[0-9a-f]{32}$/);
 
-    expect(result.counts).toMatchObject({ planned: 151, reset: 151, skipped: 0, sentSms: 121, sentEmail: 20, fellBack: 5, unreachable: 7, failed: 3, pending: 0, ambiguous: 0 });
+    expect(result.counts).toMatchObject({
+      planned: 151,
+      reset: 151,
+      skipped: 0,
+      sentSms: 121,
+      sentEmail: 20,
+      fellBack: 5,
+      unreachable: 7,
+      failed: 3,
+      pending: 0,
+      ambiguous: 0,
+    });
     expect(result.exposureWindowMs).toBeGreaterThanOrEqual(0);
 
     // The SMS text: one GSM-7 segment, no PIN, the reset link.
@@ -99,7 +138,8 @@ describe('a run over a small mixed cohort', () => {
     const smsBefore = providers.twilio.messages().length;
     const mailBefore = providers.smtp.messages().length;
     const out = await client.workflow.execute(rerunBatch, {
-      workflowId: `${workflowIdForRun(runId)}-rerun-1-40`, taskQueue: worker.taskQueue,
+      workflowId: `${workflowIdForRun(runId)}-rerun-1-40`,
+      taskQueue: worker.taskQueue,
       args: [{ runId, first: 1, last: 40, reason: 'INC-2021-0815', policy: 'sms_then_email' }],
     });
     expect(out.notify).toMatchObject({ planned: 40, reset: 40, sentSms: 40, pending: 0 });
@@ -112,12 +152,15 @@ describe('a run over a small mixed cohort', () => {
   it('the whole run started again changes nothing and sends nothing', async () => {
     const smsBefore = providers.twilio.messages().length;
     const result = await client.workflow.execute(pinResetRun, {
-      workflowId: `${workflowIdForRun(runId)}-again`, taskQueue: worker.taskQueue,
+      workflowId: `${workflowIdForRun(runId)}-again`,
+      taskQueue: worker.taskQueue,
       args: [{ runId, reason: 'INC-2021-0815', operator: 'test@secops', params: { ...(await runParams(db, runId)) } }],
     });
     expect(result.counts).toMatchObject({ planned: 151, reset: 151, sentSms: 121, sentEmail: 20, pending: 0 });
     expect(providers.twilio.messages().length).toBe(smsBefore);
-    const v = await db.query("SELECT count(*)::int AS n FROM accounts WHERE credential_version <> 2 AND status <> 'closed'");
+    const v = await db.query(
+      "SELECT count(*)::int AS n FROM accounts WHERE credential_version <> 2 AND status <> 'closed'",
+    );
     expect(v.rows[0].n).toBe(0);
   });
 

@@ -56,7 +56,17 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  fake.setFaults({ rate429: 0, rate5xx: 0, rateDropAfterAccept: 0, latencyMs: 0, listLagMs: 0, rateSlowAccept: 0, listRate429: 0, listRate5xx: 0, rewriteLinks: false });
+  fake.setFaults({
+    rate429: 0,
+    rate5xx: 0,
+    rateDropAfterAccept: 0,
+    latencyMs: 0,
+    listLagMs: 0,
+    rateSlowAccept: 0,
+    listRate429: 0,
+    listRate5xx: 0,
+    rewriteLinks: false,
+  });
   fake.reset();
 });
 
@@ -86,7 +96,11 @@ describe('createTwilioSms against the fake Twilio', () => {
   });
 
   it('answers an unknown SID with 404 / 20404', async () => {
-    const err = await failure(createTwilioClient(options).messages('SM' + '0'.repeat(32)).fetch());
+    const err = await failure(
+      createTwilioClient(options)
+        .messages('SM' + '0'.repeat(32))
+        .fetch(),
+    );
     expect(err).toBeInstanceOf(twilio.RestException);
     expect(err).toMatchObject({ status: 404, code: 20404 });
   });
@@ -178,7 +192,9 @@ describe('createTwilioSms against the fake Twilio', () => {
     const start = new Date();
     const sids = new Set<string>();
     for (let batch = 0; batch < 6; batch++) {
-      const sent = await Promise.all(Array.from({ length: 20 }, (_, i) => sms.send({ to, body: `${BODY} ${batch * 20 + i}` })));
+      const sent = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => sms.send({ to, body: `${BODY} ${batch * 20 + i}` })),
+      );
       for (const s of sent) sids.add(s.sid);
     }
     await sms.send({ to: '+15551238888', body: BODY }); // another recipient must not show up
@@ -221,7 +237,9 @@ describe('createTwilioSms against the fake Twilio', () => {
     const today = now.toISOString().slice(0, 10);
     const auth = 'Basic ' + Buffer.from(`${accountSid}:${authToken}`).toString('base64');
     const list = async (query: string): Promise<number> => {
-      const res = await fetch(`${fake.url}/2010-04-01/Accounts/${accountSid}/Messages.json?${query}`, { headers: { authorization: auth } });
+      const res = await fetch(`${fake.url}/2010-04-01/Accounts/${accountSid}/Messages.json?${query}`, {
+        headers: { authorization: auth },
+      });
       return ((await res.json()) as { messages: unknown[] }).messages.length;
     };
     expect(await list(`To=${encodeURIComponent(to)}&DateSent>=${today}`)).toBe(1);
@@ -304,7 +322,9 @@ describe('createTwilioSms against the fake Twilio', () => {
     const ok = await post('To=%2B1500&Body=x&MessagingServiceSid=MG' + '0'.repeat(32));
     expect(ok).toMatchObject({ http: 201, status: 'queued', from: null });
     expect(fake.messages()[0].messagingServiceSid).toBe('MG' + '0'.repeat(32));
-    const other = await fetch(`${fake.url}/2010-04-01/Accounts/AC${'f'.repeat(32)}/Messages.json`, { headers: { authorization: auth } });
+    const other = await fetch(`${fake.url}/2010-04-01/Accounts/AC${'f'.repeat(32)}/Messages.json`, {
+      headers: { authorization: auth },
+    });
     expect(other.status).toBe(401);
   });
 
@@ -329,7 +349,11 @@ describe('createTwilioSms against the fake Twilio', () => {
       const f = await startFakeTwilio({ accountSid, authToken, seed: 7, faults: { rate429: 0.5 } });
       const s = createTwilioSms({ ...options, apiUrl: f.url });
       let out = '';
-      for (let i = 0; i < 20; i++) out += await s.send({ to: '+15551234444', body: BODY }).then(() => 'o', () => 'x');
+      for (let i = 0; i < 20; i++)
+        out += await s.send({ to: '+15551234444', body: BODY }).then(
+          () => 'o',
+          () => 'x',
+        );
       await f.stop();
       return out;
     };

@@ -14,11 +14,18 @@ describe('recorded histories replay on the current workflow code', () => {
     // The recorder writes a canary/pause/update/continue-as-new chain and a cancelled run.
     expect(files.length).toBeGreaterThanOrEqual(6);
     const histories = (async function* () {
-      for (const f of files) yield { workflowId: f, history: historyFromFixture(await readFile(path.join(FIXTURES_DIR, f), 'utf8')) };
+      for (const f of files)
+        yield { workflowId: f, history: historyFromFixture(await readFile(path.join(FIXTURES_DIR, f), 'utf8')) };
     })();
     const results: { file: string; error?: unknown }[] = [];
-    for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
-      results.push({ file: r.workflowId, error: r.error ? `${(r.error as Error).name}: ${(r.error as Error).message}` : undefined });
+    for await (const r of Worker.runReplayHistories(
+      { workflowBundle: { codePath: inject('workflowBundlePath') } },
+      histories,
+    )) {
+      results.push({
+        file: r.workflowId,
+        error: r.error ? `${(r.error as Error).name}: ${(r.error as Error).message}` : undefined,
+      });
     }
     expect(results.map((r) => r.file)).toEqual(files);
     expect(results.filter((r) => r.error)).toEqual([]);

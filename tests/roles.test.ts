@@ -10,7 +10,14 @@ import { createPool, type Db } from '../db/pool';
 import { startRun } from '../run-api/start-run';
 import { ensureWorkerLogin } from '../db/sql/ensure-worker-login';
 import { account, insertAccounts, ledgerOf } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 
 describe('the pinreset_worker role', () => {
   let admin: Db; // schema owner / operator
@@ -58,20 +65,38 @@ describe('the pinreset_worker role', () => {
   });
 
   it('is a NOLOGIN group role, and every pinreset_* function runs as its owner with a pinned search_path', async () => {
-    const role = await admin.query(`SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = 'pinreset_worker'`);
-    expect(role.rows).toEqual([{ rolcanlogin: false, rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolbypassrls: false }]);
+    const role = await admin.query(
+      `SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = 'pinreset_worker'`,
+    );
+    expect(role.rows).toEqual([
+      { rolcanlogin: false, rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolbypassrls: false },
+    ]);
     const fns = await admin.query(
       `SELECT p.proname, p.prosecdef, p.proconfig, has_function_privilege('pinreset_worker', p.oid, 'EXECUTE') AS worker_may,
               has_function_privilege('${outsider}', p.oid, 'EXECUTE') AS outsider_may
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        WHERE n.nspname = 'public' AND p.proname LIKE 'pinreset\\_%' ORDER BY 1`,
     );
-    expect(fns.rows.map((f) => f.proname)).toEqual(expect.arrayContaining([
-      'pinreset_materialize_active_cohort', 'pinreset_plan_batches', 'pinreset_reset_batch', 'pinreset_claim_notify_chunk',
-      'pinreset_record_outcomes', 'pinreset_counts', 'pinreset_acquire_send_slots', 'pinreset_acquire_reset_slots', 'pinreset_penalize_send_rate',
-    ]));
+    expect(fns.rows.map((f) => f.proname)).toEqual(
+      expect.arrayContaining([
+        'pinreset_materialize_active_cohort',
+        'pinreset_plan_batches',
+        'pinreset_reset_batch',
+        'pinreset_claim_notify_chunk',
+        'pinreset_record_outcomes',
+        'pinreset_counts',
+        'pinreset_acquire_send_slots',
+        'pinreset_acquire_reset_slots',
+        'pinreset_penalize_send_rate',
+      ]),
+    );
     for (const f of fns.rows) {
-      expect(f, f.proname).toMatchObject({ prosecdef: true, proconfig: ['search_path=public, pg_temp'], worker_may: true, outsider_may: false });
+      expect(f, f.proname).toMatchObject({
+        prosecdef: true,
+        proconfig: ['search_path=public, pg_temp'],
+        worker_may: true,
+        outsider_may: false,
+      });
     }
     // No table privilege on accounts is left to the role, not even on single columns.
     const grants = await admin.query(
@@ -82,7 +107,9 @@ describe('the pinreset_worker role', () => {
     );
     expect(grants.rows).toEqual([]);
     // Nobody but the owner may create objects in schema public.
-    const create = await admin.query(`SELECT has_schema_privilege('pinreset_worker', 'public', 'CREATE') AS w, has_schema_privilege('${outsider}', 'public', 'CREATE') AS o`);
+    const create = await admin.query(
+      `SELECT has_schema_privilege('pinreset_worker', 'public', 'CREATE') AS w, has_schema_privilege('${outsider}', 'public', 'CREATE') AS o`,
+    );
     expect(create.rows[0]).toEqual({ w: false, o: false });
   });
 
@@ -96,14 +123,30 @@ describe('the pinreset_worker role', () => {
     // Creating the run (its row, the workflow) is the operator's act.
     let handle;
     ({ runId, handle } = await startRun(admin, client, {
-      reason: 'INC-roles', operator: 'secops', taskQueue: worker.taskQueue, params: { batchSize: 20, ratePerSecond: 'unlimited' },
+      reason: 'INC-roles',
+      operator: 'secops',
+      taskQueue: worker.taskQueue,
+      params: { batchSize: 20, ratePerSecond: 'unlimited' },
     }));
     const result = await handle.result();
     expect(result.status).toBe('completed');
-    expect(result.counts).toMatchObject({ planned: 42, reset: 42, sentSms: 40, sentEmail: 1, unreachable: 1, failed: 0, pending: 0 });
+    expect(result.counts).toMatchObject({
+      planned: 42,
+      reset: 42,
+      sentSms: 40,
+      sentEmail: 1,
+      unreachable: 1,
+      failed: 0,
+      pending: 0,
+    });
     const ledger = await ledgerOf(admin, runId);
-    expect([...ledger.values()].every((r) => r.credential_version === 2 && r.pin_status === 'reset_required')).toBe(true);
-    const run = await admin.query('SELECT status, started_at IS NOT NULL AS started, resets_done_at IS NOT NULL AS resets_done FROM runs WHERE id = $1', [runId]);
+    expect([...ledger.values()].every((r) => r.credential_version === 2 && r.pin_status === 'reset_required')).toBe(
+      true,
+    );
+    const run = await admin.query(
+      'SELECT status, started_at IS NOT NULL AS started, resets_done_at IS NOT NULL AS resets_done FROM runs WHERE id = $1',
+      [runId],
+    );
     expect(run.rows[0]).toEqual({ status: 'completed', started: true, resets_done: true });
     const checkpoints = await admin.query('SELECT count(*)::int AS n FROM checkpoints WHERE run_id = $1', [runId]);
     expect(checkpoints.rows[0].n).toBeGreaterThan(1);
@@ -154,7 +197,10 @@ describe('the pinreset_worker role', () => {
       'CREATE SCHEMA evil',
     ];
     for (const sql of denied) {
-      const err = await probe.query(sql).then(() => undefined, (e: Error & { code?: string }) => e);
+      const err = await probe.query(sql).then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
       expect(err, `should be refused: ${sql}`).toBeDefined();
       // 42501 insufficient_privilege; "must be owner" is 42501 too.
       expect(err!.code, `${sql}: ${err!.message}`).toBe('42501');
@@ -162,7 +208,9 @@ describe('the pinreset_worker role', () => {
     // And what it needs does work: the pipeline tables directly (the last test's run is there).
     const ledger = await probe.query('SELECT count(*)::int AS n FROM ledger');
     expect(ledger.rows[0].n).toBeGreaterThan(0);
-    const runs = await probe.query("UPDATE runs SET status_reason = status_reason WHERE status = 'completed' RETURNING id");
+    const runs = await probe.query(
+      "UPDATE runs SET status_reason = status_reason WHERE status = 'completed' RETURNING id",
+    );
     expect(runs.rowCount).toBe(1);
   });
 
@@ -193,7 +241,9 @@ describe('the pinreset_worker role', () => {
       await c1.connect();
       const member = await c1.query(`SELECT pg_has_role(current_user, 'pinreset_worker', 'MEMBER') AS m`);
       expect(member.rows[0].m).toBe(true);
-      expect((await c1.query('SELECT 1 FROM accounts LIMIT 1').catch((e: { code?: string }) => e)) as { code?: string }).toMatchObject({ code: '42501' });
+      expect(
+        (await c1.query('SELECT 1 FROM accounts LIMIT 1').catch((e: { code?: string }) => e)) as { code?: string },
+      ).toMatchObject({ code: '42501' });
       await c1.end();
       expect(await ensureWorkerLogin(admin, user, "second-pass'word-456")).toBe('updated');
       const old = asUser('first-password-123');
@@ -201,7 +251,9 @@ describe('the pinreset_worker role', () => {
       const c2 = asUser("second-pass'word-456");
       await c2.connect();
       await c2.end();
-      await expect(ensureWorkerLogin(admin, 'Robert"; DROP ROLE x; --', 'long-enough-pass')).rejects.toThrow(/WORKER_DB_USER must be a plain/);
+      await expect(ensureWorkerLogin(admin, 'Robert"; DROP ROLE x; --', 'long-enough-pass')).rejects.toThrow(
+        /WORKER_DB_USER must be a plain/,
+      );
       await expect(ensureWorkerLogin(admin, user, 'short')).rejects.toThrow(/at least 12/);
     } finally {
       await admin.query(`DROP ROLE IF EXISTS ${user}`);
@@ -212,9 +264,15 @@ describe('the pinreset_worker role', () => {
     const other = new pg.Client({ connectionString: urlFor(outsider) });
     await other.connect();
     try {
-      const err = await other.query(`SELECT * FROM pinreset_counts('x')`).then(() => undefined, (e: Error & { code?: string }) => e);
+      const err = await other.query(`SELECT * FROM pinreset_counts('x')`).then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
       expect(err?.code).toBe('42501');
-      const read = await other.query('SELECT 1 FROM ledger LIMIT 1').then(() => undefined, (e: Error & { code?: string }) => e);
+      const read = await other.query('SELECT 1 FROM ledger LIMIT 1').then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
       expect(read?.code).toBe('42501');
     } finally {
       await other.end();

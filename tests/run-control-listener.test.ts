@@ -20,12 +20,15 @@ describe('run-control notifications', () => {
   });
 
   const listening = async () => {
-    const r = await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pinreset-run-control' AND datname = current_database()`);
+    const r = await db.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pinreset-run-control' AND datname = current_database()`,
+    );
     return r.rows[0].n as number;
   };
 
   it('stops the leases of the paused run at once, and only those', async () => {
-    for (const id of ['ctl-a', 'ctl-b']) await createRun(db, { id, reason: 'INC-ctl', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file' } });
+    for (const id of ['ctl-a', 'ctl-b'])
+      await createRun(db, { id, reason: 'INC-ctl', operator: 't', params: { ...DEFAULT_PARAMS, cohort: 'file' } });
     const stops: Record<string, Error[]> = { a: [], b: [] };
     // Renewal every 60 s: within this test only the notification can make a lease renew.
     const a = new ClaimLease(db, 'ctl-a', 240_000, (e) => stops.a.push(e), 60_000);
@@ -35,7 +38,7 @@ describe('run-control notifications', () => {
     try {
       await until('the listener to be connected', async () => (await listening()) === 1, 10_000);
       expect(await recordRunControl(db, 'ctl-a', 1, 'paused', 'drill')).toBe(true);
-      await until('the paused run\'s lease to stop', async () => a.stopped, 10_000, 20);
+      await until("the paused run's lease to stop", async () => a.stopped, 10_000, 20);
       expect(a.stopped).toBeInstanceOf(RunStoppedError);
       expect(a.stopped!.message).toContain('paused');
       expect(stops.a).toHaveLength(1);
@@ -45,7 +48,7 @@ describe('run-control notifications', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(b.stopped).toBeUndefined();
       expect(await recordRunControl(db, 'ctl-b', 1, 'cancelling', 'drill')).toBe(true);
-      await until('the cancelled run\'s lease to stop', async () => b.stopped, 10_000, 20);
+      await until("the cancelled run's lease to stop", async () => b.stopped, 10_000, 20);
       expect(b.stopped!.message).toContain('cancelling');
     } finally {
       a.stop();

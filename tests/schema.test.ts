@@ -21,7 +21,9 @@ describe('the live schema', () => {
       const a = committed.split('\n');
       const b = live.split('\n');
       const at = a.findIndex((line, i) => line !== b[i]);
-      expect.fail(`db/schema.sql is stale (first difference at line ${at + 1}: ${JSON.stringify(a[at])} vs ${JSON.stringify(b[at])}): run \`npm run db:dump\``);
+      expect.fail(
+        `db/schema.sql is stale (first difference at line ${at + 1}: ${JSON.stringify(a[at])} vs ${JSON.stringify(b[at])}): run \`npm run db:dump\``,
+      );
     }
     // The dump shows the one live body of a function that several migrations redefined.
     expect(live.match(/CREATE OR REPLACE FUNCTION pinreset_reset_batch\(/g)).toHaveLength(1);

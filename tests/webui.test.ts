@@ -21,12 +21,25 @@ import { cancelSignal, progressQuery, resumeSignal, setRateUpdate } from '../wor
 import type { pinResetRun } from '../workflows/pin-reset-run';
 import { PROGRESS_ROWS } from '../workflows/progress-markdown';
 import { account, insertAccounts, type AccountSpec } from './support/accounts';
-import { freshDatabase, startProviders, startWorker, temporalClient, type Providers, type RunningWorker } from './support/harness';
+import {
+  freshDatabase,
+  startProviders,
+  startWorker,
+  temporalClient,
+  type Providers,
+  type RunningWorker,
+} from './support/harness';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--no-first-run', '--disable-sync', '--disable-quic',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-quic',
 ];
 const ARTIFACTS = path.join(PROJECT_ROOT, 'tests', 'artifacts');
 const DOCS_SCREENSHOT = path.join(PROJECT_ROOT, 'docs', 'webui-run.png');
@@ -57,7 +70,10 @@ async function launchChromium(): Promise<{ context: BrowserContext; close(): Pro
   const profile = await mkdtemp(path.join(tmpdir(), 'pinreset-chromium-'));
   try {
     const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 },
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
     });
     return {
       context,
@@ -72,7 +88,12 @@ async function launchChromium(): Promise<{ context: BrowserContext; close(): Pro
   }
 }
 
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -82,12 +103,15 @@ async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | f
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
-const LABEL_TO_KEY = new Map(Object.entries(PROGRESS_ROWS).map(([k, label]) => [label, k as Exclude<keyof Counts, 'delivery'>]));
+const LABEL_TO_KEY = new Map(
+  Object.entries(PROGRESS_ROWS).map(([k, label]) => [label, k as Exclude<keyof Counts, 'delivery'>]),
+);
 
 interface ShownDetails {
   text: string;
@@ -102,7 +126,9 @@ async function readCurrentDetails(page: Page, ui: string, workflowId: string): P
   const rows = frame.locator('table tbody tr');
   await rows.first().waitFor();
   const counts = {} as Counts;
-  for (const cells of await rows.evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')))) {
+  for (const cells of await rows.evaluateAll((trs) =>
+    trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')),
+  )) {
     const key = LABEL_TO_KEY.get(cells[0]);
     if (!key) throw new Error(`unexpected row in the current details table: ${JSON.stringify(cells)}`);
     counts[key] = Number(cells[1].replace(/,/g, ''));
@@ -138,7 +164,12 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
   beforeAll(async () => {
     ({ db } = await freshDatabase('webui'));
     providers = await startProviders({
-      twilio: { permanent: [{ prefix: INVALID_PREFIX, code: 21211 }, { prefix: OPTED_OUT_PREFIX, code: 21610 }] },
+      twilio: {
+        permanent: [
+          { prefix: INVALID_PREFIX, code: 21211 },
+          { prefix: OPTED_OUT_PREFIX, code: 21610 },
+        ],
+      },
     });
     worker = await startWorker(providers.deps(db));
     ({ client, close: closeClient } = await temporalClient());
@@ -160,7 +191,10 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     } catch (err) {
       if (page) {
         await screenshot(page, `failed-${name}.png`).catch(() => undefined);
-        await page.content().then((html) => writeFile(path.join(ARTIFACTS, `failed-${name}.html`), html)).catch(() => undefined);
+        await page
+          .content()
+          .then((html) => writeFile(path.join(ARTIFACTS, `failed-${name}.html`), html))
+          .catch(() => undefined);
       }
       throw err;
     }
@@ -175,7 +209,9 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     // Slow enough (5 msg/s: 60 s for the cohort) that the operator's pause lands mid-run, even
     // on a loaded machine.
     ({ runId, handle } = await startRun(db, client, {
-      reason: 'INC-2024-0042', operator: 'oncall@secops', taskQueue: worker.taskQueue,
+      reason: 'INC-2024-0042',
+      operator: 'oncall@secops',
+      taskQueue: worker.taskQueue,
       params: { batchSize: 25, batchConcurrency: 1, ratePerSecond: 5 },
     }));
     const workflowId = workflowIdForRun(runId);
@@ -202,7 +238,14 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
       // (pause is idempotent).
       for (let attempt = 1; ; attempt++) {
         await dialog.locator('[data-testid="confirm-modal-button"]:visible').click();
-        const closed = await waitUntil('the signal dialog to close', async () => (await dialog.count()) === 0, 5_000).then(() => true, () => false);
+        const closed = await waitUntil(
+          'the signal dialog to close',
+          async () => (await dialog.count()) === 0,
+          5_000,
+        ).then(
+          () => true,
+          () => false,
+        );
         if (closed) break;
         const error = await dialog.locator('[role="alert"]').allInnerTexts();
         if (attempt >= 5) throw new Error(`the signal was not accepted after ${attempt} attempts: ${error.join(' ')}`);
@@ -223,16 +266,23 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     // (on timeout, the last reading is compared below, so a mismatch shows as a diff).
     let last: ShownDetails | undefined;
     const shown = await step('paused-details', () =>
-      waitUntil('the current details to show the ledger counts', async () => {
-        last = await readCurrentDetails(page, ui, workflowId);
-        return JSON.stringify(last.counts) === JSON.stringify(ledger) ? last : undefined;
-      }, 30_000, 1_000).catch((err) => last ?? Promise.reject(err)),
+      waitUntil(
+        'the current details to show the ledger counts',
+        async () => {
+          last = await readCurrentDetails(page, ui, workflowId);
+          return JSON.stringify(last.counts) === JSON.stringify(ledger) ? last : undefined;
+        },
+        30_000,
+        1_000,
+      ).catch((err) => last ?? Promise.reject(err)),
     );
     expect(shown.counts).toEqual(ledger);
     expect(shown.text).toContain(`PIN reset run ${runId}`);
     expect(shown.text).toContain(`State: paused (${PAUSE_REASON})`);
     expect(shown.text).toMatch(/ETA: none while paused \(\d+ pending\)/);
-    expect(shown.text).toContain(`${ledger.sentSms + ledger.sentEmail + ledger.unreachable + ledger.failed + ledger.skipped + ledger.notifySkipped} of 300 accounts settled`);
+    expect(shown.text).toContain(
+      `${ledger.sentSms + ledger.sentEmail + ledger.unreachable + ledger.failed + ledger.skipped + ledger.notifySkipped} of 300 accounts settled`,
+    );
     expect(shown.text).toContain('Rate ceiling: 5 msg/s');
     // The static summary and details from the start.
     const summary = await page.frameLocator('iframe#user-metadata-summary').locator('body').innerText();
@@ -242,7 +292,9 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     expect(details).toContain('Started by: oncall@secops');
 
     // For the README: the tabs, summary, details and live status of the paused run.
-    await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    await page
+      .locator('[data-testid="user-metadata-tab"]:visible')
+      .evaluate((el) => el.scrollIntoView({ block: 'start' }));
     // The committed copy changes at every run (ids, times): written when missing or on request.
     if (!existsSync(DOCS_SCREENSHOT) || process.env.UPDATE_DOCS_SCREENSHOT === '1') {
       await mkdir(path.dirname(DOCS_SCREENSHOT), { recursive: true });
@@ -274,7 +326,9 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
       await expect.poll(async () => (await rows.allInnerTexts()).join('\n'), { timeout: 30_000 }).toMatch(/completed/i);
       // Cells by column header, as the operator reads them.
       const headers = (await table.locator('thead th').allInnerTexts()).map((h) => h.trim());
-      const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => (td.textContent ?? '').trim())));
+      const cells = await rows.evaluateAll((trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => (td.textContent ?? '').trim())),
+      );
       expect(cells).toHaveLength(1); // the filter finds exactly this run's workflow
       const row = Object.fromEntries(headers.map((h, i) => [h, cells[0][i]]));
       expect(row).toMatchObject({ 'Workflow ID': workflowId, Type: 'pinResetRun', PinresetPhase: 'completed' });
@@ -285,15 +339,22 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     });
 
     const shown = await step('completed-details', () =>
-      waitUntil('the current details of the completed run', async () => {
-        const d = await readCurrentDetails(page, ui, workflowId);
-        return d.text.includes('State: completed') ? d : undefined;
-      }, 30_000, 1_000),
+      waitUntil(
+        'the current details of the completed run',
+        async () => {
+          const d = await readCurrentDetails(page, ui, workflowId);
+          return d.text.includes('State: completed') ? d : undefined;
+        },
+        30_000,
+        1_000,
+      ),
     );
     expect(shown.counts).toEqual(ledger);
     expect(shown.text).toMatch(/Finished \(completed\): 300 of 300 accounts settled; ran .* from start to end/);
     expect(shown.text).toMatch(/Exposure window: every PIN of the cohort was invalidated [\d.]+ s after the start/);
-    await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    await page
+      .locator('[data-testid="user-metadata-tab"]:visible')
+      .evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await screenshot(page, 'webui-4-completed-run.png');
   });
 
@@ -301,36 +362,58 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     expect(page, 'the first test opened the browser').toBeDefined();
     // One batch of 900 at 20 msg/s: counts per finished batch would stay at 0 sent for 45 s.
     const ids = Array.from({ length: 900 }, (_, i) => 1001 + i);
-    await insertAccounts(db, ids.map((id) => account(id)));
+    await insertAccounts(
+      db,
+      ids.map((id) => account(id)),
+    );
     const live = await startRun(db, client, {
-      reason: 'INC-2024-0043', operator: 'oncall@secops', taskQueue: worker.taskQueue, accountIds: ids,
+      reason: 'INC-2024-0043',
+      operator: 'oncall@secops',
+      taskQueue: worker.taskQueue,
+      accountIds: ids,
       params: { batchSize: 900, batchConcurrency: 1, ratePerSecond: 20 },
     });
     const workflowId = workflowIdForRun(live.runId);
     const mid = await step('live-details', () =>
-      waitUntil('the details to show sends while the batch is in flight', async () => {
-        const d = await readCurrentDetails(page, ui, workflowId);
-        return d.counts.sentSms > 0 && /Batches: 1 planned, 1 reset, 0 notified, 1 in flight/.test(d.text) ? d : undefined;
-      }, 90_000, 1_000),
+      waitUntil(
+        'the details to show sends while the batch is in flight',
+        async () => {
+          const d = await readCurrentDetails(page, ui, workflowId);
+          return d.counts.sentSms > 0 && /Batches: 1 planned, 1 reset, 0 notified, 1 in flight/.test(d.text)
+            ? d
+            : undefined;
+        },
+        90_000,
+        1_000,
+      ),
     );
     // The shown count was the ledger's at the time of its reading (the ledger has moved on since).
     expect(mid.counts.sentSms).toBeLessThanOrEqual((await readCounts(db, live.runId)).sentSms);
     expect(mid.counts.pending).toBe(900 - mid.counts.sentSms);
     // The rate and ETA come after 30 s of sending (MIN_WINDOW_S).
-    expect(mid.text).toMatch(/Sent: (-|[\d.]+ msg\/s) over the last \d+ s · ETA: .* · In flight: [\d,]+ accounts being sent now/);
+    expect(mid.text).toMatch(
+      /Sent: (-|[\d.]+ msg\/s) over the last \d+ s · ETA: .* · In flight: [\d,]+ accounts being sent now/,
+    );
     expect(mid.text).toMatch(/Read from the ledger at \d\d:\d\d:\d\d UTC/);
     // And they keep moving while the same batch is still in flight: a later reading shows more sent
     // (per finished batch, both would show the same count until the batch of 900 ends).
     const later = await step('live-details-later', () =>
-      waitUntil('the details to show more sends, the batch still in flight', async () => {
-        const d = await readCurrentDetails(page, ui, workflowId);
-        return d.counts.sentSms > mid.counts.sentSms && /1 in flight/.test(d.text) ? d : undefined;
-      }, 60_000, 1_000),
+      waitUntil(
+        'the details to show more sends, the batch still in flight',
+        async () => {
+          const d = await readCurrentDetails(page, ui, workflowId);
+          return d.counts.sentSms > mid.counts.sentSms && /1 in flight/.test(d.text) ? d : undefined;
+        },
+        60_000,
+        1_000,
+      ),
     );
     expect(later.counts.pending).toBe(900 - later.counts.sentSms);
     expect(later.counts.sentSms).toBeLessThan(900);
     expect(later.counts.sentSms).toBeLessThanOrEqual((await readCounts(db, live.runId)).sentSms);
-    await page.locator('[data-testid="user-metadata-tab"]:visible').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    await page
+      .locator('[data-testid="user-metadata-tab"]:visible')
+      .evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await screenshot(page, 'webui-5-live-counts.png');
 
     await live.handle.signal(cancelSignal, { reason: 'wrong cohort (drill)' });
@@ -338,17 +421,26 @@ describe('the Temporal Web UI shows a run as the ledger has it', () => {
     expect((await live.handle.result()).status).toBe('cancelled');
     const ledger = await ledgerCounts(db, live.runId);
     const shown = await step('cancelled-details', () =>
-      waitUntil('the details of the cancelled run', async () => {
-        const d = await readCurrentDetails(page, ui, workflowId);
-        return d.text.includes('State: CANCELLED') ? d : undefined;
-      }, 30_000, 1_000),
+      waitUntil(
+        'the details of the cancelled run',
+        async () => {
+          const d = await readCurrentDetails(page, ui, workflowId);
+          return d.text.includes('State: CANCELLED') ? d : undefined;
+        },
+        30_000,
+        1_000,
+      ),
     );
-    expect(shown.text).toContain('State: CANCELLED (wrong cohort (drill)): accounts not reached stay pending in the ledger');
+    expect(shown.text).toContain(
+      'State: CANCELLED (wrong cohort (drill)): accounts not reached stay pending in the ledger',
+    );
     expect(shown.text).toMatch(/Finished \(cancelled\): [\d,]+ of 900 accounts settled; ran .* from start to end/);
     expect(shown.counts).toEqual(ledger);
     // In the list: the phase column says cancelled, and the run is not among the paused ones.
     await step('cancelled-list', async () => {
-      await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(`PinresetRunId = '${live.runId}' AND PinresetPhase = 'cancelled' AND PinresetPaused = false`)}`);
+      await page.goto(
+        `${ui}/namespaces/default/workflows?query=${encodeURIComponent(`PinresetRunId = '${live.runId}' AND PinresetPhase = 'cancelled' AND PinresetPaused = false`)}`,
+      );
       const rows = page.locator('table:visible', { hasText: 'pinreset-run-' }).locator('tbody tr');
       await expect.poll(async () => (await rows.allInnerTexts()).join('\n'), { timeout: 30_000 }).toContain(workflowId);
       await screenshot(page, 'webui-6-cancelled-list.png');

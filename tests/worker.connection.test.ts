@@ -39,7 +39,11 @@ describe('connectionOptions', () => {
   it('uses TLS with the system roots when only TEMPORAL_TLS=true', async () => {
     const o = await connectionOptions(temporal({ TEMPORAL_TLS: 'true' }));
     expect(o.address).toBe(BASE.TEMPORAL_ADDRESS);
-    expect(o.tls).toEqual({ serverNameOverride: undefined, serverRootCACertificate: undefined, clientCertPair: undefined });
+    expect(o.tls).toEqual({
+      serverNameOverride: undefined,
+      serverRootCACertificate: undefined,
+      clientCertPair: undefined,
+    });
     expect(o.apiKey).toBeUndefined();
   });
 
@@ -52,7 +56,9 @@ describe('connectionOptions', () => {
   });
 
   it('presents a client certificate for mTLS (cert and key read from files)', async () => {
-    const o = await connectionOptions(temporal({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_TLS_CA: ca }));
+    const o = await connectionOptions(
+      temporal({ TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_TLS_CA: ca }),
+    );
     const tls = o.tls as { clientCertPair: { crt: Buffer; key: Buffer }; serverRootCACertificate: Buffer };
     expect(tls.clientCertPair.crt.toString()).toBe(pem('CERTIFICATE'));
     expect(tls.clientCertPair.key.toString()).toBe(pem('PRIVATE KEY'));
@@ -63,13 +69,17 @@ describe('connectionOptions', () => {
 
   it('refuses half an mTLS pair', () => {
     expect(() => temporal({ TEMPORAL_TLS_CERT: cert })).toThrow(ConfigError);
-    expect(() => temporal({ TEMPORAL_TLS_KEY: key })).toThrow(/TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together/);
+    expect(() => temporal({ TEMPORAL_TLS_KEY: key })).toThrow(
+      /TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together/,
+    );
   });
 
   it('fails with the path when a certificate file cannot be read', async () => {
     const missing = path.join(dir, 'missing.pem');
     await expect(connectionOptions(temporal({ TEMPORAL_TLS_CA: missing }))).rejects.toThrow(missing);
-    await expect(connectionOptions(temporal({ TEMPORAL_TLS_CERT: missing, TEMPORAL_TLS_KEY: key }))).rejects.toThrow(missing);
+    await expect(connectionOptions(temporal({ TEMPORAL_TLS_CERT: missing, TEMPORAL_TLS_KEY: key }))).rejects.toThrow(
+      missing,
+    );
   });
 
   it('sends an API key over TLS (Temporal Cloud)', async () => {
@@ -78,7 +88,9 @@ describe('connectionOptions', () => {
     // With TLS settings too, they are kept (a private CA in front of a self-hosted server, say).
     const withCa = await connectionOptions(temporal({ TEMPORAL_API_KEY: 'key-123', TEMPORAL_TLS_CA: ca }));
     expect(withCa.apiKey).toBe('key-123');
-    expect((withCa.tls as { serverRootCACertificate: Buffer }).serverRootCACertificate.toString()).toBe(pem('CERTIFICATE'));
+    expect((withCa.tls as { serverRootCACertificate: Buffer }).serverRootCACertificate.toString()).toBe(
+      pem('CERTIFICATE'),
+    );
   });
 
   it('gives options NativeConnection accepts', async () => {
@@ -108,15 +120,25 @@ describe('connectWithRetry: a worker started while the Temporal server is down w
 
   it('fails at once on anything but a transport error, or when the worker is being stopped', async () => {
     let calls = 0;
-    await expect(connectWithRetry(async () => {
-      calls++;
-      throw new Error('Namespace pinreset is not found');
-    }, { sleep: async () => undefined })).rejects.toThrow(/not found/);
+    await expect(
+      connectWithRetry(
+        async () => {
+          calls++;
+          throw new Error('Namespace pinreset is not found');
+        },
+        { sleep: async () => undefined },
+      ),
+    ).rejects.toThrow(/not found/);
     expect(calls).toBe(1);
-    await expect(connectWithRetry(async () => {
-      calls++;
-      throw transportError();
-    }, { stopped: () => true, sleep: async () => undefined })).rejects.toThrow(/tcp connect/);
+    await expect(
+      connectWithRetry(
+        async () => {
+          calls++;
+          throw transportError();
+        },
+        { stopped: () => true, sleep: async () => undefined },
+      ),
+    ).rejects.toThrow(/tcp connect/);
     expect(calls).toBe(2);
   });
 
@@ -126,8 +148,13 @@ describe('connectWithRetry: a worker started while the Temporal server is down w
     const { NativeConnection } = await import('@temporalio/worker');
     const retries: number[] = [];
     const err = await connectWithRetry(() => NativeConnection.connect({ address: `127.0.0.1:${port}` }), {
-      deadlineMs: 1_500, initialDelayMs: 100, onRetry: (attempt) => retries.push(attempt),
-    }).then(() => undefined, (e: Error) => e);
+      deadlineMs: 1_500,
+      initialDelayMs: 100,
+      onRetry: (attempt) => retries.push(attempt),
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err?.name).toBe('TransportError');
     expect(retries.length).toBeGreaterThanOrEqual(2);
   });

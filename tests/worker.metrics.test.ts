@@ -112,12 +112,15 @@ describe('worker metrics endpoint', () => {
 
     const { runId, handle } = await startRun(db, client, {
       // 5 msg/s (~16 s): the workflow's live readings (every 5 s) catch the run while it sends.
-      reason: 'INC-metrics', operator: 't', taskQueue, params: { batchSize: 20, batchConcurrency: 2, ratePerSecond: 5 },
+      reason: 'INC-metrics',
+      operator: 't',
+      taskQueue,
+      params: { batchSize: 20, batchConcurrency: 2, ratePerSecond: 5 },
     });
     // While the run is active, its configured rate is a gauge.
     const rate = { name: 'pinreset_run_rate_limit_per_second', labels: { run_id: runId, status: 'running' } };
     let rateSeen = 0;
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline && !rateSeen; ) {
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && !rateSeen;) {
       rateSeen = sum(parseMetrics(await scrape()).samples, rate.name, rate.labels);
       if (!rateSeen) await new Promise((r) => setTimeout(r, 100));
     }
@@ -125,7 +128,10 @@ describe('worker metrics endpoint', () => {
     // Live progress from the ledger while it runs: counts by outcome that move before any batch ends.
     const run = { run_id: runId };
     let live = parseMetrics(await scrape());
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline && !sum(live.samples, 'pinreset_run_accounts', { ...run, outcome: 'sentSms' }); ) {
+    for (
+      const deadline = Date.now() + 30_000;
+      Date.now() < deadline && !sum(live.samples, 'pinreset_run_accounts', { ...run, outcome: 'sentSms' });
+    ) {
       await new Promise((r) => setTimeout(r, 200));
       live = parseMetrics(await scrape());
     }
@@ -135,14 +141,25 @@ describe('worker metrics endpoint', () => {
     expect(sentNow).toBeGreaterThan(0);
     expect(sentNow).toBeLessThanOrEqual((await readCounts(db, runId)).sentSms);
     for (const g of ['pinreset_run_in_flight', 'pinreset_run_seconds_since_provider_call', 'pinreset_run_stalled']) {
-      expect(live.samples.some((x) => x.name === g && x.labels.run_id === runId), g).toBe(true);
+      expect(
+        live.samples.some((x) => x.name === g && x.labels.run_id === runId),
+        g,
+      ).toBe(true);
     }
     expect(sum(live.samples, 'pinreset_run_stalled', run)).toBe(0);
 
     const result = await handle.result();
     expect(result.status).toBe('completed');
     const counts = await readCounts(db, runId);
-    expect(counts).toMatchObject({ planned: 78, sentSms: 60, sentEmail: 15, fellBack: 5, unreachable: 3, failed: 0, pending: 0 });
+    expect(counts).toMatchObject({
+      planned: 78,
+      sentSms: 60,
+      sentEmail: 15,
+      fellBack: 5,
+      unreachable: 3,
+      failed: 0,
+      pending: 0,
+    });
 
     const text = await scrape();
     // For debugging: what the scraper and the log collector got.
@@ -161,7 +178,9 @@ describe('worker metrics endpoint', () => {
     const latency = 'pinreset_provider_latency_seconds';
     expect(types.get(latency)).toBe('histogram');
     expect(sum(samples, `${latency}_count`, { channel: 'sms', call: 'send' })).toBe(counts.sentSms + counts.fellBack);
-    expect(sum(samples, `${latency}_bucket`, { channel: 'sms', call: 'send', le: '+Inf' })).toBe(counts.sentSms + counts.fellBack);
+    expect(sum(samples, `${latency}_bucket`, { channel: 'sms', call: 'send', le: '+Inf' })).toBe(
+      counts.sentSms + counts.fellBack,
+    );
     expect(sum(samples, `${latency}_count`, { channel: 'email', call: 'send' })).toBe(counts.sentEmail);
     expect(sum(samples, `${latency}_sum`, { channel: 'sms', call: 'send' })).toBeGreaterThan(0);
 
@@ -182,7 +201,11 @@ describe('worker metrics endpoint', () => {
     }
     const lines = worker.output().split('\n').filter(Boolean);
     for (const line of lines) expect(() => JSON.parse(line), `not a JSON log line: ${line}`).not.toThrow();
-    expect(lines.map((l) => JSON.parse(l)).find((e) => e.msg === 'worker started')).toMatchObject({ level: 'info', taskQueue, metricsPort });
+    expect(lines.map((l) => JSON.parse(l)).find((e) => e.msg === 'worker started')).toMatchObject({
+      level: 'info',
+      taskQueue,
+      metricsPort,
+    });
 
     // Graceful stop: the endpoint closes with the worker.
     await worker.kill('SIGTERM');
@@ -201,7 +224,15 @@ describe('metrics text', () => {
     m.onSend({ channel: 'sms', result: 'permanent', code: '21610', latencyMs: 40 });
     m.onSend({ channel: 'sms', result: 'reconciled', code: 'found', latencyMs: 20 });
     m.onSend({ channel: 'email', result: 'transient', code: 'smtp "4"\\50\nx', latencyMs: 1 });
-    const text = await scrapeText({ metrics: m, gauges: () => { throw new Error('db down'); } }, { gauges: 0 });
+    const text = await scrapeText(
+      {
+        metrics: m,
+        gauges: () => {
+          throw new Error('db down');
+        },
+      },
+      { gauges: 0 },
+    );
     const { samples, types } = parseMetrics(text);
     expect(types.get('pinreset_reconciliations_total')).toBe('counter');
     expect(sum(samples, 'pinreset_messages_total', { channel: 'sms', outcome: 'ok', code: '' })).toBe(2);
@@ -209,7 +240,8 @@ describe('metrics text', () => {
     expect(sum(samples, 'pinreset_reconciliations_total', { channel: 'sms', result: 'found' })).toBe(1);
     // Label values are escaped: quote, backslash, newline.
     expect(text).toContain('code="smtp \\"4\\"\\\\50\\nx"');
-    const bucket = (le: string) => sum(samples, 'pinreset_provider_latency_seconds_bucket', { channel: 'sms', call: 'send', le });
+    const bucket = (le: string) =>
+      sum(samples, 'pinreset_provider_latency_seconds_bucket', { channel: 'sms', call: 'send', le });
     expect([bucket('0.005'), bucket('0.05'), bucket('0.5'), bucket('1'), bucket('+Inf')]).toEqual([1, 2, 2, 3, 3]);
     expect(sum(samples, 'pinreset_provider_latency_seconds_sum', { channel: 'sms', call: 'send' })).toBeCloseTo(0.743);
     expect(sum(samples, 'pinreset_metrics_gauge_errors_total')).toBe(1);
@@ -230,7 +262,9 @@ describe('metrics text', () => {
   it('appends the SDK text without its "# EOF", and says when it is missing', async () => {
     // A stand-in for the SDK's exporter, answering in OpenMetrics style.
     const sdk = http.createServer((_req, res) => {
-      res.end('# HELP temporal_request Client requests\n# TYPE temporal_request counter\ntemporal_request{operation="PollActivityTaskQueue"} 3\n# EOF\n');
+      res.end(
+        '# HELP temporal_request Client requests\n# TYPE temporal_request counter\ntemporal_request{operation="PollActivityTaskQueue"} 3\n# EOF\n',
+      );
     });
     await new Promise<void>((resolve) => sdk.listen(0, '127.0.0.1', resolve));
     try {
@@ -243,7 +277,10 @@ describe('metrics text', () => {
     } finally {
       await new Promise((resolve) => sdk.close(resolve));
     }
-    const down = await scrapeText({ metrics: new PinresetMetrics(), sdkMetricsUrl: 'http://127.0.0.1:1/metrics' }, { gauges: 0 });
+    const down = await scrapeText(
+      { metrics: new PinresetMetrics(), sdkMetricsUrl: 'http://127.0.0.1:1/metrics' },
+      { gauges: 0 },
+    );
     expect(sum(parseMetrics(down).samples, 'pinreset_sdk_metrics_up')).toBe(0);
   });
 });

@@ -26,7 +26,9 @@ describe('PostgreSQL connections budgeted', () => {
     const server = { maxConnections: 100, superuserReserved: 3 };
     expect(connectionBudgetProblem({ workers: 8, poolSize: 10, reserved: 10, ...server })).toBeUndefined(); // 90 <= 97
     const over = connectionBudgetProblem({ workers: 20, poolSize: 10, reserved: 10, ...server });
-    expect(over).toMatch(/PINRESET_WORKERS \(20\) x DATABASE_POOL_SIZE \(10\) \+ DATABASE_RESERVED_CONNECTIONS \(10\) = 210/);
+    expect(over).toMatch(
+      /PINRESET_WORKERS \(20\) x DATABASE_POOL_SIZE \(10\) \+ DATABASE_RESERVED_CONNECTIONS \(10\) = 210/,
+    );
     expect(over).toMatch(/allows 97 \(max_connections 100 - superuser_reserved_connections 3\)/);
   });
 
@@ -54,9 +56,14 @@ describe('PostgreSQL connections budgeted', () => {
     // One connection more than the server allows.
     const workers = Math.floor((limits.maxConnections - limits.superuserReserved) / 10) + 1;
     const w = spawnWorker({
-      ...providers.env, DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_TASK_QUEUE: `budget-${randomUUID()}`, WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
-      PINRESET_WORKERS: String(workers), DATABASE_POOL_SIZE: '10', DATABASE_RESERVED_CONNECTIONS: '0',
+      ...providers.env,
+      DATABASE_URL: dbUrl,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: `budget-${randomUUID()}`,
+      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+      PINRESET_WORKERS: String(workers),
+      DATABASE_POOL_SIZE: '10',
+      DATABASE_RESERVED_CONNECTIONS: '0',
     });
     w.ready.catch(() => undefined); // it must never get ready
     const exit = await w.exited;

@@ -23,13 +23,27 @@ describe('the worker checks the search attributes at start', () => {
 
   beforeAll(async () => {
     connection = await Connection.connect({ address: inject('temporalAddress') });
-    await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
+    await connection.workflowService.registerNamespace({
+      namespace,
+      workflowExecutionRetentionPeriod: msToTs('1 day'),
+    });
     // The frontend learns a new namespace on its next namespace cache refresh.
     await waitFor('namespace', () => connection.operatorService.listSearchAttributes({ namespace }), 60_000, 500);
     // All but PinresetPaused: the new user's case in the issue.
-    const four = Object.fromEntries(Object.entries(SEARCH_ATTRIBUTES).filter(([n]) => n !== 'PinresetPaused')
-      .map(([n, t]) => [n, IndexedValueType[`INDEXED_VALUE_TYPE_${t.toUpperCase()}` as keyof typeof IndexedValueType]]));
-    await waitFor('search attributes', () => connection.operatorService.addSearchAttributes({ namespace, searchAttributes: four }), 60_000, 500);
+    const four = Object.fromEntries(
+      Object.entries(SEARCH_ATTRIBUTES)
+        .filter(([n]) => n !== 'PinresetPaused')
+        .map(([n, t]) => [
+          n,
+          IndexedValueType[`INDEXED_VALUE_TYPE_${t.toUpperCase()}` as keyof typeof IndexedValueType],
+        ]),
+    );
+    await waitFor(
+      'search attributes',
+      () => connection.operatorService.addSearchAttributes({ namespace, searchAttributes: four }),
+      60_000,
+      500,
+    );
     const db = await freshDatabase('sa_check');
     dbUrl = db.url;
     closeDb = () => db.db.end();
@@ -49,8 +63,12 @@ describe('the worker checks the search attributes at start', () => {
 
   it('a worker process exits 1 naming PinresetPaused and the command that registers it', async () => {
     const w = spawnWorker({
-      ...providers.env, DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: namespace,
-      TEMPORAL_TASK_QUEUE: `sa-${randomUUID()}`, WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+      ...providers.env,
+      DATABASE_URL: dbUrl,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_NAMESPACE: namespace,
+      TEMPORAL_TASK_QUEUE: `sa-${randomUUID()}`,
+      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
     });
     w.ready.catch(() => undefined); // it must never get ready
     const exit = await w.exited;

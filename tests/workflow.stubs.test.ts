@@ -9,11 +9,20 @@ import type { Activities } from '../activities';
 import { zeroDeliveryCounts } from '../domain/delivery';
 import { DEFAULT_PARAMS, type RunParams } from '../domain/run';
 import { zeroCounts, type Counts, type PlannedBatch } from '../domain/types';
-import { approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, type CarriedState, type RunInput } from '../workflows/api';
+import {
+  approveUpdate,
+  cancelSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  type CarriedState,
+  type RunInput,
+} from '../workflows/api';
 import { pinResetRun } from '../workflows/pin-reset-run';
 import { until } from './support/until';
 
-const eventually = (probe: () => unknown, what: string) => until(what, async () => (await probe()) || undefined, 30_000, 50);
+const eventually = (probe: () => unknown, what: string) =>
+  until(what, async () => (await probe()) || undefined, 30_000, 50);
 
 /** The final reconciliation's range: the whole run. */
 const RECONCILE = `0-${Number.MAX_SAFE_INTEGER}`;
@@ -35,7 +44,10 @@ interface Calls {
 }
 
 /** Stub activities over `accounts` accounts with ids 1..accounts. */
-function stubs(accounts: number, notify?: (b: { first: number; last: number }, calls: Calls) => Promise<Partial<Counts>>) {
+function stubs(
+  accounts: number,
+  notify?: (b: { first: number; last: number }, calls: Calls) => Promise<Partial<Counts>>,
+) {
   const calls: Calls = { prepare: 0, reset: [], notify: [], controls: [], stopping: 0, statuses: [] };
   const totals = zeroCounts();
   const activities: Partial<Activities> = {
@@ -58,13 +70,23 @@ function stubs(accounts: number, notify?: (b: { first: number; last: number }, c
     },
     notifyBatch: async (input) => {
       calls.notify.push(`${input.first}-${input.last}`);
-      const c = { ...zeroCounts(), ...(notify ? await notify(input, calls) : { sentSms: input.last - input.first + 1 }) };
+      const c = {
+        ...zeroCounts(),
+        ...(notify ? await notify(input, calls) : { sentSms: input.last - input.first + 1 }),
+      };
       totals.sentSms += c.sentSms;
       totals.failed += c.failed;
       return c;
     },
     markResetsDone: async () => ({ exposureWindowMs: 1 }),
-    checkpointProgress: async () => ({ counts: zeroCounts(), inFlight: 0, sentInWindow: 0, windowS: 60, readAtMs: 0, topErrors: [] }),
+    checkpointProgress: async () => ({
+      counts: zeroCounts(),
+      inFlight: 0,
+      sentInWindow: 0,
+      windowS: 60,
+      readAtMs: 0,
+      topErrors: [],
+    }),
     recordRunControl: async ({ seq, status, reason }) => {
       calls.controls.push({ seq, status, reason });
     },
@@ -78,7 +100,10 @@ function stubs(accounts: number, notify?: (b: { first: number; last: number }, c
     },
     readRunCounts: async () => ({ ...totals, planned: accounts }),
     followUpDeliveries: async ({ sendsDone }) => ({
-      enabled: false, counts: zeroDeliveryCounts(), open: 0, done: sendsDone,
+      enabled: false,
+      counts: zeroDeliveryCounts(),
+      open: 0,
+      done: sendsDone,
       actions: { fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0 },
     }),
   };
@@ -106,12 +131,21 @@ describe('the run workflow with stub activities', () => {
   async function start(activities: Partial<Activities>, params: Partial<RunParams>, carried?: CarriedState) {
     const taskQueue = `stubs-${randomUUID()}`;
     const worker = await Worker.create({
-      connection, namespace: 'default', taskQueue, activities,
+      connection,
+      namespace: 'default',
+      taskQueue,
+      activities,
       workflowBundle: { codePath: inject('workflowBundlePath') },
     });
     running.push({ worker, done: worker.run() });
     const runId = `stub-${randomUUID().slice(0, 8)}`;
-    const input: RunInput = { runId, reason: 'INC-STUB', operator: 'test', params: { ...DEFAULT_PARAMS, ...params }, carried };
+    const input: RunInput = {
+      runId,
+      reason: 'INC-STUB',
+      operator: 'test',
+      params: { ...DEFAULT_PARAMS, ...params },
+      carried,
+    };
     return client.workflow.start(pinResetRun, { args: [input], taskQueue, workflowId: `pinreset-${runId}` });
   }
 
@@ -122,9 +156,14 @@ describe('the run workflow with stub activities', () => {
       return { sentSms: b.last - b.first + 1 };
     });
     const handle = await start(activities, { canary: 5, batchSize: 10 });
-    await eventually(() => calls.notify.length === 1 && calls.reset.length === 6, 'canary dispatched, every batch reset');
+    await eventually(
+      () => calls.notify.length === 1 && calls.reset.length === 6,
+      'canary dispatched, every batch reset',
+    );
     expect(calls.notify).toEqual(['1-5']);
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'early' }] })).rejects.toThrow(WorkflowUpdateFailedError);
+    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'early' }] })).rejects.toThrow(
+      WorkflowUpdateFailedError,
+    );
     canaryGate.open();
     await eventually(async () => (await handle.query(progressQuery)).awaitingApproval, 'awaiting approval');
     expect(calls.notify).toEqual(['1-5']); // nothing beyond the canary without approval
@@ -143,7 +182,12 @@ describe('the run workflow with stub activities', () => {
       const n = b.last - b.first + 1;
       return failing ? { sentSms: 1, failed: n - 1 } : { sentSms: n };
     });
-    const handle = await start(activities, { batchSize: 10, batchConcurrency: 1, autoPauseFailureRate: 0.2, autoPauseWindow: 5 });
+    const handle = await start(activities, {
+      batchSize: 10,
+      batchConcurrency: 1,
+      autoPauseFailureRate: 0.2,
+      autoPauseWindow: 5,
+    });
     await eventually(async () => (await handle.query(progressQuery)).autoPaused, 'auto-paused');
     const p = await handle.query(progressQuery);
     expect(p.pauseReason).toMatch(/auto-paused: 90\.0% of the last 10 notification attempts failed/);
@@ -202,7 +246,13 @@ describe('the run workflow with stub activities', () => {
     await handle.signal(resumeSignal);
     await handle.signal(resumeSignal); // nothing to resume: changes nothing
     expect((await handle.result()).status).toBe('completed');
-    expect(calls.controls.map((c) => [c.seq, c.status])).toEqual([[1, 'paused'], [2, 'paused'], [3, 'running'], [4, 'paused'], [5, 'running']]);
+    expect(calls.controls.map((c) => [c.seq, c.status])).toEqual([
+      [1, 'paused'],
+      [2, 'paused'],
+      [3, 'running'],
+      [4, 'paused'],
+      [5, 'running'],
+    ]);
     // Resets finish in any order, so the batches after the first may be notified in any order.
     expect(calls.notify[0]).toBe('1-10');
     expect(calls.notify.slice(1).sort()).toEqual(['11-20', '21-30', RECONCILE].sort());
@@ -211,10 +261,27 @@ describe('the run workflow with stub activities', () => {
   it('continue-as-new hand-off: a carried state goes on where it was, without preparing again', async () => {
     const { calls, activities } = stubs(30, undefined);
     const carried: CarriedState = {
-      planned: 30, planCursor: 30, planningDone: true, toReset: [], toNotify: [{ first: 21, last: 30 }],
-      batchesPlanned: 3, batchesReset: 3, batchesNotified: 2, counts: { ...zeroCounts(), planned: 30, reset: 30, sentSms: 20 },
-      paused: false, autoPaused: false, canary: 'none', recent: [], ratePerSecond: 100, startedAtMs: Date.now() - 60_000,
-      pausedTotalMs: 0, resetsDoneAtMs: Date.now() - 30_000, exposureWindowMs: 30_000, checkpointSeq: 7, continuedAsNew: 1, parkedSettled: false,
+      planned: 30,
+      planCursor: 30,
+      planningDone: true,
+      toReset: [],
+      toNotify: [{ first: 21, last: 30 }],
+      batchesPlanned: 3,
+      batchesReset: 3,
+      batchesNotified: 2,
+      counts: { ...zeroCounts(), planned: 30, reset: 30, sentSms: 20 },
+      paused: false,
+      autoPaused: false,
+      canary: 'none',
+      recent: [],
+      ratePerSecond: 100,
+      startedAtMs: Date.now() - 60_000,
+      pausedTotalMs: 0,
+      resetsDoneAtMs: Date.now() - 30_000,
+      exposureWindowMs: 30_000,
+      checkpointSeq: 7,
+      continuedAsNew: 1,
+      parkedSettled: false,
     };
     const handle = await start(activities, { batchSize: 10 }, carried);
     const result = await handle.result();

@@ -4,7 +4,9 @@ import type { TemporalConfig } from '../config';
 
 export interface ConnectionOptionsLike {
   address: string;
-  tls?: { serverNameOverride?: string; serverRootCACertificate?: Buffer; clientCertPair?: { crt: Buffer; key: Buffer } } | boolean;
+  tls?:
+    | { serverNameOverride?: string; serverRootCACertificate?: Buffer; clientCertPair?: { crt: Buffer; key: Buffer } }
+    | boolean;
   apiKey?: string;
   metadata?: Record<string, string>;
 }
@@ -15,7 +17,10 @@ export async function connectionOptions(t: TemporalConfig): Promise<ConnectionOp
     opts.tls = {
       serverNameOverride: t.tls.serverName,
       serverRootCACertificate: t.tls.caPath ? await readFile(t.tls.caPath) : undefined,
-      clientCertPair: t.tls.certPath && t.tls.keyPath ? { crt: await readFile(t.tls.certPath), key: await readFile(t.tls.keyPath) } : undefined,
+      clientCertPair:
+        t.tls.certPath && t.tls.keyPath
+          ? { crt: await readFile(t.tls.certPath), key: await readFile(t.tls.keyPath) }
+          : undefined,
     };
   }
   if (t.apiKey) {

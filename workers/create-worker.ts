@@ -9,7 +9,9 @@ import { dataConverterFromEnv } from './data-converter';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
 /** Workflow interceptors: signals and updates in plain text are refused when encryption is on. */
-export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'refuse-plaintext.ts')];
+export const WORKFLOW_INTERCEPTOR_MODULES = [
+  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'refuse-plaintext.ts'),
+];
 
 export interface PinresetWorkerOptions {
   connection: NativeConnection;
@@ -28,7 +30,9 @@ export interface PinresetWorkerOptions {
 }
 
 export async function createPinresetWorker(o: PinresetWorkerOptions): Promise<Worker> {
-  const workflowSource = o.workflowBundlePath ? { workflowBundle: { codePath: o.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH };
+  const workflowSource = o.workflowBundlePath
+    ? { workflowBundle: { codePath: o.workflowBundlePath } }
+    : { workflowsPath: WORKFLOWS_PATH };
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace,

@@ -18,7 +18,10 @@ import { AesGcmCodec, codecOptionsFromEnv } from '../codec/aes-gcm';
 export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.cjs', import.meta.url));
 
 /** The codec configured by the environment, or undefined when encryption is off. */
-export function payloadCodecFromEnv(env: Record<string, string | undefined> = process.env, o: { refusePlaintext?: boolean } = {}): AesGcmCodec | undefined {
+export function payloadCodecFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  o: { refusePlaintext?: boolean } = {},
+): AesGcmCodec | undefined {
   const opts = codecOptionsFromEnv(env);
   return opts ? new AesGcmCodec({ ...opts, ...o }) : undefined;
 }
@@ -29,7 +32,10 @@ export function payloadCodecFromEnv(env: Record<string, string | undefined> = pr
  * undefined (SDK defaults) when no codec key is configured; throws on a partial or invalid
  * configuration, which must stop a worker rather than let it write clear-text payloads.
  */
-export function dataConverterFromEnv(env: Record<string, string | undefined> = process.env, o: { refusePlaintext?: boolean } = {}): DataConverter | undefined {
+export function dataConverterFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  o: { refusePlaintext?: boolean } = {},
+): DataConverter | undefined {
   const codec = payloadCodecFromEnv(env, o);
   if (!codec) return undefined;
   return { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH };

@@ -22,9 +22,33 @@ function sdkLogLevel(level: ConfigLogLevel | LogLevel): LogLevel {
 
 /** Keys redacted whatever their value (compared lower case, without "_" and "-"). */
 const SENSITIVE_KEYS = new Set([
-  'phone', 'phonenumber', 'mobile', 'msisdn', 'email', 'emailaddress', 'name', 'fullname', 'firstname',
-  'lastname', 'customername', 'displayname', 'pin', 'newpin', 'oldpin', 'to', 'recipient', 'body', 'text',
-  'authtoken', 'password', 'passwd', 'secret', 'apikey', 'token', 'accountnumber', 'pepper',
+  'phone',
+  'phonenumber',
+  'mobile',
+  'msisdn',
+  'email',
+  'emailaddress',
+  'name',
+  'fullname',
+  'firstname',
+  'lastname',
+  'customername',
+  'displayname',
+  'pin',
+  'newpin',
+  'oldpin',
+  'to',
+  'recipient',
+  'body',
+  'text',
+  'authtoken',
+  'password',
+  'passwd',
+  'secret',
+  'apikey',
+  'token',
+  'accountnumber',
+  'pepper',
 ]);
 
 /** Word parts that make any key sensitive: customerPhone, pin_hash, clientSecret, smtpPassword... */
@@ -95,7 +119,8 @@ export function redactValue(value: unknown, depth = 0, seen = new WeakSet<object
       if (obj.length > MAX_ITEMS) items.push(`[${obj.length - MAX_ITEMS} more]`);
       return items;
     }
-    if (obj instanceof Map) return redactObject(Object.fromEntries([...obj.entries()].map(([k, v]) => [String(k), v])), depth, seen);
+    if (obj instanceof Map)
+      return redactObject(Object.fromEntries([...obj.entries()].map(([k, v]) => [String(k), v])), depth, seen);
     if (obj instanceof Set) return redactValue([...obj], depth, seen);
     return redactObject(obj as Record<string, unknown>, depth, seen);
   } finally {
@@ -195,7 +220,11 @@ export class JsonLogger implements Logger {
   }
 
   private emit(level: LogLevel, message: string, meta?: LogMetadata): void {
-    const entry: Record<string, unknown> = { ts: this.now().toISOString(), level: level.toLowerCase(), msg: redactText(String(message)) };
+    const entry: Record<string, unknown> = {
+      ts: this.now().toISOString(),
+      level: level.toLowerCase(),
+      msg: redactText(String(message)),
+    };
     const fields = meta ? redactObject(Object.fromEntries(Object.entries(meta)), 0, new WeakSet()) : {};
     for (const [k, v] of Object.entries({ ...this.base, ...fields })) entry[RESERVED.has(k) ? `meta_${k}` : k] = v;
     let line: string;

@@ -71,7 +71,10 @@ async function main(): Promise<void> {
   // PINRESET_WORKERS x DATABASE_POOL_SIZE must fit the server's connections (config/index.ts).
   const budget = await readConnectionLimits(db);
   const overBudget = connectionBudgetProblem({
-    workers: config.worker.processes, poolSize: config.database.poolSize, reserved: config.worker.dbReservedConnections, ...budget,
+    workers: config.worker.processes,
+    poolSize: config.database.poolSize,
+    reserved: config.worker.dbReservedConnections,
+    ...budget,
   });
   if (overBudget) {
     await db.end();
@@ -87,7 +90,8 @@ async function main(): Promise<void> {
     const options = await connectionOptions(config.temporal);
     connection = await connectWithRetry(() => NativeConnection.connect(options), {
       stopped: () => stopRequested,
-      onRetry: (attempt, delayMs, error) => logger.warn('Temporal not reachable yet: retrying', { attempt, delayMs, error: error.message }),
+      onRetry: (attempt, delayMs, error) =>
+        logger.warn('Temporal not reachable yet: retrying', { attempt, delayMs, error: error.message }),
     });
     await assertSearchAttributes(connection, config.temporal.namespace);
     const worker = await createPinresetWorker({
@@ -98,7 +102,12 @@ async function main(): Promise<void> {
       maxConcurrentActivities: config.worker.maxConcurrentActivities,
       identity: `pinreset-worker@${os.hostname()}:${process.pid}`,
       deps: {
-        db, sms, email, message: config.message, sendConcurrency: config.worker.sendConcurrency, onSend: metrics?.onSend,
+        db,
+        sms,
+        email,
+        message: config.message,
+        sendConcurrency: config.worker.sendConcurrency,
+        onSend: metrics?.onSend,
         senders: {
           sms: { key: smsSenderKey(config.sms), defaultRate: config.budgets.sms },
           email: { key: emailRelayKey(config.email.url), defaultRate: config.budgets.email },
@@ -116,8 +125,16 @@ async function main(): Promise<void> {
         gauges: async () => [
           ...(await runRateGauges(db)),
           ...(await runProgressGauges(db)),
-          { name: 'pinreset_worker_send_concurrency', help: 'SEND_CONCURRENCY: sends in flight per run on this worker.', values: [{ value: config.worker.sendConcurrency }] },
-          { name: 'pinreset_worker_max_concurrent_activities', help: 'WORKER_MAX_ACTIVITIES: activities run at once by this worker.', values: [{ value: config.worker.maxConcurrentActivities }] },
+          {
+            name: 'pinreset_worker_send_concurrency',
+            help: 'SEND_CONCURRENCY: sends in flight per run on this worker.',
+            values: [{ value: config.worker.sendConcurrency }],
+          },
+          {
+            name: 'pinreset_worker_max_concurrent_activities',
+            help: 'WORKER_MAX_ACTIVITIES: activities run at once by this worker.',
+            values: [{ value: config.worker.maxConcurrentActivities }],
+          },
         ],
       });
     }

@@ -52,7 +52,10 @@ function family(name: string, type: 'counter' | 'gauge' | 'histogram', help: str
 
 export class Counter {
   private readonly series = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
 
   inc(labels: Labels, by = 1): void {
     let key = labelText(labels);
@@ -75,7 +78,11 @@ export class Counter {
 
 export class Histogram {
   private readonly series = new Map<string, { labels: Labels; buckets: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly bounds: number[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly bounds: number[],
+  ) {}
 
   observe(labels: Labels, value: number): void {
     const key = labelText(labels);
@@ -90,7 +97,9 @@ export class Histogram {
     if (this.series.size === 0) return [];
     const lines = family(this.name, 'histogram', this.help);
     for (const { labels, buckets, sum, count } of this.series.values()) {
-      this.bounds.forEach((le, i) => lines.push(`${this.name}_bucket${labelText({ ...labels, le: String(le) })} ${buckets[i]}`));
+      this.bounds.forEach((le, i) =>
+        lines.push(`${this.name}_bucket${labelText({ ...labels, le: String(le) })} ${buckets[i]}`),
+      );
       lines.push(`${this.name}_bucket${labelText({ ...labels, le: '+Inf' })} ${count}`);
       lines.push(`${this.name}_sum${labelText(labels)} ${num(sum)}`);
       lines.push(`${this.name}_count${labelText(labels)} ${count}`);
@@ -139,7 +148,11 @@ export class PinresetMetrics {
         this.latency.observe({ channel: e.channel, call: 'reconcile' }, seconds);
         return;
       }
-      this.messages.inc({ channel: e.channel, outcome: e.result, code: e.result === 'ok' ? '' : (e.code ?? 'unknown') });
+      this.messages.inc({
+        channel: e.channel,
+        outcome: e.result,
+        code: e.result === 'ok' ? '' : (e.code ?? 'unknown'),
+      });
       this.latency.observe({ channel: e.channel, call: 'send' }, seconds);
     } catch {
       // metrics must never break a send
@@ -155,9 +168,17 @@ export class PinresetMetrics {
 function processGauges(): Gauge[] {
   const mem = process.memoryUsage();
   return [
-    { name: 'process_resident_memory_bytes', help: 'Resident set size of the worker process, bytes.', values: [{ value: mem.rss }] },
+    {
+      name: 'process_resident_memory_bytes',
+      help: 'Resident set size of the worker process, bytes.',
+      values: [{ value: mem.rss }],
+    },
     { name: 'nodejs_heap_used_bytes', help: 'V8 heap in use, bytes.', values: [{ value: mem.heapUsed }] },
-    { name: 'process_start_time_seconds', help: 'Start time of the process, seconds since the epoch.', values: [{ value: Math.round(Date.now() / 1000 - process.uptime()) }] },
+    {
+      name: 'process_start_time_seconds',
+      help: 'Start time of the process, seconds since the epoch.',
+      values: [{ value: Math.round(Date.now() / 1000 - process.uptime()) }],
+    },
   ];
 }
 
@@ -184,31 +205,66 @@ const MAX_PROGRESS_RUNS = 10;
 export async function runProgressGauges(db: Db): Promise<Gauge[]> {
   const runs = (await listActiveRunRates(db, MAX_PROGRESS_RUNS)).filter((r) => r.status !== 'created');
   // The workflow's latest reading when fresh (no second scan of a large ledger per scrape).
-  const readings = await Promise.all(runs.map(async (r) => {
-    const saved = (await readRun(db, r.id))?.lastCheckpoint?.live;
-    const live = saved && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : await readLiveProgress(db, r.id);
-    return { run: r, live };
-  }));
+  const readings = await Promise.all(
+    runs.map(async (r) => {
+      const saved = (await readRun(db, r.id))?.lastCheckpoint?.live;
+      const live = saved && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : await readLiveProgress(db, r.id);
+      return { run: r, live };
+    }),
+  );
   const per = (f: (x: (typeof readings)[number]) => number | undefined) =>
     readings.flatMap((x) => {
       const v = f(x);
       return v === undefined ? [] : [{ labels: { run_id: x.run.id }, value: v }];
     });
-  const OUTCOMES = ['reset', 'skipped', 'sentSms', 'sentEmail', 'fellBack', 'unreachable', 'failed', 'notifySkipped', 'pending'] as const;
+  const OUTCOMES = [
+    'reset',
+    'skipped',
+    'sentSms',
+    'sentEmail',
+    'fellBack',
+    'unreachable',
+    'failed',
+    'notifySkipped',
+    'pending',
+  ] as const;
   return [
     {
       name: 'pinreset_run_accounts',
       help: 'Accounts of each active run by outcome, from the ledger at scrape time (outcome: planned, reset, skipped, sentSms, sentEmail, fellBack, unreachable, failed, notifySkipped, pending).',
-      values: readings.flatMap(({ run, live }) => (['planned', ...OUTCOMES] as const).map((o) => ({ labels: { run_id: run.id, outcome: o }, value: live.counts[o] }))),
+      values: readings.flatMap(({ run, live }) =>
+        (['planned', ...OUTCOMES] as const).map((o) => ({
+          labels: { run_id: run.id, outcome: o },
+          value: live.counts[o],
+        })),
+      ),
     },
-    { name: 'pinreset_run_in_flight', help: 'Accounts being sent now (claimed by a send attempt, not settled) per active run.', values: per((x) => x.live.inFlight) },
-    { name: 'pinreset_run_sent_per_second', help: 'Messages accepted by the providers per second over the last minute, per active run (compare with pinreset_run_rate_limit_per_second).', values: per((x) => achievedRate(x.live)) },
-    { name: 'pinreset_run_eta_seconds', help: 'Seconds until every pending account is settled at the rate achieved over the last minute; absent while paused or unknown.', values: per((x) => etaSeconds(x.live, x.run.status !== 'running')) },
-    { name: 'pinreset_run_seconds_since_provider_call', help: 'Seconds since the last provider call seen in the ledger, per active run.', values: per((x) => idleSeconds(x.live)) },
+    {
+      name: 'pinreset_run_in_flight',
+      help: 'Accounts being sent now (claimed by a send attempt, not settled) per active run.',
+      values: per((x) => x.live.inFlight),
+    },
+    {
+      name: 'pinreset_run_sent_per_second',
+      help: 'Messages accepted by the providers per second over the last minute, per active run (compare with pinreset_run_rate_limit_per_second).',
+      values: per((x) => achievedRate(x.live)),
+    },
+    {
+      name: 'pinreset_run_eta_seconds',
+      help: 'Seconds until every pending account is settled at the rate achieved over the last minute; absent while paused or unknown.',
+      values: per((x) => etaSeconds(x.live, x.run.status !== 'running')),
+    },
+    {
+      name: 'pinreset_run_seconds_since_provider_call',
+      help: 'Seconds since the last provider call seen in the ledger, per active run.',
+      values: per((x) => idleSeconds(x.live)),
+    },
     {
       name: 'pinreset_run_stalled',
       help: '1 when a running run has accounts pending and made no provider call for 60 s (or 5 messages at its ceiling); alert on it.',
-      values: per((x) => (stallSeconds(x.live, { sending: x.run.status === 'running', ratePerSecond: x.run.rate }) !== undefined ? 1 : 0)),
+      values: per((x) =>
+        stallSeconds(x.live, { sending: x.run.status === 'running', ratePerSecond: x.run.rate }) !== undefined ? 1 : 0,
+      ),
     },
   ];
 }
@@ -236,7 +292,10 @@ async function fetchText(url: string, timeoutMs: number): Promise<string> {
 }
 
 /** Everything one scrape returns (see the header comment). */
-export async function scrapeText(o: Omit<MetricsServerOptions, 'port' | 'host'>, errors: { gauges: number }): Promise<string> {
+export async function scrapeText(
+  o: Omit<MetricsServerOptions, 'port' | 'host'>,
+  errors: { gauges: number },
+): Promise<string> {
   const lines = o.metrics.render();
   if (o.gauges) {
     try {
@@ -246,7 +305,11 @@ export async function scrapeText(o: Omit<MetricsServerOptions, 'port' | 'host'>,
     }
   }
   lines.push(
-    ...family('pinreset_metrics_gauge_errors_total', 'counter', 'Scrapes whose per-scrape gauges (e.g. the configured rates from PostgreSQL) failed.'),
+    ...family(
+      'pinreset_metrics_gauge_errors_total',
+      'counter',
+      'Scrapes whose per-scrape gauges (e.g. the configured rates from PostgreSQL) failed.',
+    ),
     `pinreset_metrics_gauge_errors_total ${errors.gauges}`,
   );
   lines.push(...renderGauges(processGauges()));
@@ -257,7 +320,15 @@ export async function scrapeText(o: Omit<MetricsServerOptions, 'port' | 'host'>,
     } catch {
       sdk = '';
     }
-    lines.push(...renderGauges([{ name: 'pinreset_sdk_metrics_up', help: 'Whether the Temporal SDK runtime metrics were included in this scrape.', values: [{ value: sdk ? 1 : 0 }] }]));
+    lines.push(
+      ...renderGauges([
+        {
+          name: 'pinreset_sdk_metrics_up',
+          help: 'Whether the Temporal SDK runtime metrics were included in this scrape.',
+          values: [{ value: sdk ? 1 : 0 }],
+        },
+      ]),
+    );
   }
   // OpenMetrics' "# EOF" would end the document early: drop it, the text format needs none.
   const sdkLines = sdk.split('\n').filter((l) => l.trim() !== '' && l.trim() !== '# EOF');

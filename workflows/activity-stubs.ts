@@ -8,17 +8,27 @@ export const DB_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumI
 
 // Heartbeats (activities/keepalive.ts) let a killed worker's activity be retried in seconds, not minutes.
 /** Controls, approvals, the run's status and final counts: unbounded, they must land eventually. */
-export const lifecycle = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY });
+export const lifecycle = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '15s',
+  retry: DB_RETRY,
+});
 
 /** Delivery follow-up sweeps (issue 11): short, retried like the other database steps. */
 export const deliveryActs = wf.proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY, summary: 'follow up delivery receipts',
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '15s',
+  retry: DB_RETRY,
+  summary: 'follow up delivery receipts',
 });
 
 /** Database-only steps, bounded: one failing for `stallSeconds` pauses the run instead of retrying silently. */
 export function boundedDbSteps(stallSeconds: number) {
   return wf.proxyActivities<Activities>({
-    startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', scheduleToCloseTimeout: `${stallSeconds}s`, retry: DB_RETRY,
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '15s',
+    scheduleToCloseTimeout: `${stallSeconds}s`,
+    retry: DB_RETRY,
   });
 }
 
@@ -30,7 +40,11 @@ export function batchActivities(kind: 'reset' | 'notify', b: BatchRange, dbStall
   const activityId = `${kind}-${b.first}-${b.last}`;
   return kind === 'reset'
     ? wf.proxyActivities<Activities>({
-        activityId, startToCloseTimeout: '5 minutes', heartbeatTimeout: '15s', retry: DB_RETRY, summary: `reset PINs of accounts ${b.first}..${b.last}`,
+        activityId,
+        startToCloseTimeout: '5 minutes',
+        heartbeatTimeout: '15s',
+        retry: DB_RETRY,
+        summary: `reset PINs of accounts ${b.first}..${b.last}`,
         // A reset is a database step: one that keeps failing pauses the run (dbStallReason).
         scheduleToCloseTimeout: `${dbStallSeconds}s`,
       })
@@ -40,6 +54,9 @@ export function batchActivities(kind: 'reset' | 'notify', b: BatchRange, dbStall
         startToCloseTimeout: '4 hours',
         heartbeatTimeout: '15s',
         retry: DB_RETRY,
-        summary: b.first === WHOLE_RUN.first && b.last === WHOLE_RUN.last ? 'settle parked (ambiguous) notifications of the run' : `notify accounts ${b.first}..${b.last}`,
+        summary:
+          b.first === WHOLE_RUN.first && b.last === WHOLE_RUN.last
+            ? 'settle parked (ambiguous) notifications of the run'
+            : `notify accounts ${b.first}..${b.last}`,
       });
 }

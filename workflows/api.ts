@@ -14,7 +14,17 @@ export interface RunInput {
   carried?: CarriedState;
 }
 
-export type Phase = 'preparing' | 'canary' | 'awaiting_approval' | 'resetting' | 'notifying' | 'confirming_delivery' | 'draining' | 'completed' | 'cancelled' | 'failed';
+export type Phase =
+  | 'preparing'
+  | 'canary'
+  | 'awaiting_approval'
+  | 'resetting'
+  | 'notifying'
+  | 'confirming_delivery'
+  | 'draining'
+  | 'completed'
+  | 'cancelled'
+  | 'failed';
 
 /** Who let the run go on after its canary, and when. */
 export interface Approval {

@@ -57,7 +57,13 @@ export class BatchWindow {
     const { runId, reason } = this.run.input;
     // Not cancellable: a cancelled run still lets the batches in flight finish cleanly.
     const p = wf.CancellationScope.nonCancellable(() =>
-      batchActivities('reset', b, this.stallSeconds).resetBatch({ runId, first: b.first, last: b.last, size: b.size, reason }),
+      batchActivities('reset', b, this.stallSeconds).resetBatch({
+        runId,
+        first: b.first,
+        last: b.last,
+        size: b.size,
+        reason,
+      }),
     ).then(
       (c) => this.run.resetDone(b, c),
       (err) => {
@@ -74,7 +80,13 @@ export class BatchWindow {
     const { runId, params } = this.run.input;
     const s = this.run.carried;
     const p = wf.CancellationScope.nonCancellable(() =>
-      batchActivities('notify', b, this.stallSeconds).notifyBatch({ runId, first: b.first, last: b.last, policy: params.policy, guard: this.run.guard }),
+      batchActivities('notify', b, this.stallSeconds).notifyBatch({
+        runId,
+        first: b.first,
+        last: b.last,
+        policy: params.policy,
+        guard: this.run.guard,
+      }),
     ).then(
       (c) => this.run.notifyDone(b, c),
       (err) => {
@@ -87,7 +99,11 @@ export class BatchWindow {
         // The batch stopped itself: what it sent is recorded (the ledger counts show it); the rest goes back in line.
         s.toNotify.unshift(b);
         if (request.details?.attempts !== undefined) {
-          s.autoPause = { attempts: request.details.attempts, failed: request.details.failed ?? 0, batch: { first: b.first, last: b.last } };
+          s.autoPause = {
+            attempts: request.details.attempts,
+            failed: request.details.failed ?? 0,
+            batch: { first: b.first, last: b.last },
+          };
         }
         this.run.pause(request.reason, 'run');
       },
@@ -102,7 +118,12 @@ export class BatchWindow {
   dispatchReconcile(): void {
     const { runId, params } = this.run.input;
     const p = wf.CancellationScope.nonCancellable(() =>
-      batchActivities('notify', WHOLE_RUN, this.stallSeconds).notifyBatch({ runId, ...WHOLE_RUN, policy: params.policy, settleParked: true }),
+      batchActivities('notify', WHOLE_RUN, this.stallSeconds).notifyBatch({
+        runId,
+        ...WHOLE_RUN,
+        policy: params.policy,
+        settleParked: true,
+      }),
     ).then(
       () => {
         this.run.carried.parkedSettled = true;
@@ -127,8 +148,12 @@ export class BatchWindow {
     this.followUp.inFlight = true;
     const p = wf.CancellationScope.nonCancellable(() =>
       deliveryActs.followUpDeliveries({
-        runId, policy: params.policy, delivery: { ...DEFAULT_DELIVERY, ...params.delivery }, sendsDone,
-        judgeFromMs: s.deliveryJudgeFromMs ?? s.startedAtMs, ratePerSecond: s.ratePerSecond,
+        runId,
+        policy: params.policy,
+        delivery: { ...DEFAULT_DELIVERY, ...params.delivery },
+        sendsDone,
+        judgeFromMs: s.deliveryJudgeFromMs ?? s.startedAtMs,
+        ratePerSecond: s.ratePerSecond,
       }),
     )
       .then(

@@ -36,7 +36,9 @@ export class Checkpoints {
     this.window.settledSinceCheckpoint = false;
     const seq = ++s.checkpointSeq;
     const args = { runId: this.run.input.runId, seq, phase: this.run.phase, note };
-    const p = wf.CancellationScope.nonCancellable(() => (final ? lifecycle : this.dbSteps).checkpointProgress(args)).then(
+    const p = wf.CancellationScope.nonCancellable(() =>
+      (final ? lifecycle : this.dbSteps).checkpointProgress(args),
+    ).then(
       (live) => {
         this.lastCheckpointMs = Date.now();
         if (!s.live || live.readAtMs >= s.live.readAtMs) s.live = live;

@@ -15,10 +15,16 @@ export function stoppedByRun(err: unknown): boolean {
 }
 
 /** The activity stopped its batch and asks for the run to pause (see PAUSE_FAILURE_TYPES). */
-export function pauseRequest(err: unknown): { reason: string; details?: { attempts?: number; failed?: number } } | undefined {
+export function pauseRequest(
+  err: unknown,
+): { reason: string; details?: { attempts?: number; failed?: number } } | undefined {
   const cause = applicationCause(err);
-  if (!cause || !(PAUSE_FAILURE_TYPES as readonly (string | undefined)[]).includes(cause.type ?? undefined)) return undefined;
-  const details = cause.type === FAILURE.failureThreshold ? (cause.details?.[0] as { attempts?: number; failed?: number }) : undefined;
+  if (!cause || !(PAUSE_FAILURE_TYPES as readonly (string | undefined)[]).includes(cause.type ?? undefined))
+    return undefined;
+  const details =
+    cause.type === FAILURE.failureThreshold
+      ? (cause.details?.[0] as { attempts?: number; failed?: number })
+      : undefined;
   return { reason: `auto-paused: ${cause.message}`, details };
 }
 

@@ -26,7 +26,11 @@ export async function pinResetRun(input: RunInput): Promise<RunResult> {
   const run: RunState = new RunState(input, {
     recordControl: (status, reason) => {
       const seq = (run.carried.controlSeq = (run.carried.controlSeq ?? 0) + 1);
-      window.keep(wf.CancellationScope.nonCancellable(() => lifecycle.recordRunControl({ runId: input.runId, seq, status, reason })));
+      window.keep(
+        wf.CancellationScope.nonCancellable(() =>
+          lifecycle.recordRunControl({ runId: input.runId, seq, status, reason }),
+        ),
+      );
     },
     showPhase: (phase) => wf.upsertSearchAttributes([{ key: PHASE, value: phase }]),
   });
@@ -61,8 +65,11 @@ async function prepare(run: RunState, checkpoints: Checkpoints, dbSteps: DbSteps
   // Notify batches planned from the ledger page by page (a cursor), not carried as every reset batch.
   if (wf.patched('notify-cursor')) s.notifyCursor = 0;
   wf.upsertSearchAttributes([
-    { key: RUN_ID, value: runId }, { key: PHASE, value: run.phase },
-    { key: REASON, value: reason }, { key: OPERATOR, value: operator }, { key: PAUSED, value: false },
+    { key: RUN_ID, value: runId },
+    { key: PHASE, value: run.phase },
+    { key: REASON, value: reason },
+    { key: OPERATOR, value: operator },
+    { key: PAUSED, value: false },
   ]);
   checkpoints.showDetails();
   s.sendingSinceMs = Date.now();
@@ -86,7 +93,12 @@ async function prepare(run: RunState, checkpoints: Checkpoints, dbSteps: DbSteps
 }
 
 /** The main loop: plan and dispatch batches, follow the turns of the run, wait for the next change. */
-async function runBatches(run: RunState, window: BatchWindow, checkpoints: Checkpoints, dbSteps: DbSteps): Promise<void> {
+async function runBatches(
+  run: RunState,
+  window: BatchWindow,
+  checkpoints: Checkpoints,
+  dbSteps: DbSteps,
+): Promise<void> {
   const { runId } = run.input;
   const s = run.carried;
   for (;;) {
@@ -123,7 +135,8 @@ async function runBatches(run: RunState, window: BatchWindow, checkpoints: Check
     const sendsDone = batchesDone && window.inFlight.notify.size === 0 && s.parkedSettled === true;
     const following = !run.cancelRequested && !s.deliveryDone && (window.inFlight.notify.size > 0 || sendsDone);
     if (following && window.followUpDue()) window.dispatchFollowUp(sendsDone);
-    if (sendsDone && !s.deliveryDone && window.followUp.enabled && run.phase !== 'confirming_delivery') run.setPhase('confirming_delivery');
+    if (sendsDone && !s.deliveryDone && window.followUp.enabled && run.phase !== 'confirming_delivery')
+      run.setPhase('confirming_delivery');
     if (idle && (run.cancelRequested || (sendsDone && s.deliveryDone && !window.followUp.inFlight))) return;
 
     // Periodic readings come from the ticker. One more when the run goes idle (paused, awaiting
@@ -149,7 +162,9 @@ async function fillWindow(run: RunState, window: BatchWindow, dbSteps: DbSteps):
   const s = run.carried;
   if (s.canary === 'pending' && s.canaryLast === undefined) {
     // The canary is one batch of exactly the first N accounts: the first N notifications.
-    const planned = await dbStep(run, 'planBatches', () => dbSteps.planBatches({ runId, after: 0, batchSize: params.canary, max: 1 }));
+    const planned = await dbStep(run, 'planBatches', () =>
+      dbSteps.planBatches({ runId, after: 0, batchSize: params.canary, max: 1 }),
+    );
     if (!planned) return false;
     const [canary] = planned;
     s.canaryLast = canary?.last ?? 0;
@@ -163,28 +178,35 @@ async function fillWindow(run: RunState, window: BatchWindow, dbSteps: DbSteps):
   }
   // The canary gates notifications, never resets: every PIN is invalidated at once.
   if (!s.planningDone && s.toReset.length < params.resetConcurrency * 2) {
-    const next = await dbStep(run, 'planBatches', () => dbSteps.planBatches({ runId, after: s.planCursor, batchSize: params.batchSize, max: PLAN_PAGE }));
+    const next = await dbStep(run, 'planBatches', () =>
+      dbSteps.planBatches({ runId, after: s.planCursor, batchSize: params.batchSize, max: PLAN_PAGE }),
+    );
     if (!next) return false;
     s.toReset.push(...next);
     s.batchesPlanned += next.length;
     if (next.length > 0) s.planCursor = next[next.length - 1].last;
     if (next.length < PLAN_PAGE) s.planningDone = true;
   }
-  while (window.inFlight.reset.size < params.resetConcurrency && s.toReset.length) window.dispatchReset(s.toReset.shift() as PlannedBatch);
+  while (window.inFlight.reset.size < params.resetConcurrency && s.toReset.length)
+    window.dispatchReset(s.toReset.shift() as PlannedBatch);
   if (s.canary === 'pending') {
     const i = s.toNotify.findIndex((b) => b.last <= s.canaryLast!);
-    if (i >= 0 && window.inFlight.notify.size < params.batchConcurrency) window.dispatchNotify(s.toNotify.splice(i, 1)[0] as PlannedBatch);
+    if (i >= 0 && window.inFlight.notify.size < params.batchConcurrency)
+      window.dispatchNotify(s.toNotify.splice(i, 1)[0] as PlannedBatch);
   } else if (s.canary !== 'waiting' && s.resetsDoneAtMs !== undefined) {
     // Cursor mode: a page of two windows, planned when less than one is queued.
     if (s.notifyCursor !== undefined && !s.notifyPlanningDone && s.toNotify.length < params.batchConcurrency) {
       const page = params.batchConcurrency * 2;
-      const next = await dbStep(run, 'planBatches', () => dbSteps.planBatches({ runId, after: s.notifyCursor!, batchSize: params.batchSize, max: page }));
+      const next = await dbStep(run, 'planBatches', () =>
+        dbSteps.planBatches({ runId, after: s.notifyCursor!, batchSize: params.batchSize, max: page }),
+      );
       if (!next) return false;
       s.toNotify.push(...next);
       if (next.length > 0) s.notifyCursor = next[next.length - 1].last;
       if (next.length < page) s.notifyPlanningDone = true;
     }
-    while (window.inFlight.notify.size < params.batchConcurrency && s.toNotify.length) window.dispatchNotify(s.toNotify.shift() as PlannedBatch);
+    while (window.inFlight.notify.size < params.batchConcurrency && s.toNotify.length)
+      window.dispatchNotify(s.toNotify.shift() as PlannedBatch);
   }
   return true;
 }
@@ -264,6 +286,13 @@ function finish(run: RunState, window: BatchWindow, checkpoints: Checkpoints): P
     wf.upsertSearchAttributes([{ key: PAUSED, value: false }]);
     await wf.condition(wf.allHandlersFinished);
     checkpoints.showDetails();
-    return { runId, status, counts: s.counts, exposureWindowMs: s.exposureWindowMs, wallTimeMs: run.finishedAtMs - s.startedAtMs, continuedAsNew: s.continuedAsNew };
+    return {
+      runId,
+      status,
+      counts: s.counts,
+      exposureWindowMs: s.exposureWindowMs,
+      wallTimeMs: run.finishedAtMs - s.startedAtMs,
+      continuedAsNew: s.continuedAsNew,
+    };
   });
 }

@@ -29,7 +29,8 @@ const PHASE_TEXT: Record<Phase, string> = {
   awaiting_approval: 'awaiting approval',
   resetting: 'resetting: invalidating PINs, notifying batch by batch behind them',
   notifying: 'notifying: every PIN is invalidated, customers are being notified',
-  confirming_delivery: 'confirming delivery: every message is out; waiting for the last delivery receipts (bounded by the deadline)',
+  confirming_delivery:
+    'confirming delivery: every message is out; waiting for the last delivery receipts (bounded by the deadline)',
   draining: 'draining: handing over to a fresh workflow run (continue-as-new)',
   completed: 'completed',
   cancelled: 'cancelled',
@@ -38,7 +39,10 @@ const PHASE_TEXT: Record<Phase, string> = {
 
 /** What the SMS delivery receipts say: one line, undelivered and failed by error code. */
 export function deliveryLine(d: DeliveryCounts): string {
-  const codes = Object.entries(d.byCode).sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code}: ${fmt(n)}`).join(', ');
+  const codes = Object.entries(d.byCode)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([code, n]) => `${code}: ${fmt(n)}`)
+    .join(', ');
   return `**Delivery receipts**: ${fmt(d.delivered)} delivered · ${fmt(d.undelivered)} undelivered · ${fmt(d.failed)} failed${codes ? ` (${codes})` : ''} · ${fmt(d.unknown)} unknown (no receipt by the deadline) · ${fmt(d.accepted + d.sent)} sent, no final receipt yet (emails stay here: the relay's acceptance) · ${fmt(d.fellBackAfterReceipt)} fell back to email after a receipt`;
 }
 
@@ -67,20 +71,31 @@ const finished = (p: Progress) => p.phase === 'completed' || p.phase === 'cancel
 
 /** Sending is meant to be going on: the stall warning applies. */
 export function sendingExpected(p: Progress): boolean {
-  return !finished(p) && !p.paused && !p.cancelRequested && !p.awaitingApproval && p.phase !== 'preparing' && p.phase !== 'draining';
+  return (
+    !finished(p) &&
+    !p.paused &&
+    !p.cancelRequested &&
+    !p.awaitingApproval &&
+    p.phase !== 'preparing' &&
+    p.phase !== 'draining'
+  );
 }
 
 function stateLine(p: Progress): string {
-  if (p.phase === 'cancelled') return `**CANCELLED** (${oneLine(p.endReason ?? 'cancelled')}): accounts not reached stay pending in the ledger`;
+  if (p.phase === 'cancelled')
+    return `**CANCELLED** (${oneLine(p.endReason ?? 'cancelled')}): accounts not reached stay pending in the ledger`;
   if (p.phase === 'failed') return `**FAILED**: ${oneLine(p.endReason ?? 'the workflow failed')}`;
   if (p.phase === 'completed') return `**${p.phase}**`;
-  if (p.cancelRequested) return '**cancelling**: sending stops within seconds, nothing new starts; then the run records where it stopped';
+  if (p.cancelRequested)
+    return '**cancelling**: sending stops within seconds, nothing new starts; then the run records where it stopped';
   if (p.paused && p.autoPaused) {
     const why = oneLine((p.pauseReason ?? 'failure threshold').replace(/^auto-paused:\s*/, ''));
     return `**paused automatically**: ${why}. Find the cause (provider errors, credentials, template), then signal \`resume\` or \`cancel\`.`;
   }
-  if (p.paused) return `**paused** (${oneLine(p.pauseReason ?? 'paused by operator')}). Sending stops within seconds; signal \`resume\` to continue.`;
-  if (p.awaitingApproval) return '**awaiting approval**: the canary batch is done. Check its outcomes below, then send the update `approve` with `{"by": "<you>"}` (or signal `cancel`).';
+  if (p.paused)
+    return `**paused** (${oneLine(p.pauseReason ?? 'paused by operator')}). Sending stops within seconds; signal \`resume\` to continue.`;
+  if (p.awaitingApproval)
+    return '**awaiting approval**: the canary batch is done. Check its outcomes below, then send the update `approve` with `{"by": "<you>"}` (or signal `cancel`).';
   return PHASE_TEXT[p.phase];
 }
 
@@ -94,11 +109,17 @@ function liveLine(p: Progress): string | undefined {
   const rate = achievedRate(live);
   const blocked = p.paused || p.awaitingApproval || p.cancelRequested || p.phase === 'preparing';
   const eta = etaSeconds(live, blocked);
-  const etaText = p.paused ? `none while paused (${fmt(p.counts.pending)} pending)`
-    : p.awaitingApproval ? 'none until the canary is approved'
-      : p.cancelRequested ? 'stopping'
-        : eta === undefined ? 'estimating (after 30 s of sending)'
-          : eta === 0 ? 'finishing' : `about ${formatDuration(eta * 1000)} for ${fmt(p.counts.pending)} pending`;
+  const etaText = p.paused
+    ? `none while paused (${fmt(p.counts.pending)} pending)`
+    : p.awaitingApproval
+      ? 'none until the canary is approved'
+      : p.cancelRequested
+        ? 'stopping'
+        : eta === undefined
+          ? 'estimating (after 30 s of sending)'
+          : eta === 0
+            ? 'finishing'
+            : `about ${formatDuration(eta * 1000)} for ${fmt(p.counts.pending)} pending`;
   return [
     `**Sent**: ${rate === undefined ? '-' : `${rateText(rate)} msg/s`} over the last ${Math.round(live.windowS)} s`,
     `**ETA**: ${etaText}`,
@@ -146,10 +167,13 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
   const settled = settledCount(p);
   const pct = c.planned > 0 ? Math.floor((100 * settled) / c.planned) : 0;
   const redrive = p.cohort === 'redrive';
-  const label = (key: keyof typeof PROGRESS_ROWS) => (redrive && key === 'reset' ? 'PIN reset (by the source run; not reset again)' : PROGRESS_ROWS[key]);
+  const label = (key: keyof typeof PROGRESS_ROWS) =>
+    redrive && key === 'reset' ? 'PIN reset (by the source run; not reset again)' : PROGRESS_ROWS[key];
   const row = (key: keyof typeof PROGRESS_ROWS, n: number) => `| ${label(key)} | ${fmt(n)} |`;
   const lines = [
-    redrive ? `### Redrive run \`${p.runId}\`: notifications only, PINs are not reset again` : `### PIN reset run \`${p.runId}\``,
+    redrive
+      ? `### Redrive run \`${p.runId}\`: notifications only, PINs are not reset again`
+      : `### PIN reset run \`${p.runId}\``,
     '',
     `**State**: ${stateLine(p)}`,
     '',
@@ -157,11 +181,18 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
     '',
     etaLine(p, nowMs),
   ];
-  const stall = p.live && sendingExpected(p) ? stallSeconds(p.live, { sending: true, ratePerSecond: rateToNumber(p.ratePerSecond), sinceMs: p.sendingSinceMs }) : undefined;
+  const stall =
+    p.live && sendingExpected(p)
+      ? stallSeconds(p.live, { sending: true, ratePerSecond: rateToNumber(p.ratePerSecond), sinceMs: p.sendingSinceMs })
+      : undefined;
   if (stall !== undefined) {
-    lines.push('', `**STALLED**: no provider call for ${formatDuration(stall * 1000)} while ${fmt(c.pending)} accounts are pending. Check the workers (are any running?) and the providers.`);
+    lines.push(
+      '',
+      `**STALLED**: no provider call for ${formatDuration(stall * 1000)} while ${fmt(c.pending)} accounts are pending. Check the workers (are any running?) and the providers.`,
+    );
   }
-  if (p.live) lines.push('', `Read from the ledger at ${clock(p.live.readAtMs)} UTC (every few seconds while batches run).`);
+  if (p.live)
+    lines.push('', `Read from the ledger at ${clock(p.live.readAtMs)} UTC (every few seconds while batches run).`);
   lines.push(
     '',
     '| Outcome | Accounts |',
@@ -181,18 +212,32 @@ export function progressMarkdown(p: Progress, nowMs: number): string {
   if (p.live?.topErrors.length) lines.push('', `**Top error codes**: ${formatTopErrors(p.live.topErrors)}`);
   if (p.autoPause) {
     const a = p.autoPause;
-    lines.push('', `**Auto-pause trigger**: ${fmt(a.failed)} of ${fmt(a.attempts)} attempts failed${a.batch ? ` (tripped in batch ${a.batch.first}..${a.batch.last}, included in the counts above)` : ''}.`);
+    lines.push(
+      '',
+      `**Auto-pause trigger**: ${fmt(a.failed)} of ${fmt(a.attempts)} attempts failed${a.batch ? ` (tripped in batch ${a.batch.first}..${a.batch.last}, included in the counts above)` : ''}.`,
+    );
   }
   if (p.canary > 0) {
-    lines.push('', `**Canary**: the first ${fmt(p.canary)} accounts are notified first; every PIN is invalidated at once. ${p.approval ? `Approved by ${oneLine(p.approval.by)} at ${new Date(p.approval.atMs).toISOString().replace('T', ' ').slice(0, 19)} UTC.` : p.awaitingApproval ? 'Done: waiting for approval.' : 'In progress: approval is refused until it is done.'}`);
+    lines.push(
+      '',
+      `**Canary**: the first ${fmt(p.canary)} accounts are notified first; every PIN is invalidated at once. ${p.approval ? `Approved by ${oneLine(p.approval.by)} at ${new Date(p.approval.atMs).toISOString().replace('T', ' ').slice(0, 19)} UTC.` : p.awaitingApproval ? 'Done: waiting for approval.' : 'In progress: approval is refused until it is done.'}`,
+    );
   }
-  lines.push('', `Batches: ${fmt(p.batches.planned)} planned, ${fmt(p.batches.reset)} reset, ${fmt(p.batches.notified)} notified, ${fmt(p.batches.inFlight)} in flight.`);
+  lines.push(
+    '',
+    `Batches: ${fmt(p.batches.planned)} planned, ${fmt(p.batches.reset)} reset, ${fmt(p.batches.notified)} notified, ${fmt(p.batches.inFlight)} in flight.`,
+  );
   if (p.exposureWindowMs !== undefined) {
-    const w = p.exposureWindowMs < 60_000 ? `${(p.exposureWindowMs / 1000).toFixed(1)} s` : formatDuration(p.exposureWindowMs);
+    const w =
+      p.exposureWindowMs < 60_000 ? `${(p.exposureWindowMs / 1000).toFixed(1)} s` : formatDuration(p.exposureWindowMs);
     lines.push('', `**Exposure window**: every PIN of the cohort was invalidated ${w} after the start.`);
   }
   const d = c.delivery;
   if (d) lines.push('', deliveryLine(d));
-  if (p.continuedAsNew > 0) lines.push('', `Continued as new ${p.continuedAsNew} time(s): the run's earlier history is in the previous executions of this workflow id.`);
+  if (p.continuedAsNew > 0)
+    lines.push(
+      '',
+      `Continued as new ${p.continuedAsNew} time(s): the run's earlier history is in the previous executions of this workflow id.`,
+    );
   return lines.join('\n');
 }

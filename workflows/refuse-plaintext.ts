@@ -31,7 +31,8 @@ export const interceptors: WorkflowInterceptorsFactory = () => ({
         return next(input);
       },
       async handleUpdate(input, next) {
-        if (input.args.some(isRefusedPlaintext)) throw ApplicationFailure.nonRetryable(refusal('update', input.name), 'PlaintextRefused');
+        if (input.args.some(isRefusedPlaintext))
+          throw ApplicationFailure.nonRetryable(refusal('update', input.name), 'PlaintextRefused');
         return next(input);
       },
     },

@@ -16,10 +16,24 @@ export interface RunEffects {
 
 export function freshState(params: RunParams, nowMs: number): CarriedState {
   return {
-    planned: 0, planCursor: 0, planningDone: false, toReset: [], toNotify: [],
-    batchesPlanned: 0, batchesReset: 0, batchesNotified: 0, counts: zeroCounts(),
-    paused: false, autoPaused: false, canary: params.canary > 0 ? 'pending' : 'none', recent: [],
-    ratePerSecond: params.ratePerSecond, startedAtMs: nowMs, pausedTotalMs: 0, checkpointSeq: 0, continuedAsNew: 0,
+    planned: 0,
+    planCursor: 0,
+    planningDone: false,
+    toReset: [],
+    toNotify: [],
+    batchesPlanned: 0,
+    batchesReset: 0,
+    batchesNotified: 0,
+    counts: zeroCounts(),
+    paused: false,
+    autoPaused: false,
+    canary: params.canary > 0 ? 'pending' : 'none',
+    recent: [],
+    ratePerSecond: params.ratePerSecond,
+    startedAtMs: nowMs,
+    pausedTotalMs: 0,
+    checkpointSeq: 0,
+    continuedAsNew: 0,
   };
 }
 
@@ -29,7 +43,9 @@ export function settled(c: Counts): number {
 }
 
 /** Batch outcomes of a notify batch, as the workflow counts them. */
-type NotifyCounts = Pick<Counts, 'sentSms' | 'sentEmail' | 'fellBack' | 'unreachable' | 'failed' | 'notifySkipped'> & { ambiguous: number };
+type NotifyCounts = Pick<Counts, 'sentSms' | 'sentEmail' | 'fellBack' | 'unreachable' | 'failed' | 'notifySkipped'> & {
+  ambiguous: number;
+};
 
 export class RunState {
   /** What continue-as-new hands over. */
@@ -181,13 +197,19 @@ export class RunState {
     s.counts.ambiguous = (s.counts.ambiguous ?? 0) + c.ambiguous;
     s.batchesNotified++;
     this.canaryBatchDone(b);
-    s.recent = trimWindow([...s.recent, { attempts: c.sentSms + c.sentEmail + c.failed, failed: c.failed }], p.autoPauseWindow);
+    s.recent = trimWindow(
+      [...s.recent, { attempts: c.sentSms + c.sentEmail + c.failed, failed: c.failed }],
+      p.autoPauseWindow,
+    );
     const rate = failureRate(s.recent, this.guard.minAttempts);
     if (rate !== undefined && p.autoPauseFailureRate < 1 && rate > p.autoPauseFailureRate && !s.paused) {
       const attempts = s.recent.reduce((n, r) => n + r.attempts, 0);
       const failed = s.recent.reduce((n, r) => n + r.failed, 0);
       s.autoPause = { attempts, failed, batch: { first: b.first, last: b.last } };
-      this.pause(`auto-paused: ${(100 * rate).toFixed(1)}% of the last ${attempts} notification attempts failed (${failed} failed; threshold ${(100 * p.autoPauseFailureRate).toFixed(1)}%)`, 'run');
+      this.pause(
+        `auto-paused: ${(100 * rate).toFixed(1)}% of the last ${attempts} notification attempts failed (${failed} failed; threshold ${(100 * p.autoPauseFailureRate).toFixed(1)}%)`,
+        'run',
+      );
     }
   }
 
@@ -210,14 +232,30 @@ export class RunState {
   progress(inFlight: number): Progress {
     const s = this.carried;
     return {
-      runId: this.input.runId, phase: this.phase, counts: this.shownCounts(),
-      paused: s.paused, pauseReason: s.pauseReason, autoPaused: s.autoPaused, cancelRequested: this.cancelRequested,
-      awaitingApproval: s.canary === 'waiting', ratePerSecond: s.ratePerSecond,
+      runId: this.input.runId,
+      phase: this.phase,
+      counts: this.shownCounts(),
+      paused: s.paused,
+      pauseReason: s.pauseReason,
+      autoPaused: s.autoPaused,
+      cancelRequested: this.cancelRequested,
+      awaitingApproval: s.canary === 'waiting',
+      ratePerSecond: s.ratePerSecond,
       batches: { planned: s.batchesPlanned, reset: s.batchesReset, notified: s.batchesNotified, inFlight },
-      live: s.live, cohort: this.params.cohort, canary: this.params.canary, approval: s.approval, autoPause: s.autoPause,
-      sendingSinceMs: s.sendingSinceMs, finishedAtMs: this.finishedAtMs, endReason: this.failedReason ?? this.cancelReason,
-      startedAtMs: s.startedAtMs, pausedMs: s.pausedTotalMs + (s.pausedSinceMs !== undefined ? (this.finishedAtMs ?? Date.now()) - s.pausedSinceMs : 0),
-      resetsDoneAtMs: s.resetsDoneAtMs, exposureWindowMs: s.exposureWindowMs, continuedAsNew: s.continuedAsNew,
+      live: s.live,
+      cohort: this.params.cohort,
+      canary: this.params.canary,
+      approval: s.approval,
+      autoPause: s.autoPause,
+      sendingSinceMs: s.sendingSinceMs,
+      finishedAtMs: this.finishedAtMs,
+      endReason: this.failedReason ?? this.cancelReason,
+      startedAtMs: s.startedAtMs,
+      pausedMs:
+        s.pausedTotalMs + (s.pausedSinceMs !== undefined ? (this.finishedAtMs ?? Date.now()) - s.pausedSinceMs : 0),
+      resetsDoneAtMs: s.resetsDoneAtMs,
+      exposureWindowMs: s.exposureWindowMs,
+      continuedAsNew: s.continuedAsNew,
     };
   }
 }

@@ -22,7 +22,10 @@ export async function snapshotVersions(db: Sql): Promise<VersionSnapshot> {
 }
 
 /** Progress of a run in [0, 1]: resets weigh 10%, settled notifications 90%. */
-export async function runProgress(db: Sql, runId: string): Promise<{ progress: number; planned: number; reset: number; settled: number }> {
+export async function runProgress(
+  db: Sql,
+  runId: string,
+): Promise<{ progress: number; planned: number; reset: number; settled: number }> {
   const res = await db.query<{ planned: number; reset: number; settled: number }>(
     `SELECT count(*)::int AS planned,
             count(*) FILTER (WHERE reset_state <> 'pending')::int AS reset,
@@ -81,14 +84,25 @@ export async function checkResets(db: Sql, runId: string, before: VersionSnapsho
   );
   const r = res.rows[0];
   return {
-    cohort: r.cohort, resetRows: r.reset_rows, resetOnce: r.reset_once, resetTwice: r.reset_twice,
-    resetMissing: r.reset_missing, skippedRows: r.skipped_rows, skippedChanged: r.skipped_changed, skippedNoReason: r.skipped_no_reason,
-    resetPending: r.reset_pending, outsideChanged: r.outside_changed,
+    cohort: r.cohort,
+    resetRows: r.reset_rows,
+    resetOnce: r.reset_once,
+    resetTwice: r.reset_twice,
+    resetMissing: r.reset_missing,
+    skippedRows: r.skipped_rows,
+    skippedChanged: r.skipped_changed,
+    skippedNoReason: r.skipped_no_reason,
+    resetPending: r.reset_pending,
+    outsideChanged: r.outside_changed,
   };
 }
 
 /** For an all_active run: cohort vs the accounts that were active before the run. */
-export async function checkActiveCohort(db: Sql, runId: string, activeIds: number[]): Promise<{ activeMissing: number; cohortNotActive: number }> {
+export async function checkActiveCohort(
+  db: Sql,
+  runId: string,
+  activeIds: number[],
+): Promise<{ activeMissing: number; cohortNotActive: number }> {
   const res = await db.query(
     `WITH act AS (SELECT unnest($2::bigint[]) AS id), coh AS (SELECT account_id AS id FROM ledger WHERE run_id = $1)
      SELECT (SELECT count(*)::int FROM act WHERE id NOT IN (SELECT id FROM coh)) AS active_missing,
@@ -136,10 +150,22 @@ export async function notifyRows(db: Sql, runId: string): Promise<NotifyRow[]> {
     [runId],
   );
   return res.rows.map((r) => ({
-    accountId: r.account_id, resetState: r.reset_state, notifyState: r.notify_state, channel: r.channel, fellBack: r.fell_back,
-    providerMessageId: r.provider_message_id, errorCode: r.error_code, status: r.status, phone: r.phone, phoneType: r.phone_type,
-    smsOptOut: r.sms_opt_out ?? false, email: r.email, emailOptOut: r.email_opt_out ?? false,
-    ref: r.ref, resolvedBy: r.resolved_by, everAmbiguous: r.ever_ambiguous,
+    accountId: r.account_id,
+    resetState: r.reset_state,
+    notifyState: r.notify_state,
+    channel: r.channel,
+    fellBack: r.fell_back,
+    providerMessageId: r.provider_message_id,
+    errorCode: r.error_code,
+    status: r.status,
+    phone: r.phone,
+    phoneType: r.phone_type,
+    smsOptOut: r.sms_opt_out ?? false,
+    email: r.email,
+    emailOptOut: r.email_opt_out ?? false,
+    ref: r.ref,
+    resolvedBy: r.resolved_by,
+    everAmbiguous: r.ever_ambiguous,
   }));
 }
 

@@ -11,9 +11,22 @@ export interface ParkedRow extends ClaimedRow {
 
 /** Claims the parked rows of a batch that are due for a lookup, under a token and a lease. */
 export async function claimDueAmbiguous(
-  db: Sql, runId: string, first: number, last: number, limit: number, token: string, leaseMs: number,
+  db: Sql,
+  runId: string,
+  first: number,
+  last: number,
+  limit: number,
+  token: string,
+  leaseMs: number,
 ): Promise<ParkedRow[]> {
-  const res = await db.query('SELECT * FROM pinreset_claim_due_ambiguous($1, $2, $3, $4, $5, $6)', [runId, first, last, limit, token, leaseMs]);
+  const res = await db.query('SELECT * FROM pinreset_claim_due_ambiguous($1, $2, $3, $4, $5, $6)', [
+    runId,
+    first,
+    last,
+    limit,
+    token,
+    leaseMs,
+  ]);
   return res.rows.map((r) => ({
     ...toClaimedRow(r),
     channel: r.channel,

@@ -15,7 +15,13 @@ export interface ClaimedRow {
 }
 
 /** Claims up to `limit` unsettled accounts of a batch after `after` (ids in (after, last]). */
-export async function claimNotifyChunk(db: Sql, runId: string, after: number, last: number, limit: number): Promise<ClaimedRow[]> {
+export async function claimNotifyChunk(
+  db: Sql,
+  runId: string,
+  after: number,
+  last: number,
+  limit: number,
+): Promise<ClaimedRow[]> {
   const res = await db.query('SELECT * FROM pinreset_claim_notify_chunk($1, $2, $3, $4)', [runId, after, last, limit]);
   return res.rows.map((r) => ({
     accountId: r.account_id,

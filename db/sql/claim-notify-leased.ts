@@ -39,8 +39,21 @@ export function toClaimedRow(r: Record<string, any>): ClaimedRow {
 
 /** Claims up to `limit` pending accounts of a batch after `after` (ids in (after, last]) under a token and a lease. */
 export async function claimNotifyLeased(
-  db: Sql, runId: string, after: number, last: number, limit: number, token: string, leaseMs: number,
+  db: Sql,
+  runId: string,
+  after: number,
+  last: number,
+  limit: number,
+  token: string,
+  leaseMs: number,
 ): Promise<LeasedClaim> {
-  const res = await db.query('SELECT * FROM pinreset_claim_notify_leased($1, $2, $3, $4, $5, $6)', [runId, after, last, limit, token, leaseMs]);
+  const res = await db.query('SELECT * FROM pinreset_claim_notify_leased($1, $2, $3, $4, $5, $6)', [
+    runId,
+    after,
+    last,
+    limit,
+    token,
+    leaseMs,
+  ]);
   return { rows: res.rows.map(toClaimedRow), leaseUntil: res.rows[0]?.lease_until };
 }

@@ -10,7 +10,12 @@ export interface PastDeadlineRow {
  * SMS still without a final receipt `deadlineSeconds` after sending (what would become 'unknown'),
  * that have a SID to ask Twilio about; at most `limit`, oldest account ids first.
  */
-export async function deliveriesPastDeadline(db: Sql, runId: string, deadlineSeconds: number, limit: number): Promise<PastDeadlineRow[]> {
+export async function deliveriesPastDeadline(
+  db: Sql,
+  runId: string,
+  deadlineSeconds: number,
+  limit: number,
+): Promise<PastDeadlineRow[]> {
   const res = await db.query<PastDeadlineRow>(
     `SELECT account_id::int AS "accountId", provider_message_id AS "messageSid", ref
      FROM ledger

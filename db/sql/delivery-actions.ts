@@ -23,7 +23,10 @@ const CONTACT = `a.phone, a.phone_type AS "phoneType", coalesce(a.sms_opt_out, f
 
 /** Final bad SMS outcomes nothing was done about yet. */
 export async function rowsNeedingAction(
-  db: Sql, runId: string, limit: number, staleSeconds: number,
+  db: Sql,
+  runId: string,
+  limit: number,
+  staleSeconds: number,
 ): Promise<(DeliveryActionRow & { fallbackClaimedAt: Date | null })[]> {
   const res = await db.query<DeliveryActionRow & { fallbackClaimedAt: Date | null }>(
     `SELECT l.account_id AS "accountId", l.ref, l.delivery_state AS "deliveryState", l.delivery_code AS code,
@@ -40,7 +43,12 @@ export async function rowsNeedingAction(
 }
 
 /** SMS retries that are due, and retries claimed by an attempt that died (older than `staleSeconds`). */
-export async function retriesDue(db: Sql, runId: string, staleSeconds: number, limit: number): Promise<(DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date })[]> {
+export async function retriesDue(
+  db: Sql,
+  runId: string,
+  staleSeconds: number,
+  limit: number,
+): Promise<(DeliveryActionRow & { claimedAt: Date | null; action: string; retryAt: Date })[]> {
   const res = await db.query(
     `SELECT l.account_id AS "accountId", l.ref, l.delivery_state AS "deliveryState", l.delivery_code AS code, false AS retried,
             l.provider_message_id AS "messageId", CASE WHEN l.delivery_action = 'retry_sending' THEN l.delivery_retry_at END AS "claimedAt",
@@ -57,10 +65,21 @@ export async function retriesDue(db: Sql, runId: string, staleSeconds: number, l
 
 /** Records one decision, only if the row is still where it was read (a zombie twin changes nothing). */
 export async function recordDeliveryAction(
-  db: Sql, runId: string, accountId: number, expect: { action: string | null; messageId: string | null; retryAt?: Date },
+  db: Sql,
+  runId: string,
+  accountId: number,
+  expect: { action: string | null; messageId: string | null; retryAt?: Date },
   set: {
-    action: string; retryAt?: Date; notifyState?: 'sent' | 'unreachable' | 'failed'; channel?: 'sms' | 'email';
-    fellBack?: boolean; messageId?: string; keepFirst?: boolean; deliveryState?: string | null; deliveryCode?: string | null; errorCode?: string;
+    action: string;
+    retryAt?: Date;
+    notifyState?: 'sent' | 'unreachable' | 'failed';
+    channel?: 'sms' | 'email';
+    fellBack?: boolean;
+    messageId?: string;
+    keepFirst?: boolean;
+    deliveryState?: string | null;
+    deliveryCode?: string | null;
+    errorCode?: string;
   },
 ): Promise<boolean> {
   const res = await db.query(
@@ -79,8 +98,20 @@ export async function recordDeliveryAction(
      WHERE run_id = $1 AND account_id = $2 AND delivery_action IS NOT DISTINCT FROM $3 AND provider_message_id IS NOT DISTINCT FROM $4
        AND ($15::timestamptz IS NULL OR delivery_retry_at = $15)`,
     [
-      runId, accountId, expect.action, expect.messageId, set.action, set.retryAt ?? null, set.notifyState ?? null, set.channel ?? null,
-      set.fellBack ?? null, set.messageId ?? null, set.deliveryState !== undefined, set.deliveryState ?? null, set.deliveryCode ?? null, set.errorCode ?? null,
+      runId,
+      accountId,
+      expect.action,
+      expect.messageId,
+      set.action,
+      set.retryAt ?? null,
+      set.notifyState ?? null,
+      set.channel ?? null,
+      set.fellBack ?? null,
+      set.messageId ?? null,
+      set.deliveryState !== undefined,
+      set.deliveryState ?? null,
+      set.deliveryCode ?? null,
+      set.errorCode ?? null,
       expect.retryAt ?? null,
     ],
   );
@@ -88,7 +119,11 @@ export async function recordDeliveryAction(
 }
 
 /** Ledger rows whose SMS may have gone out without us learning its SID (lost response). */
-export async function rowsWithoutSid(db: Sql, runId: string, limit: number): Promise<{ accountId: number; ref: string }[]> {
+export async function rowsWithoutSid(
+  db: Sql,
+  runId: string,
+  limit: number,
+): Promise<{ accountId: number; ref: string }[]> {
   const res = await db.query(
     `SELECT account_id AS "accountId", ref FROM ledger
      WHERE run_id = $1 AND channel = 'sms' AND provider_message_id IS NULL AND notify_state = 'failed' AND ref IS NOT NULL
@@ -99,7 +134,11 @@ export async function rowsWithoutSid(db: Sql, runId: string, limit: number): Pro
 }
 
 /** Receipts carrying one of these references in their callback URL. */
-export async function receiptsByRef(db: Sql, runId: string, refs: string[]): Promise<{ ref: string; messageSid: string }[]> {
+export async function receiptsByRef(
+  db: Sql,
+  runId: string,
+  refs: string[],
+): Promise<{ ref: string; messageSid: string }[]> {
   if (refs.length === 0) return [];
   const res = await db.query(
     `SELECT DISTINCT ON (ref) ref, message_sid AS "messageSid" FROM sms_receipts WHERE run_id = $1 AND ref = ANY($2) ORDER BY ref, first_at`,

@@ -8,7 +8,8 @@ const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * the migrations (`migrate` with WORKER_DB_USER and WORKER_DB_PASSWORD set: docker-compose.yml).
  */
 export async function ensureWorkerLogin(db: Db, user: string, password: string): Promise<'created' | 'updated'> {
-  if (!NAME.test(user)) throw new Error(`WORKER_DB_USER must be a plain lower-case SQL name (a-z, 0-9, _), got ${JSON.stringify(user)}`);
+  if (!NAME.test(user))
+    throw new Error(`WORKER_DB_USER must be a plain lower-case SQL name (a-z, 0-9, _), got ${JSON.stringify(user)}`);
   if (password.length < 12) throw new Error('WORKER_DB_PASSWORD must be at least 12 characters');
   const client = await db.connect();
   try {

@@ -7,8 +7,20 @@ export const STAGING_TABLE = 'account_import';
 
 /** Column order of the COPY text rows written by encodeStagingRow. */
 export const STAGING_COLUMNS = [
-  'line', 'id', 'account_number', 'full_name', 'phone', 'phone_type', 'email', 'plan', 'status',
-  'sms_opt_out', 'email_opt_out', 'pin_hash', 'pin_salt', 'pin_algo',
+  'line',
+  'id',
+  'account_number',
+  'full_name',
+  'phone',
+  'phone_type',
+  'email',
+  'plan',
+  'status',
+  'sms_opt_out',
+  'email_opt_out',
+  'pin_hash',
+  'pin_salt',
+  'pin_algo',
 ] as const;
 
 export async function createImportStaging(client: Sql): Promise<void> {

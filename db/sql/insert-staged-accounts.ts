@@ -10,13 +10,16 @@ export interface InsertResult {
   lost: { line: number; id: number }[];
 }
 
-const COLUMNS = 'id, account_number, full_name, phone, phone_type, email, plan, status, sms_opt_out, email_opt_out, pin_hash, pin_salt, pin_algo';
+const COLUMNS =
+  'id, account_number, full_name, phone, phone_type, email, plan, status, sms_opt_out, email_opt_out, pin_hash, pin_salt, pin_algo';
 const UNIQUE_VIOLATION = '23505';
 
 export async function insertStagedAccounts(client: Sql): Promise<InsertResult> {
   await client.query('SAVEPOINT insert_staged');
   try {
-    const r = await client.query(`INSERT INTO accounts (${COLUMNS}) SELECT ${COLUMNS} FROM ${STAGING_TABLE} ORDER BY id`);
+    const r = await client.query(
+      `INSERT INTO accounts (${COLUMNS}) SELECT ${COLUMNS} FROM ${STAGING_TABLE} ORDER BY id`,
+    );
     await client.query('RELEASE SAVEPOINT insert_staged');
     return { inserted: r.rowCount ?? 0, lost: [] };
   } catch (err) {

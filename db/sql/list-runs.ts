@@ -32,8 +32,19 @@ export async function listRuns(db: Sql, limit: number): Promise<RunListRow[]> {
     [limit],
   );
   return res.rows.map((r) => ({
-    id: r.id, status: r.status, statusReason: r.status_reason, cohortKind: r.cohort_kind, reason: r.reason, operator: r.operator,
-    planned: r.planned, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
-    phase: r.phase, counts: r.counts, checkpointAt: r.checkpoint_at, sourceRunId: r.source_run_id,
+    id: r.id,
+    status: r.status,
+    statusReason: r.status_reason,
+    cohortKind: r.cohort_kind,
+    reason: r.reason,
+    operator: r.operator,
+    planned: r.planned,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    phase: r.phase,
+    counts: r.counts,
+    checkpointAt: r.checkpoint_at,
+    sourceRunId: r.source_run_id,
   }));
 }

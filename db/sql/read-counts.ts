@@ -3,11 +3,23 @@ import type { Counts } from '../../domain/types';
 
 /** Outcome counts from the ledger: of the whole run, or of one batch range. */
 export async function readCounts(db: Sql, runId: string, range?: { first: number; last: number }): Promise<Counts> {
-  const res = await db.query('SELECT * FROM pinreset_counts($1, $2, $3)', [runId, range?.first ?? null, range?.last ?? null]);
+  const res = await db.query('SELECT * FROM pinreset_counts($1, $2, $3)', [
+    runId,
+    range?.first ?? null,
+    range?.last ?? null,
+  ]);
   const r = res.rows[0];
   return {
-    planned: r.planned, reset: r.reset, skipped: r.skipped, sentSms: r.sent_sms, sentEmail: r.sent_email,
-    fellBack: r.fell_back, unreachable: r.unreachable, failed: r.failed, notifySkipped: r.notify_skipped, pending: r.pending,
+    planned: r.planned,
+    reset: r.reset,
+    skipped: r.skipped,
+    sentSms: r.sent_sms,
+    sentEmail: r.sent_email,
+    fellBack: r.fell_back,
+    unreachable: r.unreachable,
+    failed: r.failed,
+    notifySkipped: r.notify_skipped,
+    pending: r.pending,
     ambiguous: r.ambiguous ?? 0,
   };
 }

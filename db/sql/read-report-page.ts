@@ -11,7 +11,15 @@ import type { Sql } from '../pool';
  *   notify_skipped  PIN reset, but the account was closed or deleted before its notification
  *   pending         not settled yet
  */
-export const REPORT_OUTCOMES = ['sent', 'failed', 'unreachable', 'skipped', 'notify_skipped', 'ambiguous', 'pending'] as const;
+export const REPORT_OUTCOMES = [
+  'sent',
+  'failed',
+  'unreachable',
+  'skipped',
+  'notify_skipped',
+  'ambiguous',
+  'pending',
+] as const;
 export type ReportOutcome = (typeof REPORT_OUTCOMES)[number];
 
 const OUTCOME_SQL = `CASE
@@ -48,9 +56,16 @@ export interface ReportRow {
  * the ledger's statistics are stale.
  */
 export async function readReportPage(
-  db: Sql, runId: string, after: number, span: number, outcomes?: readonly ReportOutcome[],
+  db: Sql,
+  runId: string,
+  after: number,
+  span: number,
+  outcomes?: readonly ReportOutcome[],
 ): Promise<{ rows: ReportRow[]; windowEnd: number }> {
-  const start = await db.query<{ s: number | null }>('SELECT min(account_id) AS s FROM ledger WHERE run_id = $1 AND account_id > $2', [runId, after]);
+  const start = await db.query<{ s: number | null }>(
+    'SELECT min(account_id) AS s FROM ledger WHERE run_id = $1 AND account_id > $2',
+    [runId, after],
+  );
   const s = start.rows[0].s;
   if (s === null) return { rows: [], windowEnd: Number.POSITIVE_INFINITY };
   const res = await db.query(
@@ -69,9 +84,20 @@ export async function readReportPage(
   return {
     windowEnd: s + span - 1,
     rows: res.rows.map((r) => ({
-      accountId: r.account_id, outcome: r.outcome, channel: r.channel, fellBack: r.fell_back, providerMessageId: r.provider_message_id,
-      errorCode: r.error_code, resetAt: r.reset_at, notifiedAt: r.notified_at, attempts: r.attempts, resolvedBy: r.resolved_by,
-      deliveryState: r.delivery_state, deliveryCode: r.delivery_code, deliveryAt: r.delivery_at, deliveryAction: r.delivery_action,
+      accountId: r.account_id,
+      outcome: r.outcome,
+      channel: r.channel,
+      fellBack: r.fell_back,
+      providerMessageId: r.provider_message_id,
+      errorCode: r.error_code,
+      resetAt: r.reset_at,
+      notifiedAt: r.notified_at,
+      attempts: r.attempts,
+      resolvedBy: r.resolved_by,
+      deliveryState: r.delivery_state,
+      deliveryCode: r.delivery_code,
+      deliveryAt: r.delivery_at,
+      deliveryAction: r.delivery_action,
     })),
   };
 }

@@ -24,5 +24,9 @@ export async function readRunStop(db: Sql, runId: string): Promise<RunStop> {
   );
   const row = res.rows[0];
   if (!row) return { stop: true, status: 'unknown', reason: null };
-  return { stop: (STOP_STATUSES as readonly string[]).includes(row.status), status: row.status, reason: row.status_reason };
+  return {
+    stop: (STOP_STATUSES as readonly string[]).includes(row.status),
+    status: row.status,
+    reason: row.status_reason,
+  };
 }

@@ -38,10 +38,27 @@ export async function readRun(db: Sql, runId: string): Promise<RunRow | undefine
   const r = res.rows[0];
   if (!r) return undefined;
   return {
-    id: r.id, reason: r.reason, operator: r.operator, cohortKind: r.cohort_kind, params: r.params, message: r.message ?? null, status: r.status,
-    statusReason: r.status_reason, planned: r.planned, ratePerSecond: r.rate_per_second, createdAt: r.created_at,
-    startedAt: r.started_at, resetsDoneAt: r.resets_done_at, finishedAt: r.finished_at, stopRequestedAt: r.stop_requested_at ?? null,
-    approvedBy: r.approved_by ?? null, approvedAt: r.approved_at ?? null, sourceRunId: r.source_run_id ?? null,
-    lastCheckpoint: r.c_seq === null ? null : { seq: r.c_seq, phase: r.c_phase, counts: r.c_counts, createdAt: r.c_created_at, live: r.c_live ?? null },
+    id: r.id,
+    reason: r.reason,
+    operator: r.operator,
+    cohortKind: r.cohort_kind,
+    params: r.params,
+    message: r.message ?? null,
+    status: r.status,
+    statusReason: r.status_reason,
+    planned: r.planned,
+    ratePerSecond: r.rate_per_second,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    resetsDoneAt: r.resets_done_at,
+    finishedAt: r.finished_at,
+    stopRequestedAt: r.stop_requested_at ?? null,
+    approvedBy: r.approved_by ?? null,
+    approvedAt: r.approved_at ?? null,
+    sourceRunId: r.source_run_id ?? null,
+    lastCheckpoint:
+      r.c_seq === null
+        ? null
+        : { seq: r.c_seq, phase: r.c_phase, counts: r.c_counts, createdAt: r.c_created_at, live: r.c_live ?? null },
   };
 }

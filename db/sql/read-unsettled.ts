@@ -15,5 +15,11 @@ export interface Unsettled {
 export async function readUnsettled(db: Sql, runId: string, first: number, last: number): Promise<Unsettled> {
   const res = await db.query('SELECT * FROM pinreset_unsettled($1, $2, $3)', [runId, first, last]);
   const r = res.rows[0];
-  return { pending: r.pending, sending: r.sending, ambiguousDue: r.ambiguous_due, nextDue: r.next_due, nextExpiry: r.next_expiry };
+  return {
+    pending: r.pending,
+    sending: r.sending,
+    ambiguousDue: r.ambiguous_due,
+    nextDue: r.next_due,
+    nextExpiry: r.next_expiry,
+  };
 }

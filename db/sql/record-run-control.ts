@@ -11,7 +11,13 @@ export const RUN_CONTROL_CHANNEL = 'pinreset_run_control';
  * (readRunStop). Ordered by `seq` (the workflow's control counter): a late, older write changes
  * nothing; a finished run is never reopened. Returns whether the row changed.
  */
-export async function recordRunControl(db: Sql, runId: string, seq: number, status: ControlStatus, reason?: string): Promise<boolean> {
+export async function recordRunControl(
+  db: Sql,
+  runId: string,
+  seq: number,
+  status: ControlStatus,
+  reason?: string,
+): Promise<boolean> {
   // The notification is delivered on commit, when a renewal already reads the new status.
   const res = await db.query(
     `WITH changed AS (
@@ -36,7 +42,11 @@ export async function markRunStarted(db: Sql, runId: string): Promise<void> {
 }
 
 /** Records who approved a canary, once; returns the approval in force. */
-export async function recordApproval(db: Sql, runId: string, by: string): Promise<{ by: string; at: Date } | undefined> {
+export async function recordApproval(
+  db: Sql,
+  runId: string,
+  by: string,
+): Promise<{ by: string; at: Date } | undefined> {
   const res = await db.query<{ approved_by: string; approved_at: Date }>(
     `UPDATE runs SET approved_by = COALESCE(approved_by, $2), approved_at = COALESCE(approved_at, now())
      WHERE id = $1 RETURNING approved_by, approved_at`,

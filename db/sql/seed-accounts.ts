@@ -16,39 +16,125 @@
 import type { Sql } from '../pool';
 
 const FIRST = [
-  ['James', 'james'], ['Mary', 'mary'], ['José', 'jose'], ['Zoë', 'zoe'], ['François', 'francois'],
-  ['Björn', 'bjorn'], ['Søren', 'soren'], ['Łukasz', 'lukasz'], ['Ana María', 'anamaria'], ['Chloé', 'chloe'],
-  ['Mohammed', 'mohammed'], ['Aaliyah', 'aaliyah'], ['Siobhán', 'siobhan'], ['Renée', 'renee'], ['Jürgen', 'jurgen'],
-  ['Priya', 'priya'], ['Olamide', 'olamide'], ['Dmitri', 'dmitri'], ['Żaneta', 'zaneta'], ['Şebnem', 'sebnem'],
-  ['Emily', 'emily'], ['Michael', 'michael'], ['Sarah', 'sarah'], ['David', 'david'], ['Jennifer', 'jennifer'],
-  ['Robert', 'robert'], ['Linda', 'linda'], ['Carlos', 'carlos'], ['Fatima', 'fatima'], ['Amélie', 'amelie'],
-  ['Hannah', 'hannah'], ['Ethan', 'ethan'], ['Olivia', 'olivia'], ['Noah', 'noah'], ['Sofía', 'sofia'],
-  ['Mateo', 'mateo'], ['Giulia', 'giulia'], ['Kwame', 'kwame'], ['Aroha', 'aroha'], ['Thảo', 'thao'],
+  ['James', 'james'],
+  ['Mary', 'mary'],
+  ['José', 'jose'],
+  ['Zoë', 'zoe'],
+  ['François', 'francois'],
+  ['Björn', 'bjorn'],
+  ['Søren', 'soren'],
+  ['Łukasz', 'lukasz'],
+  ['Ana María', 'anamaria'],
+  ['Chloé', 'chloe'],
+  ['Mohammed', 'mohammed'],
+  ['Aaliyah', 'aaliyah'],
+  ['Siobhán', 'siobhan'],
+  ['Renée', 'renee'],
+  ['Jürgen', 'jurgen'],
+  ['Priya', 'priya'],
+  ['Olamide', 'olamide'],
+  ['Dmitri', 'dmitri'],
+  ['Żaneta', 'zaneta'],
+  ['Şebnem', 'sebnem'],
+  ['Emily', 'emily'],
+  ['Michael', 'michael'],
+  ['Sarah', 'sarah'],
+  ['David', 'david'],
+  ['Jennifer', 'jennifer'],
+  ['Robert', 'robert'],
+  ['Linda', 'linda'],
+  ['Carlos', 'carlos'],
+  ['Fatima', 'fatima'],
+  ['Amélie', 'amelie'],
+  ['Hannah', 'hannah'],
+  ['Ethan', 'ethan'],
+  ['Olivia', 'olivia'],
+  ['Noah', 'noah'],
+  ['Sofía', 'sofia'],
+  ['Mateo', 'mateo'],
+  ['Giulia', 'giulia'],
+  ['Kwame', 'kwame'],
+  ['Aroha', 'aroha'],
+  ['Thảo', 'thao'],
 ];
 const LAST = [
-  ['Smith', 'smith'], ['Johnson', 'johnson'], ['García', 'garcia'], ['Müller', 'muller'], ["O'Brien", 'obrien'],
-  ["D'Angelo", 'dangelo'], ['Nguyễn', 'nguyen'], ['Kowalski', 'kowalski'], ['Søndergaard', 'sondergaard'], ['Lefèvre', 'lefevre'],
-  ['Ødegård', 'odegard'], ['MacDonald', 'macdonald'], ['van der Berg', 'vanderberg'], ['Al-Sayed', 'alsayed'], ['Núñez', 'nunez'],
-  ['Brown', 'brown'], ['Williams', 'williams'], ['Jones', 'jones'], ['Miller', 'miller'], ['Davis', 'davis'],
-  ['Martinez', 'martinez'], ['Hernández', 'hernandez'], ['Lopez', 'lopez'], ['Wilson', 'wilson'], ['Anderson', 'anderson'],
-  ['Taylor', 'taylor'], ['Thomas', 'thomas'], ['Moore', 'moore'], ['Jackson', 'jackson'], ['Martin', 'martin'],
-  ['Lee', 'lee'], ['Patel', 'patel'], ['Okafor', 'okafor'], ['Ivanov', 'ivanov'], ['Schröder', 'schroder'],
-  ['Çelik', 'celik'], ['Dubois', 'dubois'], ['Rossi', 'rossi'], ['Da Silva', 'dasilva'], ['Yılmaz', 'yilmaz'],
+  ['Smith', 'smith'],
+  ['Johnson', 'johnson'],
+  ['García', 'garcia'],
+  ['Müller', 'muller'],
+  ["O'Brien", 'obrien'],
+  ["D'Angelo", 'dangelo'],
+  ['Nguyễn', 'nguyen'],
+  ['Kowalski', 'kowalski'],
+  ['Søndergaard', 'sondergaard'],
+  ['Lefèvre', 'lefevre'],
+  ['Ødegård', 'odegard'],
+  ['MacDonald', 'macdonald'],
+  ['van der Berg', 'vanderberg'],
+  ['Al-Sayed', 'alsayed'],
+  ['Núñez', 'nunez'],
+  ['Brown', 'brown'],
+  ['Williams', 'williams'],
+  ['Jones', 'jones'],
+  ['Miller', 'miller'],
+  ['Davis', 'davis'],
+  ['Martinez', 'martinez'],
+  ['Hernández', 'hernandez'],
+  ['Lopez', 'lopez'],
+  ['Wilson', 'wilson'],
+  ['Anderson', 'anderson'],
+  ['Taylor', 'taylor'],
+  ['Thomas', 'thomas'],
+  ['Moore', 'moore'],
+  ['Jackson', 'jackson'],
+  ['Martin', 'martin'],
+  ['Lee', 'lee'],
+  ['Patel', 'patel'],
+  ['Okafor', 'okafor'],
+  ['Ivanov', 'ivanov'],
+  ['Schröder', 'schroder'],
+  ['Çelik', 'celik'],
+  ['Dubois', 'dubois'],
+  ['Rossi', 'rossi'],
+  ['Da Silva', 'dasilva'],
+  ['Yılmaz', 'yilmaz'],
 ];
 /** CJK names are written family name first, without a space. */
 const CJK = [
-  ['王芳', 'wang', 'fang'], ['李伟', 'li', 'wei'], ['张秀英', 'zhang', 'xiuying'], ['刘洋', 'liu', 'yang'],
-  ['陈静', 'chen', 'jing'], ['佐藤花子', 'sato', 'hanako'], ['鈴木太郎', 'suzuki', 'taro'], ['高橋健', 'takahashi', 'ken'],
-  ['김민준', 'kim', 'minjun'], ['이서연', 'lee', 'seoyeon'], ['박지훈', 'park', 'jihoon'], ['黄磊', 'huang', 'lei'],
-  ['周杰', 'zhou', 'jie'], ['吴敏', 'wu', 'min'], ['田中愛', 'tanaka', 'ai'], ['渡辺翔', 'watanabe', 'sho'],
+  ['王芳', 'wang', 'fang'],
+  ['李伟', 'li', 'wei'],
+  ['张秀英', 'zhang', 'xiuying'],
+  ['刘洋', 'liu', 'yang'],
+  ['陈静', 'chen', 'jing'],
+  ['佐藤花子', 'sato', 'hanako'],
+  ['鈴木太郎', 'suzuki', 'taro'],
+  ['高橋健', 'takahashi', 'ken'],
+  ['김민준', 'kim', 'minjun'],
+  ['이서연', 'lee', 'seoyeon'],
+  ['박지훈', 'park', 'jihoon'],
+  ['黄磊', 'huang', 'lei'],
+  ['周杰', 'zhou', 'jie'],
+  ['吴敏', 'wu', 'min'],
+  ['田中愛', 'tanaka', 'ai'],
+  ['渡辺翔', 'watanabe', 'sho'],
 ];
 const DOMAINS = [
   // [domain, share per 10,000 valid emails]
-  ['example.com', 4000], ['example.net', 2000], ['example.org', 1500], ['mail.example.com', 1000],
-  ['post.example.net', 600], ['bücher.example', 300], ['münchen.example', 200], ['例え.テスト', 200], ['пример.испытание', 200],
+  ['example.com', 4000],
+  ['example.net', 2000],
+  ['example.org', 1500],
+  ['mail.example.com', 1000],
+  ['post.example.net', 600],
+  ['bücher.example', 300],
+  ['münchen.example', 200],
+  ['例え.テスト', 200],
+  ['пример.испытание', 200],
 ] as const;
 const PLANS = [
-  ['prepaid-basic', 4000], ['prepaid-plus', 3000], ['prepaid-unlimited', 2000], ['payg-daily', 1000],
+  ['prepaid-basic', 4000],
+  ['prepaid-plus', 3000],
+  ['prepaid-unlimited', 2000],
+  ['payg-daily', 1000],
 ] as const;
 
 /** Distinct NANP area codes used (201..999): phones are injective in the contact id below 7,990,000. */
@@ -124,7 +210,10 @@ WITH ids AS (
          CASE WHEN cjk_c THEN (${arr(CJK.map((c) => c[2]))})[ci_c] || '.' || (${arr(CJK.map((c) => c[1]))})[ci_c]
               ELSE (${arr(FIRST.map((c) => c[1]))})[fi_c] || CASE h_email % 3 WHEN 0 THEN '.' WHEN 1 THEN '_' ELSE '' END
                    || (${arr(LAST.map((c) => c[1]))})[li_c] END || cid AS mail_local,
-         ${weighted(`((h_email / 10000) % 10000)`, DOMAINS.map(([d, w]) => [d, w] as const))} AS mail_domain
+         ${weighted(
+           `((h_email / 10000) % 10000)`,
+           DOMAINS.map(([d, w]) => [d, w] as const),
+         )} AS mail_domain
   FROM people p
 )
 SELECT id, phone_cat, email_cat, shared,
@@ -175,7 +264,12 @@ export interface SeedCategoryCounts {
 }
 
 /** The generator's own category counts for the same parameters (no rows written). */
-export async function countSeedCategories(client: Sql, seed: number, firstId: number, count: number): Promise<SeedCategoryCounts> {
+export async function countSeedCategories(
+  client: Sql,
+  seed: number,
+  firstId: number,
+  count: number,
+): Promise<SeedCategoryCounts> {
   const { rows } = await client.query(
     `SELECT count(*) FILTER (WHERE phone_cat = 'mobile')::int AS mobile, count(*) FILTER (WHERE phone_cat = 'landline')::int AS landline,
             count(*) FILTER (WHERE phone_cat = 'voip')::int AS voip, count(*) FILTER (WHERE phone_cat = 'unknown')::int AS unknown_type,
@@ -192,8 +286,21 @@ export async function countSeedCategories(client: Sql, seed: number, firstId: nu
   );
   const r = rows[0];
   return {
-    phone: { mobile: r.mobile, landline: r.landline, voip: r.voip, unknownType: r.unknown_type, missing: r.phone_missing, invalid: r.phone_invalid },
-    email: { valid: r.email_valid, plusTagged: r.plus_tagged, idn: r.idn, missing: r.email_missing, invalid: r.email_invalid },
+    phone: {
+      mobile: r.mobile,
+      landline: r.landline,
+      voip: r.voip,
+      unknownType: r.unknown_type,
+      missing: r.phone_missing,
+      invalid: r.phone_invalid,
+    },
+    email: {
+      valid: r.email_valid,
+      plusTagged: r.plus_tagged,
+      idn: r.idn,
+      missing: r.email_missing,
+      invalid: r.email_invalid,
+    },
     smsOptOut: r.sms_opt_out,
     emailOptOut: r.email_opt_out,
     status: { active: r.active, suspended: r.suspended, closed: r.closed },

@@ -5,7 +5,8 @@
 import type { Sql } from '../pool';
 
 export async function selectRedriveAccounts(
-  db: Sql, sourceRunId: string,
+  db: Sql,
+  sourceRunId: string,
 ): Promise<{ accountIds: number[]; handledSince: number; maybeDelivered: number }> {
   const res = await db.query<{ account_id: number; handled_since: boolean; ever_ambiguous: boolean }>(
     `SELECT l.account_id, l.ever_ambiguous,

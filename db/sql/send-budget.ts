@@ -11,7 +11,14 @@ export interface BudgetGrant {
 }
 
 /** Reserves n slots for the run on the sender's shared budget, if usable within maxWaitMs. */
-export async function acquireSendBudget(db: Sql, runId: string, sender: string, n: number, defaultRate: number, maxWaitMs: number): Promise<BudgetGrant> {
+export async function acquireSendBudget(
+  db: Sql,
+  runId: string,
+  sender: string,
+  n: number,
+  defaultRate: number,
+  maxWaitMs: number,
+): Promise<BudgetGrant> {
   const res = await db.query<{ granted: boolean; wait_ms: number; run_rate: number; sender_rate: number }>(
     'SELECT * FROM pinreset_acquire_send_budget($1, $2, $3, $4, $5)',
     [runId, sender, n, defaultRate, maxWaitMs],

@@ -31,7 +31,10 @@ export function accountSupply(db: () => Db): (n: number) => Promise<number[]> {
   return async (n) => {
     const ids = Array.from({ length: n }, (_, i) => next + i);
     next += n;
-    await insertAccounts(db(), ids.map((id) => account(id)));
+    await insertAccounts(
+      db(),
+      ids.map((id) => account(id)),
+    );
     return ids;
   };
 }

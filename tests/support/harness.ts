@@ -20,7 +20,11 @@ import type { MessageConfig } from '../../config';
 // Worker state changes at INFO would bury test output.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
-export const MESSAGE: MessageConfig = { carrierName: 'Carrier', resetUrl: 'https://carrier.example/pin', messageIdDomain: 'pinreset.test' };
+export const MESSAGE: MessageConfig = {
+  carrierName: 'Carrier',
+  resetUrl: 'https://carrier.example/pin',
+  messageIdDomain: 'pinreset.test',
+};
 
 export async function freshDatabase(label: string): Promise<{ db: Db; url: string }> {
   const name = `t_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomUUID().slice(0, 8)}`;
@@ -53,7 +57,12 @@ export async function startProviders(
   faults: { twilio?: Partial<TwilioFaults>; smtp?: Partial<SmtpFaults> } = {},
   throughput: Partial<SenderThroughput> = TEST_SENDER_QUEUES,
 ): Promise<Providers> {
-  const twilio = await startFakeTwilio({ ...LOCAL_TWILIO, faults: faults.twilio, seed: 7, throughput: { ...TEST_SENDER_QUEUES, ...throughput } });
+  const twilio = await startFakeTwilio({
+    ...LOCAL_TWILIO,
+    faults: faults.twilio,
+    seed: 7,
+    throughput: { ...TEST_SENDER_QUEUES, ...throughput },
+  });
   const smtp = await startFakeSmtp({ faults: faults.smtp, seed: 7 });
   const sms = createTwilioSms({ ...LOCAL_TWILIO, apiUrl: twilio.url, timeoutMs: 5_000 });
   const email = createSmtpEmail({ url: smtp.url, from: 'Carrier Security <security@carrier.example>' });
@@ -62,9 +71,15 @@ export async function startProviders(
     smtp,
     deps: (db, extra) => ({ db, sms, email, message: MESSAGE, sendConcurrency: 32, senders: SENDERS, ...extra }),
     env: {
-      TWILIO_ACCOUNT_SID: LOCAL_TWILIO.accountSid, TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken, TWILIO_FROM: LOCAL_TWILIO.from,
-      TWILIO_API_URL: twilio.url, SMTP_URL: smtp.url, EMAIL_FROM: 'Carrier Security <security@carrier.example>',
-      CARRIER_NAME: MESSAGE.carrierName, RESET_URL: MESSAGE.resetUrl, MESSAGE_ID_DOMAIN: MESSAGE.messageIdDomain,
+      TWILIO_ACCOUNT_SID: LOCAL_TWILIO.accountSid,
+      TWILIO_AUTH_TOKEN: LOCAL_TWILIO.authToken,
+      TWILIO_FROM: LOCAL_TWILIO.from,
+      TWILIO_API_URL: twilio.url,
+      SMTP_URL: smtp.url,
+      EMAIL_FROM: 'Carrier Security <security@carrier.example>',
+      CARRIER_NAME: MESSAGE.carrierName,
+      RESET_URL: MESSAGE.resetUrl,
+      MESSAGE_ID_DOMAIN: MESSAGE.messageIdDomain,
     },
     async stop() {
       await email.close();
@@ -73,9 +88,14 @@ export async function startProviders(
   };
 }
 
-export async function temporalClient(address = inject('temporalAddress')): Promise<{ client: Client; close(): Promise<void> }> {
+export async function temporalClient(
+  address = inject('temporalAddress'),
+): Promise<{ client: Client; close(): Promise<void> }> {
   const connection = await Connection.connect({ address });
-  return { client: new Client({ connection, namespace: 'default', dataConverter: dataConverterFromEnv() }), close: () => connection.close() };
+  return {
+    client: new Client({ connection, namespace: 'default', dataConverter: dataConverterFromEnv() }),
+    close: () => connection.close(),
+  };
 }
 
 export interface RunningWorker {
@@ -85,10 +105,19 @@ export interface RunningWorker {
 }
 
 /** Starts an in-process worker on a fresh task queue and returns once it polls. */
-export async function startWorker(deps: ActivityDeps, taskQueue = `tq-${randomUUID()}`, address = inject('temporalAddress')): Promise<RunningWorker> {
+export async function startWorker(
+  deps: ActivityDeps,
+  taskQueue = `tq-${randomUUID()}`,
+  address = inject('temporalAddress'),
+): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address });
   const worker = await createPinresetWorker({
-    connection, namespace: 'default', taskQueue, deps, workflowBundlePath: inject('workflowBundlePath'), shutdownGraceTime: '5s',
+    connection,
+    namespace: 'default',
+    taskQueue,
+    deps,
+    workflowBundlePath: inject('workflowBundlePath'),
+    shutdownGraceTime: '5s',
     identity: `test-worker-${randomUUID().slice(0, 8)}`,
   });
   const running = worker.run();

@@ -17,7 +17,14 @@ import { createTwilioSms } from '../../providers/sms';
 import { createSmtpEmail } from '../../providers/email';
 import { createPinresetWorker } from '../../workers/create-worker';
 import { startRun } from '../../run-api/start-run';
-import { approveUpdate, cancelSignal, pauseSignal, progressQuery, resumeSignal, setRateUpdate } from '../../workflows/api';
+import {
+  approveUpdate,
+  cancelSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  setRateUpdate,
+} from '../../workflows/api';
 import { account, insertAccounts } from './accounts';
 import { FIXTURES_DIR, historyToFixture } from './history-fixtures';
 
@@ -39,9 +46,14 @@ async function main(): Promise<void> {
   const email = createSmtpEmail({ url: stack.smtp!.url, from: 'Carrier Security <security@carrier.example>' });
   const taskQueue = `record-${randomUUID()}`;
   const worker = await createPinresetWorker({
-    connection: native, namespace: 'default', taskQueue, shutdownGraceTime: '5s',
+    connection: native,
+    namespace: 'default',
+    taskQueue,
+    shutdownGraceTime: '5s',
     deps: {
-      db, email, sendConcurrency: 16,
+      db,
+      email,
+      sendConcurrency: 16,
       sms: createTwilioSms({ ...LOCAL_TWILIO, apiUrl: stack.twilio!.url, timeoutMs: 5_000 }),
       message: { carrierName: 'Carrier', resetUrl: 'https://carrier.example/pin', messageIdDomain: 'pinreset.test' },
     },
@@ -58,7 +70,10 @@ async function main(): Promise<void> {
 
     // 1. Canary, approval, pause/resume, a rate change, many continue-as-new.
     const a = await startRun(db, client, {
-      runId: 'fixture-full', reason: 'INC-fixture', operator: 'recorder', taskQueue,
+      runId: 'fixture-full',
+      reason: 'INC-fixture',
+      operator: 'recorder',
+      taskQueue,
       params: { batchSize: 20, batchConcurrency: 2, resetConcurrency: 2, ratePerSecond: 200, canary: 20 },
     });
     await until('the canary to wait for approval', async () => (await a.handle.query(progressQuery)).awaitingApproval);
@@ -73,7 +88,10 @@ async function main(): Promise<void> {
     // 2. Cancelled half-way.
     await db.query('UPDATE accounts SET credential_version = 1');
     const b = await startRun(db, client, {
-      runId: 'fixture-cancel', reason: 'INC-fixture-cancel', operator: 'recorder', taskQueue,
+      runId: 'fixture-cancel',
+      reason: 'INC-fixture-cancel',
+      operator: 'recorder',
+      taskQueue,
       params: { batchSize: 20, batchConcurrency: 1, resetConcurrency: 1, ratePerSecond: 50 },
     });
     await until('some notifications', async () => (await b.handle.query(progressQuery)).counts.sentSms > 20);
@@ -100,11 +118,16 @@ async function main(): Promise<void> {
       for (const wf of list) {
         const handle: WorkflowHandle = client.workflow.getHandle(wf.workflowId, wf.runId);
         const history = await handle.fetchHistory();
-        await writeFile(path.join(FIXTURES_DIR, `${prefix}${r.name}-${String(n++).padStart(2, '0')}.json`), historyToFixture(history));
+        await writeFile(
+          path.join(FIXTURES_DIR, `${prefix}${r.name}-${String(n++).padStart(2, '0')}.json`),
+          historyToFixture(history),
+        );
       }
       console.log(`recorded ${n} histories of ${r.runId}`);
     }
-    console.log(`fixtures: ${(await readdir(FIXTURES_DIR)).length} files in ${path.relative(PROJECT_ROOT, FIXTURES_DIR)}`);
+    console.log(
+      `fixtures: ${(await readdir(FIXTURES_DIR)).length} files in ${path.relative(PROJECT_ROOT, FIXTURES_DIR)}`,
+    );
   } finally {
     worker.shutdown();
     await running.catch(() => undefined);

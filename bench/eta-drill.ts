@@ -3,9 +3,8 @@
 // the run's live progress from the ledger every few seconds, as `status` and the Web UI do. At the
 // end it compares each ETA with the time the run really took to finish, and the achieved rate with
 // the ceiling, and prints the figures (one JSON line last). A drill, not a test: it asserts nothing.
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { startStack, stopOnSignals, PROJECT_ROOT } from '../stack';
 import { createPool } from '../db/pool';
@@ -14,16 +13,13 @@ import { seedAccounts } from '../accounts/seed';
 import { buildBundle } from '../workers/build-bundle';
 import { achievedRate, etaSeconds } from '../domain/live-progress';
 import { startRun } from '../run-api/start-run';
+import { spawnWorker } from '../stack/worker-process';
+import { parse } from '../cli/options';
 
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number > 0');
-  return n;
-};
 const opts = new Command('eta-drill')
-  .option('--accounts <n>', 'accounts to seed', positive, 20_000)
-  .option('--rate <n>', 'notification ceiling, messages/s', positive, 100)
-  .option('--every <s>', 'seconds between readings', positive, 5)
+  .option('--accounts <n>', 'accounts to seed', parse.count(1), 20_000)
+  .option('--rate <n>', 'notification ceiling, messages/s', parse.amount(0.2), 100)
+  .option('--every <s>', 'seconds between readings', parse.amount(1), 5)
   .parse()
   .opts<{ accounts: number; rate: number; every: number }>();
 
@@ -47,10 +43,12 @@ async function main(): Promise<void> {
   const taskQueue = 'pinreset';
   const worker = spawnWorker({
     ...stack.env,
+    PINRESET_ENV_FILE: '',
     TEMPORAL_TASK_QUEUE: taskQueue,
     WORKFLOW_BUNDLE_PATH: bundle,
     LOG_LEVEL: 'warn',
   });
+  await worker.ready;
   const connection = await Connection.connect({ address: stack.temporal!.address });
   const client = new Client({ connection, namespace: stack.temporal!.namespace });
   const { runId, handle } = await startRun(db, client, {
@@ -124,18 +122,10 @@ async function main(): Promise<void> {
   for (const e of errors)
     console.log(`  t=${e.atS}s ETA ${e.etaS}s, really ${e.truthS}s left: ${(100 * e.error).toFixed(1)}%`);
   console.log(JSON.stringify(summary));
-  worker.kill('SIGTERM');
-  await new Promise((res) => worker.once('exit', res));
+  await worker.kill('SIGTERM');
   await connection.close();
   await db.end();
   await stack.stop();
-}
-
-function spawnWorker(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
-    env: { ...process.env, PINRESET_ENV_FILE: '', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
 }
 
 main().catch((err) => {

@@ -8,7 +8,7 @@ import { createPool, type Db } from '../db/pool';
 import { buildBundle } from '../workers/build-bundle';
 import { cancelSignal, setRateUpdate, type RunResult } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
-import { fmt, loadAverage, mb, s1, spawnTsx, type Child } from './support';
+import { fmt, loadAverage, mb, s1, spawnBenchWorker, type Child } from './support';
 import { opts } from './options';
 
 export interface Bench {
@@ -88,11 +88,10 @@ export function nodeArgs(b: Bench, label: string): string[] {
 
 export async function startWorkers(b: Bench, n: number, taskQueue: string): Promise<Child[]> {
   const workers = Array.from({ length: n }, (_, i) =>
-    spawnTsx('workers/main.ts', {
+    spawnBenchWorker({
       env: childEnv(b, { TEMPORAL_TASK_QUEUE: taskQueue }),
       nodeArgs: nodeArgs(b, `worker${i + 1}`),
       logFile: b.logFile,
-      readyText: '"worker started"',
     }),
   );
   await Promise.all(workers.map((w) => w.ready));

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Db } from '../db/pool';
 import { seedAccounts } from '../accounts/seed';
+import { spawnWorker } from '../stack/worker-process';
 import { PROJECT_ROOT } from '../stack';
 
 // ---- /proc -------------------------------------------------------------------------------------
@@ -161,6 +162,19 @@ export function spawnTsx(
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  return watchChild(child, script, opts);
+}
+
+/** Worker processes, started the one way (stack/worker-process.ts), watched like the baseline. */
+export function spawnBenchWorker(opts: { env: Record<string, string>; nodeArgs?: string[]; logFile: string }): Child {
+  const worker = spawnWorker(opts.env, { nodeArgs: opts.nodeArgs });
+  worker.ready.catch(() => undefined); // watchChild reports an early exit with the output
+  const watched = watchChild(worker.child, 'workers/main.ts', { logFile: opts.logFile, readyText: '"worker started"' });
+  return watched;
+}
+
+/** Logs, tail, readiness, and a stop that reads the process's peak RSS and CPU first. */
+function watchChild(child: ChildProcess, script: string, opts: { logFile: string; readyText?: string }): Child {
   liveChildren.add(child);
   const log: WriteStream = createWriteStream(opts.logFile, { flags: 'a' });
   let out = '';

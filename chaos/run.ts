@@ -16,7 +16,7 @@ import type { RunResult } from '../workflows/api';
 import { startRun } from '../run-api/start-run';
 import { describeEvent, planChaos, type ChaosEvent } from './schedule';
 import { verifyRun, type ChaosVerdict } from './verify';
-import { WorkerFleet, WORKER_ENTRY, type WorkerExit } from './workers';
+import { WorkerFleet, type WorkerExit } from './workers';
 import { startTcpProxy, type TcpProxy } from '../stack/tcp-proxy';
 import type { Rate } from '../domain/run';
 import { auditReceipts, type ReceiptAudit } from '../stack/delivery-audit';
@@ -144,7 +144,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     fleet = new WorkerFleet(
       { ...stack.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: bundle, ...o.workerEnv },
-      WORKER_ENTRY,
       {
         logFile: path.join(dataDir, 'workers.log'),
         onUnexpectedExit: (e) =>

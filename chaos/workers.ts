@@ -1,9 +1,10 @@
 // Worker processes for the chaos run: real `workers/main.ts` processes, as `npm run worker`
 // starts them, in numbered slots. The fleet tells the kills it ordered apart from deaths it did
 // not order (a worker that dies on a server restart is restarted, and reported).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import path from 'node:path';
+
+import { spawnWorker } from '../stack/worker-process';
 
 export interface WorkerExit {
   slot: number;
@@ -34,7 +35,6 @@ export class WorkerFleet {
 
   constructor(
     private readonly env: Record<string, string>,
-    private readonly entry: string,
     opts: {
       logFile?: string;
       onUnexpectedExit?: (e: WorkerExit) => void;
@@ -66,27 +66,9 @@ export class WorkerFleet {
   /** Starts a process in the slot; resolves once it polls ("worker started"). */
   start(slot: number): Promise<void> {
     const t0 = Date.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', this.entry], {
-      env: { ...process.env, ...this.env, ...this.envFor?.(slot) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let markReady!: () => void;
-    let failReady!: (e: Error) => void;
-    const ready = new Promise<void>((resolve, reject) => {
-      markReady = resolve;
-      failReady = reject;
-    });
-    ready.catch(() => undefined);
-    const s: Slot = { child, ordered: false, ready, exited: Promise.resolve(), tail: '' };
-    const record = { slot, pid: child.pid ?? -1, atMs: t0 } as {
-      slot: number;
-      pid: number;
-      atMs: number;
-      readyMs?: number;
-    };
-    this.started.push(record);
-    const onData = (b: Buffer) => {
-      const text = b.toString();
+    // Filled in below; output only arrives once the process runs.
+    const s = { ordered: false, exited: Promise.resolve(), tail: '' } as Slot;
+    const onOutput = (text: string) => {
       s.tail = (s.tail + text).slice(-4000);
       this.log?.write(
         text
@@ -95,20 +77,24 @@ export class WorkerFleet {
           .map((l) => `[w${slot}:${child.pid}] ${l}\n`)
           .join(''),
       );
-      if (text.includes('"worker started"')) {
-        record.readyMs = Date.now() - t0;
-        markReady();
-      }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    const worker = spawnWorker({ ...this.env, ...this.envFor?.(slot) }, { onOutput });
+    const child = worker.child;
+    const ready = worker.ready.then(() => {
+      record.readyMs = Date.now() - t0;
+    });
+    ready.catch(() => undefined);
+    s.child = child;
+    s.ready = ready;
+    const record = { slot, pid: child.pid ?? -1, atMs: t0 } as {
+      slot: number;
+      pid: number;
+      atMs: number;
+      readyMs?: number;
+    };
+    this.started.push(record);
     s.exited = new Promise<void>((resolve) =>
       child.once('exit', (code, signal) => {
-        failReady(
-          new Error(
-            `worker ${slot} exited before it was ready (code ${code}, signal ${signal}):\n${s.tail.slice(-1500)}`,
-          ),
-        );
         const exit: WorkerExit = {
           slot,
           pid: child.pid ?? -1,
@@ -174,11 +160,3 @@ export class WorkerFleet {
     return this.exits.filter((e) => !e.ordered);
   }
 }
-
-export const WORKER_ENTRY = path.join(
-  path.dirname(new URL(import.meta.url).pathname),
-  '..',
-  '..',
-  'workers',
-  'main.ts',
-);

@@ -44,6 +44,8 @@ export interface SpawnOptions {
   echo?: boolean;
   /** Node flags before the entry (heap cap, CPU profile). */
   nodeArgs?: string[];
+  /** Every chunk the worker writes (the drills' log files). */
+  onOutput?: (text: string) => void;
 }
 
 export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}): WorkerProcess {
@@ -64,7 +66,9 @@ export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}
   });
   const onData = (b: Buffer) => {
     // Only the tail is kept: a worker of a long run logs for hours.
-    out = (out + b.toString()).slice(-200_000);
+    const text = b.toString();
+    opts.onOutput?.(text);
+    out = (out + text).slice(-200_000);
     if (out.includes('"worker started"')) markReady();
   };
   child.stdout!.on('data', onData);

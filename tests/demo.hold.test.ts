@@ -52,7 +52,8 @@ describe('demo --hold', () => {
     await until(
       'the demo run to finish with the stack held',
       async () => out.includes('Stack still up') || demo!.exitCode !== null,
-      280_000,
+      // A whole stack, bundle, seed and run of its own: minutes on a loaded 2-core machine.
+      480_000,
       250,
     );
     expect(out, out.slice(-2000)).toContain('Stack still up');
@@ -102,5 +103,5 @@ describe('demo --hold', () => {
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(fromFile.stdout).toContain(`web ui   : ${uiUrl}/namespaces/default/workflows/pinreset-run-demo-handover-1`);
     expect(fromFile.stdout).toContain('Run demo-handover-1 completed');
-  }, 360_000);
+  }, 600_000);
 });

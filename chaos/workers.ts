@@ -175,10 +175,5 @@ export class WorkerFleet {
   }
 }
 
-export const WORKER_ENTRY = path.join(
-  path.dirname(new URL(import.meta.url).pathname),
-  '..',
-  '..',
-  'workers',
-  'main.ts',
-);
+// chaos/ sits one level below the project root (it was two levels down in scripts/lib/).
+export const WORKER_ENTRY = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'workers', 'main.ts');

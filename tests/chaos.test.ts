@@ -157,11 +157,18 @@ describe('chaos: kills, restarts and provider faults', () => {
       smtpFaults: { rate4xx: 0.05 },
       workflowBundlePath: inject('workflowBundlePath'),
       timeoutMs: 280_000,
+      // PINRESET_CHAOS_KEEP=1 keeps the stack's data and the workers' log in .data/chaos-<pid>.
+      keepData: Boolean(process.env.PINRESET_CHAOS_KEEP),
       // After the resets: a worker killed while it holds a reset batch stalls the run for the
       // reset activity's 5-minute start-to-close timeout (see docs/reliability.md), too long here.
       window: [0.2, 0.85],
     });
     console.log(verdictLine(report));
+    // A duplicate's ledger rows and delivery times (ids only), so a failure can be diagnosed.
+    for (const d of report.duplicates) console.log(`duplicate: ${JSON.stringify(d)}`);
+    if (report.duplicates.length)
+      for (const e of report.executed)
+        console.log(`disruption: ${e.kind} worker=${e.worker ?? '-'} at=${e.firedAtMs}ms took=${e.durationMs}ms`);
   }, 360_000);
 
   it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))(

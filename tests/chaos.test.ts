@@ -18,6 +18,8 @@ import { resetBatch } from '../db/sql/reset-batch';
 import { DEFAULT_PARAMS } from '../domain/run';
 import type { ClassifiedFailure, EmailSender, SmsSender } from '../domain/types';
 import type { Db } from '../db/pool';
+import { createSmtpEmail } from '../providers/email';
+import { startFakeSmtp, type FakeSmtp } from '../stack/fake-smtp';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, MESSAGE } from './support/harness';
 
@@ -115,6 +117,86 @@ describe('a notify attempt whose claims are taken over stops sending', () => {
       { account_id: 1, notify_state: 'sending' },
       { account_id: 2, notify_state: 'sent' },
     ]);
+  });
+});
+
+describe('an email the relay accepted is in the ledger before the attempt sends again', () => {
+  let db: Db;
+  let smtp: FakeSmtp;
+  let relay: EmailSender;
+  beforeAll(async () => {
+    ({ db } = await freshDatabase('chaos-email-record'));
+    smtp = await startFakeSmtp();
+    relay = createSmtpEmail({ url: smtp.url, from: 'security@carrier.example' });
+  });
+  afterAll(async () => {
+    await relay?.close();
+    await smtp?.stop();
+    await db?.end();
+  });
+
+  // SMTP has no lookup: a worker SIGKILLed after the relay accepted an email but before the ledger
+  // says so leaves the row 'sending', and its takeover sends the email again. The chaos drill's
+  // kills landed there (accounts mailed 30 ms and 0 ms before the kill, then again after the
+  // takeover) because outcomes waited up to 20 ms for a group write, and behind the write before.
+  it('records each accepted email before the next send starts', async () => {
+    const ids = [1, 2, 3, 4, 5, 6];
+    await insertAccounts(
+      db,
+      ids.map((id) => account(id, { phone: null, phoneType: null })),
+    );
+    const runId = 'email-record-1';
+    await createRun(db, {
+      id: runId,
+      reason: 'INC-email-record',
+      operator: 't',
+      params: { ...DEFAULT_PARAMS, cohort: 'file', ratePerSecond: 'unlimited' },
+    });
+    await addCohortAccounts(db, runId, ids);
+    await resetBatch(db, runId, 1, 6, 'INC-email-record');
+    await db.query(`UPDATE runs SET status = 'running' WHERE id = $1`, [runId]);
+
+    // The real nodemailer client against the local relay, watched: when a send starts, which
+    // accounts the relay has accepted so far, and which the ledger holds as sent.
+    const accepted: number[] = [];
+    const seen: Array<{ accepted: number[]; recorded: number[] }> = [];
+    const email: EmailSender = {
+      async send(m) {
+        const { rows } = await db.query<{ id: string }>(
+          `SELECT account_id AS id FROM ledger WHERE run_id = $1 AND notify_state = 'sent' ORDER BY 1`,
+          [runId],
+        );
+        seen.push({ accepted: [...accepted], recorded: rows.map((r) => Number(r.id)) });
+        const sent = await relay.send(m);
+        accepted.push(Number(/\.(\d+)@/.exec(m.messageId)![1]));
+        return sent;
+      },
+      classify: (err) => relay.classify(err),
+      close: async () => undefined,
+    };
+    const sms: SmsSender = {
+      send: async () => {
+        throw new Error('no SMS in this test');
+      },
+      fetch: async () => undefined,
+      listToSince: async () => [],
+      classify: () => ({ kind: 'ambiguous', code: 'x' }),
+    };
+    const notifyBatch = makeNotifyBatch({ db, sms, email, message: MESSAGE, sendConcurrency: 1 });
+    await new MockActivityEnvironment().run(notifyBatch, {
+      runId,
+      first: 1,
+      last: 6,
+      policy: 'sms_then_email' as const,
+    });
+
+    expect(smtp.messages()).toHaveLength(6);
+    expect(seen).toHaveLength(6);
+    for (const s of seen) expect(s.recorded).toEqual(s.accepted);
+    const rows = await db.query(`SELECT count(*)::int AS n FROM ledger WHERE run_id = $1 AND notify_state = 'sent'`, [
+      runId,
+    ]);
+    expect(rows.rows[0].n).toBe(6);
   });
 });
 

@@ -26,7 +26,8 @@ import {
   type DeliveryState,
   type StatusCallback,
 } from '../domain/delivery';
-import type { DeliveryParams, Rate } from '../domain/run';
+import { claimTiming, type DeliveryParams, type Rate, type RunParams } from '../domain/run';
+import { readRun } from '../db/sql/read-run';
 import { emailMessageId, emailSubject, emailText, referenceIn, smsText } from '../domain/templates';
 import { readRunMessage } from '../db/sql/read-run-message';
 import type { MessageConfig } from '../config';
@@ -87,11 +88,20 @@ export interface FollowUpResult {
 /** Rows acted on per sweep, so one sweep stays short. */
 const PER_SWEEP = 500;
 /**
- * A retry claimed this long ago by an attempt that never recorded it is reconciled and redone.
- * The claim is taken after the send slot, right before the send, so this only has to outlast one
- * send (the SMS client's 10-s timeout) with a margin: a live attempt is never raced.
+ * A retry or fallback claimed this long ago by an attempt that never recorded it is reconciled and
+ * redone. The claim is taken after the send slot, right before the send, so this has to outlast
+ * one send (the SMS client's 10-s timeout) with a margin, and at least the run's lease plus grace:
+ * a sweep frozen (SIGSTOP, GC, VM pause) between its claim and its send sends when it wakes, so a
+ * takeover sooner than a batch's would mail twice what a batch claim would not (a fixed 30 s here
+ * was shorter than `npm run chaos`'s 40-s freeze).
  */
 const STALE_CLAIM_S = 30;
+
+/** Seconds after which a follow-up claim is stale: the longer of STALE_CLAIM_S and the run's lease + grace. */
+export function staleClaimSeconds(params: Partial<RunParams>): number {
+  const t = claimTiming(params);
+  return Math.max(STALE_CLAIM_S, (t.leaseMs + t.graceMs) / 1000);
+}
 /** Final receipts the filtered share is judged over. */
 const RECEIPT_WINDOW = 1000;
 
@@ -119,6 +129,7 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         return { enabled: false, counts: await readDeliveryCounts(db, runId), open: 0, done: true, actions };
       }
       const gate = gateFor(runId);
+      const staleSeconds = staleClaimSeconds(((await readRun(db, runId))?.params ?? {}) as Partial<RunParams>);
 
       // 1. Sends whose response was lost: their callback carries the row's reference.
       const lost = await rowsWithoutSid(db, runId, PER_SWEEP);
@@ -171,7 +182,7 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       };
 
       async function act(): Promise<void> {
-        for (const row of await rowsNeedingAction(db, runId, PER_SWEEP, STALE_CLAIM_S)) {
+        for (const row of await rowsNeedingAction(db, runId, PER_SWEEP, staleSeconds)) {
           const action = actionFor(row.deliveryState as DeliveryState, row.code, row.retried);
           // A fallback claimed by an attempt that died (stale): taken over with its claim time.
           const expect = row.fallbackClaimedAt
@@ -192,7 +203,7 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         }
 
         // 4. Retries that are due.
-        for (const row of await retriesDue(db, runId, STALE_CLAIM_S, PER_SWEEP)) await retrySms(row);
+        for (const row of await retriesDue(db, runId, staleSeconds, PER_SWEEP)) await retrySms(row);
       }
 
       async function pastDeadline(): Promise<void> {
@@ -254,7 +265,7 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         await gate.take({ channel: 'email' });
         // Claim before sending (issue 10): a twin sweep, or a zombie of this one on a frozen or cut-off
         // worker, finds the row claimed and sends nothing. A claim left by an attempt that died
-        // between the send and its record is taken over after STALE_CLAIM_S and the mail sent again
+        // between the send and its record is taken over once stale (the run's lease + grace) and the mail sent again
         // (SMTP has no lookup; the same Message-ID), the one window left.
         const claimedAt = new Date(clock.now().getTime());
         if (

@@ -199,7 +199,10 @@ export function makeNotifyBatch(deps: ActivityDeps) {
       // Out of the lease before the write: a renewal that no longer finds the row (its outcome was
       // just written, which clears the token) must not read as a takeover.
       lease.release([outcome.accountId]);
-      recorder.add(outcome);
+      // An accepted email has no lookup: it is recorded before this send slot moves on, so a crash
+      // can resend it only if it lands between the relay's answer and this one write.
+      if (outcome.state === 'sent' && outcome.channel === 'email') await recorder.writeNow(outcome);
+      else recorder.add(outcome);
     };
 
     const resolveOne = async (row: ParkedRow, postponed: number): Promise<void> => {

@@ -14,6 +14,8 @@ const RETRY_FOR_MS = 15_000;
 export class OutcomeRecorder {
   private buffer: Outcome[] = [];
   private writing: Promise<void> | undefined;
+  /** Writes of single outcomes started by writeNow, beside the group commit. */
+  private readonly urgent = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private error: Error | undefined;
   /** Outcomes refused because the row was taken over. */
@@ -32,11 +34,28 @@ export class OutcomeRecorder {
     else this.timer ??= setTimeout(() => this.kick(), MAX_DELAY_MS);
   }
 
+  /**
+   * Writes one outcome at once, in its own statement, and resolves when it is written. For an
+   * email the relay accepted: SMTP has no lookup, so from the relay's acceptance until this write a
+   * crash of the worker leaves the row 'sending', and its takeover sends the email again (the
+   * chaos drill's SIGKILLs landed in that window, which the group commit's delay and its queue
+   * behind the previous group had widened to tens of milliseconds).
+   */
+  async writeNow(outcome: Outcome): Promise<void> {
+    const w = this.write([outcome]);
+    this.urgent.add(w);
+    try {
+      await w;
+    } finally {
+      this.urgent.delete(w);
+    }
+  }
+
   /** Waits until everything added so far is written; throws when a write kept failing. */
   async flush(): Promise<void> {
-    while (this.buffer.length || this.writing) {
+    while (this.buffer.length || this.writing || this.urgent.size) {
       this.kick();
-      await this.writing;
+      await Promise.all([this.writing, ...this.urgent]);
     }
     if (this.error) throw this.error;
   }

@@ -11,7 +11,7 @@ import type { SmtpFaults, FakeSmtpStats } from '../stack/fake-smtp';
 import { createPool, type Db } from '../db/pool';
 import { seedAccounts, type SeedResult } from '../accounts/seed';
 import { buildBundle } from '../workers/build-bundle';
-import { activeAccountIds, runProgress, snapshotVersions } from '../db/sql/chaos-checks';
+import { activeAccountIds, ledgerTrace, runProgress, snapshotVersions, type LedgerTrace } from '../db/sql/chaos-checks';
 import type { RunResult } from '../workflows/api';
 import { startRun } from '../run-api/start-run';
 import { describeEvent, planChaos, type ChaosEvent } from './schedule';
@@ -89,7 +89,19 @@ export interface ChaosReport {
   unexpectedWorkerExits: Array<Omit<WorkerExit, 'tail'> & { tail: string }>;
   workerStarts: number;
   faults: { twilio: FakeTwilioStats; smtp: FakeSmtpStats };
+  /**
+   * Accounts mailed more than once or mailed without a ledger record of it, and accounts with a
+   * duplicate SMS: their ledger rows and delivery times (ms since the run started), ids only.
+   */
+  duplicates: DuplicateTrace[];
   timings: { stackStartMs: number; seedMs: number; runMs: number; verifyMs: number; totalMs: number };
+}
+
+export interface DuplicateTrace extends Partial<LedgerTrace> {
+  accountId: number;
+  channel: string | null;
+  /** Email: deliveries the SMTP server recorded for the account's Message-ID. */
+  deliveredMs?: number[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -328,6 +340,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     });
     const verifyMs = Date.now() - verifyStart;
     problems.push(...verdict.problems);
+    const duplicates = await traceDuplicates(db, runId, new Date(runStart), stack, verdict);
+    for (const d of duplicates) log(`duplicate: ${JSON.stringify(d)}`);
     // Every final receipt recorded must be the server's; a receipt may be missing only where the
     // server gave up its callback retries (a PostgreSQL restart longer than Twilio's retry window).
     await stack.twilio!.callbacks.idle(30_000).catch(() => undefined); // the last retries of callbacks
@@ -372,6 +386,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       unexpectedWorkerExits: fleet.unexpectedExits(),
       workerStarts: fleet.started.length,
       faults: { twilio: stack.twilio!.stats(), smtp: stack.smtp!.stats() },
+      duplicates,
       timings: { stackStartMs, seedMs, runMs, verifyMs, totalMs: Date.now() - t0 },
     };
   } finally {
@@ -458,6 +473,39 @@ async function tasksByWorker(client: Client, workflowId: string): Promise<Map<nu
     }
   }
   return out;
+}
+
+/**
+ * What a duplicate looks like in the ledger: every account whose Message-ID the SMTP server
+ * recorded more than once, or recorded without the ledger holding it as that account's email,
+ * and the accounts of duplicate SMS. The account id is read from the Message-ID (templates.ts).
+ */
+async function traceDuplicates(
+  db: Db,
+  runId: string,
+  since: Date,
+  stack: Stack,
+  verdict: ChaosVerdict,
+): Promise<DuplicateTrace[]> {
+  const deliveries = new Map<number, number[]>();
+  const prefix = `pinreset.${runId}.`;
+  for (const m of stack.smtp!.messages()) {
+    if (!m.messageId.startsWith(prefix)) continue;
+    const id = Number(m.messageId.slice(prefix.length, m.messageId.indexOf('@')));
+    const list = deliveries.get(id) ?? [];
+    list.push(m.receivedAt.getTime() - since.getTime());
+    deliveries.set(id, list);
+  }
+  const rows = new Map((await ledgerTrace(db, runId, [...deliveries.keys()], since)).map((r) => [r.accountId, r]));
+  const out: DuplicateTrace[] = [];
+  for (const [accountId, deliveredMs] of deliveries) {
+    const row = rows.get(accountId);
+    const recorded = row?.notifyState === 'sent' && row.channel === 'email';
+    if (deliveredMs.length > 1 || !recorded)
+      out.push({ ...row, accountId, channel: row?.channel ?? null, deliveredMs });
+  }
+  const sms = await ledgerTrace(db, runId, verdict.figures.sms.duplicateAccountIds, since);
+  return [...out, ...sms];
 }
 
 async function stopStack(stack: Stack): Promise<void> {

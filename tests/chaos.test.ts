@@ -18,6 +18,8 @@ import { resetBatch } from '../db/sql/reset-batch';
 import { DEFAULT_PARAMS } from '../domain/run';
 import type { ClassifiedFailure, EmailSender, SmsSender } from '../domain/types';
 import type { Db } from '../db/pool';
+import { createSmtpEmail } from '../providers/email';
+import { startFakeSmtp, type FakeSmtp } from '../stack/fake-smtp';
 import { account, insertAccounts } from './support/accounts';
 import { freshDatabase, MESSAGE } from './support/harness';
 
@@ -118,6 +120,86 @@ describe('a notify attempt whose claims are taken over stops sending', () => {
   });
 });
 
+describe('an email the relay accepted is in the ledger before the attempt sends again', () => {
+  let db: Db;
+  let smtp: FakeSmtp;
+  let relay: EmailSender;
+  beforeAll(async () => {
+    ({ db } = await freshDatabase('chaos-email-record'));
+    smtp = await startFakeSmtp();
+    relay = createSmtpEmail({ url: smtp.url, from: 'security@carrier.example' });
+  });
+  afterAll(async () => {
+    await relay?.close();
+    await smtp?.stop();
+    await db?.end();
+  });
+
+  // SMTP has no lookup: a worker SIGKILLed after the relay accepted an email but before the ledger
+  // says so leaves the row 'sending', and its takeover sends the email again. The chaos drill's
+  // kills landed there (accounts mailed 30 ms and 0 ms before the kill, then again after the
+  // takeover) because outcomes waited up to 20 ms for a group write, and behind the write before.
+  it('records each accepted email before the next send starts', async () => {
+    const ids = [1, 2, 3, 4, 5, 6];
+    await insertAccounts(
+      db,
+      ids.map((id) => account(id, { phone: null, phoneType: null })),
+    );
+    const runId = 'email-record-1';
+    await createRun(db, {
+      id: runId,
+      reason: 'INC-email-record',
+      operator: 't',
+      params: { ...DEFAULT_PARAMS, cohort: 'file', ratePerSecond: 'unlimited' },
+    });
+    await addCohortAccounts(db, runId, ids);
+    await resetBatch(db, runId, 1, 6, 'INC-email-record');
+    await db.query(`UPDATE runs SET status = 'running' WHERE id = $1`, [runId]);
+
+    // The real nodemailer client against the local relay, watched: when a send starts, which
+    // accounts the relay has accepted so far, and which the ledger holds as sent.
+    const accepted: number[] = [];
+    const seen: Array<{ accepted: number[]; recorded: number[] }> = [];
+    const email: EmailSender = {
+      async send(m) {
+        const { rows } = await db.query<{ id: string }>(
+          `SELECT account_id AS id FROM ledger WHERE run_id = $1 AND notify_state = 'sent' ORDER BY 1`,
+          [runId],
+        );
+        seen.push({ accepted: [...accepted], recorded: rows.map((r) => Number(r.id)) });
+        const sent = await relay.send(m);
+        accepted.push(Number(/\.(\d+)@/.exec(m.messageId)![1]));
+        return sent;
+      },
+      classify: (err) => relay.classify(err),
+      close: async () => undefined,
+    };
+    const sms: SmsSender = {
+      send: async () => {
+        throw new Error('no SMS in this test');
+      },
+      fetch: async () => undefined,
+      listToSince: async () => [],
+      classify: () => ({ kind: 'ambiguous', code: 'x' }),
+    };
+    const notifyBatch = makeNotifyBatch({ db, sms, email, message: MESSAGE, sendConcurrency: 1 });
+    await new MockActivityEnvironment().run(notifyBatch, {
+      runId,
+      first: 1,
+      last: 6,
+      policy: 'sms_then_email' as const,
+    });
+
+    expect(smtp.messages()).toHaveLength(6);
+    expect(seen).toHaveLength(6);
+    for (const s of seen) expect(s.recorded).toEqual(s.accepted);
+    const rows = await db.query(`SELECT count(*)::int AS n FROM ledger WHERE run_id = $1 AND notify_state = 'sent'`, [
+      runId,
+    ]);
+    expect(rows.rows[0].n).toBe(6);
+  });
+});
+
 describe('chaos: kills, restarts and provider faults', () => {
   let report: ChaosReport;
 
@@ -157,11 +239,18 @@ describe('chaos: kills, restarts and provider faults', () => {
       smtpFaults: { rate4xx: 0.05 },
       workflowBundlePath: inject('workflowBundlePath'),
       timeoutMs: 280_000,
+      // PINRESET_CHAOS_KEEP=1 keeps the stack's data and the workers' log in .data/chaos-<pid>.
+      keepData: Boolean(process.env.PINRESET_CHAOS_KEEP),
       // After the resets: a worker killed while it holds a reset batch stalls the run for the
       // reset activity's 5-minute start-to-close timeout (see docs/reliability.md), too long here.
       window: [0.2, 0.85],
     });
     console.log(verdictLine(report));
+    // A duplicate's ledger rows and delivery times (ids only), so a failure can be diagnosed.
+    for (const d of report.duplicates) console.log(`duplicate: ${JSON.stringify(d)}`);
+    if (report.duplicates.length)
+      for (const e of report.executed)
+        console.log(`disruption: ${e.kind} worker=${e.worker ?? '-'} at=${e.firedAtMs}ms took=${e.durationMs}ms`);
   }, 360_000);
 
   it.skipIf(Boolean(process.env.DATABASE_URL || process.env.TEMPORAL_ADDRESS))(

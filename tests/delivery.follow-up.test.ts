@@ -207,4 +207,52 @@ describe('the delivery follow-up', () => {
     expect(providers.twilio.stats().fetched - fetchedBefore).toBe(3);
     providers.twilio.callbacks.setBehaviour({ finalDelayMs: [200, 2000], rules: [] });
   });
+  it("takes a fallback claim over only after the run's lease + grace, so a frozen sweep cannot mail twice", async () => {
+    // A sweep claimed the fallback email and froze (SIGSTOP, GC, VM pause) before its send: when it
+    // wakes it sends. A takeover before the run's lease + grace (the batches' rule) mails twice;
+    // with a fixed 30 s it came before `npm run chaos`'s 40-s freeze.
+    const run = 'follow-up-stale-1';
+    await insertAccounts(db, [account(9)]);
+    await createRun(db, {
+      id: run,
+      reason: 'INC-stale',
+      operator: 't',
+      params: { ...DEFAULT_PARAMS, cohort: 'file', leaseMs: 6_000, graceMs: 60_000 },
+    });
+    await db.query(
+      `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, provider_message_id, notified_at, attempts, ref,
+                          delivery_state, delivery_code, delivery_action, delivery_retry_at)
+       VALUES ($1, 9, 'reset', 'sent', 'sms', $2, clock_timestamp() - interval '2 minutes', 1, 'FEDCBA9876543210',
+               'undelivered', '30005', 'fallback_sending', date_trunc('milliseconds', clock_timestamp()) - interval '40 seconds')`,
+      [run, `SM${'d'.repeat(32)}`],
+    );
+    const sweep = () =>
+      makeFollowUpDeliveries(providers.deps(db, { statusCallbackBase: 'https://hooks.example/twilio/status' }))({
+        runId: run,
+        policy: 'sms_then_email',
+        delivery: DEFAULT_DELIVERY,
+        sendsDone: true,
+        judgeFromMs: 0,
+        ratePerSecond: 'unlimited',
+      });
+    const mailed = () =>
+      providers.smtp.messages().filter((m) => `<${m.messageId}>` === emailMessageId(run, 9, MESSAGE.messageIdDomain));
+    const action = async () =>
+      (await db.query('SELECT delivery_action AS a FROM ledger WHERE run_id = $1 AND account_id = 9', [run])).rows[0].a;
+
+    // Claimed 40 s ago: past 30 s, inside lease + grace (66 s): the claimer may still send.
+    expect((await sweep()).actions.fellBack).toBe(0);
+    expect(mailed()).toHaveLength(0);
+    expect(await action()).toBe('fallback_sending');
+
+    // Claimed 70 s ago: its claimer is gone; taken over and mailed once.
+    await db.query(
+      `UPDATE ledger SET delivery_retry_at = date_trunc('milliseconds', clock_timestamp()) - interval '70 seconds'
+       WHERE run_id = $1 AND account_id = 9`,
+      [run],
+    );
+    expect((await sweep()).actions.fellBack).toBe(1);
+    expect(mailed()).toHaveLength(1);
+    expect(await action()).toBe('fallback_email');
+  });
 });

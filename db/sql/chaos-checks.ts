@@ -173,3 +173,38 @@ export async function runStatus(db: Sql, runId: string): Promise<{ status: strin
   const res = await db.query(`SELECT status, finished_at IS NOT NULL AS finished FROM runs WHERE id = $1`, [runId]);
   return res.rows[0];
 }
+
+/** A ledger row as the chaos report shows it for a duplicate: states, codes and times only (ms since `since`). */
+export interface LedgerTrace {
+  accountId: number;
+  notifyState: string;
+  channel: string | null;
+  fellBack: boolean;
+  attempts: number;
+  everAmbiguous: boolean;
+  resolvedBy: string | null;
+  errorCode: string | null;
+  deliveryState: string | null;
+  deliveryCode: string | null;
+  deliveryAction: string | null;
+  attemptStartedMs: number | null;
+  ambiguousSinceMs: number | null;
+  notifiedMs: number | null;
+  deliveryRetryMs: number | null;
+}
+
+/** The ledger rows of a few accounts of a run, for diagnosing a duplicate (no contact data). */
+export async function ledgerTrace(db: Sql, runId: string, accountIds: number[], since: Date): Promise<LedgerTrace[]> {
+  if (accountIds.length === 0) return [];
+  const ms = (col: string) => `round(extract(epoch FROM ${col} - $3::timestamptz) * 1000)::float8`;
+  const res = await db.query(
+    `SELECT account_id::float8 AS "accountId", notify_state AS "notifyState", channel, fell_back AS "fellBack",
+            attempts, ever_ambiguous AS "everAmbiguous", resolved_by AS "resolvedBy", error_code AS "errorCode",
+            delivery_state AS "deliveryState", delivery_code AS "deliveryCode", delivery_action AS "deliveryAction",
+            ${ms('attempt_started_at')} AS "attemptStartedMs", ${ms('ambiguous_since')} AS "ambiguousSinceMs",
+            ${ms('notified_at')} AS "notifiedMs", ${ms('delivery_retry_at')} AS "deliveryRetryMs"
+     FROM ledger WHERE run_id = $1 AND account_id = ANY ($2) ORDER BY account_id`,
+    [runId, accountIds, since],
+  );
+  return res.rows as LedgerTrace[];
+}

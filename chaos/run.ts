@@ -325,11 +325,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     ).rows) {
       if (r.sid !== current.get(r.ref)) superseded.add(r.sid);
     }
+    const emailCrashResends = await countEmailCrashResends(db, runId, new Date(runStart), stack, executed);
     const verdict = await verifyRun({
       db,
       runId,
       before,
       activeIds,
+      emailCrashResends,
       sms: stack.twilio!.messages().filter((m) => !superseded.has(m.sid)),
       emails: stack.smtp!.messages(),
       providerReports: {
@@ -421,7 +423,8 @@ export function verdictLine(r: ChaosReport): string {
     `receipts=${r.receipts ? `${JSON.stringify(r.receipts.recorded).replace(/[{}"]/g, '')}` : '?'}`,
     `receipts_match=${r.receipts ? r.receipts.mismatched === 0 && r.receipts.missing <= r.receipts.abandonedCallbacks : '?'}`,
     `fallback_after_receipt=${r.receipts ? `${r.receipts.fellBack}+${r.receipts.unreachable}unreachable/${r.receipts.fallbackDue}` : '?'}`,
-    `dup_email=${f?.email.duplicates ?? '?'}`,
+    `dup_email=${f ? f.email.duplicates - f.email.crashResends : '?'}`,
+    `email_crash_resends=${f?.email.crashResends ?? '?'}`,
     `ambiguous=${
       f
         ? Object.entries(f.ambiguous)
@@ -506,6 +509,44 @@ async function traceDuplicates(
   }
   const sms = await ledgerTrace(db, runId, verdict.figures.sms.duplicateAccountIds, since);
   return [...out, ...sms];
+}
+
+/**
+ * Emails mailed twice because their holder was SIGKILLed after the relay accepted them and before
+ * the ledger recorded it: exactly two deliveries of the account's Message-ID, a kill of a worker
+ * within 2 s after the first, and the row resent after the takeover (resolved_by 'resend'). The
+ * crash window is documented (docs/operators.md, "Exactly once"); anything else is a duplicate.
+ */
+async function countEmailCrashResends(
+  db: Db,
+  runId: string,
+  since: Date,
+  stack: Stack,
+  executed: ExecutedEvent[],
+): Promise<number> {
+  const kills = executed.filter((e) => e.kind === 'kill-worker' && e.pid).map((e) => e.firedAtMs);
+  const deliveries = new Map<number, number[]>();
+  const prefix = `pinreset.${runId}.`;
+  for (const m of stack.smtp!.messages()) {
+    if (!m.messageId.startsWith(prefix)) continue;
+    const id = Number(m.messageId.slice(prefix.length, m.messageId.indexOf('@')));
+    deliveries.set(id, [...(deliveries.get(id) ?? []), m.receivedAt.getTime() - since.getTime()]);
+  }
+  const twice = [...deliveries].filter(([, ms]) => ms.length === 2);
+  const rows = new Map(
+    (
+      await ledgerTrace(
+        db,
+        runId,
+        twice.map(([id]) => id),
+        since,
+      )
+    ).map((r) => [r.accountId, r]),
+  );
+  return twice.filter(([id, [first]]) => {
+    const row = rows.get(id);
+    return row?.resolvedBy === 'resend' && kills.some((k) => k >= first - 50 && k <= first + 2_000);
+  }).length;
 }
 
 async function stopStack(stack: Stack): Promise<void> {

@@ -330,6 +330,25 @@ async function registerNamespace(cli: string, address: string, namespace: string
     60_000,
     1_000,
   );
+  // SQL visibility maps them per namespace, and the frontend learns the mapping on its next
+  // namespace cache refresh (seconds): until then a start with them fails with "no mapping
+  // defined". A list query naming every one of them is refused until the frontend knows them all.
+  const query = Object.entries(SEARCH_ATTRIBUTES)
+    .map(([name, type]) => `${name} = ${type === 'Bool' ? 'false' : "'probe'"}`)
+    .join(' AND ');
+  await waitFor(
+    'search attributes known to the frontend',
+    async () => {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await connection.workflowService.countWorkflowExecutions({ namespace, query });
+      } finally {
+        await connection.close();
+      }
+    },
+    90_000,
+    500,
+  );
 }
 
 async function waitForNamespace(address: string, namespace: string): Promise<void> {

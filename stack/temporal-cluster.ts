@@ -12,12 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Connection } from '@temporalio/client';
 import pg from 'pg';
 import { waitFor } from './ports';
 import { startPostgres, type LocalPostgres } from './postgres';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import type { LocalTemporal } from './temporal';
+import { waitForNamespace, withTemporal, type LocalTemporal } from './temporal';
 
 const run = promisify(execFile);
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -170,7 +169,7 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
         // As a crash: no graceful hand-over of shards, then the same process comes back.
         await server.kill('SIGKILL');
         await server.launch(address);
-        await waitForNamespace(address, namespace);
+        await waitForNamespace(address, namespace, 90_000);
       },
     };
   } catch (err) {
@@ -237,14 +236,7 @@ class ServerProcess {
       exited,
       waitFor(
         'temporal-server frontend',
-        async () => {
-          const connection = await Connection.connect({ address, connectTimeout: 1000 });
-          try {
-            await connection.workflowService.getSystemInfo({});
-          } finally {
-            await connection.close();
-          }
-        },
+        () => withTemporal(address, (c) => c.workflowService.getSystemInfo({})),
         90_000,
         250,
       ),
@@ -315,7 +307,7 @@ async function registerNamespace(cli: string, address: string, namespace: string
   } catch (err) {
     if (!/already (exists|registered)/i.test(String((err as { stderr?: string }).stderr ?? err))) throw err;
   }
-  await waitForNamespace(address, namespace);
+  await waitForNamespace(address, namespace, 90_000);
   const attrs = Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--name', name, '--type', type]);
   // Right after the namespace is created the frontend's namespace cache may not know it yet.
   await waitFor(
@@ -338,31 +330,8 @@ async function registerNamespace(cli: string, address: string, namespace: string
     .join(' AND ');
   await waitFor(
     'search attributes known to the frontend',
-    async () => {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
-      try {
-        await connection.workflowService.countWorkflowExecutions({ namespace, query });
-      } finally {
-        await connection.close();
-      }
-    },
+    () => withTemporal(address, (c) => c.workflowService.countWorkflowExecutions({ namespace, query })),
     90_000,
     500,
-  );
-}
-
-async function waitForNamespace(address: string, namespace: string): Promise<void> {
-  await waitFor(
-    `namespace ${namespace}`,
-    async () => {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
-      try {
-        await connection.workflowService.describeNamespace({ namespace });
-      } finally {
-        await connection.close();
-      }
-    },
-    90_000,
-    250,
   );
 }

@@ -40,6 +40,26 @@ function onPath(bin: string): string | undefined {
 }
 
 /** TEMPORAL_CLI_PATH, else the pinned project-local install, else `temporal` on PATH. */
+/** One call on a short-lived connection: the probes of the local servers. */
+export async function withTemporal<T>(address: string, fn: (c: Connection) => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address, connectTimeout: 1000 });
+  try {
+    return await fn(connection);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Until the server answers for the namespace. */
+export async function waitForNamespace(address: string, namespace: string, timeoutMs: number): Promise<void> {
+  await waitFor(
+    `namespace ${namespace}`,
+    () => withTemporal(address, (c) => c.workflowService.describeNamespace({ namespace })),
+    timeoutMs,
+    250,
+  );
+}
+
 export function findTemporalCli(): string {
   const fromEnv = process.env.TEMPORAL_CLI_PATH;
   if (fromEnv) {
@@ -143,22 +163,7 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<LocalTemporal> 
       child!.once('exit', (code) => reject(new Error(`temporal dev server exited (code ${code}): ${tail}`))),
     );
     exited.catch(() => undefined);
-    await Promise.race([
-      exited,
-      waitFor(
-        'Temporal server',
-        async () => {
-          const connection = await Connection.connect({ address, connectTimeout: 1000 });
-          try {
-            await connection.workflowService.describeNamespace({ namespace });
-          } finally {
-            await connection.close();
-          }
-        },
-        60_000,
-        250,
-      ),
-    ]);
+    await Promise.race([exited, waitForNamespace(address, namespace, 60_000)]);
   };
 
   const kill = async (signal: NodeJS.Signals) => {

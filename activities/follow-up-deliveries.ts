@@ -29,7 +29,6 @@ import {
 import { claimTiming, type DeliveryParams, type Rate, type RunParams } from '../domain/run';
 import { readRun } from '../db/sql/read-run';
 import { emailMessageId, emailSubject, emailText, referenceIn, smsText } from '../domain/templates';
-import { readRunMessage } from '../db/sql/read-run-message';
 import type { MessageConfig } from '../config';
 import type { ChannelPolicy } from '../domain/types';
 import {
@@ -118,18 +117,16 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
     return whileAlive(async () => {
       const { db } = deps;
       const { runId } = input;
-      // The run's frozen text, whatever this worker's environment says.
-      const message: MessageConfig = {
-        ...deps.message,
-        ...((await readRunMessage(db, runId)) as Partial<MessageConfig> | null),
-      };
+      // One read of the run: its frozen text (whatever this worker's environment says) and its claim timing.
+      const run = await readRun(db, runId);
+      const message: MessageConfig = { ...deps.message, ...(run?.message as Partial<MessageConfig> | null) };
       const actions = { fellBack: 0, unreachable: 0, retried: 0, unknown: 0, adopted: 0, fetched: 0 };
       const base = deps.statusCallbackBase;
       if (!base) {
         return { enabled: false, counts: await readDeliveryCounts(db, runId), open: 0, done: true, actions };
       }
       const gate = gateFor(runId);
-      const staleSeconds = staleClaimSeconds(((await readRun(db, runId))?.params ?? {}) as Partial<RunParams>);
+      const staleSeconds = staleClaimSeconds((run?.params ?? {}) as Partial<RunParams>);
 
       // 1. Sends whose response was lost: their callback carries the row's reference.
       const lost = await rowsWithoutSid(db, runId, PER_SWEEP);

@@ -478,6 +478,18 @@ async function tasksByWorker(client: Client, workflowId: string): Promise<Map<nu
   return out;
 }
 
+/** Delivery times (ms since `since`) of each account's emails, by the account id in the Message-ID (templates.ts). */
+function emailDeliveriesByAccount(runId: string, since: Date, stack: Stack): Map<number, number[]> {
+  const deliveries = new Map<number, number[]>();
+  const prefix = `pinreset.${runId}.`;
+  for (const m of stack.smtp!.messages()) {
+    if (!m.messageId.startsWith(prefix)) continue;
+    const id = Number(m.messageId.slice(prefix.length, m.messageId.indexOf('@')));
+    deliveries.set(id, [...(deliveries.get(id) ?? []), m.receivedAt.getTime() - since.getTime()]);
+  }
+  return deliveries;
+}
+
 /**
  * What a duplicate looks like in the ledger: every account whose Message-ID the SMTP server
  * recorded more than once, or recorded without the ledger holding it as that account's email,
@@ -490,15 +502,7 @@ async function traceDuplicates(
   stack: Stack,
   verdict: ChaosVerdict,
 ): Promise<DuplicateTrace[]> {
-  const deliveries = new Map<number, number[]>();
-  const prefix = `pinreset.${runId}.`;
-  for (const m of stack.smtp!.messages()) {
-    if (!m.messageId.startsWith(prefix)) continue;
-    const id = Number(m.messageId.slice(prefix.length, m.messageId.indexOf('@')));
-    const list = deliveries.get(id) ?? [];
-    list.push(m.receivedAt.getTime() - since.getTime());
-    deliveries.set(id, list);
-  }
+  const deliveries = emailDeliveriesByAccount(runId, since, stack);
   const rows = new Map((await ledgerTrace(db, runId, [...deliveries.keys()], since)).map((r) => [r.accountId, r]));
   const out: DuplicateTrace[] = [];
   for (const [accountId, deliveredMs] of deliveries) {
@@ -525,14 +529,7 @@ async function countEmailCrashResends(
   executed: ExecutedEvent[],
 ): Promise<number> {
   const kills = executed.filter((e) => e.kind === 'kill-worker' && e.pid).map((e) => e.firedAtMs);
-  const deliveries = new Map<number, number[]>();
-  const prefix = `pinreset.${runId}.`;
-  for (const m of stack.smtp!.messages()) {
-    if (!m.messageId.startsWith(prefix)) continue;
-    const id = Number(m.messageId.slice(prefix.length, m.messageId.indexOf('@')));
-    deliveries.set(id, [...(deliveries.get(id) ?? []), m.receivedAt.getTime() - since.getTime()]);
-  }
-  const twice = [...deliveries].filter(([, ms]) => ms.length === 2);
+  const twice = [...emailDeliveriesByAccount(runId, since, stack)].filter(([, ms]) => ms.length === 2);
   const rows = new Map(
     (
       await ledgerTrace(

@@ -67,8 +67,9 @@ export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}
   const onData = (b: Buffer) => {
     const text = b.toString();
     opts.onOutput?.(text);
-    // Tests read everything a worker wrote; one that echoes (the demo: hours of logs) keeps a tail.
-    out = opts.echo ? (out + text).slice(-200_000) : out + text;
+    // Tests read everything a worker wrote; with echo or onOutput (the demo, the drills: hours of
+    // logs) someone else has them, and a tail is enough for the errors.
+    out = opts.echo || opts.onOutput ? (out + text).slice(-200_000) : out + text;
     if (out.includes('"worker started"')) markReady();
   };
   child.stdout!.on('data', onData);

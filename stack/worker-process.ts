@@ -64,13 +64,18 @@ export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}
     markReady = resolve;
     failReady = reject;
   });
+  let started = false;
   const onData = (b: Buffer) => {
     const text = b.toString();
     opts.onOutput?.(text);
     // Tests read everything a worker wrote; with echo or onOutput (the demo, the drills: hours of
     // logs) someone else has them, and a tail is enough for the errors.
     out = opts.echo || opts.onOutput ? (out + text).slice(-200_000) : out + text;
-    if (out.includes('"worker started"')) markReady();
+    // Looked for until seen (the line may arrive split across chunks), not in every later chunk.
+    if (!started && out.includes('"worker started"')) {
+      started = true;
+      markReady();
+    }
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);

@@ -151,6 +151,30 @@ describe('the delivery follow-up', () => {
     });
   });
 
+  it('folds a receipt that arrived before its ledger row had the SID, at the next sweep', async () => {
+    // The callback beat the worker's outcome write by far more than the fold's 10-s overlap (a slow
+    // group write, a retry recorded after its callback): the receipt is old, the SID new.
+    await insertAccounts(db, [account(6)]);
+    const sid = `SM${'e'.repeat(32)}`;
+    await db.query(
+      `INSERT INTO sms_receipts (message_sid, run_id, ref, status, rank, error_code, first_at, updated_at, final_at)
+       VALUES ($1, $2, 'REF6000000000000', 'delivered', 4, NULL, now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour')`,
+      [sid, RUN],
+    );
+    await followUp(); // a sweep in between: the watermark moves past the receipt
+    await db.query(
+      `INSERT INTO ledger (run_id, account_id, reset_state, notify_state, channel, provider_message_id, notified_at, attempts, ref)
+       VALUES ($1, 6, 'reset', 'sent', 'sms', $2, now(), 1, 'REF6000000000000')`,
+      [RUN, sid],
+    );
+    await followUp();
+    const row = (
+      await db.query('SELECT delivery_state, delivery_final_at FROM ledger WHERE run_id = $1 AND account_id = 6', [RUN])
+    ).rows[0];
+    expect(row.delivery_state).toBe('delivered');
+    expect(row.delivery_final_at).not.toBeNull();
+  });
+
   it('asks Twilio once by SID before recording unknown at the deadline, and records a final status it gives', async () => {
     // Three SMS whose callbacks never reached us (the callback URL refuses; no retries asked for).
     const dead = 'http://127.0.0.1:1/twilio/status';

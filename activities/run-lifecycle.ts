@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { countCohort } from '../db/sql/count-cohort';
 import { markResetsDone } from '../db/sql/mark-resets-done';
 import { freezeCohortChunk } from '../db/sql/freeze-cohort-chunk';
+import { analyzeLedger } from '../db/sql/analyze-ledger';
 import { planBatches, type PlannedBatch } from '../db/sql/plan-batches';
 import { readCounts } from '../db/sql/read-counts';
 import { readLiveProgress } from '../db/sql/read-live-progress';
@@ -33,7 +34,11 @@ export function makeRunLifecycle(deps: ActivityDeps) {
         if (!run) throw new Error(`unknown run ${input.runId}: create it before starting its workflow`);
         // 'created' -> 'running'; a pause recorded before the first step stays.
         await markRunStarted(db, input.runId);
-        if (run.cohortKind !== 'all_active') return { planned: await countCohort(db, input.runId) };
+        if (run.cohortKind !== 'all_active') {
+          const planned = await countCohort(db, input.runId);
+          await analyzeLedger(db);
+          return { planned };
+        }
         // The default cohort is frozen in chunks (migration 012), each a short transaction: the
         // heartbeats keep going between them, and a retry continues where the last chunk stopped.
         // Each call freezes for at most budgetMs, then answers frozen: false and the workflow calls
@@ -42,7 +47,11 @@ export function makeRunLifecycle(deps: ActivityDeps) {
         const until = Date.now() + budgetMs;
         for (;;) {
           const r = await freezeCohortChunk(db, input.runId, chunk, statementTimeoutMs);
-          if (r.done) return { planned: r.planned };
+          if (r.done) {
+            // The run's rows are all in: plan its statements from statistics that count them (014).
+            await analyzeLedger(db);
+            return { planned: r.planned };
+          }
           if (Date.now() >= until) return { planned: r.planned, frozen: false };
         }
       });

@@ -148,6 +148,9 @@ describe('the pinreset_worker role', () => {
       [runId],
     );
     expect(run.rows[0]).toEqual({ status: 'completed', started: true, resets_done: true });
+    // The run's first step refreshed the ledger's statistics itself (014), as the worker login.
+    const stats = await admin.query("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'ledger'");
+    expect(Number(stats.rows[0].analyze_count)).toBeGreaterThan(0);
     const checkpoints = await admin.query('SELECT count(*)::int AS n FROM checkpoints WHERE run_id = $1', [runId]);
     expect(checkpoints.rows[0].n).toBeGreaterThan(1);
     expect(providers.twilio.messages()).toHaveLength(40);

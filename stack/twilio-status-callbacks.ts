@@ -39,6 +39,72 @@ export interface CallbackBehaviour {
   retryDelayMs: number;
 }
 
+interface Due {
+  at: number;
+  fn: () => void;
+  /** Insertion order: of two callbacks due at the same millisecond, the first scheduled goes first. */
+  seq?: number;
+}
+const before = (x: Due, y: Due) => x.at < y.at || (x.at === y.at && x.seq! < y.seq!);
+
+/** Scheduled callbacks, earliest first (a binary min-heap by `at`, then insertion order). */
+class DueHeap {
+  private items: Due[] = [];
+  private seq = 0;
+  push(item: Due): void {
+    const a = this.items;
+    a.push({ ...item, seq: this.seq++ });
+    for (let i = a.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (!before(a[i], a[p])) break;
+      [a[p], a[i]] = [a[i], a[p]];
+      i = p;
+    }
+  }
+  nextAt(): number | undefined {
+    return this.items[0]?.at;
+  }
+  /** The earliest item if it is due by `now`, removed; else undefined. */
+  popDue(now: number): Due | undefined {
+    const a = this.items;
+    if (a.length === 0 || a[0].at > now) return undefined;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && before(a[l], a[m])) m = l;
+        if (r < a.length && before(a[r], a[m])) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i], a[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/** First in, first out, O(1) both ways (Array#shift copies the array once it is large). */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+  push(item: T): void {
+    this.items.push(item);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
 /** A realistic mix: 95% delivered, the rest spread over the common delivery errors. */
 export const REALISTIC_MIX: Record<OutcomeKey, number> = {
   'undelivered:30003': 0.01,
@@ -155,20 +221,24 @@ export function createStatusCallbackEmitter(opts: {
   let behaviour: CallbackBehaviour = { ...DEFAULT_BEHAVIOUR, ...opts.behaviour };
   validateBehaviour(behaviour);
   const random = opts.random;
+  // Twilio calls a webhook over many connections at once; the limit is this double's, not Twilio's.
+  const limit = opts.concurrency ?? 256;
   const agents = {
-    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+    http: new http.Agent({ keepAlive: true, maxSockets: limit }),
+    https: new https.Agent({ keepAlive: true, maxSockets: limit }),
   };
   let outcomes = new Map<string, { status: string; code: string | null; to: string }>();
   let current = new Map<string, { status: string; code: string | null }>();
   let perNumber = new Map<string, number>();
   let stats: CallbackStats = { attempts: 0, acknowledged: 0, failedAttempts: 0, abandoned: 0, pending: 0 };
-  // One timer for everything: 850,000 messages schedule ~2 million callbacks.
-  let due: { at: number; fn: () => void }[] = [];
+  // One timer for everything: 850,000 messages schedule ~2 million callbacks. A min-heap by due
+  // time, and a queue with a moving head for requests over the concurrency limit: filtering an
+  // array of every pending callback each tick, and Array#shift on a backlog of tens of thousands,
+  // made this double's CPU grow with its backlog until it, not the pipeline, set the pace.
+  let due = new DueHeap();
   let timer: NodeJS.Timeout | null = null;
   let inFlight = 0;
-  const waiting: (() => void)[] = [];
-  const limit = opts.concurrency ?? 64;
+  const waiting = new Fifo<() => void>();
   let generation = 0;
 
   const delay = (d: DelaySpec) => (typeof d === 'number' ? d : d[0] + random() * (d[1] - d[0]));
@@ -176,15 +246,12 @@ export function createStatusCallbackEmitter(opts: {
   function tick(): void {
     timer = null;
     const now = Date.now();
-    const ready = due.filter((d) => d.at <= now);
-    due = due.filter((d) => d.at > now);
-    for (const d of ready) d.fn();
+    for (let d = due.popDue(now); d; d = due.popDue(now)) d.fn();
     arm();
   }
   function arm(): void {
-    if (timer || due.length === 0) return;
-    let next = Infinity;
-    for (const d of due) next = Math.min(next, d.at);
+    const next = due.nextAt();
+    if (timer || next === undefined) return;
     timer = setTimeout(tick, Math.max(1, Math.min(50, next - Date.now())));
   }
   function at(ms: number, fn: () => void): void {
@@ -362,7 +429,7 @@ export function createStatusCallbackEmitter(opts: {
     },
     reset() {
       generation++;
-      due = [];
+      due = new DueHeap();
       outcomes = new Map();
       current = new Map();
       perNumber = new Map();
@@ -372,7 +439,7 @@ export function createStatusCallbackEmitter(opts: {
       generation++;
       if (timer) clearTimeout(timer);
       timer = null;
-      due = [];
+      due = new DueHeap();
       agents.http.destroy();
       agents.https.destroy();
     },

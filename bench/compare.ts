@@ -80,7 +80,7 @@ All runs (alternating; the median of each contender is reported below):`);
   const pipe = results.find((r) => r.name === 'pipeline');
 
   console.log(
-    `\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, ${opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency} reset batches in flight, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`,
+    `\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, ${opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency} reset batches in flight, receipts ${opts.receipts ? 'on' : 'off'}, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`,
   );
   const row = (label: string, f: (d: Record<string, unknown>) => unknown) =>
     console.log(

@@ -28,6 +28,7 @@ export interface Opts {
   warmup: number;
   scale?: number[];
   only?: 'baseline' | 'pipeline';
+  receipts: boolean;
   repeat: number;
   cpuProf?: boolean;
   pgStats?: boolean;
@@ -68,6 +69,10 @@ export const program = new Command('bench')
   .option('--warmup <s>', 'rate mode: seconds ignored after the first message and after the change', positiveNumber, 5)
   .option('--scale <sizes>', 'scale mode: comma-separated sizes, e.g. 100000,400000,850000', sizeList)
   .option('--only <which>', 'default mode: run only "baseline" or "pipeline"')
+  .option(
+    '--no-receipts',
+    'workers send without a status-callback URL: no callbacks, no receipts, no delivery follow-up (what the receipts cost)',
+  )
   .option('--repeat <n>', 'default mode: alternate the contenders n times and report the median of each', count, 1)
   .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')
   .option(

@@ -28,7 +28,7 @@
 // never a customer's data. This file is only the shell: the logic lives in cli/ (commands, options, formatters), run-api/ and db/sql/.
 import { Command, CommanderError, Option } from 'commander';
 import { REPORT_OUTCOMES, type ReportOutcome } from '../db/sql/read-report-page';
-import { DEFAULT_PARAMS, MIN_RATE, type Rate } from '../domain/run';
+import { DEFAULT_DELIVERY, DEFAULT_PARAMS, MIN_RATE, type Rate } from '../domain/run';
 import { EXIT, errorLine, exitCodeFor } from '../run-api/errors';
 import { parse } from './options';
 import type { PlanOptions, RedriveOptions, StartOptions } from './commands';
@@ -110,6 +110,21 @@ function runOptions(cmd: Command, withGuards: boolean, defaults: 'fixed' | 'sour
         '--hold <seconds>',
         `wait between a possible send and a lookup that may count as negative; longer than the provider's list lag ${d(DEFAULT_PARAMS.holdMs / 1000)}`,
         parse.seconds(1, 86_400),
+      )
+      .option(
+        '--receipt-deadline <seconds>',
+        `SMS with no final delivery receipt this long after sending are asked about by SID once, then recorded unknown ${d(DEFAULT_DELIVERY.deadlineSeconds)}`,
+        parse.receiptDeadline,
+      )
+      .option(
+        '--retry-after <seconds>',
+        `an SMS undelivered with 30003 (handset unreachable) is sent once more this long after its receipt ${d(DEFAULT_DELIVERY.retryAfterSeconds)}`,
+        parse.retryAfter,
+      )
+      .option(
+        '--filtered-pause-rate <share>',
+        `pause the run when more than this share (0-1) of the recent final receipts were carrier-filtered (30007/30034) ${d(DEFAULT_DELIVERY.filteredPauseRate)}`,
+        parse.filteredPauseRate,
       )
       .option('--notify-only', 'accounts already reset for the same --reason: notify them without touching their PINs')
       .option('--reset-again', 'accounts already reset for the same --reason: invalidate their PINs once more');

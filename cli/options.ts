@@ -44,6 +44,9 @@ export const parse = {
   autoPauseRate: limit('autoPauseFailureRate', false),
   autoPauseWindow: limit('autoPauseWindow', true),
   dbStallPause: limit('dbStallPauseSeconds', false),
+  receiptDeadline: limit('deadlineSeconds', false),
+  retryAfter: limit('retryAfterSeconds', false),
+  filteredPauseRate: limit('filteredPauseRate', false),
   positiveInt: (max: number) => numberIn(1, max, true),
   /** Sizes and counts of the demo, the drills and the benchmarks. */
   count: (min: number, max = 100_000_000) => numberIn(min, max, true),

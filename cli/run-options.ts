@@ -1,6 +1,6 @@
 // The run options shared by `plan`, `start` and `redrive`, turned into run parameters and checked
 // with the same paramProblems the workflow's callers use.
-import { DEFAULT_PARAMS, paramProblems, type RunParams } from '../domain/run';
+import { DEFAULT_PARAMS, paramProblems, type DeliveryParams, type RunParams } from '../domain/run';
 import type { ChannelPolicy } from '../domain/types';
 import { UsageError } from '../run-api/errors';
 
@@ -17,6 +17,9 @@ export interface RunOptionValues {
   notifyOnly?: boolean;
   resetAgain?: boolean;
   dbStallPause?: number;
+  receiptDeadline?: number;
+  retryAfter?: number;
+  filteredPauseRate?: number;
 }
 
 /** Only the options given: the rest stays with the defaults (start) or the source run (redrive). */
@@ -39,6 +42,11 @@ export function paramsFromOptions(o: RunOptionValues): Partial<RunParams> {
   if (o.notifyOnly) p.resetMode = 'notify_only';
   if (o.resetAgain) p.resetMode = 'reset_again';
   if (o.dbStallPause !== undefined) p.dbStallPauseSeconds = o.dbStallPause;
+  const delivery: Partial<DeliveryParams> = {};
+  if (o.receiptDeadline !== undefined) delivery.deadlineSeconds = o.receiptDeadline;
+  if (o.retryAfter !== undefined) delivery.retryAfterSeconds = o.retryAfter;
+  if (o.filteredPauseRate !== undefined) delivery.filteredPauseRate = o.filteredPauseRate;
+  if (Object.keys(delivery).length) p.delivery = delivery;
   return p;
 }
 

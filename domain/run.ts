@@ -114,6 +114,10 @@ export const LIMITS = {
   holdMs: { min: 1_000, max: 24 * 3_600_000 },
   graceMs: { min: 1_000, max: 24 * 3_600_000 },
   dbStallPauseSeconds: { min: 2, max: 86_400 },
+  // Delivery follow-up (DeliveryParams): the deadline at least one receipt's usual lag, at most Twilio's 10-h queue bound + a margin.
+  deadlineSeconds: { min: 10, max: 48 * 3_600 },
+  retryAfterSeconds: { min: 1, max: 24 * 3_600 },
+  filteredPauseRate: { min: 0, max: 1 },
 } as const;
 
 function checkNumber(problems: string[], name: keyof typeof LIMITS, value: unknown, integer: boolean): void {
@@ -167,6 +171,12 @@ export function paramProblems(p: RunParams): string[] {
     problems.push(`resetMode must be reset, notify_only or reset_again, got ${JSON.stringify(p.resetMode)}`);
   }
   if (p.dbStallPauseSeconds !== undefined) checkNumber(problems, 'dbStallPauseSeconds', p.dbStallPauseSeconds, false);
+  if (p.delivery !== undefined) {
+    if (typeof p.delivery !== 'object' || p.delivery === null) problems.push('delivery must be an object');
+    else
+      for (const k of ['deadlineSeconds', 'retryAfterSeconds', 'filteredPauseRate'] as const)
+        if (p.delivery[k] !== undefined) checkNumber(problems, k, p.delivery[k], false);
+  }
   if (!CHANNEL_POLICIES.includes(p.policy))
     problems.push(`policy must be one of ${CHANNEL_POLICIES.join(', ')}, got ${JSON.stringify(p.policy)}`);
   if (!['all_active', 'file', 'redrive'].includes(p.cohort))

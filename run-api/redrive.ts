@@ -44,6 +44,7 @@ const INHERITED: (keyof RunParams)[] = [
   'autoPauseFailureRate',
   'autoPauseWindow',
   'dbStallPauseSeconds',
+  'delivery',
 ];
 
 export async function redrive(db: Db, client: Client, req: RedriveRequest): Promise<RedriveResult> {
@@ -76,6 +77,8 @@ export async function redrive(db: Db, client: Client, req: RedriveRequest): Prom
     ...req.params,
     cohort: 'redrive',
   };
+  // A delivery setting given for the redrive changes that one; the others stay the source's.
+  if (inherited.delivery || req.params.delivery) params.delivery = { ...inherited.delivery, ...req.params.delivery };
   const { runId, handle } = await startRun(db, client, {
     runId: req.runId,
     reason: req.reason ?? source.reason,

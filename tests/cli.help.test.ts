@@ -69,6 +69,9 @@ describe('pinreset help text', () => {
       '--auto-pause-rate',
       '--auto-pause-window',
       '--db-stall-pause',
+      '--receipt-deadline',
+      '--retry-after',
+      '--filtered-pause-rate',
     ]) {
       expect(redrive).toMatch(new RegExp(`${opt} <[^>]+> (?:(?! --).)*\\(default: the source run's\\)`));
     }

@@ -591,6 +591,15 @@ describe('pinreset CLI', () => {
         /option '--policy <policy>' argument 'carrier_pigeon' is invalid\. must be one of sms_then_email, sms_only, email_only/,
       ],
       [['start', '--reason', 'x', '--auto-pause-rate', '1.5'], /--auto-pause-rate .* must be a number from 0 to 1$/],
+      [['start', '--reason', 'x', '--retry-after', '0'], /--retry-after .* must be a number from 1 to 86400$/],
+      [
+        ['start', '--reason', 'x', '--receipt-deadline', 'soon'],
+        /--receipt-deadline .* must be a number from 10 to 172800$/,
+      ],
+      [
+        ['start', '--reason', 'x', '--filtered-pause-rate', '2'],
+        /--filtered-pause-rate .* must be a number from 0 to 1$/,
+      ],
       [['start', '--rate', '10'], /^error: --reason is required/],
       [['start', '--reason', '   '], /^error: --reason is required/],
       [['start', '--reason', 'x', '--run-id', 'Bad_Id'], /option '--run-id <id>' argument 'Bad_Id' is invalid/],

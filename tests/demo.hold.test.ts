@@ -97,7 +97,9 @@ describe('demo --hold', () => {
     expect(envFile && existsSync(envFile)).toBe(true);
     const uiUrl = /^export TEMPORAL_UI_URL=(\S+)$/m.exec(block!)?.[1];
     const fromFile = await bash(
-      `node --import tsx cli/main.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate unlimited --wait`,
+      // Receipts within seconds, as the demo's own run: without these, the 30003s of the local
+      // Twilio's mix are retried after the production 5 minutes and the run waits for them.
+      `node --import tsx cli/main.ts start --reason DEMO-HANDOVER --run-id demo-handover-1 --rate unlimited --retry-after 5 --receipt-deadline 30 --wait`,
       { ...BASE_ENV, PINRESET_ENV_FILE: envFile! },
     );
     expect(fromFile.code, fromFile.stderr).toBe(0);

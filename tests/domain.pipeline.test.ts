@@ -113,6 +113,20 @@ describe('run parameters', () => {
     expect(problems.join('\n')).toMatch(/policy/);
     expect(problems.join('\n')).toMatch(/batchConcurrency/);
   });
+  it('checks the delivery settings of a run, naming each', () => {
+    expect(paramProblems({ ...DEFAULT_PARAMS, delivery: { deadlineSeconds: 30, retryAfterSeconds: 5 } })).toEqual([]);
+    expect(
+      paramProblems({
+        ...DEFAULT_PARAMS,
+        delivery: { deadlineSeconds: -5, retryAfterSeconds: Number.NaN, filteredPauseRate: 1.5 },
+      }),
+    ).toEqual([
+      'deadlineSeconds must be a number from 10 to 172800, got -5',
+      'retryAfterSeconds must be a number from 1 to 86400, got null',
+      'filteredPauseRate must be a number from 0 to 1, got 1.5',
+    ]);
+    expect(paramProblems({ ...DEFAULT_PARAMS, delivery: 'soon' as never })).toEqual(['delivery must be an object']);
+  });
   it('validates rate updates', () => {
     expect(rateProblems(250)).toEqual([]);
     expect(rateProblems('unlimited')).toEqual([]);

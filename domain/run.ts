@@ -114,8 +114,8 @@ export const LIMITS = {
   holdMs: { min: 1_000, max: 24 * 3_600_000 },
   graceMs: { min: 1_000, max: 24 * 3_600_000 },
   dbStallPauseSeconds: { min: 2, max: 86_400 },
-  // Delivery follow-up (DeliveryParams): the deadline at least one receipt's usual lag, at most Twilio's 10-h queue bound + a margin.
-  deadlineSeconds: { min: 10, max: 48 * 3_600 },
+  // Delivery follow-up (DeliveryParams): the deadline up to Twilio's 10-h queue bound with a margin, a retry within a day.
+  deadlineSeconds: { min: 1, max: 48 * 3_600 },
   retryAfterSeconds: { min: 1, max: 24 * 3_600 },
   filteredPauseRate: { min: 0, max: 1 },
 } as const;

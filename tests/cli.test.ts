@@ -594,7 +594,7 @@ describe('pinreset CLI', () => {
       [['start', '--reason', 'x', '--retry-after', '0'], /--retry-after .* must be a number from 1 to 86400$/],
       [
         ['start', '--reason', 'x', '--receipt-deadline', 'soon'],
-        /--receipt-deadline .* must be a number from 10 to 172800$/,
+        /--receipt-deadline .* must be a number from 1 to 172800$/,
       ],
       [
         ['start', '--reason', 'x', '--filtered-pause-rate', '2'],

@@ -121,7 +121,7 @@ describe('run parameters', () => {
         delivery: { deadlineSeconds: -5, retryAfterSeconds: Number.NaN, filteredPauseRate: 1.5 },
       }),
     ).toEqual([
-      'deadlineSeconds must be a number from 10 to 172800, got -5',
+      'deadlineSeconds must be a number from 1 to 172800, got -5',
       'retryAfterSeconds must be a number from 1 to 86400, got null',
       'filteredPauseRate must be a number from 0 to 1, got 1.5',
     ]);

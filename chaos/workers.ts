@@ -3,7 +3,6 @@
 // not order (a worker that dies on a server restart is restarted, and reported).
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-
 import { spawnWorker } from '../stack/worker-process';
 
 export interface WorkerExit {
@@ -23,7 +22,6 @@ interface Slot {
   ordered: boolean;
   ready: Promise<void>;
   exited: Promise<void>;
-  tail: string;
 }
 
 export class WorkerFleet {
@@ -66,43 +64,38 @@ export class WorkerFleet {
   /** Starts a process in the slot; resolves once it polls ("worker started"). */
   start(slot: number): Promise<void> {
     const t0 = Date.now();
-    // Filled in below; output only arrives once the process runs.
-    const s = { ordered: false, exited: Promise.resolve(), tail: '' } as Slot;
+    let pid = -1;
+    let tail = '';
     const onOutput = (text: string) => {
-      s.tail = (s.tail + text).slice(-4000);
+      tail = (tail + text).slice(-4000);
       this.log?.write(
         text
           .split('\n')
           .filter(Boolean)
-          .map((l) => `[w${slot}:${child.pid}] ${l}\n`)
+          .map((l) => `[w${slot}:${pid}] ${l}\n`)
           .join(''),
       );
     };
     const worker = spawnWorker({ ...this.env, ...this.envFor?.(slot) }, { onOutput });
     const child = worker.child;
+    pid = child.pid ?? -1;
+    const record: { slot: number; pid: number; atMs: number; readyMs?: number } = { slot, pid, atMs: t0 };
+    this.started.push(record);
     const ready = worker.ready.then(() => {
       record.readyMs = Date.now() - t0;
     });
     ready.catch(() => undefined);
-    s.child = child;
-    s.ready = ready;
-    const record = { slot, pid: child.pid ?? -1, atMs: t0 } as {
-      slot: number;
-      pid: number;
-      atMs: number;
-      readyMs?: number;
-    };
-    this.started.push(record);
+    const s: Slot = { child, ordered: false, ready, exited: Promise.resolve() };
     s.exited = new Promise<void>((resolve) =>
       child.once('exit', (code, signal) => {
         const exit: WorkerExit = {
           slot,
-          pid: child.pid ?? -1,
+          pid,
           code,
           signal,
           ordered: s.ordered,
           atMs: Date.now(),
-          tail: s.tail.slice(-1500),
+          tail: tail.slice(-1500),
         };
         this.exits.push(exit);
         if (!s.ordered && !this.stopping) {

@@ -39,7 +39,6 @@ function onPath(bin: string): string | undefined {
   return undefined;
 }
 
-/** TEMPORAL_CLI_PATH, else the pinned project-local install, else `temporal` on PATH. */
 /** One call on a short-lived connection: the probes of the local servers. */
 export async function withTemporal<T>(address: string, fn: (c: Connection) => Promise<T>): Promise<T> {
   const connection = await Connection.connect({ address, connectTimeout: 1000 });
@@ -60,6 +59,7 @@ export async function waitForNamespace(address: string, namespace: string, timeo
   );
 }
 
+/** TEMPORAL_CLI_PATH, else the pinned project-local install, else `temporal` on PATH. */
 export function findTemporalCli(): string {
   const fromEnv = process.env.TEMPORAL_CLI_PATH;
   if (fromEnv) {

@@ -42,14 +42,14 @@ export interface CallbackBehaviour {
 interface Due {
   at: number;
   fn: () => void;
-  /** Insertion order: of two callbacks due at the same millisecond, the first scheduled goes first. */
-  seq?: number;
 }
-const before = (x: Due, y: Due) => x.at < y.at || (x.at === y.at && x.seq! < y.seq!);
+/** A heap entry: `seq` is the insertion order, so of two callbacks due at the same millisecond the first scheduled goes first. */
+type Entry = Due & { seq: number };
+const before = (x: Entry, y: Entry) => x.at < y.at || (x.at === y.at && x.seq < y.seq);
 
 /** Scheduled callbacks, earliest first (a binary min-heap by `at`, then insertion order). */
 class DueHeap {
-  private items: Due[] = [];
+  private items: Entry[] = [];
   private seq = 0;
   push(item: Due): void {
     const a = this.items;
@@ -65,7 +65,7 @@ class DueHeap {
     return this.items[0]?.at;
   }
   /** The earliest item if it is due by `now`, removed; else undefined. */
-  popDue(now: number): Due | undefined {
+  popDue(now: number): Entry | undefined {
     const a = this.items;
     if (a.length === 0 || a[0].at > now) return undefined;
     const top = a[0];

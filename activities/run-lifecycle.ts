@@ -7,14 +7,13 @@ import { freezeCohortChunk } from '../db/sql/freeze-cohort-chunk';
 import { analyzeLedger } from '../db/sql/analyze-ledger';
 import { planBatches, type PlannedBatch } from '../db/sql/plan-batches';
 import { readCounts } from '../db/sql/read-counts';
-import { readLiveProgress } from '../db/sql/read-live-progress';
+import { readLedgerReading } from '../db/sql/read-live-progress';
 import { readRun } from '../db/sql/read-run';
 import { markRunStarted, recordApproval, recordRunControl, type ControlStatus } from '../db/sql/record-run-control';
 import { saveCheckpoint } from '../db/sql/save-checkpoint';
 import { setRunStatus } from '../db/sql/set-run-status';
 import { setSendRate } from '../db/sql/set-send-rate';
 import { markRunStopping } from '../db/sql/send-budget';
-import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
 import { rateToNumber, type Rate, type RunStatus } from '../domain/run';
 import type { LiveReading } from '../domain/live-progress';
 import type { Counts } from '../domain/types';
@@ -93,10 +92,7 @@ export function makeRunLifecycle(deps: ActivityDeps) {
     }): Promise<LiveReading> {
       return whileAlive(async () => {
         // Delivery receipts ride along (issue 11): a status read from the checkpoint shows them too.
-        const [live, delivery] = await Promise.all([
-          readLiveProgress(db, input.runId),
-          readDeliveryCounts(db, input.runId),
-        ]);
+        const { live, delivery } = await readLedgerReading(db, input.runId);
         await saveCheckpoint(db, input.runId, input.seq, input.phase, { ...live.counts, delivery }, input.note, live);
         return live;
       });

@@ -6,8 +6,7 @@
 import { isGrpcDeadlineError, WorkflowNotFoundError } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Db } from '../db/pool';
-import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
-import { readLiveProgress } from '../db/sql/read-live-progress';
+import { readLedgerReading } from '../db/sql/read-live-progress';
 import { readRun, type RunRow } from '../db/sql/read-run';
 import { FRESH_READING_MS, type LiveReading } from '../domain/live-progress';
 import { rateFromNumber, workflowIdForRun, type Rate } from '../domain/run';
@@ -219,7 +218,9 @@ export async function readRunStatus(
     const beforeStop = saved && r.stopRequestedAt !== null && saved.readAtMs < r.stopRequestedAt.getTime();
     const fresh =
       saved && !v.finished && !beforeStop && Date.now() - saved.readAtMs < FRESH_READING_MS ? saved : undefined;
-    const [live, delivery] = await Promise.all([fresh ?? readLiveProgress(db, r.id), readDeliveryCounts(db, r.id)]);
+    const savedDelivery = r.lastCheckpoint?.counts.delivery;
+    const { live, delivery } =
+      fresh && savedDelivery ? { live: fresh, delivery: savedDelivery } : await readLedgerReading(db, r.id);
     return { ...v, counts: { ...live.counts, delivery }, live, asOf: new Date(live.readAtMs).toISOString() };
   };
   if (FINISHED.includes(run.status)) return withLedger(fromDatabase(run, 'final', undefined, now()), run);

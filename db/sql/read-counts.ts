@@ -8,7 +8,11 @@ export async function readCounts(db: Sql, runId: string, range?: { first: number
     range?.first ?? null,
     range?.last ?? null,
   ]);
-  const r = res.rows[0];
+  return countsOfRow(res.rows[0]);
+}
+
+/** The counts columns of pinreset_counts / pinreset_ledger_reading, as Counts. */
+export function countsOfRow(r: Record<string, number>): Counts {
   return {
     planned: r.planned,
     reset: r.reset,

@@ -12,16 +12,21 @@ export async function readDeliveryCounts(
     range?.first ?? null,
     range?.last ?? null,
   ]);
-  const r = res.rows[0];
+  return deliveryCountsOfRow(res.rows[0]);
+}
+
+/** The columns of pinreset_delivery_counts (or pinreset_ledger_reading's, after `prefix`), as DeliveryCounts. */
+export function deliveryCountsOfRow(r: Record<string, unknown>, prefix = ''): DeliveryCounts {
+  const n = (k: string) => r[prefix + k] as number;
   return {
-    accepted: r.accepted,
-    sent: r.sent,
-    delivered: r.delivered,
-    undelivered: r.undelivered,
-    failed: r.failed,
-    unknown: r.unknown,
-    byCode: r.by_code ?? {},
-    fellBackAfterReceipt: r.fell_back_after_receipt,
-    retried: r.retried,
+    accepted: n('accepted'),
+    sent: n('sent'),
+    delivered: n('delivered'),
+    undelivered: n('undelivered'),
+    failed: n('failed'),
+    unknown: n('unknown'),
+    byCode: (r[prefix + 'by_code'] as Record<string, number> | null) ?? {},
+    fellBackAfterReceipt: n('fell_back_after_receipt'),
+    retried: n('retried'),
   };
 }

@@ -80,7 +80,7 @@ All runs (alternating; the median of each contender is reported below):`);
   const pipe = results.find((r) => r.name === 'pipeline');
 
   console.log(
-    `\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, ${opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency} reset batches in flight, receipts ${opts.receipts ? 'on' : 'off'}, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`,
+    `\nBenchmark: ${fmt(accounts)} accounts seeded, no rate limit, ${opts.workers} worker, batch ${opts.batchSize}, ${opts.concurrency} notify batches in flight, ${opts.resetConcurrency ?? DEFAULT_PARAMS.resetConcurrency} reset batches in flight, receipts ${opts.receipts ? `on${opts.baselineCallbacks ? " (the baseline's callbacks to a sink)" : ''}` : 'off'}, heap cap ${opts.heapMb ? `${opts.heapMb} MB` : 'Node default'}`,
   );
   const row = (label: string, f: (d: Record<string, unknown>) => unknown) =>
     console.log(
@@ -92,6 +92,7 @@ All runs (alternating; the median of each contender is reported below):`);
   row('accounts/s', (d) => fmt(d.accountsPerS as number));
   row('messages/s', (d) => fmt(d.messagesPerS as number));
   row('messages (sms + email)', (d) => fmt(d.messages as number));
+  row('status callbacks posted', (d) => fmt(d.statusCallbacks as number));
   row('exposure window, s', (d) => d.exposureWindowS);
   row('peak RSS, MB', (d) => d.peakRssMB);
   row('  RSS once started, MB', (d) => d.rssAtStartMB ?? '-');

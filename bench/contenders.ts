@@ -22,6 +22,7 @@ import {
   type HistoryStats,
 } from './support';
 import { opts } from './options';
+import { startCallbackSink } from './callback-sink';
 import { childEnv, freshProviders, nodeArgs, runIdFor, sentSoFar, startWorkers, ticker, type Bench } from './harness';
 
 export interface ContenderResult {
@@ -46,11 +47,14 @@ export interface ContenderResult {
   history?: HistoryStats;
   duplicates: { sms: number; email: number };
   providerAccepted: number;
+  /** Status callbacks the local Twilio posted while the contender ran (to the receiver, or the baseline's sink). */
+  statusCallbacks: number;
 }
 
 export async function runBaseline(b: Bench): Promise<ContenderResult> {
   freshProviders(b);
   const runId = runIdFor('base');
+  const sink = opts.receipts && opts.baselineCallbacks ? await startCallbackSink() : undefined;
   const cpu0 = cpuSnapshot(b.dataDir);
   const child = spawnTsx('bench/naive-baseline.ts', {
     args: [
@@ -62,7 +66,7 @@ export async function runBaseline(b: Bench): Promise<ContenderResult> {
       String(opts.concurrency),
       ...(opts.resetConcurrency ? ['--reset-concurrency', String(opts.resetConcurrency)] : []),
     ],
-    env: childEnv(b),
+    env: childEnv(b, sink ? { TWILIO_STATUS_CALLBACK_URL: sink.url } : {}),
     nodeArgs: nodeArgs(b, 'baseline'),
     logFile: b.logFile,
   });
@@ -73,6 +77,8 @@ export async function runBaseline(b: Bench): Promise<ContenderResult> {
   threads.stop();
   stopTicker();
   const cpu1 = cpuSnapshot(b.dataDir);
+  // The callbacks still on their way are the provider's business after the baseline's last send.
+  await sink?.close();
   if (code !== 0) throw new Error(`naive baseline failed (code ${code}):\n${child.tail()}`);
   const line = child
     .stdout()
@@ -98,6 +104,7 @@ export async function runBaseline(b: Bench): Promise<ContenderResult> {
     threads: threads.last(),
     duplicates: { sms: b.stack.twilio!.duplicates().length, email: b.stack.smtp!.duplicates().length },
     providerAccepted: sentSoFar(b),
+    statusCallbacks: b.stack.twilio!.callbacks.stats().attempts,
   };
 }
 
@@ -179,6 +186,7 @@ export async function finishPipeline(
     threads,
     duplicates: { sms: b.stack.twilio!.duplicates().length, email: b.stack.smtp!.duplicates().length },
     providerAccepted: sentSoFar(b),
+    statusCallbacks: b.stack.twilio!.callbacks.stats().attempts,
   };
 }
 
@@ -205,6 +213,7 @@ export function describe(r: ContenderResult): Record<string, unknown> {
     unreachable: r.unreachable,
     failed: r.failed,
     pending: r.pending,
+    statusCallbacks: r.statusCallbacks,
     exposureWindowS: r.exposureWindowMs !== undefined ? s1(r.exposureWindowMs) : null,
     peakRssMB: mb(r.peakRssBytes),
     ...(r.rssAtReadyBytes !== undefined ? { rssAtStartMB: mb(r.rssAtReadyBytes) } : {}),

@@ -29,6 +29,7 @@ export interface Opts {
   scale?: number[];
   only?: 'baseline' | 'pipeline';
   receipts: boolean;
+  baselineCallbacks: boolean;
   repeat: number;
   cpuProf?: boolean;
   pgStats?: boolean;
@@ -72,6 +73,10 @@ export const program = new Command('bench')
   .option(
     '--no-receipts',
     'workers send without a status-callback URL: no callbacks, no receipts, no delivery follow-up (what the receipts cost)',
+  )
+  .option(
+    '--no-baseline-callbacks',
+    "with receipts on, the baseline's SMS carry no callback URL (default: one to a sink that answers 204 and records nothing, so the local Twilio's callback work, Twilio's in production, is the same for both contenders)",
   )
   .option('--repeat <n>', 'default mode: alternate the contenders n times and report the median of each', count, 1)
   .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')

@@ -16,6 +16,7 @@ import { setSendRate } from '../db/sql/set-send-rate';
 import { markRunStopping } from '../db/sql/send-budget';
 import { rateToNumber, type Rate, type RunStatus } from '../domain/run';
 import type { LiveReading } from '../domain/live-progress';
+import type { DeliveryCounts } from '../domain/delivery';
 import type { Counts } from '../domain/types';
 import type { ActivityDeps } from './deps';
 import { whileAlive } from './keepalive';
@@ -82,19 +83,20 @@ export function makeRunLifecycle(deps: ActivityDeps) {
 
     /**
      * Reads the run's live progress from the ledger and saves it as a checkpoint (the ledger's
-     * counts, so a status read without a worker shows the same). Returns the reading.
+     * counts, so a status read without a worker shows the same). Returns the reading, with the
+     * delivery counts of the same pass.
      */
     async checkpointProgress(input: {
       runId: string;
       seq: number;
       phase: string;
       note?: string;
-    }): Promise<LiveReading> {
+    }): Promise<LiveReading & { delivery?: DeliveryCounts }> {
       return whileAlive(async () => {
         // Delivery receipts ride along (issue 11): a status read from the checkpoint shows them too.
         const { live, delivery } = await readLedgerReading(db, input.runId);
         await saveCheckpoint(db, input.runId, input.seq, input.phase, { ...live.counts, delivery }, input.note, live);
-        return live;
+        return { ...live, delivery };
       });
     },
 

@@ -101,6 +101,7 @@ All runs (alternating; the median of each contender is reported below):`);
   row('CPU s: PostgreSQL', (d) => (d.cpuS as Record<string, unknown>).postgres);
   row('CPU s: Temporal server', (d) => (d.cpuS as Record<string, unknown>).temporal);
   row('CPU s: bench + fake providers', (d) => (d.cpuS as Record<string, unknown>).benchAndProviders);
+  row('CPU s: callback receiver', (d) => (d.cpuS as Record<string, unknown>).callbackReceiver);
   row('Temporal actions', (d) => d.temporalActions ?? '-');
   row('  per account', (d) => d.actionsPerAccount ?? '-');
   row('ledger growth, MB', (d) => (d.dbGrowthMB as Record<string, unknown> | undefined)?.ledger ?? '-');

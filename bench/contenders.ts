@@ -55,7 +55,7 @@ export async function runBaseline(b: Bench): Promise<ContenderResult> {
   freshProviders(b);
   const runId = runIdFor('base');
   const sink = opts.receipts && opts.baselineCallbacks ? await startCallbackSink() : undefined;
-  const cpu0 = cpuSnapshot(b.dataDir);
+  const cpu0 = cpuSnapshot(b.dataDir, b.receiver?.pid);
   const child = spawnTsx('bench/naive-baseline.ts', {
     args: [
       '--run-id',
@@ -76,7 +76,7 @@ export async function runBaseline(b: Bench): Promise<ContenderResult> {
   const { code } = await child.exited;
   threads.stop();
   stopTicker();
-  const cpu1 = cpuSnapshot(b.dataDir);
+  const cpu1 = cpuSnapshot(b.dataDir, b.receiver?.pid);
   // The callbacks still on their way are the provider's business after the baseline's last send.
   await sink?.close();
   if (code !== 0) throw new Error(`naive baseline failed (code ${code}):\n${child.tail()}`);
@@ -129,7 +129,7 @@ export async function startPipeline(
   const taskQueue = `bench-${Date.now().toString(36)}`;
   const procs = await startWorkers(b, workers, taskQueue);
   const rssAtReady = Math.max(...procs.map((w) => peakOf(w.pid) ?? 0));
-  const cpu0 = cpuSnapshot(b.dataDir);
+  const cpu0 = cpuSnapshot(b.dataDir, b.receiver?.pid);
   const started = Date.now();
   const { runId, handle } = await startRun(b.db, b.client, {
     runId: runIdFor('pipe'),
@@ -157,7 +157,7 @@ export async function finishPipeline(
   result: RunResult | undefined,
   wallMs: number,
 ): Promise<ContenderResult> {
-  const cpu1 = cpuSnapshot(b.dataDir);
+  const cpu1 = cpuSnapshot(b.dataDir, b.receiver?.pid);
   const threads = p.workers
     .map((w) => threadCpuSeconds(w.pid))
     .reduce<Record<string, number> | undefined>(
@@ -224,6 +224,7 @@ export function describe(r: ContenderResult): Record<string, unknown> {
       postgres: +r.otherCpu.postgres.toFixed(1),
       temporal: +r.otherCpu.temporal.toFixed(1),
       benchAndProviders: +r.otherCpu.bench.toFixed(1),
+      callbackReceiver: +r.otherCpu.receiver.toFixed(1),
     },
     ...(r.history
       ? {

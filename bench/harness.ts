@@ -8,7 +8,8 @@ import { createPool, type Db } from '../db/pool';
 import { buildBundle } from '../workers/build-bundle';
 import { cancelSignal, type RunResult } from '../workflows/api';
 import type { pinResetRun } from '../workflows/pin-reset-run';
-import { fmt, loadAverage, mb, s1, spawnBenchWorker, type Child } from './support';
+import { fmt, loadAverage, mb, s1, spawnBenchWorker, spawnTsx, type Child } from './support';
+import { freePort } from '../stack/ports';
 import { opts } from './options';
 
 export interface Bench {
@@ -20,6 +21,9 @@ export interface Bench {
   dataDir: string;
   logFile: string;
   profileDir: string;
+  /** The status-callback receiver (`npm run callbacks`) as its own process; absent with --no-receipts. */
+  receiver?: Child;
+  receiverUrl?: string;
 }
 
 export const log = (msg: string) => process.stderr.write(`${msg}\n`);
@@ -56,6 +60,24 @@ export async function setUp(): Promise<Bench> {
   if (opts.pgStats) await db.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   const connection = await Connection.connect({ address: stack.temporal!.address });
   const client = new Client({ connection, namespace: stack.temporal!.namespace });
+  const logFile = path.join(dataDir, 'logs', 'children.log');
+  // The receiver runs as its own process, as in production, so its CPU is measured apart from the
+  // local Twilio's (which signs and posts the callbacks: Twilio's work, in the bench process).
+  let receiver: Child | undefined;
+  let receiverUrl: string | undefined;
+  if (opts.receipts) {
+    const port = await freePort();
+    receiverUrl = `http://127.0.0.1:${port}/twilio/status`;
+    receiver = spawnTsx('callbacks/main.ts', {
+      env: { ...stack.env, PUBLIC_CALLBACK_URL: receiverUrl, CALLBACKS_PORT: String(port), LOG_LEVEL: 'warn' },
+      nodeArgs: opts.cpuProf
+        ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=receiver-${Date.now()}.cpuprofile`]
+        : [],
+      logFile,
+      readyText: '"callbacks started"',
+    });
+    await receiver.ready;
+  }
   return {
     stack,
     db,
@@ -63,12 +85,15 @@ export async function setUp(): Promise<Bench> {
     connection,
     bundle,
     dataDir,
-    logFile: path.join(dataDir, 'logs', 'children.log'),
+    logFile,
     profileDir,
+    receiver,
+    receiverUrl,
   };
 }
 
 export async function tearDown(b: Bench): Promise<void> {
+  await b.receiver?.stop();
   await b.connection.close();
   await b.db.end();
   await b.stack.stop();
@@ -76,7 +101,7 @@ export async function tearDown(b: Bench): Promise<void> {
 
 export function childEnv(b: Bench, extra: Record<string, string> = {}): Record<string, string> {
   // --no-receipts: no callback URL on the messages, so the local Twilio sends no callbacks.
-  const receipts: Record<string, string> = opts.receipts ? {} : { PUBLIC_CALLBACK_URL: '' };
+  const receipts: Record<string, string> = { PUBLIC_CALLBACK_URL: b.receiverUrl ?? '' };
   return { ...b.stack.env, WORKFLOW_BUNDLE_PATH: b.bundle, LOG_LEVEL: 'warn', ...receipts, ...extra };
 }
 

@@ -86,10 +86,12 @@ export interface CpuSnapshot {
   bench: number;
   postgres: number;
   temporal: number;
+  /** The status-callback receiver, a process of its own as in production. */
+  receiver: number;
 }
 
 /** CPU seconds used so far by this process (fake providers, client), PostgreSQL and the Temporal dev server. */
-export function cpuSnapshot(dataDir: string): CpuSnapshot {
+export function cpuSnapshot(dataDir: string, receiverPid?: number): CpuSnapshot {
   const stats = allStats();
   const u = process.cpuUsage();
   let pgPid: number | undefined;
@@ -103,11 +105,17 @@ export function cpuSnapshot(dataDir: string): CpuSnapshot {
     bench: (u.user + u.system) / 1e6,
     postgres: pgPid ? treeCpuSeconds(pgPid, stats) : 0,
     temporal: temporal.reduce((n, s) => n + treeCpuSeconds(s.pid, stats), 0),
+    receiver: receiverPid ? (processCpuSeconds(receiverPid) ?? 0) : 0,
   };
 }
 
 export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
-  return { bench: b.bench - a.bench, postgres: b.postgres - a.postgres, temporal: b.temporal - a.temporal };
+  return {
+    bench: b.bench - a.bench,
+    postgres: b.postgres - a.postgres,
+    temporal: b.temporal - a.temporal,
+    receiver: b.receiver - a.receiver,
+  };
 }
 
 export function processCpuSeconds(pid: number): number | undefined {

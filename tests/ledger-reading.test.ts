@@ -1,5 +1,6 @@
-// One reading of a run's ledger (migration 016): every figure a checkpoint, `status` and a batch
-// show, computed in one pass, checked against the same figures computed here from the rows.
+// One reading of a run's ledger (migration 016): every figure a checkpoint and `status` show,
+// computed in one pass, and a batch's counts, checked against the same figures computed here
+// from the rows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../db/pool';
 import { createRun } from '../db/sql/create-run';
@@ -165,12 +166,13 @@ describe('pinreset_ledger_reading', () => {
     expect(want.delivery.fellBackAfterReceipt).toBeGreaterThan(0);
   });
 
-  it('is what a batch range reads through pinreset_counts and pinreset_delivery_counts', async () => {
+  it('agrees with pinreset_counts and pinreset_delivery_counts, for a batch range and the whole run', async () => {
     const range = { first: 101, last: 250 };
     const want = expected(all.filter((r) => r.account_id >= range.first && r.account_id <= range.last));
     expect(await readCounts(db, RUN, range)).toEqual(want.counts);
     expect(await readDeliveryCounts(db, RUN, range)).toEqual(want.delivery);
     expect(await readCounts(db, RUN)).toEqual(expected(all).counts);
+    expect(await readDeliveryCounts(db, RUN)).toEqual(expected(all).delivery);
   });
 
   it('reads a run with no rows yet as zeros, not as nothing', async () => {

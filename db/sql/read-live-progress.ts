@@ -5,8 +5,7 @@ import { countsOfRow } from './read-counts';
 import { deliveryCountsOfRow } from './read-delivery-counts';
 
 /**
- * One reading of a run's ledger in one pass over its rows (pinreset_ledger_reading, the one
- * definition of the counts): outcome counts, accounts in flight, messages sent in the last
+ * One reading of a run's ledger in one pass over its rows (pinreset_ledger_reading): outcome counts, accounts in flight, messages sent in the last
  * minute, when sending began, the latest provider call, the top error codes and the delivery
  * counts. The times are the database's, so every worker agrees.
  */
@@ -15,11 +14,7 @@ export async function readLedgerReading(
   runId: string,
   topErrors = 5,
 ): Promise<{ live: LiveReading; delivery: DeliveryCounts }> {
-  const res = await db.query('SELECT * FROM pinreset_ledger_reading($1, NULL, NULL, $2, $3)', [
-    runId,
-    RATE_WINDOW_S,
-    topErrors,
-  ]);
+  const res = await db.query('SELECT * FROM pinreset_ledger_reading($1, $2, $3)', [runId, RATE_WINDOW_S, topErrors]);
   const r = res.rows[0];
   const readAtMs = Number(r.read_ms);
   const firstSent = r.first_sent_ms === null ? undefined : Number(r.first_sent_ms);

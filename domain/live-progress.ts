@@ -26,8 +26,12 @@ export interface ErrorCount {
   count: number;
 }
 
-/** A reading the workflow saved this recently is reused by `status` and the metrics; older, the ledger is read again. */
-export const FRESH_READING_MS = 15_000;
+/**
+ * A reading the workflow saved this recently is reused by `status` and the metrics; older, the
+ * ledger is read again. The workflow reads every 5 s, and up to every ~20 s for a very large run
+ * (checkpoints.ts: readings take at most a tenth of the time), so this spans one reading with room.
+ */
+export const FRESH_READING_MS = 30_000;
 
 /** The rate window: "the last minute". */
 export const RATE_WINDOW_S = 60;

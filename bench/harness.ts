@@ -70,9 +70,7 @@ export async function setUp(): Promise<Bench> {
     receiverUrl = `http://127.0.0.1:${port}/twilio/status`;
     receiver = spawnTsx('callbacks/main.ts', {
       env: { ...stack.env, PUBLIC_CALLBACK_URL: receiverUrl, CALLBACKS_PORT: String(port), LOG_LEVEL: 'warn' },
-      nodeArgs: opts.cpuProf
-        ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=receiver-${Date.now()}.cpuprofile`]
-        : [],
+      nodeArgs: opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, 'receiver')}`] : [],
       logFile,
       readyText: '"callbacks started"',
     });
@@ -108,9 +106,9 @@ export function childEnv(b: Bench, extra: Record<string, string> = {}): Record<s
 export function nodeArgs(b: Bench, label: string): string[] {
   const extra = opts.nodeArgs ? opts.nodeArgs.split(/\s+/).filter(Boolean) : [];
   if (opts.heapMb > 0) extra.unshift(`--max-old-space-size=${opts.heapMb}`);
-  return opts.cpuProf
-    ? [...extra, '--cpu-prof', `--cpu-prof-dir=${b.profileDir}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`]
-    : extra;
+  // One folder per process, Node's own file names (CPU.<date>.<pid>.<thread>...): a fixed
+  // --cpu-prof-name would let tsx's loader thread write its profile over the main thread's.
+  return opts.cpuProf ? [...extra, '--cpu-prof', `--cpu-prof-dir=${path.join(b.profileDir, label)}`] : extra;
 }
 
 export async function startWorkers(b: Bench, n: number, taskQueue: string): Promise<Child[]> {

@@ -79,7 +79,10 @@ export const program = new Command('bench')
     "with receipts on, the baseline's SMS carry no callback URL (default: one to a sink that answers 204 and records nothing, so the local Twilio's callback work, Twilio's in production, is the same for both contenders)",
   )
   .option('--repeat <n>', 'default mode: alternate the contenders n times and report the median of each', count, 1)
-  .option('--cpu-prof', 'write V8 CPU profiles of the worker (and baseline) processes to <data-dir>/profiles')
+  .option(
+    '--cpu-prof',
+    'write V8 CPU profiles of the worker, baseline and callback-receiver processes to <data-dir>/profiles/<process>',
+  )
   .option(
     '--pg-stats',
     'load pg_stat_statements (restarts the bench PostgreSQL) and print the top statements of each contender',

@@ -43,9 +43,11 @@ export class Checkpoints {
     ).then(
       ({ delivery, ...live }) => {
         this.lastCheckpointMs = Date.now();
-        // The reading's delivery counts (absent from readings recorded before 016) are the freshest.
-        if (delivery) s.counts.delivery = delivery;
-        if (!s.live || live.readAtMs >= s.live.readAtMs) s.live = live;
+        if (!s.live || live.readAtMs >= s.live.readAtMs) {
+          s.live = live;
+          // The same pass's delivery counts (absent from readings recorded before 016).
+          if (delivery) s.counts.delivery = delivery;
+        }
         this.run.bump();
       },
       (err) => {

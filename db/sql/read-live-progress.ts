@@ -5,9 +5,10 @@ import { countsOfRow } from './read-counts';
 import { deliveryCountsOfRow } from './read-delivery-counts';
 
 /**
- * One reading of a run's ledger in one pass over its rows (pinreset_ledger_reading): outcome counts, accounts in flight, messages sent in the last
- * minute, when sending began, the latest provider call, the top error codes and the delivery
- * counts. The times are the database's, so every worker agrees.
+ * One reading of a run's ledger in one pass over its rows (pinreset_ledger_reading): outcome
+ * counts, accounts in flight, messages sent in the last minute, when sending began, the latest
+ * provider call, the top error codes and the delivery counts. The times are the database's, so
+ * every worker agrees.
  */
 export async function readLedgerReading(
   db: Sql,

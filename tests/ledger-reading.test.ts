@@ -9,22 +9,17 @@ import { readDeliveryCounts } from '../db/sql/read-delivery-counts';
 import { readLedgerReading } from '../db/sql/read-live-progress';
 import { DEFAULT_PARAMS } from '../domain/run';
 import { freshDatabase } from './support/harness';
+import type { LedgerRow } from './support/accounts';
 
 const RUN = 'reading-1';
 const OTHER = 'reading-2';
 
-interface Row {
-  account_id: number;
-  reset_state: string;
-  notify_state: string;
-  channel: string | null;
-  fell_back: boolean;
-  error_code: string | null;
+type Row = Pick<LedgerRow, 'account_id' | 'reset_state' | 'notify_state' | 'channel' | 'fell_back' | 'error_code'> & {
   notified_s_ago: number | null;
   delivery_state: string | null;
   delivery_code: string | null;
   delivery_action: string | null;
-}
+};
 
 /** Deterministic rows covering every state the counts tell apart. */
 function rows(n: number): Row[] {

@@ -68,7 +68,11 @@ export interface FollowUpInput {
 export interface FollowUpResult {
   /** False when status callbacks are not configured (no PUBLIC_CALLBACK_URL): nothing to follow. */
   enabled: boolean;
-  counts: DeliveryCounts;
+  /**
+   * Read once the sends are done (and when the run stops). While it sends, the workflow's ledger
+   * readings (checkpoints.ts) carry the delivery counts, fresher than a sweep could.
+   */
+  counts?: DeliveryCounts;
   /** SMS awaiting a final receipt or a retry. */
   open: number;
   /** Nothing more will happen (sends done, nothing open). */
@@ -123,11 +127,6 @@ export function staleClaimSeconds(params: Partial<RunParams>): number {
   const t = claimTiming(params);
   return Math.max(STALE_CLAIM_S, (t.leaseMs + t.graceMs) / 1000);
 }
-/**
- * Delivery counts are re-read this often while the run still sends (see countsOf): the workflow's
- * checkpoint readings (every 5 s or more) carry fresher ones.
- */
-const COUNTS_EVERY_MS = 60_000;
 /** Final receipts the filtered share is judged over. */
 const RECEIPT_WINDOW = 1000;
 
@@ -138,18 +137,6 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
     let gate = gates.get(runId);
     if (!gate) gates.set(runId, (gate = new SendGate(deps.db, runId, clock, deps.senders)));
     return gate;
-  };
-
-  // The run's delivery counts read at most every COUNTS_EVERY_MS per worker while sends go on:
-  // they pass over every row of the run (~1.4 s at 850,000 rows on the loaded bench box).
-  const counted = new Map<string, { atMs: number; counts: DeliveryCounts }>();
-  const countsOf = async (runId: string, fresh: boolean): Promise<DeliveryCounts> => {
-    const now = clock.now().getTime();
-    const last = counted.get(runId);
-    if (!fresh && last && now - last.atMs < COUNTS_EVERY_MS) return last.counts;
-    const counts = await readDeliveryCounts(deps.db, runId);
-    counted.set(runId, { atMs: now, counts });
-    return counts;
   };
 
   return async function followUpDeliveries(input: FollowUpInput): Promise<FollowUpResult> {
@@ -188,7 +175,7 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
         if (!(err instanceof RunStoppingError)) throw err;
         return {
           enabled: true,
-          counts: await countsOf(runId, true),
+          counts: await readDeliveryCounts(db, runId),
           open: await openDeliveries(db, runId),
           done: true,
           actions,
@@ -210,8 +197,8 @@ export function makeFollowUpDeliveries(deps: ActivityDeps) {
       const open = await openDeliveries(db, runId);
       return {
         enabled: true,
-        // Exact once the sends are done (the run's end reads them); at most COUNTS_EVERY_MS old before.
-        counts: await countsOf(runId, input.sendsDone),
+        // A pass over every row of the run (~1.4 s at 850,000 on the loaded bench box): not every sweep.
+        counts: input.sendsDone ? await readDeliveryCounts(db, runId) : undefined,
         open,
         done: input.sendsDone && open === 0,
         pauseReason,

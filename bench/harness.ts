@@ -100,8 +100,8 @@ export async function tearDown(b: Bench): Promise<void> {
 export function childEnv(b: Bench, extra: Record<string, string> = {}): Record<string, string> {
   // The receiver's URL; with --no-receipts none: the messages carry no callback URL, so the local
   // Twilio sends no callbacks.
-  const receipts: Record<string, string> = { PUBLIC_CALLBACK_URL: b.receiverUrl ?? '' };
-  return { ...b.stack.env, WORKFLOW_BUNDLE_PATH: b.bundle, LOG_LEVEL: 'warn', ...receipts, ...extra };
+  const callbacks = { PUBLIC_CALLBACK_URL: b.receiverUrl ?? '' };
+  return { ...b.stack.env, WORKFLOW_BUNDLE_PATH: b.bundle, LOG_LEVEL: 'warn', ...callbacks, ...extra };
 }
 
 export function nodeArgs(b: Bench, label: string): string[] {

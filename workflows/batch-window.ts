@@ -158,7 +158,7 @@ export class BatchWindow {
     )
       .then(
         (r) => {
-          s.counts.delivery = r.counts;
+          if (r.counts) s.counts.delivery = r.counts;
           this.followUp.enabled = r.enabled;
           if (r.done) s.deliveryDone = true;
           if (r.pauseReason && !s.paused) this.run.pause(r.pauseReason, 'run');
